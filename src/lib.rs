@@ -5,6 +5,7 @@
 //! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap.
 //! - [`engine`]: the protocol-agnostic core: table + wheel + clients + stats; requests in, events out.
 //! - [`table`]: the lock table: locks, holds and waiters in slabs, linked in intrusive FIFO lists.
+//! - [`fence`]: fencing tokens, strictly increasing across grants and restarts.
 //! - [`list`]: intrusive doubly linked lists threaded through slab indices (O(1) unlink).
 //! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument.
 //! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes (`proto::native`).
@@ -14,6 +15,10 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod engine;
+pub mod fence;
+pub mod list;
+pub mod table;
 pub mod wheel;
 
 #[cfg(test)]

@@ -1,0 +1,205 @@
+//! Intrusive doubly linked lists threaded through slab indices.
+//!
+//! A [`List`] owns no memory: it is a head, a tail and a length, and each element (an
+//! entry of some `Slab<T>`) carries one [`Link`] per list it can be in, reached through
+//! a [`Chain`] (a pair of accessor functions). Unlinking is O(1) from the element's
+//! index alone, which is what lets a disconnect, a timeout or a cancel remove a waiter
+//! from the middle of a FIFO queue without searching it.
+//!
+//! Invariants (checked by the callers' model tests):
+//! - `len == 0` iff `head == NIL` iff `tail == NIL`;
+//! - walking `next` from `head` visits exactly `len` elements and ends at `tail`, and
+//!   every element's `prev` is the one visited before it;
+//! - an element is in at most one list per chain; an unlinked element's link is
+//!   [`Link::UNLINKED`].
+
+use slab::Slab;
+
+/// The "no element" index.
+pub const NIL: u32 = u32::MAX;
+
+/// One element's position in one list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    prev: u32,
+    next: u32,
+}
+
+impl Link {
+    /// The link of an element that is in no list.
+    pub const UNLINKED: Link = Link {
+        prev: NIL,
+        next: NIL,
+    };
+}
+
+/// Selects which [`Link`] of a `T` a list is threaded through.
+pub struct Chain<T> {
+    /// Shared access to the link.
+    pub get: fn(&T) -> &Link,
+    /// Mutable access to the link.
+    pub get_mut: fn(&mut T) -> &mut Link,
+}
+
+impl<T> Clone for Chain<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Chain<T> {}
+
+/// Head, tail and length of one intrusive list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct List {
+    head: u32,
+    tail: u32,
+    len: u32,
+}
+
+impl Default for List {
+    fn default() -> Self {
+        List::EMPTY
+    }
+}
+
+impl List {
+    /// A list with no elements.
+    pub const EMPTY: List = List {
+        head: NIL,
+        tail: NIL,
+        len: 0,
+    };
+
+    /// Number of elements.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// True when the list has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Index of the first element.
+    pub fn front(&self) -> Option<u32> {
+        (self.head != NIL).then_some(self.head)
+    }
+
+    /// Appends element `idx` (which must be in no list of this chain).
+    pub fn push_back<T>(&mut self, slab: &mut Slab<T>, chain: &Chain<T>, idx: u32) {
+        let link = (chain.get_mut)(&mut slab[idx as usize]);
+        debug_assert_eq!(
+            *link,
+            Link::UNLINKED,
+            "push_back of element {idx} that is already linked"
+        );
+        link.prev = self.tail;
+        link.next = NIL;
+        if self.tail == NIL {
+            self.head = idx;
+        } else {
+            (chain.get_mut)(&mut slab[self.tail as usize]).next = idx;
+        }
+        self.tail = idx;
+        self.len += 1;
+    }
+
+    /// Removes element `idx` (which must be in this list) in O(1).
+    pub fn unlink<T>(&mut self, slab: &mut Slab<T>, chain: &Chain<T>, idx: u32) {
+        debug_assert!(self.len > 0, "unlink of element {idx} from an empty list");
+        let link = std::mem::replace((chain.get_mut)(&mut slab[idx as usize]), Link::UNLINKED);
+        if link.prev == NIL {
+            debug_assert_eq!(
+                self.head, idx,
+                "element {idx} has no prev but is not the head"
+            );
+            self.head = link.next;
+        } else {
+            (chain.get_mut)(&mut slab[link.prev as usize]).next = link.next;
+        }
+        if link.next == NIL {
+            debug_assert_eq!(
+                self.tail, idx,
+                "element {idx} has no next but is not the tail"
+            );
+            self.tail = link.prev;
+        } else {
+            (chain.get_mut)(&mut slab[link.next as usize]).prev = link.prev;
+        }
+        self.len -= 1;
+    }
+
+    /// Iterates the element indices front to back.
+    pub fn iter<'a, T>(&self, slab: &'a Slab<T>, chain: Chain<T>) -> Iter<'a, T> {
+        Iter {
+            slab,
+            chain,
+            next: self.head,
+        }
+    }
+}
+
+/// Front-to-back iterator over a [`List`]'s element indices.
+pub struct Iter<'a, T> {
+    slab: &'a Slab<T>,
+    chain: Chain<T>,
+    next: u32,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        if self.next == NIL {
+            return None;
+        }
+        let idx = self.next;
+        self.next = (self.chain.get)(&self.slab[idx as usize]).next;
+        Some(idx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testrng::Rng;
+    use std::collections::VecDeque;
+
+    struct Node(Link);
+    const CHAIN: Chain<Node> = Chain {
+        get: |n| &n.0,
+        get_mut: |n| &mut n.0,
+    };
+
+    /// Random pushes and unlinks from anywhere, against a VecDeque.
+    #[test]
+    fn model() {
+        for seed in 0..20 {
+            let mut rng = Rng::new(seed);
+            let mut slab = Slab::new();
+            let mut list = List::EMPTY;
+            let mut model: VecDeque<u32> = VecDeque::new();
+            for step in 0..2000 {
+                if model.is_empty() || rng.chance(55) {
+                    let idx = slab.insert(Node(Link::UNLINKED)) as u32;
+                    list.push_back(&mut slab, &CHAIN, idx);
+                    model.push_back(idx);
+                } else {
+                    let at = rng.below(model.len() as u64) as usize;
+                    let idx = model.remove(at).unwrap();
+                    list.unlink(&mut slab, &CHAIN, idx);
+                    assert_eq!(slab[idx as usize].0, Link::UNLINKED);
+                    slab.remove(idx as usize);
+                }
+                let got: Vec<u32> = list.iter(&slab, CHAIN).collect();
+                assert_eq!(got, Vec::from(model.clone()), "seed {seed} step {step}");
+                assert_eq!(list.len() as usize, model.len(), "seed {seed} step {step}");
+                assert_eq!(
+                    list.front(),
+                    model.front().copied(),
+                    "seed {seed} step {step}"
+                );
+            }
+        }
+    }
+}
