@@ -18,6 +18,8 @@ pub mod config;
 pub mod engine;
 pub mod fence;
 pub mod list;
+pub mod proto;
+pub mod server;
 pub mod table;
 pub mod wheel;
 

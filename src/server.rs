@@ -1,0 +1,498 @@
+//! The poll loop: one thread, one `mio::Poll`, every connection in one `Slab`.
+//!
+//! Each iteration: wait for readiness (the timeout is the timer wheel's next deadline),
+//! accept until `WouldBlock`, read each readable connection until `WouldBlock` (or its
+//! fairness budget) and decode every complete request, fire due deadlines, flush every
+//! connection with pending output once, then reap the connections that closed.
+//!
+//! Replies never go straight to a socket: a codec appends them to its connection's
+//! output buffer and the connection joins the `dirty` list; engine events for other
+//! connections are routed to theirs after every request. A connection is never freed
+//! mid-dispatch: it is marked and freed in [`Server::reap`] after the batch, which is
+//! also where the engine releases its holds and cancels its waits (same iteration).
+//!
+//! Input is read into one shared buffer and decoded in place; only a trailing partial
+//! request is copied into the connection's own `partial` buffer, so idle connections
+//! hold no input memory.
+
+use crate::config::Config;
+use crate::engine::{ClientId, Engine, Event};
+use crate::fence::Fence;
+use crate::proto::{native, Codec, Ctx, Progress, Stats};
+use log::{debug, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The native listener's token; connections use their slab key.
+const LISTENER: Token = Token(usize::MAX);
+/// Readiness events taken per poll.
+const EVENTS_CAPACITY: usize = 1024;
+/// Size of the shared read buffer (one `read` call at most).
+const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from one connection per readiness event before others get a turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// Output past this stops reading from the connection until it drains.
+const OUT_HIGH_WATER: usize = 1 << 20;
+/// Output past this means the client is not reading: disconnect it.
+const OUT_HARD_LIMIT: usize = 64 << 20;
+/// An emptied output buffer bigger than this is given back to the allocator.
+const OUT_KEEP: usize = 16 * 1024;
+/// Pause before retrying `accept` after it failed (e.g. out of file descriptors).
+const ACCEPT_BACKOFF_MS: u64 = 100;
+/// Default per-connection limit on holds plus waits.
+pub const DEFAULT_MAX_PENDING: u32 = 100_000;
+
+/// A connection's lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Reading and answering.
+    Open,
+    /// Reading stopped; close once the output is flushed.
+    Draining,
+    /// To be reaped at the end of this iteration.
+    Closed,
+}
+
+struct Conn {
+    stream: TcpStream,
+    addr: SocketAddr,
+    codec: Codec,
+    /// Unconsumed input (a partial request, or requests held back by backpressure).
+    partial: Vec<u8>,
+    /// Replies not yet written.
+    out: Vec<u8>,
+    phase: Phase,
+    /// In the server's `dirty` list.
+    dirty: bool,
+    /// Registered for WRITABLE (only while output is pending after a short write).
+    writable: bool,
+    /// Reading stopped because the output passed the high-water mark.
+    paused: bool,
+}
+
+/// Milliseconds on a monotonic clock that starts with the server.
+#[derive(Clone, Copy, Debug)]
+struct Clock(Instant);
+
+impl Clock {
+    fn now(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+    /// Time left until millisecond `ms` begins.
+    fn until(&self, ms: u64) -> Duration {
+        (self.0 + Duration::from_millis(ms)).saturating_duration_since(Instant::now())
+    }
+}
+
+/// Where `dispatch` reads from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// The first `n` bytes of the shared read buffer.
+    Shared(usize),
+    /// The connection's own `partial` buffer.
+    Partial,
+}
+
+/// A bound, not yet running, lockbox server.
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    cfg: Config,
+    clock: Clock,
+    conns: Slab<Conn>,
+    engine: Engine,
+    stats: Stats,
+    rbuf: Box<[u8]>,
+    events: Vec<Event>,
+    dirty: Vec<usize>,
+    closing: Vec<usize>,
+    resume: Vec<usize>,
+    accept_after: Option<u64>,
+}
+
+impl Server {
+    /// Binds the listener; nothing is served until [`Server::run`].
+    pub fn bind(cfg: Config) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(cfg.listen)?;
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let clock = Clock(Instant::now());
+        let engine = Engine::new(Fence::from_wall_clock(), clock.now(), DEFAULT_MAX_PENDING);
+        Ok(Server {
+            poll,
+            listener,
+            local_addr,
+            cfg,
+            clock,
+            conns: Slab::new(),
+            engine,
+            stats: Stats::default(),
+            rbuf: vec![0; READ_CHUNK].into_boxed_slice(),
+            events: Vec::new(),
+            dirty: Vec::new(),
+            closing: Vec::new(),
+            resume: Vec::new(),
+            accept_after: None,
+        })
+    }
+
+    /// The address the native listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until a fatal poll error.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            match self.poll.poll(&mut events, self.poll_timeout()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = self.clock.now();
+            for event in events.iter() {
+                match event.token() {
+                    // New connections: accept until WouldBlock.
+                    LISTENER => self.accept(now),
+                    // Input, EOF or error: read until WouldBlock and decode.
+                    Token(k)
+                        if event.is_readable() || event.is_read_closed() || event.is_error() =>
+                    {
+                        self.read(k, now)
+                    }
+                    // Room in the socket buffer again: flush below.
+                    Token(k) => self.mark_dirty(k),
+                }
+                if event.is_writable() {
+                    self.mark_dirty(event.token().0);
+                }
+            }
+            self.retry_deferred(now);
+            // Deadlines: timeouts, expiries, and the grants they cause.
+            self.engine.advance(self.clock.now());
+            self.route_events();
+            self.flush();
+            self.reap(self.clock.now());
+        }
+    }
+
+    /// Zero while work is pending; else until the next deadline (or forever).
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.dirty.is_empty() || !self.resume.is_empty() || self.engine.has_events() {
+            return Some(Duration::ZERO);
+        }
+        let wake = match (self.engine.next_wake(), self.accept_after) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        wake.map(|ms| self.clock.until(ms))
+    }
+
+    fn accept(&mut self, now: u64) {
+        loop {
+            let (mut stream, addr) = match self.listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors or similar: stop accepting for a while, keep serving.
+                    warn!("accept failed: {e}; retrying in {ACCEPT_BACKOFF_MS} ms");
+                    self.accept_after = Some(now + ACCEPT_BACKOFF_MS);
+                    return;
+                }
+            };
+            let addr = canonical(addr);
+            let _ = stream.set_nodelay(true);
+            let entry = self.conns.vacant_entry();
+            let k = entry.key();
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut stream, Token(k), Interest::READABLE)
+            {
+                warn!("cannot register connection from {addr}: {e}");
+                continue;
+            }
+            debug!("open {addr} as client {k}");
+            entry.insert(Conn {
+                stream,
+                addr,
+                codec: Codec::Native(native::Session::new(self.cfg.max_line)),
+                partial: Vec::new(),
+                out: Vec::new(),
+                phase: Phase::Open,
+                dirty: false,
+                writable: false,
+                paused: false,
+            });
+            self.engine.connect(k as ClientId, addr);
+        }
+    }
+
+    /// Accept and read work postponed by a backoff or a fairness budget.
+    fn retry_deferred(&mut self, now: u64) {
+        if self.accept_after.is_some_and(|t| now >= t) {
+            self.accept_after = None;
+            self.accept(now);
+        }
+        let mut resume = std::mem::take(&mut self.resume);
+        for k in resume.drain(..) {
+            self.read(k, now);
+        }
+        if self.resume.is_empty() {
+            self.resume = resume;
+        }
+    }
+
+    /// Decodes held-back input, then reads until WouldBlock, EOF or the budget.
+    fn read(&mut self, k: usize, now: u64) {
+        if self.conns.get(k).is_some_and(|c| !c.partial.is_empty()) {
+            self.dispatch(k, Source::Partial, now);
+        }
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.conns.get_mut(k) else {
+                return;
+            };
+            if conn.phase != Phase::Open {
+                return;
+            }
+            if conn.out.len() >= OUT_HIGH_WATER {
+                // Backpressure: stop reading until flush drains the output.
+                conn.paused = true;
+                return;
+            }
+            if budget == 0 {
+                // Fairness: let the other connections run; continue next iteration.
+                self.resume.push(k);
+                return;
+            }
+            match conn.stream.read(&mut self.rbuf) {
+                Ok(0) => {
+                    // Peer closed its side: answer what it sent, then close.
+                    conn.phase = Phase::Draining;
+                    self.mark_dirty(k);
+                    return;
+                }
+                Ok(n) => {
+                    self.stats.bytes_in += n as u64;
+                    budget = budget.saturating_sub(n);
+                    if conn.partial.is_empty() {
+                        self.dispatch(k, Source::Shared(n), now);
+                    } else {
+                        conn.partial.extend_from_slice(&self.rbuf[..n]);
+                        self.dispatch(k, Source::Partial, now);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("read from {}: {e}", conn.addr);
+                    self.close(k);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Decodes and handles every complete request in `src`, routing engine events
+    /// after each one; keeps what is left in the connection's `partial` buffer.
+    fn dispatch(&mut self, k: usize, src: Source, now: u64) {
+        let mut pos = 0;
+        loop {
+            let Some(conn) = self.conns.get_mut(k) else {
+                return;
+            };
+            let input = match src {
+                Source::Shared(n) => &self.rbuf[pos..n],
+                Source::Partial => &conn.partial[pos..],
+            };
+            if input.is_empty() || conn.phase != Phase::Open || conn.out.len() >= OUT_HIGH_WATER {
+                break;
+            }
+            let mut cx = Ctx {
+                engine: &mut self.engine,
+                client: k as ClientId,
+                out: &mut conn.out,
+                now,
+                stats: &mut self.stats,
+            };
+            let progress = conn.codec.decode(input, &mut cx);
+            match progress {
+                Progress::Consumed(n) => pos += n,
+                Progress::Incomplete => break,
+                Progress::Close(n) => {
+                    pos += n;
+                    conn.phase = Phase::Draining;
+                }
+            }
+            if !conn.out.is_empty() || conn.phase != Phase::Open {
+                self.mark_dirty(k);
+            }
+            if self.engine.has_events() {
+                self.route_events();
+            }
+        }
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        match src {
+            Source::Shared(n) if conn.phase == Phase::Open => {
+                conn.partial.extend_from_slice(&self.rbuf[pos..n])
+            }
+            Source::Shared(_) => {}
+            Source::Partial if conn.phase == Phase::Open => {
+                conn.partial.drain(..pos);
+            }
+            Source::Partial => conn.partial = Vec::new(),
+        }
+    }
+
+    /// Hands every queued engine event to its connection's codec.
+    fn route_events(&mut self) {
+        self.engine.take_events(&mut self.events);
+        let mut events = std::mem::take(&mut self.events);
+        for event in events.drain(..) {
+            let k = event.client as usize;
+            if let Some(conn) = self.conns.get_mut(k) {
+                if conn.phase != Phase::Closed {
+                    conn.codec.encode_event(&event, &mut conn.out);
+                    self.mark_dirty(k);
+                }
+            }
+        }
+        self.events = events;
+    }
+
+    fn mark_dirty(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(k);
+            }
+        }
+    }
+
+    /// Marks a connection for reaping at the end of this iteration.
+    fn close(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            if conn.phase != Phase::Closed {
+                conn.phase = Phase::Closed;
+                self.closing.push(k);
+            }
+        }
+    }
+
+    /// Writes every dirty connection's output once.
+    fn flush(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for k in dirty.drain(..) {
+            let Some(conn) = self.conns.get_mut(k) else {
+                continue;
+            };
+            conn.dirty = false;
+            if conn.phase == Phase::Closed {
+                continue;
+            }
+            let written = match write_some(&mut conn.stream, &conn.out) {
+                Ok(n) => n,
+                Err(e) => {
+                    debug!("write to {}: {e}", conn.addr);
+                    self.close(k);
+                    continue;
+                }
+            };
+            self.stats.bytes_out += written as u64;
+            conn.out.drain(..written);
+            if conn.out.is_empty() && conn.out.capacity() > OUT_KEEP {
+                conn.out = Vec::new();
+            }
+            let want_writable = !conn.out.is_empty();
+            if want_writable != conn.writable {
+                let interest = if want_writable {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .reregister(&mut conn.stream, Token(k), interest)
+                {
+                    debug!("reregister {}: {e}", conn.addr);
+                    self.close(k);
+                    continue;
+                }
+                conn.writable = want_writable;
+            }
+            if conn.out.len() > OUT_HARD_LIMIT {
+                warn!(
+                    "{} does not read its replies ({} bytes pending): disconnecting",
+                    conn.addr,
+                    conn.out.len()
+                );
+                self.close(k);
+            } else if conn.phase == Phase::Draining && conn.out.is_empty() {
+                self.close(k);
+            } else if conn.paused && conn.out.len() < OUT_HIGH_WATER / 2 {
+                // Drained enough: read again (edge-triggered, so nobody else will say so).
+                conn.paused = false;
+                self.resume.push(k);
+            }
+        }
+        self.dirty = dirty;
+    }
+
+    /// Frees closed connections: their holds are released and waits cancelled now.
+    fn reap(&mut self, now: u64) {
+        if self.closing.is_empty() {
+            return;
+        }
+        let mut closing = std::mem::take(&mut self.closing);
+        for k in closing.drain(..) {
+            let mut conn = self.conns.remove(k);
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            let released = self.engine.disconnect(k as ClientId, now);
+            debug!(
+                "close {} (client {k}): {released} holds released",
+                conn.addr
+            );
+        }
+        self.closing = closing;
+        self.route_events();
+    }
+}
+
+/// Writes as much of `buf` as the socket takes; `Ok(n)` with n < len on WouldBlock.
+fn write_some(stream: &mut TcpStream, buf: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match stream.write(&buf[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// IPv4 peers of an IPv6 listener are shown as IPv4.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
