@@ -4,6 +4,7 @@
 //! plain function of its inputs so tests can exercise every flag without a process.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Default address of the native listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7654";
@@ -14,6 +15,15 @@ pub const MIN_MAX_LINE: usize = 64;
 /// The largest `--max-line` accepted (1 MiB): a line is buffered whole before parsing.
 pub const MAX_MAX_LINE: usize = 1 << 20;
 
+/// Default `--max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// Default `--max-pending` (holds plus waits per connection).
+pub const DEFAULT_MAX_PENDING: u32 = 100_000;
+/// Default `--output-high-water`: stop reading a client whose unsent replies pass this.
+pub const DEFAULT_OUTPUT_HIGH_WATER: usize = 1 << 20;
+/// Default `--output-limit`: disconnect a client whose unsent replies pass this.
+pub const DEFAULT_OUTPUT_LIMIT: usize = 16 << 20;
+
 /// Everything the server needs to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -21,6 +31,30 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Longest accepted request line in bytes (without the line end).
     pub max_line: usize,
+    /// Connections beyond this are refused with `* ERR limit`.
+    pub max_connections: usize,
+    /// Holds plus waits one connection may have.
+    pub max_pending: u32,
+    /// Unsent reply bytes past which a connection is not read.
+    pub output_high_water: usize,
+    /// Unsent reply bytes past which a connection is closed.
+    pub output_limit: usize,
+    /// File holding the AUTH secret.
+    pub auth_file: Option<PathBuf>,
+    /// File recording the fencing-token reservation.
+    pub state_file: Option<PathBuf>,
+    /// lockd/glockd protocol listener.
+    pub lockd_listen: Option<SocketAddr>,
+    /// lockd: serve `dump` (else `0 disabled`).
+    pub lockd_dump: bool,
+    /// lockd: serve the client registry `me`/`iam`/`who` (else `0 disabled`).
+    pub lockd_registry: bool,
+    /// locker (binary) protocol listener.
+    pub locker_listen: Option<SocketAddr>,
+    /// officer (JSON lines) protocol listener.
+    pub officer_listen: Option<SocketAddr>,
+    /// live-mutex (JSON lines) protocol listener.
+    pub livemutex_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -28,6 +62,18 @@ impl Default for Config {
         Config {
             listen: DEFAULT_LISTEN.parse().expect("default address parses"),
             max_line: DEFAULT_MAX_LINE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_pending: DEFAULT_MAX_PENDING,
+            output_high_water: DEFAULT_OUTPUT_HIGH_WATER,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+            auth_file: None,
+            state_file: None,
+            lockd_listen: None,
+            lockd_dump: true,
+            lockd_registry: true,
+            locker_listen: None,
+            officer_listen: None,
+            livemutex_listen: None,
         }
     }
 }
@@ -36,7 +82,7 @@ impl Default for Config {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     /// Run the server with this configuration.
-    Run(Config),
+    Run(Box<Config>),
     /// Print this usage text and exit 0.
     Help(String),
     /// Print the version and exit 0.
@@ -71,6 +117,72 @@ fn options() -> getopts::Options {
         ),
         "BYTES",
     );
+    o.optopt(
+        "",
+        "max-connections",
+        &format!("refuse connections beyond this many (default {DEFAULT_MAX_CONNECTIONS})"),
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-pending",
+        &format!("holds plus waits allowed per connection (default {DEFAULT_MAX_PENDING})"),
+        "N",
+    );
+    o.optopt(
+        "",
+        "output-high-water",
+        &format!("stop reading a client with this many unsent reply bytes (default {DEFAULT_OUTPUT_HIGH_WATER})"),
+        "BYTES",
+    );
+    o.optopt(
+        "",
+        "output-limit",
+        &format!("disconnect a client with this many unsent reply bytes (default {DEFAULT_OUTPUT_LIMIT})"),
+        "BYTES",
+    );
+    o.optopt(
+        "",
+        "auth-file",
+        "require AUTH with the secret in this file (default: no auth)",
+        "PATH",
+    );
+    o.optopt(
+        "",
+        "state-file",
+        "keep fencing tokens increasing across restarts and clock steps (default: none, seeded from the clock)",
+        "PATH",
+    );
+    o.optopt(
+        "",
+        "lockd-listen",
+        "also speak the lockd/glockd protocol here (default: off)",
+        "ADDR",
+    );
+    o.optflag("", "lockd-no-dump", "lockd: answer dump with '0 disabled'");
+    o.optflag(
+        "",
+        "lockd-no-registry",
+        "lockd: answer me/iam/who with '0 disabled'",
+    );
+    o.optopt(
+        "",
+        "locker-listen",
+        "also speak the locker binary protocol here (default: off)",
+        "ADDR",
+    );
+    o.optopt(
+        "",
+        "officer-listen",
+        "also speak the officer JSON protocol here (default: off)",
+        "ADDR",
+    );
+    o.optopt(
+        "",
+        "livemutex-listen",
+        "also speak the live-mutex JSON protocol here (default: off)",
+        "ADDR",
+    );
     o.optflag("h", "help", "print this help and exit");
     o.optflag("V", "version", "print the version and exit");
     o
@@ -102,7 +214,37 @@ where
     if let Some(v) = m.opt_str("max-line") {
         cfg.max_line = parse_in_range("--max-line", &v, MIN_MAX_LINE, MAX_MAX_LINE)?;
     }
-    Ok(Command::Run(cfg))
+    if let Some(v) = m.opt_str("max-connections") {
+        cfg.max_connections = parse_in_range("--max-connections", &v, 1, 1 << 24)?;
+    }
+    if let Some(v) = m.opt_str("max-pending") {
+        cfg.max_pending = parse_in_range("--max-pending", &v, 1, u32::MAX as usize)? as u32;
+    }
+    if let Some(v) = m.opt_str("output-high-water") {
+        cfg.output_high_water = parse_in_range("--output-high-water", &v, 4096, 1 << 30)?;
+    }
+    if let Some(v) = m.opt_str("output-limit") {
+        cfg.output_limit = parse_in_range("--output-limit", &v, 4096, 1 << 32)?;
+    }
+    if cfg.output_limit < cfg.output_high_water {
+        return Err(UsageError(
+            "--output-limit must not be below --output-high-water".into(),
+        ));
+    }
+    cfg.auth_file = m.opt_str("auth-file").map(PathBuf::from);
+    cfg.state_file = m.opt_str("state-file").map(PathBuf::from);
+    let addr = |flag: &str| -> Result<Option<SocketAddr>, UsageError> {
+        m.opt_str(flag)
+            .map(|a| parse_addr(&format!("--{flag}"), &a))
+            .transpose()
+    };
+    cfg.lockd_listen = addr("lockd-listen")?;
+    cfg.locker_listen = addr("locker-listen")?;
+    cfg.officer_listen = addr("officer-listen")?;
+    cfg.livemutex_listen = addr("livemutex-listen")?;
+    cfg.lockd_dump = !m.opt_present("lockd-no-dump");
+    cfg.lockd_registry = !m.opt_present("lockd-no-registry");
+    Ok(Command::Run(Box::new(cfg)))
 }
 
 fn parse_addr(flag: &str, s: &str) -> Result<SocketAddr, UsageError> {
@@ -128,7 +270,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Config, UsageError> {
         match parse_args(args)? {
-            Command::Run(c) => Ok(c),
+            Command::Run(c) => Ok(*c),
             other => panic!("expected Run, got {other:?}"),
         }
     }
@@ -164,9 +306,77 @@ mod tests {
     }
 
     #[test]
+    fn limits_and_listeners() {
+        let c = run(&[
+            "--max-connections",
+            "10",
+            "--max-pending",
+            "5",
+            "--output-high-water",
+            "8192",
+            "--output-limit",
+            "65536",
+            "--auth-file",
+            "/tmp/s",
+            "--state-file",
+            "/tmp/t",
+            "--lockd-listen",
+            "127.0.0.1:9999",
+            "--lockd-no-dump",
+            "--locker-listen",
+            "127.0.0.1:4545",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.max_connections,
+                c.max_pending,
+                c.output_high_water,
+                c.output_limit
+            ),
+            (10, 5, 8192, 65536)
+        );
+        assert_eq!(c.auth_file.as_deref(), Some(std::path::Path::new("/tmp/s")));
+        assert_eq!(
+            c.state_file.as_deref(),
+            Some(std::path::Path::new("/tmp/t"))
+        );
+        assert_eq!(c.lockd_listen.unwrap().port(), 9999);
+        assert_eq!(c.locker_listen.unwrap().port(), 4545);
+        assert!(!c.lockd_dump && c.lockd_registry);
+        assert_eq!((c.officer_listen, c.livemutex_listen), (None, None));
+        assert!(run(&["--max-connections", "0"]).is_err());
+        assert!(run(&["--output-high-water", "70000", "--output-limit", "65536"]).is_err());
+        assert!(run(&["--lockd-listen", "nope"])
+            .unwrap_err()
+            .0
+            .contains("--lockd-listen"));
+    }
+
+    #[test]
     fn help_version_and_junk() {
         match parse_args(["-h"]).unwrap() {
-            Command::Help(t) => assert!(t.contains("--max-line") && t.contains("4096")),
+            Command::Help(t) => {
+                for flag in [
+                    "--listen",
+                    "--max-line",
+                    "--max-connections",
+                    "--max-pending",
+                    "--output-high-water",
+                    "--output-limit",
+                    "--auth-file",
+                    "--state-file",
+                    "--lockd-listen",
+                    "--lockd-no-dump",
+                    "--lockd-no-registry",
+                    "--locker-listen",
+                    "--officer-listen",
+                    "--livemutex-listen",
+                ] {
+                    assert!(t.contains(flag), "help lacks {flag}");
+                }
+                assert!(t.contains("4096") && t.contains("16384"));
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(parse_args(["-V"]).unwrap(), Command::Version);

@@ -156,6 +156,19 @@ pub struct Holder {
     pub client: ClientId,
 }
 
+/// One claim as codecs see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimView<'a> {
+    /// The lock name.
+    pub name: &'a [u8],
+    /// The request's tag.
+    pub tag: &'a [u8],
+    /// The fencing token, when held.
+    pub token: Option<u64>,
+    /// The request was shared.
+    pub shared: bool,
+}
+
 /// The protocol-agnostic core.
 pub struct Engine {
     table: Table<Pending>,
@@ -466,6 +479,50 @@ impl Engine {
         self.table
             .waiters_on(name)
             .map(|c| self.table.claim(c).owner())
+    }
+
+    /// The holds of `client`, in grant order.
+    pub fn holds_of(&self, client: ClientId) -> impl Iterator<Item = ClaimView<'_>> + '_ {
+        self.table.holds_of(client).map(|c| self.view(c))
+    }
+
+    /// The waits of `client`, in request order.
+    pub fn waits_of(&self, client: ClientId) -> impl Iterator<Item = ClaimView<'_>> + '_ {
+        self.table.waits_of(client).map(|c| self.view(c))
+    }
+
+    fn view(&self, c: ClaimId) -> ClaimView<'_> {
+        let claim = self.table.claim(c);
+        ClaimView {
+            name: self.table.claim_name(c),
+            tag: &claim.data.tag,
+            token: claim.token(),
+            shared: matches!(claim.mode(), Mode::Shared { .. }),
+        }
+    }
+
+    /// Releases `client`'s first hold whose tag is `tag`; returns its token.
+    pub fn release_tagged(&mut self, client: ClientId, tag: &[u8], now: u64) -> Option<u64> {
+        let claim = self
+            .table
+            .holds_of(client)
+            .find(|&c| self.table.claim(c).data.tag.as_slice() == tag)?;
+        let token = self.table.claim(claim).token();
+        self.remove(claim, now);
+        token
+    }
+
+    /// Releases every hold on `name`, whoever owns it; returns how many.
+    pub fn force_release(&mut self, name: &[u8], now: u64) -> u32 {
+        let mut n = 0;
+        loop {
+            let Some(claim) = self.table.holds_on(name).next() else {
+                break;
+            };
+            self.remove(claim, now);
+            n += 1;
+        }
+        n
     }
 
     /// Counters since start.

@@ -5,7 +5,7 @@ use std::process::exit;
 
 fn main() {
     let cfg = match parse_args(std::env::args_os().skip(1)) {
-        Ok(Command::Run(cfg)) => cfg,
+        Ok(Command::Run(cfg)) => *cfg,
         Ok(Command::Help(text)) => {
             print!("{text}");
             return;

@@ -18,7 +18,7 @@
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
 use crate::fence::Fence;
-use crate::proto::{native, Codec, Ctx, Progress, Stats};
+use crate::proto::{Codec, Ctx, Progress, Protocol, Stats};
 use log::{debug, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -27,24 +27,22 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// The native listener's token; connections use their slab key.
-const LISTENER: Token = Token(usize::MAX);
+/// Listener `i` has token `LISTENER_BASE - i`; connections use their slab key.
+const LISTENER_BASE: usize = usize::MAX;
+/// At most one listener per protocol.
+const MAX_LISTENERS: usize = 8;
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 /// Size of the shared read buffer (one `read` call at most).
 const READ_CHUNK: usize = 64 * 1024;
 /// Bytes read from one connection per readiness event before others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
-/// Output past this stops reading from the connection until it drains.
-const OUT_HIGH_WATER: usize = 1 << 20;
-/// Output past this means the client is not reading: disconnect it.
-const OUT_HARD_LIMIT: usize = 64 << 20;
 /// An emptied output buffer bigger than this is given back to the allocator.
 const OUT_KEEP: usize = 16 * 1024;
 /// Pause before retrying `accept` after it failed (e.g. out of file descriptors).
 const ACCEPT_BACKOFF_MS: u64 = 100;
-/// Default per-connection limit on holds plus waits.
-pub const DEFAULT_MAX_PENDING: u32 = 100_000;
+/// Sent (best effort) to a connection refused by `--max-connections`.
+const TOO_MANY_CONNECTIONS: &[u8] = b"* ERR limit too many connections\n";
 
 /// A connection's lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +58,7 @@ enum Phase {
 struct Conn {
     stream: TcpStream,
     addr: SocketAddr,
+    protocol: Protocol,
     codec: Codec,
     /// Unconsumed input (a partial request, or requests held back by backpressure).
     partial: Vec<u8>,
@@ -97,11 +96,16 @@ enum Source {
     Partial,
 }
 
+struct Listener {
+    socket: TcpListener,
+    protocol: Protocol,
+    addr: SocketAddr,
+}
+
 /// A bound, not yet running, lockbox server.
 pub struct Server {
     poll: Poll,
-    listener: TcpListener,
-    local_addr: SocketAddr,
+    listeners: Vec<Listener>,
     cfg: Config,
     clock: Clock,
     conns: Slab<Conn>,
@@ -116,19 +120,32 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listener; nothing is served until [`Server::run`].
+    /// Binds every listener; nothing is served until [`Server::run`].
     pub fn bind(cfg: Config) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(cfg.listen)?;
-        let local_addr = listener.local_addr()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut listeners = Vec::new();
+        for (i, (protocol, addr)) in Protocol::listeners(&cfg).into_iter().enumerate() {
+            debug_assert!(i < MAX_LISTENERS, "{i} listeners");
+            let mut socket = TcpListener::bind(addr).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("{} listener on {addr}: {e}", protocol.as_str()),
+                )
+            })?;
+            let addr = socket.local_addr()?;
+            poll.registry()
+                .register(&mut socket, Token(LISTENER_BASE - i), Interest::READABLE)?;
+            listeners.push(Listener {
+                socket,
+                protocol,
+                addr,
+            });
+        }
         let clock = Clock(Instant::now());
-        let engine = Engine::new(Fence::from_wall_clock(), clock.now(), DEFAULT_MAX_PENDING);
+        let engine = Engine::new(Fence::from_wall_clock(), clock.now(), cfg.max_pending);
         Ok(Server {
             poll,
-            listener,
-            local_addr,
+            listeners,
             cfg,
             clock,
             conns: Slab::new(),
@@ -145,7 +162,15 @@ impl Server {
 
     /// The address the native listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listeners[0].addr
+    }
+
+    /// The address the listener for `protocol` is bound to, if configured.
+    pub fn listener_addr(&self, protocol: Protocol) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|l| l.protocol == protocol)
+            .map(|l| l.addr)
     }
 
     /// Serves until a fatal poll error.
@@ -161,7 +186,9 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     // New connections: accept until WouldBlock.
-                    LISTENER => self.accept(now),
+                    Token(t) if t > LISTENER_BASE - MAX_LISTENERS => {
+                        self.accept(LISTENER_BASE - t, now)
+                    }
                     // Input, EOF or error: read until WouldBlock and decode.
                     Token(k)
                         if event.is_readable() || event.is_read_closed() || event.is_error() =>
@@ -196,9 +223,10 @@ impl Server {
         wake.map(|ms| self.clock.until(ms))
     }
 
-    fn accept(&mut self, now: u64) {
+    /// Accepts from listener `i` until WouldBlock.
+    fn accept(&mut self, i: usize, now: u64) {
         loop {
-            let (mut stream, addr) = match self.listener.accept() {
+            let (mut stream, addr) = match self.listeners[i].socket.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -210,6 +238,15 @@ impl Server {
                 }
             };
             let addr = canonical(addr);
+            let protocol = self.listeners[i].protocol;
+            if self.conns.len() >= self.cfg.max_connections {
+                // Refuse politely and move on; the socket closes when dropped.
+                debug!("refused {addr}: {} connections", self.conns.len());
+                if protocol == Protocol::Native {
+                    let _ = stream.write(TOO_MANY_CONNECTIONS);
+                }
+                continue;
+            }
             let _ = stream.set_nodelay(true);
             let entry = self.conns.vacant_entry();
             let k = entry.key();
@@ -221,11 +258,12 @@ impl Server {
                 warn!("cannot register connection from {addr}: {e}");
                 continue;
             }
-            debug!("open {addr} as client {k}");
+            debug!("open {} {addr} as client {k}", protocol.as_str());
             entry.insert(Conn {
                 stream,
                 addr,
-                codec: Codec::Native(native::Session::new(self.cfg.max_line)),
+                protocol,
+                codec: Codec::new(protocol, &self.cfg),
                 partial: Vec::new(),
                 out: Vec::new(),
                 phase: Phase::Open,
@@ -241,7 +279,9 @@ impl Server {
     fn retry_deferred(&mut self, now: u64) {
         if self.accept_after.is_some_and(|t| now >= t) {
             self.accept_after = None;
-            self.accept(now);
+            for i in 0..self.listeners.len() {
+                self.accept(i, now);
+            }
         }
         let mut resume = std::mem::take(&mut self.resume);
         for k in resume.drain(..) {
@@ -265,7 +305,7 @@ impl Server {
             if conn.phase != Phase::Open {
                 return;
             }
-            if conn.out.len() >= OUT_HIGH_WATER {
+            if conn.out.len() >= self.cfg.output_high_water {
                 // Backpressure: stop reading until flush drains the output.
                 conn.paused = true;
                 return;
@@ -315,7 +355,10 @@ impl Server {
                 Source::Shared(n) => &self.rbuf[pos..n],
                 Source::Partial => &conn.partial[pos..],
             };
-            if input.is_empty() || conn.phase != Phase::Open || conn.out.len() >= OUT_HIGH_WATER {
+            if input.is_empty()
+                || conn.phase != Phase::Open
+                || conn.out.len() >= self.cfg.output_high_water
+            {
                 break;
             }
             let mut cx = Ctx {
@@ -364,7 +407,7 @@ impl Server {
             let k = event.client as usize;
             if let Some(conn) = self.conns.get_mut(k) {
                 if conn.phase != Phase::Closed {
-                    conn.codec.encode_event(&event, &mut conn.out);
+                    conn.codec.encode_event(&event, &self.engine, &mut conn.out);
                     self.mark_dirty(k);
                 }
             }
@@ -433,7 +476,7 @@ impl Server {
                 }
                 conn.writable = want_writable;
             }
-            if conn.out.len() > OUT_HARD_LIMIT {
+            if conn.out.len() > self.cfg.output_limit {
                 warn!(
                     "{} does not read its replies ({} bytes pending): disconnecting",
                     conn.addr,
@@ -442,7 +485,7 @@ impl Server {
                 self.close(k);
             } else if conn.phase == Phase::Draining && conn.out.is_empty() {
                 self.close(k);
-            } else if conn.paused && conn.out.len() < OUT_HIGH_WATER / 2 {
+            } else if conn.paused && conn.out.len() < self.cfg.output_high_water / 2 {
                 // Drained enough: read again (edge-triggered, so nobody else will say so).
                 conn.paused = false;
                 self.resume.push(k);
@@ -460,9 +503,18 @@ impl Server {
         for k in closing.drain(..) {
             let mut conn = self.conns.remove(k);
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            let mut cx = Ctx {
+                engine: &mut self.engine,
+                client: k as ClientId,
+                out: &mut conn.out,
+                now,
+                stats: &mut self.stats,
+            };
+            conn.codec.on_close(&mut cx);
             let released = self.engine.disconnect(k as ClientId, now);
+            let protocol = conn.protocol.as_str();
             debug!(
-                "close {} (client {k}): {released} holds released",
+                "close {protocol} {} (client {k}): {released} holds released",
                 conn.addr
             );
         }

@@ -6,8 +6,13 @@
 //! Deferred answers arrive later as engine [`Event`]s and are written by
 //! [`Codec::encode_event`]. Neither the engine nor the server knows any wire format.
 
+pub mod livemutex;
+pub mod lockd;
+pub mod locker;
 pub mod native;
+pub mod officer;
 
+use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
 
 /// Counters kept by the server and the codecs for `STATS`.
@@ -21,6 +26,8 @@ pub struct Stats {
     pub errors_total: u64,
     /// Native requests parsed, per verb (indexed by [`native::Verb`]).
     pub native_commands: [u64; native::Verb::ALL.len()],
+    /// lockd's own counters (its `q` command).
+    pub lockd: lockd::Counters,
 }
 
 /// Everything a codec may touch while it handles one request.
@@ -48,25 +55,104 @@ pub enum Progress {
     Close(usize),
 }
 
+/// The wire protocols a listener can speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// lockbox's own protocol (`shared/spec/protocol.md`).
+    Native,
+    /// lockd / glockd text lines.
+    Lockd,
+    /// locker's binary frames.
+    Locker,
+    /// officer's JSON lines.
+    Officer,
+    /// live-mutex's JSON lines.
+    LiveMutex,
+}
+
+impl Protocol {
+    /// The protocol's name in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Native => "native",
+            Protocol::Lockd => "lockd",
+            Protocol::Locker => "locker",
+            Protocol::Officer => "officer",
+            Protocol::LiveMutex => "live-mutex",
+        }
+    }
+
+    /// Every listener `cfg` asks for, native first.
+    pub fn listeners(cfg: &Config) -> Vec<(Protocol, std::net::SocketAddr)> {
+        let optional = [
+            (Protocol::Lockd, cfg.lockd_listen),
+            (Protocol::Locker, cfg.locker_listen),
+            (Protocol::Officer, cfg.officer_listen),
+            (Protocol::LiveMutex, cfg.livemutex_listen),
+        ];
+        let mut v = vec![(Protocol::Native, cfg.listen)];
+        v.extend(optional.into_iter().filter_map(|(p, a)| Some((p, a?))));
+        v
+    }
+}
+
 /// One connection's codec state.
 #[derive(Debug)]
 pub enum Codec {
     /// The native protocol.
     Native(native::Session),
+    /// lockd / glockd.
+    Lockd(lockd::Session),
+    /// locker.
+    Locker(locker::Session),
+    /// officer.
+    Officer(officer::Session),
+    /// live-mutex.
+    LiveMutex(livemutex::Session),
 }
 
 impl Codec {
+    /// A fresh session of `protocol` for a new connection.
+    pub fn new(protocol: Protocol, cfg: &Config) -> Codec {
+        match protocol {
+            Protocol::Native => Codec::Native(native::Session::new(cfg)),
+            Protocol::Lockd => Codec::Lockd(lockd::Session::new(cfg)),
+            Protocol::Locker => Codec::Locker(locker::Session::new(cfg)),
+            Protocol::Officer => Codec::Officer(officer::Session::new(cfg)),
+            Protocol::LiveMutex => Codec::LiveMutex(livemutex::Session::new(cfg)),
+        }
+    }
+
     /// Decodes and handles at most one request from `input`.
     pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
         match self {
             Codec::Native(s) => s.decode(input, cx),
+            Codec::Lockd(s) => s.decode(input, cx),
+            Codec::Locker(s) => s.decode(input, cx),
+            Codec::Officer(s) => s.decode(input, cx),
+            Codec::LiveMutex(s) => s.decode(input, cx),
         }
     }
 
     /// Writes an engine event for this connection.
-    pub fn encode_event(&mut self, event: &Event, out: &mut Vec<u8>) {
+    pub fn encode_event(&mut self, event: &Event, engine: &Engine, out: &mut Vec<u8>) {
         match self {
-            Codec::Native(_) => native::encode_event(event, out),
+            Codec::Native(s) => s.encode_event(event, engine, out),
+            Codec::Lockd(s) => s.encode_event(event, engine, out),
+            Codec::Locker(s) => s.encode_event(event, engine, out),
+            Codec::Officer(s) => s.encode_event(event, engine, out),
+            Codec::LiveMutex(s) => s.encode_event(event, engine, out),
+        }
+    }
+
+    /// Called just before the engine forgets the connection (its claims still exist).
+    pub fn on_close(&mut self, cx: &mut Ctx) {
+        match self {
+            Codec::Native(_) => {}
+            Codec::Lockd(s) => s.on_close(cx),
+            Codec::Locker(s) => s.on_close(cx),
+            Codec::Officer(s) => s.on_close(cx),
+            Codec::LiveMutex(s) => s.on_close(cx),
         }
     }
 }

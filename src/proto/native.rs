@@ -25,7 +25,8 @@
 //! place a line's grammar is decided. A blank line is no request and gets no reply.
 
 use super::{push_u64, Ctx, Progress};
-use crate::engine::{AcquireRequest, Acquired, Event, EventKind};
+use crate::config::Config;
+use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind};
 use crate::table::{FindError, Mode};
 use memchr::memchr;
 
@@ -515,9 +516,16 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session accepting lines of at most `max_line` bytes.
-    pub fn new(max_line: usize) -> Self {
-        Session { max_line }
+    /// A session for a new connection.
+    pub fn new(cfg: &Config) -> Self {
+        Session {
+            max_line: cfg.max_line,
+        }
+    }
+
+    /// Writes an engine event as a native reply line.
+    pub fn encode_event(&mut self, event: &Event, _engine: &Engine, out: &mut Vec<u8>) {
+        encode_event(event, out)
     }
 
     /// Decodes and handles at most one line.
@@ -679,7 +687,7 @@ enum Flow {
 }
 
 /// Writes an engine event as a native reply line.
-pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
+fn encode_event(event: &Event, out: &mut Vec<u8>) {
     match event.kind {
         EventKind::Granted {
             token,
