@@ -1,1 +1,42 @@
-fn main() {}
+//! `loadgen`: parse arguments, run, print the report, exit 0 (ok), 1 (violations or
+//! run failure) or 2 (bad arguments). See the library documentation for the details.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match loadgen::parse_args(&args) {
+        Ok(o) => o,
+        Err(loadgen::UsageError::Help) => {
+            print!("{}", loadgen::usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(loadgen::UsageError::Invalid(msg)) => {
+            eprintln!("loadgen: {msg} (see loadgen --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match loadgen::run(&opts) {
+        Ok(report) => {
+            if opts.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{report}");
+            }
+            if report.violations > 0 {
+                eprintln!(
+                    "loadgen: {} violation(s), evidence above",
+                    report.violations
+                );
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
