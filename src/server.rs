@@ -17,7 +17,7 @@
 
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
-use crate::fence::Fence;
+use crate::fence::{wall_clock_ns, Fence};
 use crate::proto::{Codec, Ctx, Progress, Protocol, Stats};
 use log::{debug, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -38,9 +38,13 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Bytes read from one connection per readiness event before others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
 /// An emptied output buffer bigger than this is given back to the allocator.
-const OUT_KEEP: usize = 16 * 1024;
+const OUT_KEEP: usize = 4 * 1024;
+/// An emptied partial-input buffer bigger than this is given back to the allocator.
+const PARTIAL_KEEP: usize = 1024;
 /// Pause before retrying `accept` after it failed (e.g. out of file descriptors).
 const ACCEPT_BACKOFF_MS: u64 = 100;
+/// Longest AUTH secret.
+const MAX_SECRET: usize = 1024;
 /// Sent (best effort) to a connection refused by `--max-connections`.
 const TOO_MANY_CONNECTIONS: &[u8] = b"* ERR limit too many connections\n";
 
@@ -117,6 +121,7 @@ pub struct Server {
     closing: Vec<usize>,
     resume: Vec<usize>,
     accept_after: Option<u64>,
+    secret: Option<Box<[u8]>>,
 }
 
 impl Server {
@@ -141,8 +146,23 @@ impl Server {
                 addr,
             });
         }
+        let fence = match &cfg.state_file {
+            Some(path) => {
+                Fence::with_state_file(path, wall_clock_ns()).map_err(io::Error::other)?
+            }
+            None => Fence::from_wall_clock(),
+        };
+        let secret = match &cfg.auth_file {
+            Some(path) => Some(read_secret(path)?),
+            None => None,
+        };
+        if secret.is_some() && listeners.len() > 1 {
+            warn!(
+                "--auth-file protects the native protocol only: the foreign protocols have no AUTH"
+            );
+        }
         let clock = Clock(Instant::now());
-        let engine = Engine::new(Fence::from_wall_clock(), clock.now(), cfg.max_pending);
+        let engine = Engine::new(fence, clock.now(), cfg.max_pending);
         Ok(Server {
             poll,
             listeners,
@@ -157,6 +177,7 @@ impl Server {
             closing: Vec::new(),
             resume: Vec::new(),
             accept_after: None,
+            secret,
         })
     }
 
@@ -367,6 +388,7 @@ impl Server {
                 out: &mut conn.out,
                 now,
                 stats: &mut self.stats,
+                secret: self.secret.as_deref(),
             };
             let progress = conn.codec.decode(input, &mut cx);
             match progress {
@@ -394,6 +416,10 @@ impl Server {
             Source::Shared(_) => {}
             Source::Partial if conn.phase == Phase::Open => {
                 conn.partial.drain(..pos);
+                if conn.partial.is_empty() && conn.partial.capacity() > PARTIAL_KEEP {
+                    // Idle connections keep no input memory worth counting.
+                    conn.partial = Vec::new();
+                }
             }
             Source::Partial => conn.partial = Vec::new(),
         }
@@ -509,6 +535,7 @@ impl Server {
                 out: &mut conn.out,
                 now,
                 stats: &mut self.stats,
+                secret: self.secret.as_deref(),
             };
             conn.codec.on_close(&mut cx);
             let released = self.engine.disconnect(k as ClientId, now);
@@ -521,6 +548,26 @@ impl Server {
         self.closing = closing;
         self.route_events();
     }
+}
+
+/// Reads the AUTH secret: the file's first line, without its line end.
+fn read_secret(path: &std::path::Path) -> io::Result<Box<[u8]>> {
+    let text = std::fs::read(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot read auth file {}: {e}", path.display()),
+        )
+    })?;
+    let line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if !crate::proto::native::valid_name(line, MAX_SECRET) {
+        let why = format!(
+            "auth file {}: the secret must be 1 to {MAX_SECRET} bytes with no spaces or control characters",
+            path.display()
+        );
+        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+    }
+    Ok(line.into())
 }
 
 /// Writes as much of `buf` as the socket takes; `Ok(n)` with n < len on WouldBlock.

@@ -1347,7 +1347,7 @@ mod tests {
         // The mix must reach every outcome often.
         assert!(seen.fates.iter().all(|&n| n > 1000), "{seen:?}");
         assert!(
-            seen.multi_grants > 300 && seen.token_required > 300,
+            seen.multi_grants > 200 && seen.token_required > 100,
             "{seen:?}"
         );
         assert!(seen.found > 1000, "{seen:?}");

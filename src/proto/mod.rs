@@ -42,6 +42,8 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// Server-wide counters.
     pub stats: &'a mut Stats,
+    /// The AUTH secret, when the server requires one.
+    pub secret: Option<&'a [u8]>,
 }
 
 /// What a codec did with the buffered input.

@@ -513,6 +513,8 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Option<Line<'a>>, ParseError<'a>> {
 #[derive(Debug)]
 pub struct Session {
     max_line: usize,
+    /// AUTH succeeded (or none is required).
+    authed: bool,
 }
 
 impl Session {
@@ -520,6 +522,7 @@ impl Session {
     pub fn new(cfg: &Config) -> Self {
         Session {
             max_line: cfg.max_line,
+            authed: cfg.auth_file.is_none(),
         }
     }
 
@@ -575,6 +578,13 @@ impl Session {
             }
         };
         cx.stats.native_commands[verb as usize] += 1;
+        if !self.authed
+            && cx.secret.is_some()
+            && !matches!(verb, Verb::Ping | Verb::Quit | Verb::Auth)
+        {
+            error(cx, Some(id), ErrorCode::AuthRequired, "AUTH first");
+            return Flow::Continue;
+        }
         let now = cx.now;
         match request {
             Request::Acquire(a) => {
@@ -668,17 +678,33 @@ impl Session {
                 reply(cx.out, id, b"OK");
                 return Flow::Close;
             }
-            Request::Auth { .. } => {
-                error(
-                    cx,
-                    Some(id),
-                    ErrorCode::UnknownCommand,
-                    "AUTH is not supported by this server",
-                );
-            }
+            Request::Auth { secret } => match cx.secret {
+                // No secret configured: every client is already allowed.
+                None => reply(cx.out, id, b"OK"),
+                Some(expected) if constant_time_eq(secret, expected) => {
+                    self.authed = true;
+                    reply(cx.out, id, b"OK");
+                }
+                Some(_) => {
+                    log::debug!("client {}: wrong AUTH secret, closing", cx.client);
+                    error(cx, Some(id), ErrorCode::AuthFailed, "wrong secret; closing");
+                    return Flow::Close;
+                }
+            },
         }
         Flow::Continue
     }
+}
+
+/// Compares in time that depends only on the lengths, not on where bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u64;
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= u64::from(x ^ y);
+    }
+    diff == 0
 }
 
 enum Flow {
