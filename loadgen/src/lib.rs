@@ -377,7 +377,7 @@ Output:
   --server-pid PID         report the server's RSS, peak RSS and CPU time
   -h, --help               this text
 
-Exit status: 0 ok, 1 violations or run failure, 2 bad arguments.
+Exit status: 0 ok; 1 violations, lost connections or no run; 2 bad arguments.
 "
     .to_string()
 }
@@ -742,6 +742,9 @@ pub struct Report {
     pub expired: u64,
     /// Requests still unanswered at the end of the run.
     pub unanswered: u64,
+    /// Clients whose connection the server closed (or that failed) during the run.
+    /// The binary exits 1 when this is not 0.
+    pub lost_clients: u64,
     /// `--verify` violations (see the crate documentation).
     pub violations: u64,
     /// Whether `--timeout-s` cut the run short.
@@ -750,8 +753,8 @@ pub struct Report {
     pub acquire: Latency,
     /// Release latency (`UNLOCK` / `EVAL` sent to its reply).
     pub release: Latency,
-    /// For `TIMEOUT` replies: time from request to reply minus `--wait` (timer lateness
-    /// as seen by the client, including one round trip).
+    /// lockbox `TIMEOUT` replies: time from request to reply minus `--wait` (timer
+    /// lateness as seen by the client, including one round trip). Empty for Redis.
     pub timeout_lateness: Latency,
     /// loadgen's CPU use (Linux /proc; `None` elsewhere).
     pub cpu: Option<CpuUsage>,
@@ -890,6 +893,7 @@ impl Report {
             .u64("errors", self.errors)
             .u64("expired", self.expired)
             .u64("unanswered", self.unanswered)
+            .u64("lost_clients", self.lost_clients)
             .u64("violations", self.violations)
             .bool("hit_timeout", self.hit_timeout)
             .raw("acquire_us", &self.acquire.json())
@@ -985,11 +989,12 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "outcomes      timeouts {}  errors {}  expired {}  unanswered {}{}",
+            "outcomes      timeouts {}  errors {}  expired {}  unanswered {}  lost clients {}{}",
             self.timeouts,
             self.errors,
             self.expired,
             self.unanswered,
+            self.lost_clients,
             if self.hit_timeout {
                 "  (run cut by --timeout-s)"
             } else {
@@ -1442,6 +1447,7 @@ pub fn run(opts: &Options) -> Result<Report, RunError> {
         errors: 0,
         expired: 0,
         unanswered: 0,
+        lost_clients: 0,
         violations: 0,
         hit_timeout,
         acquire: Latency::default(),
@@ -1462,6 +1468,7 @@ pub fn run(opts: &Options) -> Result<Report, RunError> {
         r.expired += s.expired;
         r.violations += s.violations;
         r.unanswered += w.unanswered;
+        r.lost_clients += s.lost_clients;
         for (a, b) in r.per_server_cycles.iter_mut().zip(&s.per_server) {
             *a += b;
         }
@@ -1772,6 +1779,7 @@ struct Stats {
     errors: u64,
     expired: u64,
     violations: u64,
+    lost_clients: u64,
     per_server: Vec<u64>,
     acq: Histogram<u64>,
     rel: Histogram<u64>,
@@ -1924,6 +1932,7 @@ fn worker_main(init: WorkerInit) -> WorkerResult {
         errors: 0,
         expired: 0,
         violations: 0,
+        lost_clients: 0,
         per_server: vec![0; init.plan.servers.len()],
         acq: new_hist(),
         rel: new_hist(),
@@ -2510,7 +2519,7 @@ impl Worker {
     fn on_timeout(&mut self, s: usize, now: Instant) {
         self.stats.timeouts += 1;
         self.stats.iv_timeouts += 1;
-        if let Some(w) = self.plan.wait {
+        if let (Some(w), Target::Lockbox) = (self.plan.wait, self.plan.target) {
             let waited = now.saturating_duration_since(self.slots[s].t_start);
             self.stats
                 .late
@@ -2618,6 +2627,7 @@ impl Worker {
             self.finish_slot(s);
         }
         let c = self.first_client + client;
+        self.stats.lost_clients += 1;
         self.error(format!(
             "connection of client {c} to {server} closed: {reason} ({pending} requests pending)"
         ));
@@ -2647,6 +2657,12 @@ impl Worker {
                 Ok(n) => {
                     let now = Instant::now();
                     self.consume(ci, &scratch[..n], now);
+                    // A short read drained the socket; with edge-triggered polling any
+                    // later data raises a new event, so skip the read that would only
+                    // say WouldBlock (one syscall less per reply batch).
+                    if n < scratch.len() {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -3324,6 +3340,7 @@ mod tests {
             errors: 2,
             expired: 3,
             unanswered: 0,
+            lost_clients: 0,
             violations: 0,
             hit_timeout: false,
             acquire: Latency::from_histogram(&h),

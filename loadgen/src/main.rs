@@ -1,5 +1,5 @@
-//! `loadgen`: parse arguments, run, print the report, exit 0 (ok), 1 (violations or
-//! run failure) or 2 (bad arguments). See the library documentation for the details.
+//! `loadgen`: parse arguments, run, print the report, exit 0 (ok), 1 (violations, lost
+//! connections or no run at all) or 2 (bad arguments). See the library documentation.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -28,6 +28,12 @@ fn main() -> ExitCode {
                 eprintln!(
                     "loadgen: {} violation(s), evidence above",
                     report.violations
+                );
+                ExitCode::from(1)
+            } else if report.lost_clients > 0 {
+                eprintln!(
+                    "loadgen: {} client(s) lost their connection, see the errors above",
+                    report.lost_clients
                 );
                 ExitCode::from(1)
             } else {

@@ -14,6 +14,8 @@ enum Flavor {
     Correct,
     NoExclusion,
     DoubleReply,
+    /// Closes every connection after its 5th request.
+    HangUp,
 }
 
 struct Waiter {
@@ -101,8 +103,14 @@ fn serve(conn: u64, stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Flavor)
         .writers
         .insert(conn, stream.try_clone().unwrap());
     let reader = BufReader::new(stream);
-    for line in reader.lines() {
+    for (n, line) in reader.lines().enumerate() {
         let Ok(line) = line else { break };
+        if flavor == Flavor::HangUp && n == 5 {
+            if let Some(w) = inner.lock().unwrap().writers.get(&conn) {
+                let _ = w.shutdown(std::net::Shutdown::Both);
+            }
+            break;
+        }
         let parts: Vec<&str> = line.split_whitespace().collect();
         if parts.len() < 2 {
             continue;
@@ -284,4 +292,19 @@ fn refused_connection_is_a_run_error() {
         Err(loadgen::RunError::Connect(m)) => assert!(m.contains(&port.to_string()), "{m}"),
         other => panic!("expected a connect error, got {other:?}"),
     }
+}
+
+#[test]
+fn lost_connections_are_reported() {
+    let addr = start(Flavor::HangUp);
+    let o = opts(&format!(
+        "--server {addr} --clients 3 --locks 10 --duration 2 --verify --quiet"
+    ));
+    let r = loadgen::run(&o).unwrap();
+    assert_eq!(r.lost_clients, 3, "{r}");
+    assert!(r.errors >= 3, "{r}");
+    assert_eq!(r.violations, 0, "{r}");
+    // Every client is gone: the run ends early instead of waiting out the duration.
+    assert!(r.total_s < 1.5, "{r}");
+    assert!(r.error_samples.iter().any(|e| e.contains("closed")), "{r}");
 }
