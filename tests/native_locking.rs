@@ -675,3 +675,91 @@ fn queue_zero_grants_only_at_once() {
     assert_eq!(b.share("b4", "s queue=0").1, 2);
     assert_eq!(waiters(&mut a, "q"), "waiters=0");
 }
+
+#[test]
+fn semaphore_waiters_granted_together_up_to_max() {
+    let addr = start();
+    let mut x = Client::connect(addr);
+    let mut ss: Vec<Client> = (0..3).map(|_| Client::connect(addr)).collect();
+    x.lock("x1", "sem");
+    for (i, s) in ss.iter_mut().enumerate() {
+        s.send(&format!("s{i} SHARE sem max=2"));
+        s.sync();
+    }
+    x.unlock("x2", "sem");
+    assert_eq!(ok_share(&ss[0].recv(), "s0").1, 1);
+    assert_eq!(ok_share(&ss[1].recv(), "s1").1, 2);
+    ss[2].expect_silence(SILENCE_MS);
+    assert_eq!(x.inspect("sem"), "mode=shared holders=2 waiters=1");
+    ss[0].unlock("u", "sem");
+    assert_eq!(ok_share(&ss[2].recv(), "s2").1, 2);
+}
+
+#[test]
+fn a_blocking_exclusive_waiter_leaving_grants_the_shared_behind_it() {
+    // When the waiting writer at the head goes (timeout, CANCEL, disconnect), the shared
+    // waiter behind it reaches the head, is compatible with the shared holds: granted.
+    let addr = start();
+    let mut s1 = Client::connect(addr);
+    let mut s2 = Client::connect(addr);
+    s1.share("s1", "rw");
+    for how in ["timeout", "cancel", "disconnect"] {
+        let mut x = Client::connect(addr);
+        let wait = if how == "timeout" { "wait=100" } else { "" };
+        x.send(&format!("x1 LOCK rw {wait}"));
+        x.sync();
+        s2.send("s2 SHARE rw");
+        s2.sync();
+        match how {
+            "timeout" => assert_eq!(x.recv(), "x1 TIMEOUT"),
+            "cancel" => {
+                x.send("k CANCEL x1");
+                assert_eq!(x.recv(), "x1 CANCELLED");
+                assert_eq!(x.recv(), "k OK 1");
+            }
+            _ => drop(x),
+        }
+        let (t, holders) = ok_share(&s2.recv(), "s2");
+        assert_eq!(holders, 2, "after {how}");
+        s2.unlock("u", &format!("rw {t}"));
+    }
+}
+
+#[test]
+fn many_waits_with_the_same_deadline_all_time_out() {
+    let addr = start();
+    let mut a = Client::connect(addr);
+    let mut b = Client::connect(addr);
+    a.lock("a1", "x");
+    let mut batch = String::new();
+    for i in 0..200 {
+        batch.push_str(&format!("w{i} LOCK x wait=80\n"));
+    }
+    let t0 = Instant::now();
+    b.send_bytes(batch.as_bytes());
+    let mut seen = HashSet::new();
+    for _ in 0..200 {
+        let line = b.recv();
+        let id = line
+            .strip_suffix(" TIMEOUT")
+            .unwrap_or_else(|| panic!("{line:?}"));
+        assert!(seen.insert(id.to_string()), "twice: {line:?}");
+    }
+    assert_deadline("200 x wait=80", t0, ms(80));
+    assert_eq!(waiters(&mut a, "x"), "waiters=0");
+}
+
+#[test]
+fn unlock_without_token_ignores_own_waits() {
+    // "Without a token the connection must hold exactly one hold": a pending wait of the
+    // same connection on that name is not a hold.
+    let mut c = Client::connect(start());
+    c.lock("a1", "n");
+    c.send("a2 LOCK n");
+    c.sync();
+    c.send("a3 UNLOCK n");
+    let mut got = c.recv_n(2);
+    got.sort();
+    assert_eq!(got[1], "a3 OK", "{got:?}");
+    ok_token(&got[0], "a2");
+}

@@ -854,3 +854,21 @@ fn stats_values_follow_the_traffic() {
     assert_eq!(s4["locks"], 0, "a lock entry disappears when unused");
     assert_eq!(s4["connections_total"], s3["connections_total"]);
 }
+
+#[test]
+fn stats_bytes_in_and_out_count_every_byte() {
+    let mut c = Client::connect(start());
+    let (s1, size1) = c.stats_sized();
+    assert_eq!(c.req("a PING"), "a PONG");
+    let (s2, _) = c.stats_sized();
+    // Between the two snapshots: the first STATS line and the PING line came in, the
+    // first STATS reply and the PONG went out.
+    assert_eq!(
+        s2["bytes_in"] - s1["bytes_in"],
+        ("st STATS\n".len() + "a PING\n".len()) as u64
+    );
+    assert_eq!(
+        s2["bytes_out"] - s1["bytes_out"],
+        (size1 + "a PONG\n".len()) as u64
+    );
+}

@@ -307,8 +307,15 @@ impl Client {
 
     /// `STATS` as a map key -> value; every value must be an unsigned integer.
     pub fn stats(&mut self) -> HashMap<String, u64> {
+        self.stats_sized().0
+    }
+
+    /// `STATS` as a map, plus the exact number of bytes of the whole reply.
+    pub fn stats_sized(&mut self) -> (HashMap<String, u64>, usize) {
         self.send("st STATS");
         let rows = self.recv_until_end("st");
+        let size = rows.iter().map(|r| r.len() + 1).sum::<usize>()
+            + format!("st END {}\n", rows.len()).len();
         let mut map = HashMap::new();
         for row in rows {
             let w: Vec<&str> = row.split(' ').collect();
@@ -324,7 +331,7 @@ impl Client {
                 "STATS key repeated: {row:?}"
             );
         }
-        map
+        (map, size)
     }
 }
 
