@@ -448,6 +448,19 @@ fn check_addr(addr: &str) -> Result<(), UsageError> {
 ///
 /// Errors are one-line messages meant for stderr (the binary exits 2 on them);
 /// `-h`/`--help` gives [`UsageError::Help`].
+///
+/// ```
+/// let opts = loadgen::parse_args(&[
+///     "--server", "127.0.0.1:7654", "--clients", "4", "--locks", "1",
+///     "--duration", "0.5", "--verify", "--quiet",
+/// ])
+/// .unwrap();
+/// assert_eq!((opts.clients, opts.locks, opts.verify), (4, 1, true));
+/// assert!(matches!(
+///     loadgen::parse_args(&["--clients", "0"]),
+///     Err(loadgen::UsageError::Invalid(_))
+/// ));
+/// ```
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Options, UsageError> {
     let mut spec = getopts::Options::new();
     spec.optmulti("", "server", "server address", "ADDR")
@@ -1188,7 +1201,21 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// Run the workload described by `opts` and report. Progress lines go to stderr unless
-/// `opts.quiet`; nothing else is printed.
+/// `opts.quiet`; nothing else is printed. Blocks for the whole run (at most
+/// `opts.timeout`); it starts its own threads and needs nothing from the caller's.
+///
+/// ```no_run
+/// let opts = loadgen::parse_args(&[
+///     "--server", "127.0.0.1:7654", "--clients", "8", "--pipeline", "4", "--locks", "3",
+///     "--work-ms", "1", "--duration", "1", "--verify", "--quiet",
+/// ])
+/// .unwrap();
+/// let report = loadgen::run(&opts).expect("server reachable");
+/// assert_eq!(report.violations, 0, "{report}");
+/// assert_eq!(report.errors, 0, "{report}");
+/// assert!(report.cycles > 0);
+/// println!("{}", report.to_json());
+/// ```
 pub fn run(opts: &Options) -> Result<Report, RunError> {
     let t_entry = Instant::now();
     let mut addrs = Vec::with_capacity(opts.servers.len());

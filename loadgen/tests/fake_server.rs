@@ -16,6 +16,8 @@ enum Flavor {
     DoubleReply,
     /// Closes every connection after its 5th request.
     HangUp,
+    /// Reads requests and never answers.
+    Silent,
 }
 
 struct Waiter {
@@ -113,6 +115,9 @@ fn serve(conn: u64, stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Flavor)
         }
         let parts: Vec<&str> = line.split_whitespace().collect();
         if parts.len() < 2 {
+            continue;
+        }
+        if flavor == Flavor::Silent {
             continue;
         }
         let (id, verb) = (parts[0], parts[1].to_ascii_uppercase());
@@ -307,4 +312,29 @@ fn lost_connections_are_reported() {
     // Every client is gone: the run ends early instead of waiting out the duration.
     assert!(r.total_s < 1.5, "{r}");
     assert!(r.error_samples.iter().any(|e| e.contains("closed")), "{r}");
+}
+
+#[test]
+fn silent_server_is_bounded_by_the_drain() {
+    let addr = start(Flavor::Silent);
+    let o = opts(&format!(
+        "--server {addr} --clients 3 --pipeline 2 --duration 0.3 --drain-s 0.3 --verify --quiet"
+    ));
+    let r = loadgen::run(&o).unwrap();
+    assert_eq!(r.unanswered, 6, "{r}");
+    assert_eq!(r.cycles, 0, "{r}");
+    assert!(!r.hit_timeout, "{r}");
+    assert!(r.total_s < 2.0, "{r}");
+}
+
+#[test]
+fn hard_timeout_bounds_the_run() {
+    let addr = start(Flavor::Silent);
+    let o = opts(&format!(
+        "--server {addr} --clients 2 --duration 30 --timeout-s 0.5 --quiet"
+    ));
+    let r = loadgen::run(&o).unwrap();
+    assert!(r.hit_timeout, "{r}");
+    assert_eq!(r.unanswered, 2, "{r}");
+    assert!(r.total_s < 2.0, "{r}");
 }
