@@ -1,27 +1,440 @@
-//! The officer protocol (`shared/spec/compat.md`). Skeleton: being implemented.
+//! The officer protocol (`shared/spec/compat.md`, "officer"): JSON lines both ways.
+//!
+//! # Wire
+//! One JSON object per `\n`-terminated line (a trailing `\r` is dropped), with a
+//! `"command"` of `lock`, `unlock`, `reset`, `locks`, `connections`, `my_locks` or
+//! `keep_alive`. Replies are single lines with officer's key order:
+//! `{"name":N,"result":"acquired"}`, `{"name":N,"queue":[..],"result":"timed_out"}`,
+//! `{"result":"reset_succeeded"}`, `{"value":..,"result":"locks"}`. A line that is not a
+//! JSON object, names no known command, or has a malformed field (`name` not a
+//! non-empty string, `timeout` not a number or null, `queue_max` not a positive integer
+//! or null) closes the connection, as the original's exception did. So does a line
+//! longer than `--max-line` bytes.
+//!
+//! # Mapping onto the engine
+//! - **Names.** An officer name maps to the engine name
+//!   [`super::lockd::engine_name`]`("", NAME)`: itself for ordinary names, with bytes
+//!   `0x00..=0x20`, `0x7F` and `%` escaped as `%XX` (so `"my lock"` is `my%20lock` in native
+//!   `LIST`). The same name therefore is the same lock for officer, lockd's `g` and native
+//!   `LOCK`. A name whose escaped form is over 255 bytes is a malformed request (closes).
+//! - **lock** is an exclusive claim whose tag is the engine name (events carry it back).
+//!   `timeout` seconds (fractional; negative = 0) become the wait in ms, rounded up and
+//!   capped at `u32::MAX`; null or absent waits as long as the connection lives.
+//!   Before acquiring: the holder asking again gets `already_acquired`; a connection
+//!   already waiting for the name gets no reply (its first request stands, with its own
+//!   timeout); with `queue_max` Q, holders + waiters >= Q gets `queue_maxed`. A wait that
+//!   runs out gets `timed_out`; `queue` lists the `ip:port` of holders (grant order) then
+//!   waiters (FIFO) at that moment. A later grant is `{"name":N,"result":"acquired"}`.
+//!   Over `--max-pending`, the answer is `queue_maxed`.
+//! - **unlock** releases this connection's hold (`released`; the next waiter is granted),
+//!   or withdraws its wait for the name (also `released`, as officer did), else
+//!   `release_failed`.
+//! - **reset** cancels every wait (silently) and releases every hold: `reset_succeeded`.
+//! - **locks** lists every engine lock whose name is an officer name (native and lockd
+//!   exclusive locks included; lockd's `%shared:` names and names that are not the image
+//!   of a UTF-8 string are left out), sorted by name, each with its holders then waiters.
+//! - **connections** lists every connection with at least one such hold or wait, sorted by
+//!   `ip:port`, with its names (holds in grant order, then waits); **my_locks** lists
+//!   this connection's names the same way (waits included, as in officer).
+//!
+//! # Deviations from officer
+//! - Objects in `locks` and `connections` are sorted (officer used insertion order);
+//!   connections that hold and wait for nothing are not listed.
+//! - A repeated `lock` while waiting does not start a timer the first request lacked.
+//! - The idle-connection reaper (`--max-idle`) is not implemented: `keep_alive` is
+//!   accepted and needs no reply; connections live until they close.
 
+use super::lockd::{engine_name, wire_name};
 use super::{Ctx, Progress};
 use crate::config::Config;
-use crate::engine::{Engine, Event};
+use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind};
+use crate::table::Mode;
+use memchr::memchr;
+use serde_json::{Map, Value};
+use std::io::Write;
 
 /// Per-connection state.
 #[derive(Debug)]
-pub struct Session {}
+pub struct Session {
+    max_line: usize,
+}
+
+/// A parsed request.
+#[derive(Debug, PartialEq)]
+enum Request<'a> {
+    Lock {
+        name: &'a str,
+        wait: Option<u32>,
+        queue_max: Option<u64>,
+    },
+    Unlock {
+        name: &'a str,
+    },
+    Reset,
+    Locks,
+    Connections,
+    MyLocks,
+    KeepAlive,
+}
+
+/// Parses a request object; `None` for anything officer would have choked on.
+fn parse(obj: &Map<String, Value>) -> Option<Request<'_>> {
+    let name = || -> Option<&str> {
+        match obj.get("name")? {
+            Value::String(s) if !s.is_empty() => Some(s),
+            _ => None,
+        }
+    };
+    Some(match obj.get("command")?.as_str()? {
+        "lock" => {
+            let wait = match obj.get("timeout") {
+                None | Some(Value::Null) => None,
+                Some(Value::Number(n)) => Some(seconds_to_ms(n.as_f64()?)),
+                Some(_) => return None,
+            };
+            let queue_max = match obj.get("queue_max") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().filter(|&q| q > 0)?),
+            };
+            Request::Lock {
+                name: name()?,
+                wait,
+                queue_max,
+            }
+        }
+        "unlock" => Request::Unlock { name: name()? },
+        "reset" => Request::Reset,
+        "locks" => Request::Locks,
+        "connections" => Request::Connections,
+        "my_locks" => Request::MyLocks,
+        "keep_alive" => Request::KeepAlive,
+        _ => return None,
+    })
+}
+
+/// Seconds to whole milliseconds, rounded up, within `0..=u32::MAX`.
+fn seconds_to_ms(s: f64) -> u32 {
+    let ms = (s * 1000.0).ceil();
+    if ms.is_nan() || ms <= 0.0 {
+        0
+    } else if ms >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        ms as u32
+    }
+}
 
 impl Session {
     /// A session for a new connection.
-    pub fn new(_cfg: &Config) -> Self {
-        Session {}
+    pub fn new(cfg: &Config) -> Self {
+        Session {
+            max_line: cfg.max_line,
+        }
     }
 
-    /// Decodes and handles at most one request.
-    pub fn decode(&mut self, input: &[u8], _cx: &mut Ctx) -> Progress {
-        Progress::Close(input.len())
+    /// Decodes and handles at most one request line.
+    pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        let Some(nl) = memchr(b'\n', input) else {
+            if input.len() > self.max_line + 1 {
+                log::debug!(
+                    "officer client {}: line over {} bytes, closing",
+                    cx.client,
+                    self.max_line
+                );
+                return Progress::Close(input.len());
+            }
+            return Progress::Incomplete;
+        };
+        let line = input[..nl].strip_suffix(b"\r").unwrap_or(&input[..nl]);
+        if line.len() > self.max_line {
+            log::debug!(
+                "officer client {}: line over {} bytes, closing",
+                cx.client,
+                self.max_line
+            );
+            return Progress::Close(nl + 1);
+        }
+        let value: Value = match serde_json::from_slice(line) {
+            Ok(v) => v,
+            Err(e) => {
+                log::debug!("officer client {}: bad JSON ({e}), closing", cx.client);
+                return Progress::Close(nl + 1);
+            }
+        };
+        let Some(request) = value.as_object().and_then(parse) else {
+            log::debug!("officer client {}: invalid request, closing", cx.client);
+            return Progress::Close(nl + 1);
+        };
+        match handle(request, cx) {
+            Ok(()) => Progress::Consumed(nl + 1),
+            Err(()) => Progress::Close(nl + 1),
+        }
     }
 
-    /// Writes an engine event.
-    pub fn encode_event(&mut self, _event: &Event, _engine: &Engine, _out: &mut Vec<u8>) {}
+    /// Writes an engine event: a deferred grant or a wait that ran out.
+    pub fn encode_event(&mut self, event: &Event, engine: &Engine, out: &mut Vec<u8>) {
+        let name = wire_name(&event.tag).unwrap_or_default();
+        match event.kind {
+            EventKind::Granted { .. } => write_result(out, &name, b"acquired"),
+            EventKind::Timeout => write_with_queue(out, engine, &event.tag, &name, b"timed_out"),
+            // officer never sets a hold deadline.
+            EventKind::Expired { .. } => {}
+        }
+    }
 
-    /// The connection is closing.
+    /// Nothing to do: the engine cancels this connection's waits and releases its holds.
     pub fn on_close(&mut self, _cx: &mut Ctx) {}
+}
+
+fn handle(request: Request, cx: &mut Ctx) -> Result<(), ()> {
+    let me = cx.client;
+    match request {
+        Request::Lock {
+            name,
+            wait,
+            queue_max,
+        } => {
+            let Some(en) = engine_name(b"", name.as_bytes()) else {
+                log::debug!("officer client {me}: lock name too long, closing");
+                return Err(());
+            };
+            let en = en.as_bytes();
+            if let Some((info, holder)) = cx.engine.inspect(en) {
+                if holder.is_some_and(|h| h.client == me) {
+                    write_result(cx.out, name.as_bytes(), b"already_acquired");
+                    return Ok(());
+                }
+                if cx.engine.waits_of(me).any(|w| w.name == en) {
+                    return Ok(());
+                }
+                if queue_max.is_some_and(|q| u64::from(info.holders) + u64::from(info.waiters) >= q)
+                {
+                    write_with_queue(cx.out, cx.engine, en, name.as_bytes(), b"queue_maxed");
+                    return Ok(());
+                }
+            }
+            let req = AcquireRequest {
+                name: en,
+                mode: Mode::Exclusive,
+                wait,
+                hold: None,
+                queue: None,
+            };
+            match cx.engine.acquire(me, en, &req, cx.now) {
+                Acquired::Granted { .. } => write_result(cx.out, name.as_bytes(), b"acquired"),
+                Acquired::Queued => {}
+                Acquired::Timeout => {
+                    write_with_queue(cx.out, cx.engine, en, name.as_bytes(), b"timed_out")
+                }
+                Acquired::QueueFull | Acquired::Limit => {
+                    write_with_queue(cx.out, cx.engine, en, name.as_bytes(), b"queue_maxed")
+                }
+            }
+        }
+        Request::Unlock { name } => {
+            let released = engine_name(b"", name.as_bytes()).is_some_and(|en| {
+                let en = en.as_bytes();
+                cx.engine.release(me, en, None, cx.now).is_ok()
+                    || cx.engine.cancel(me, en, cx.now, |_| {}) > 0
+            });
+            let result: &[u8] = if released {
+                b"released"
+            } else {
+                b"release_failed"
+            };
+            write_result(cx.out, name.as_bytes(), result);
+        }
+        Request::Reset => {
+            cx.engine.reset(me, cx.now, |_| {});
+            cx.out
+                .extend_from_slice(b"{\"result\":\"reset_succeeded\"}\n");
+        }
+        Request::Locks => write_locks(cx),
+        Request::Connections => write_connections(cx),
+        Request::MyLocks => {
+            cx.out.extend_from_slice(b"{\"value\":");
+            write_names_of(cx.out, cx.engine, me);
+            cx.out.extend_from_slice(b",\"result\":\"my_locks\"}\n");
+        }
+        Request::KeepAlive => {}
+    }
+    Ok(())
+}
+
+/// A JSON string.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing JSON to a Vec cannot fail");
+}
+
+/// An officer name (UTF-8 by construction; lossy otherwise).
+fn push_json_name(out: &mut Vec<u8>, name: &[u8]) {
+    push_json_str(out, &String::from_utf8_lossy(name));
+}
+
+/// The officer name of an engine name, if it is one.
+fn officer_name(engine_name: &[u8]) -> Option<String> {
+    String::from_utf8(wire_name(engine_name)?).ok()
+}
+
+/// `{"name":N,"result":R}`.
+fn write_result(out: &mut Vec<u8>, name: &[u8], result: &[u8]) {
+    out.extend_from_slice(b"{\"name\":");
+    push_json_name(out, name);
+    out.extend_from_slice(b",\"result\":\"");
+    out.extend_from_slice(result);
+    out.extend_from_slice(b"\"}\n");
+}
+
+/// `{"name":N,"queue":[holders then waiters],"result":R}`.
+fn write_with_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8], name: &[u8], result: &[u8]) {
+    out.extend_from_slice(b"{\"name\":");
+    push_json_name(out, name);
+    out.extend_from_slice(b",\"queue\":");
+    write_queue(out, engine, en);
+    out.extend_from_slice(b",\"result\":\"");
+    out.extend_from_slice(result);
+    out.extend_from_slice(b"\"}\n");
+}
+
+fn push_addr(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
+    out.push(b'"');
+    if let Some(c) = engine.client(client) {
+        let _ = write!(out, "{}", c.addr());
+    }
+    out.push(b'"');
+}
+
+/// `["ip:port",...]`: holders in grant order, then waiters in FIFO order.
+fn write_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8]) {
+    out.push(b'[');
+    let holders = engine.holds_on(en).map(|(_, c)| c);
+    for (i, client) in holders.chain(engine.waiters_on(en)).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_addr(out, engine, client);
+    }
+    out.push(b']');
+}
+
+/// `[names]` of one connection: holds in grant order, then waits.
+fn write_names_of(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
+    out.push(b'[');
+    let names = engine
+        .holds_of(client)
+        .chain(engine.waits_of(client))
+        .filter_map(|c| officer_name(c.name));
+    for (i, name) in names.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_str(out, &name);
+    }
+    out.push(b']');
+}
+
+fn write_locks(cx: &mut Ctx) {
+    let mut rows: Vec<(String, &[u8])> = cx
+        .engine
+        .locks()
+        .filter_map(|(en, _)| Some((officer_name(en)?, en)))
+        .collect();
+    rows.sort_unstable();
+    let out = &mut *cx.out;
+    out.extend_from_slice(b"{\"value\":{");
+    for (i, (name, en)) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_str(out, name);
+        out.push(b':');
+        write_queue(out, cx.engine, en);
+    }
+    out.extend_from_slice(b"},\"result\":\"locks\"}\n");
+}
+
+fn write_connections(cx: &mut Ctx) {
+    let engine = &*cx.engine;
+    let mut rows: Vec<(String, ClientId)> = engine
+        .clients()
+        .filter(|&(client, _, _)| {
+            engine
+                .holds_of(client)
+                .chain(engine.waits_of(client))
+                .any(|c| officer_name(c.name).is_some())
+        })
+        .map(|(client, c, _)| (c.addr().to_string(), client))
+        .collect();
+    rows.sort_unstable();
+    let out = &mut *cx.out;
+    out.extend_from_slice(b"{\"value\":{");
+    for (i, (addr, client)) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_str(out, addr);
+        out.push(b':');
+        write_names_of(out, engine, *client);
+    }
+    out.extend_from_slice(b"},\"result\":\"connections\"}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(line: &str) -> Option<Request<'static>> {
+        let v: &'static Value = Box::leak(Box::new(serde_json::from_str(line).ok()?));
+        parse(v.as_object()?)
+    }
+
+    #[test]
+    fn timeouts_round_up_and_clamp() {
+        assert_eq!(seconds_to_ms(0.0), 0);
+        assert_eq!(seconds_to_ms(-3.0), 0);
+        assert_eq!(seconds_to_ms(0.0001), 1);
+        assert_eq!(seconds_to_ms(1.5), 1500);
+        assert_eq!(seconds_to_ms(2.0), 2000);
+        assert_eq!(seconds_to_ms(1e12), u32::MAX);
+    }
+
+    #[test]
+    fn requests() {
+        assert_eq!(
+            req(r#"{"command":"lock","name":"a","timeout":0.25,"queue_max":2}"#),
+            Some(Request::Lock {
+                name: "a",
+                wait: Some(250),
+                queue_max: Some(2)
+            })
+        );
+        assert_eq!(
+            req(r#"{"command":"lock","name":"a","timeout":null}"#),
+            Some(Request::Lock {
+                name: "a",
+                wait: None,
+                queue_max: None
+            })
+        );
+        assert_eq!(
+            req(r#"{"command":"unlock","name":"a b"}"#),
+            Some(Request::Unlock { name: "a b" })
+        );
+        assert_eq!(req(r#"{"command":"keep_alive"}"#), Some(Request::KeepAlive));
+        for bad in [
+            r#"{"command":"lock"}"#,
+            r#"{"command":"lock","name":""}"#,
+            r#"{"command":"lock","name":5}"#,
+            r#"{"command":"lock","name":"a","timeout":"1"}"#,
+            r#"{"command":"lock","name":"a","queue_max":0}"#,
+            r#"{"command":"lock","name":"a","queue_max":1.5}"#,
+            r#"{"command":"unlock"}"#,
+            r#"{"command":"nope"}"#,
+            r#"{"name":"a"}"#,
+            r#"["lock"]"#,
+            r#"{"command":5}"#,
+        ] {
+            assert_eq!(req(bad), None, "{bad}");
+        }
+    }
 }
