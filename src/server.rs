@@ -8,7 +8,7 @@
 //! Replies never go straight to a socket: a codec appends them to its connection's
 //! output buffer and the connection joins the `dirty` list; engine events for other
 //! connections are routed to theirs after every request. A connection is never freed
-//! mid-dispatch: it is marked and freed in [`Server::reap`] after the batch, which is
+//! mid-dispatch: it is marked and freed in `Server::reap` after the batch, which is
 //! also where the engine releases its holds and cancels its waits (same iteration).
 //!
 //! Input is read into one shared buffer and decoded in place; only a trailing partial

@@ -189,7 +189,7 @@ pub struct Acquire<'a> {
 pub enum Request<'a> {
     /// LOCK or SHARE.
     Acquire(Acquire<'a>),
-    /// UNLOCK name [token].
+    /// `UNLOCK name [token]`.
     Unlock {
         /// Lock name.
         name: &'a [u8],
@@ -217,7 +217,7 @@ pub enum Request<'a> {
         /// Lock name.
         name: &'a [u8],
     },
-    /// LIST [prefix].
+    /// `LIST [prefix]`.
     List {
         /// Only names starting with this.
         prefix: &'a [u8],
