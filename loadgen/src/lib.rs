@@ -64,6 +64,12 @@
 //!   expired, the cycle still counts). Tokens are random 64-bit values in hex.
 //! - ping: one `PING` -> `PONG` per cycle (to the server the random name routes to).
 //!
+//! Connections are set up at most 96 at a time (over all threads), and each is confirmed
+//! by one `lg-hello PING` -> `lg-hello PONG` round trip (Redis: `PING` -> `+PONG`) before
+//! the load starts, so the server has really accepted it: a connect burst never overflows
+//! a small listen backlog (dropped SYNs would cost 1 s retransmits), and a server that
+//! refuses connections (`* ERR limit`) is reported as such.
+//!
 //! Request ids are decimal: the k-th request of pipeline slot j is `j + D*k`, so a reply
 //! maps to its slot without a lookup table, and ids are unique on a connection.
 //!
@@ -1092,8 +1098,10 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// How long connecting may take at most.
+/// How long connecting may take at most (plus 1 ms per connection).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections being set up at once, over all poll loops (below a listen backlog of 128).
+const CONNECT_PARALLEL: usize = 96;
 /// Verification slack for hold deadlines (see the crate documentation).
 const HOLD_SLACK: Duration = Duration::from_millis(2);
 /// Samples kept per thread for errors and violations.
@@ -1128,6 +1136,8 @@ struct Plan {
     seed: u64,
     cycles_limit: Option<u64>,
     connect_deadline: Instant,
+    /// Connections a poll loop sets up at once.
+    connect_parallel: usize,
 }
 
 impl Plan {
@@ -1285,7 +1295,10 @@ pub fn run(opts: &Options) -> Result<Report, RunError> {
         verify: opts.verify,
         seed: opts.seed,
         cycles_limit: opts.cycles,
-        connect_deadline: t_entry + CONNECT_TIMEOUT.min(opts.timeout),
+        connect_deadline: t_entry
+            + (CONNECT_TIMEOUT + Duration::from_millis((opts.clients * opts.servers.len()) as u64))
+                .min(opts.timeout),
+        connect_parallel: (CONNECT_PARALLEL / threads).max(8),
     });
     let verifier = (opts.verify && opts.mode != Mode::Ping).then(|| Verifier {
         shards: (0..64).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -1864,11 +1877,29 @@ struct Slot {
     ticket: bool,
 }
 
+/// Where a connection is in its setup.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// TCP connect in progress.
+    Connecting,
+    /// Connected, PING sent, waiting for PONG.
+    Hello,
+    /// Ready for the workload.
+    Ready,
+}
+
+/// The connection check: lockbox request and reply line (without the newline).
+const HELLO_LOCKBOX: &[u8] = b"lg-hello PING\n";
+const HELLO_LOCKBOX_REPLY: &[u8] = b"lg-hello PONG";
+/// The connection check for Redis.
+const HELLO_REDIS: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+const HELLO_REDIS_REPLY: &[u8] = b"+PONG";
+
 struct Conn {
     stream: TcpStream,
     client: u32,
     server: u16,
-    connected: bool,
+    phase: Phase,
     dead: bool,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
@@ -2059,43 +2090,129 @@ impl Worker {
         self.plan.addrs.len()
     }
 
-    fn connect_all(&mut self) -> Result<(), String> {
+    /// Open connection number `self.conns.len()` (client `idx / ns`, server `idx % ns`).
+    fn open_conn(&mut self) -> Result<(), String> {
         let ns = self.nservers();
+        let idx = self.conns.len();
+        let s = idx % ns;
+        let addr = self.plan.addrs[s];
+        let mut stream = TcpStream::connect(addr).map_err(|e| {
+            let hint = if e.raw_os_error() == Some(24) {
+                " (too many open files: raise `ulimit -n`)"
+            } else {
+                ""
+            };
+            format!("{}: {e}{hint}", self.plan.servers[s])
+        })?;
+        self.poll
+            .registry()
+            .register(
+                &mut stream,
+                Token(idx),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| format!("register: {e}"))?;
+        self.conns.push(Conn {
+            stream,
+            client: (idx / ns) as u32,
+            server: s as u16,
+            phase: Phase::Connecting,
+            dead: false,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            dirty: false,
+            max_token: 0,
+            fifo: VecDeque::new(),
+        });
+        Ok(())
+    }
+
+    /// Advance connection `ci` through connect and the PING check; `Ok(true)` once ready.
+    fn connect_step(&mut self, ci: usize) -> Result<bool, String> {
+        let server = self.plan.servers[self.conns[ci].server as usize].clone();
+        let c = &mut self.conns[ci];
+        if c.phase == Phase::Connecting {
+            if let Ok(Some(e)) | Err(e) = c.stream.take_error() {
+                return Err(format!("{server}: {e}"));
+            }
+            match c.stream.peer_addr() {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(false),
+                Err(e) => return Err(format!("{server}: {e}")),
+            }
+            let _ = c.stream.set_nodelay(true);
+            c.phase = Phase::Hello;
+            c.wbuf.extend_from_slice(match self.plan.target {
+                Target::Lockbox => HELLO_LOCKBOX,
+                Target::Redis => HELLO_REDIS,
+            });
+        }
+        if c.phase != Phase::Hello {
+            return Ok(c.phase == Phase::Ready);
+        }
+        while c.wpos < c.wbuf.len() {
+            match c.stream.write(&c.wbuf[c.wpos..]) {
+                Ok(0) => return Err(format!("{server}: connection closed")),
+                Ok(n) => c.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("{server}: {e}")),
+            }
+        }
+        let mut buf = [0u8; 512];
+        let line = loop {
+            if let Some(nl) = c.rbuf.iter().position(|&b| b == b'\n') {
+                break c.rbuf[..nl]
+                    .strip_suffix(b"\r")
+                    .unwrap_or(&c.rbuf[..nl])
+                    .to_vec();
+            }
+            if c.rbuf.len() > 4096 {
+                return Err(format!("{server}: no reply line to the connection check"));
+            }
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    let got = show(&c.rbuf);
+                    return Err(format!(
+                        "{server}: connection closed during the PING check{}",
+                        if got.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" after '{got}'")
+                        }
+                    ));
+                }
+                Ok(n) => c.rbuf.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("{server}: {e}")),
+            }
+        };
+        let want = match self.plan.target {
+            Target::Lockbox => HELLO_LOCKBOX_REPLY,
+            Target::Redis => HELLO_REDIS_REPLY,
+        };
+        if line != want {
+            return Err(format!(
+                "{server}: unexpected answer to the connection check (PING): '{}'",
+                show(&line)
+            ));
+        }
+        let used = c.rbuf.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1);
+        c.rbuf.drain(..used);
+        c.wbuf.clear();
+        c.wpos = 0;
+        c.phase = Phase::Ready;
+        Ok(true)
+    }
+
+    /// Connect every connection of this loop, at most `plan.connect_parallel` at a time,
+    /// each confirmed by a PING round trip (so the server has accepted it: a burst of
+    /// connects never overflows a small listen backlog), and create the slots.
+    fn connect_all(&mut self) -> Result<(), String> {
         let now = Instant::now();
         for c in 0..self.nclients {
-            for s in 0..ns {
-                let addr = self.plan.addrs[s];
-                let mut stream = TcpStream::connect(addr).map_err(|e| {
-                    let hint = if e.raw_os_error() == Some(24) {
-                        " (too many open files: raise `ulimit -n`)"
-                    } else {
-                        ""
-                    };
-                    format!("{}: {e}{hint}", self.plan.servers[s])
-                })?;
-                let idx = self.conns.len();
-                self.poll
-                    .registry()
-                    .register(
-                        &mut stream,
-                        Token(idx),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )
-                    .map_err(|e| format!("register: {e}"))?;
-                self.conns.push(Conn {
-                    stream,
-                    client: c as u32,
-                    server: s as u16,
-                    connected: false,
-                    dead: false,
-                    rbuf: Vec::new(),
-                    wbuf: Vec::new(),
-                    wpos: 0,
-                    dirty: false,
-                    max_token: 0,
-                    fifo: VecDeque::new(),
-                });
-            }
             for j in 0..self.plan.pipeline {
                 self.slots.push(Slot {
                     st: St::Idle,
@@ -2117,9 +2234,15 @@ impl Worker {
             }
         }
         self.active = self.slots.len();
-        let mut pending = self.conns.len();
+        let total = self.nclients * self.nservers();
+        let mut ready = 0;
+        let mut inflight = 0;
         let mut events = Events::with_capacity(1024);
-        while pending > 0 {
+        while ready < total {
+            while self.conns.len() < total && inflight < self.plan.connect_parallel {
+                self.open_conn()?;
+                inflight += 1;
+            }
             let now = Instant::now();
             if self.shared.abort.load(Ordering::Relaxed) {
                 return Err("aborted".into());
@@ -2128,10 +2251,11 @@ impl Worker {
                 let who = self
                     .conns
                     .iter()
-                    .find(|c| !c.connected)
+                    .find(|c| c.phase != Phase::Ready)
                     .map_or("?", |c| self.plan.servers[c.server as usize].as_str());
                 return Err(format!(
-                    "{who}: timed out connecting ({pending} connections pending)"
+                    "{who}: timed out connecting ({} of {total} connections of a thread ready)",
+                    ready
                 ));
             }
             let to = (self.plan.connect_deadline - now).min(Duration::from_millis(100));
@@ -2142,26 +2266,18 @@ impl Worker {
                 return Err(format!("poll: {e}"));
             }
             for ev in events.iter() {
-                let c = &mut self.conns[ev.token().0];
-                if c.connected {
+                let ci = ev.token().0;
+                if self.conns[ci].phase == Phase::Ready {
                     continue;
                 }
-                let server = self.plan.servers[c.server as usize].as_str();
-                if let Ok(Some(e)) | Err(e) = c.stream.take_error() {
-                    return Err(format!("{server}: {e}"));
-                }
-                match c.stream.peer_addr() {
-                    Ok(_) => {
-                        c.connected = true;
-                        let _ = c.stream.set_nodelay(true);
-                        pending -= 1;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                        if ev.is_error() || ev.is_read_closed() || ev.is_write_closed() {
-                            return Err(format!("{server}: connection refused or reset"));
-                        }
-                    }
-                    Err(e) => return Err(format!("{server}: {e}")),
+                if self.connect_step(ci)? {
+                    inflight -= 1;
+                    ready += 1;
+                } else if self.conns[ci].phase == Phase::Connecting
+                    && (ev.is_error() || ev.is_read_closed() || ev.is_write_closed())
+                {
+                    let server = &self.plan.servers[self.conns[ci].server as usize];
+                    return Err(format!("{server}: connection refused or reset"));
                 }
             }
         }
@@ -3173,6 +3289,7 @@ mod tests {
             seed: 1,
             cycles_limit: None,
             connect_deadline: Instant::now(),
+            connect_parallel: 8,
         }
     }
 

@@ -16,8 +16,10 @@ enum Flavor {
     DoubleReply,
     /// Closes every connection after its 5th request.
     HangUp,
-    /// Reads requests and never answers.
+    /// Answers loadgen's connection check, then never again.
     Silent,
+    /// Refuses every connection as a full server does.
+    Refuse,
 }
 
 struct Waiter {
@@ -97,8 +99,12 @@ fn start(flavor: Flavor) -> String {
     addr
 }
 
-fn serve(conn: u64, stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Flavor) {
+fn serve(conn: u64, mut stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Flavor) {
     stream.set_nodelay(true).unwrap();
+    if flavor == Flavor::Refuse {
+        let _ = stream.write_all(b"* ERR limit too many connections\n");
+        return;
+    }
     inner
         .lock()
         .unwrap()
@@ -117,7 +123,7 @@ fn serve(conn: u64, stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Flavor)
         if parts.len() < 2 {
             continue;
         }
-        if flavor == Flavor::Silent {
+        if flavor == Flavor::Silent && parts[0] != "lg-hello" {
             continue;
         }
         let (id, verb) = (parts[0], parts[1].to_ascii_uppercase());
@@ -337,4 +343,16 @@ fn hard_timeout_bounds_the_run() {
     assert!(r.hit_timeout, "{r}");
     assert_eq!(r.unanswered, 2, "{r}");
     assert!(r.total_s < 2.0, "{r}");
+}
+
+#[test]
+fn refusing_server_is_a_clear_run_error() {
+    let addr = start(Flavor::Refuse);
+    let o = opts(&format!(
+        "--server {addr} --clients 2 --duration 0.2 --quiet"
+    ));
+    match loadgen::run(&o) {
+        Err(loadgen::RunError::Connect(m)) => assert!(m.contains("ERR limit"), "{m}"),
+        other => panic!("expected a connect error, got {other:?}"),
+    }
 }
