@@ -2999,9 +2999,9 @@ impl Worker {
         loop {
             match parse_resp(&input[pos..], 0) {
                 Ok(Some((v, n))) => {
-                    let frame = input[pos..pos + n].to_vec();
+                    let frame = &input[pos..pos + n];
                     pos += n;
-                    self.on_resp(ci, v, &frame, now);
+                    self.on_resp(ci, v, frame, now);
                     if self.conns[ci].dead {
                         break;
                     }
