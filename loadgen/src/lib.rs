@@ -276,7 +276,8 @@ pub struct Options {
     /// `--cycles N`: stop after N completed cycles in total.
     pub cycles: Option<u64>,
     /// `--timeout-s S`: hard bound on the whole run (default duration + drain + 30 s,
-    /// or 300 s with `--cycles` alone).
+    /// or 300 s with `--cycles` alone). [`parse_args`] derives it; when you build
+    /// `Options` by hand and lengthen `duration`, lengthen this too.
     pub timeout: Duration,
     /// `--drain-s S`: how long in-flight cycles may take to finish after the stop
     /// (default 10 s).
