@@ -1,27 +1,663 @@
-//! The live-mutex protocol (`shared/spec/compat.md`). Skeleton: being implemented.
+//! The live-mutex protocol (`shared/spec/compat.md`, "live-mutex"): JSON lines as spoken
+//! by the `live-mutex` npm client (`dist/client.js`) to its broker (`dist/broker.js`).
+//!
+//! # Format
+//! One JSON object per `\n`-terminated line each way (`\r\n` accepted). A line longer
+//! than `--max-line` bytes closes the connection, so a session buffers at most that
+//! much. A line that is not JSON is ignored (as the original's stream parser does) and
+//! counted in `errors_total`; blank lines are ignored.
+//!
+//! | request `type` | reply |
+//! |---|---|
+//! | `version` | none |
+//! | `lock` `{uuid,key,ttl,max}` | `{"readersCount":0,"uuid":U,"key":K,"lockRequestCount":N,"type":"lock","acquired":true\|false}` |
+//! | (later, unprompted) | `{"readersCount":0,"uuid":U,"key":K,"lockRequestCount":N,"type":"lock","acquired":true}` |
+//! | `unlock` `{uuid,_uuid,key,force}` | `{"uuid":U2,"key":K,"lockRequestCount":N,"type":"unlock","unlocked":true}` or `...,"error":E,"unlocked":false}` |
+//! | `lock-received`, `lock-received-rejected` | none (ignored) |
+//! | `lock-client-timeout`, `lock-client-error` `{uuid,key}` | none; ends that request |
+//! | `ls` | `{"ls_result":[names],"uuid":U}` |
+//! | `lock-info-request` `{uuid,key}` | `{"key":K,"uuid":U,"lockholderUUIDs":[],"lockRequestCount":N,"isLocked":B,"lockInfo":true,"type":"lock-info-response"}` |
+//! | a `lock` or `unlock` with a bad field | `{"key":K,"uuid":U,"type":T,"error":E}` |
+//! | anything else | `{"key":K,"uuid":U,"error":"Malformed data sent to Live-Mutex broker."}` |
+//!
+//! `lockRequestCount` is the number of requests waiting on the key (for a refused or
+//! queued lock: the number that waited before it). Replies always carry `uuid` and
+//! `key` as the client sent them; the client checks both.
+//!
+//! # Mapping onto the engine
+//! - Keys: a key maps to the engine name [`super::lockd::engine_name`]`("", KEY)`, as
+//!   lockd's and officer's names do: itself for ordinary keys, with bytes `0x00..=0x20`,
+//!   `0x7F` and `%` written as `%XX` and the empty key as `%`. So key `foo` is the same
+//!   lock as native `LOCK foo`, lockd's `g foo`, officer's and locker's `foo`. A key
+//!   whose escaped form is over 255 bytes gets an `error` reply.
+//! - The tag of a lock request is `[uuid length: u8] uuid key` (the key as sent), so a
+//!   grant event can be answered with both. uuids are 1 to 255 bytes; others get an
+//!   `error` reply.
+//! - `lock`: [`Engine::acquire`] with `wait = None` (the broker never times a wait out;
+//!   the client gives up on its own and says so with `lock-client-timeout`), `hold` from
+//!   `ttl`: `null` = no deadline, a missing or 0 `ttl` = 5000 ms (the broker's default
+//!   `lockExpiresAfter`), else `ttl` ms. `max` missing, `null` or 1 = exclusive; `max`
+//!   = N >= 2 = shared with at most N holders (a counting semaphore). Granted now ->
+//!   `acquired:true`; else queued FIFO -> `acquired:false` now and `acquired:true`
+//!   with the same uuid when the engine grants it.
+//! - The same uuid and key again (the client retries a pending request with the same
+//!   uuid) is the same request: no second claim; the reply says where it is
+//!   (`acquired:false` while queued, `acquired:true` once held).
+//! - `unlock` with `_uuid` naming a held request of this connection -> releases that
+//!   hold. `force:true` -> releases every hold on the key, whoever owns it
+//!   ([`Engine::force_release`]). `_uuid` naming a queued request -> withdraws it. A
+//!   `_uuid` whose hold ran out (ttl) or was force-released -> `unlocked:true`, as in
+//!   the original. No such request and the key is free -> `unlocked:true` with a
+//!   `warning` (as the original for a key it never saw). Otherwise `unlocked:false` and
+//!   `error: "You need to pass the correct uuid, or use force."`.
+//! - ttl expiry is silent (the original force-unlocked the key and told nobody); the
+//!   next waiter is granted.
+//! - `lock-client-timeout` / `lock-client-error` (the client gave up on a request)
+//!   cancel that request if queued, and release it if it was granted meanwhile, so a
+//!   grant that crossed the client's give-up is not leaked. `lock-received-rejected`,
+//!   which the client sends after such a crossed grant, or for a grant it no longer
+//!   expects, is therefore ignored: releasing on it would take away a lock the client
+//!   holds when a retried request crossed its own grant.
+//!
+//! The session keeps a map `tag -> waiting | held(token) | gone` of its lock requests
+//! (gone = the hold ran out or was force-released; remembered so a later unlock
+//! succeeds). It follows the engine's events; a hold forced away by another connection
+//! is found at its next use; and the map is rebuilt from the engine (dropping `gone`
+//! entries) whenever it has doubled since the last rebuild, so it stays within twice
+//! the connection's live claims plus a constant.
+//!
+//! # Deviations from the original broker
+//! - A disconnect releases only that connection's holds and cancels only its waits.
+//!   (The original force-unlocked *every* key of every client whenever any client
+//!   disconnected.) `keepLocksAfterDeath` is ignored: claims die with their connection.
+//! - `ttl` is per hold: each hold has its own deadline, and expiry releases that hold
+//!   only. (The original kept one timer per key, restarted by every grant, which
+//!   force-released all holders of the key.)
+//! - `max` belongs to the request, not to the key: a request without `max` on a key
+//!   held as a semaphore waits for it to empty. (The original stored the last `max`
+//!   seen on the key and applied it to every later request.)
+//! - No re-election: the original took a grant back when `lock-received` did not arrive
+//!   within 4.5 s; lockbox relies on TCP and on the disconnect cleanup instead.
+//! - `version` is never answered with `version-mismatch`; the read-write-lock messages
+//!   (`increment-readers`, `register-write-flag-check`, ...) and `inspectCommand` are
+//!   unknown (error reply), so `RWLockClient` is not supported. `ls` lists the keys
+//!   of current locks, every protocol's, that are images of keys (the original's list
+//!   was always empty); `lock-info-request` leaves `lockholderUUIDs` empty (the
+//!   original filled it with internal field names).
+//! - Unlock with `_uuid` naming a queued request withdraws it (the original answered
+//!   the wrong-uuid error and kept it queued). Unlock naming no request of this
+//!   connection on a free key answers `unlocked:true` with a `warning`, also when the
+//!   key was used before (the original said so only for keys it never saw).
+//! - A `lock` whose uuid, key, `ttl` or `max` is malformed gets an `error` reply (the
+//!   original took whatever came, e.g. `max: 0` made a lock nobody could get).
+//! - The client's `wait: false` option is not sent on the wire: the request stays
+//!   queued after its `acquired:false`, and a later grant is dropped by the client and
+//!   held until its ttl (or the disconnect), as with the original.
 
+use super::lockd::{engine_name, wire_name, EngineName};
 use super::{Ctx, Progress};
 use crate::config::Config;
-use crate::engine::{Engine, Event};
+use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind, Tag};
+use crate::table::Mode;
+use hashbrown::HashMap;
+use memchr::memchr;
+use serde_json::{Map, Value};
+
+/// The broker's default hold when `ttl` is missing or 0 (`lockExpiresAfter`), ms.
+pub const DEFAULT_TTL_MS: u32 = 5000;
+/// Longest uuid, in bytes.
+pub const MAX_UUID: usize = 255;
+/// The error text of an unlock with the wrong `_uuid` (the original's words).
+pub const WRONG_UUID: &str = "You need to pass the correct uuid, or use force.";
+/// The error text for an unknown message (the original's words).
+pub const MALFORMED: &str = "Malformed data sent to Live-Mutex broker.";
+
+/// The map is rebuilt from the engine when it reaches this size (then twice its live size).
+const RESYNC_MIN: usize = 1024;
+
+/// The engine tag of lock request `uuid` on `key`: `[uuid.len()] uuid key`.
+pub fn make_tag(uuid: &[u8], key: &[u8]) -> Tag {
+    debug_assert!(uuid.len() <= MAX_UUID);
+    let mut tag = Tag::with_capacity(1 + uuid.len() + key.len());
+    tag.push(uuid.len() as u8);
+    tag.extend_from_slice(uuid);
+    tag.extend_from_slice(key);
+    tag
+}
+
+/// Splits a tag made by [`make_tag`] into (uuid, key).
+pub fn split_tag(tag: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&n, rest) = tag.split_first()?;
+    (rest.len() >= usize::from(n)).then(|| rest.split_at(usize::from(n)))
+}
+
+/// Where one of this connection's lock requests is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Held {
+        token: u64,
+    },
+    /// The hold ran out or was force-released.
+    Gone,
+}
 
 /// Per-connection state.
 #[derive(Debug)]
-pub struct Session {}
+pub struct Session {
+    max_line: usize,
+    requests: HashMap<Tag, State>,
+    resync_at: usize,
+}
+
+/// A JSON object being written: `{"k":v,...}` then a line end.
+struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+    fn key(&mut self, k: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+    fn str(mut self, k: &str, v: &str) -> Self {
+        push_json_str(self.key(k), v);
+        self
+    }
+    /// A string field from bytes that came from a JSON string (so UTF-8).
+    fn bytes(self, k: &str, v: &[u8]) -> Self {
+        self.str(k, &String::from_utf8_lossy(v))
+    }
+    fn opt_str(self, k: &str, v: Option<&str>) -> Self {
+        match v {
+            Some(v) => self.str(k, v),
+            None => self,
+        }
+    }
+    fn raw(mut self, k: &str, v: &str) -> Self {
+        self.key(k).extend_from_slice(v.as_bytes());
+        self
+    }
+    fn num(mut self, k: &str, v: u64) -> Self {
+        super::push_u64(self.key(k), v);
+        self
+    }
+    fn bool(self, k: &str, v: bool) -> Self {
+        self.raw(k, if v { "true" } else { "false" })
+    }
+    fn end(self) {
+        self.out.extend_from_slice(b"}\n");
+    }
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(out, s);
+}
+
+/// A lock reply `{"readersCount":0,"uuid":U,"key":K,"lockRequestCount":N,"type":"lock","acquired":B}`.
+fn write_lock_reply(out: &mut Vec<u8>, uuid: &[u8], key: &[u8], waiting: u32, acquired: bool) {
+    Obj::new(out)
+        .num("readersCount", 0)
+        .bytes("uuid", uuid)
+        .bytes("key", key)
+        .num("lockRequestCount", u64::from(waiting))
+        .str("type", "lock")
+        .bool("acquired", acquired)
+        .end();
+}
+
+/// An error reply to a request of type `ty` (`None`: unknown type).
+fn write_error(cx: &mut Ctx, ty: Option<&str>, uuid: Option<&str>, key: Option<&str>, e: &str) {
+    cx.stats.errors_total += 1;
+    Obj::new(cx.out)
+        .opt_str("key", key)
+        .opt_str("uuid", uuid)
+        .opt_str("type", ty)
+        .str("error", e)
+        .end();
+}
+
+/// Waiters on `name`.
+fn waiters(engine: &Engine, name: &[u8]) -> u32 {
+    engine.inspect(name).map_or(0, |(info, _)| info.waiters)
+}
+
+/// Holds on `name`.
+fn holders(engine: &Engine, name: &[u8]) -> u32 {
+    engine.inspect(name).map_or(0, |(info, _)| info.holders)
+}
+
+/// A string field.
+fn str_field<'v>(obj: &'v Map<String, Value>, k: &str) -> Option<&'v str> {
+    obj.get(k).and_then(Value::as_str)
+}
+
+/// A valid uuid: 1 to 255 bytes.
+fn valid_uuid(s: &str) -> bool {
+    (1..=MAX_UUID).contains(&s.len())
+}
+
+/// The engine name of `key`, if it has one (see the module doc).
+fn lock_name(key: &[u8]) -> Option<EngineName> {
+    engine_name(b"", key)
+}
+
+const BAD_KEY: &str = "key must be a string whose escaped form is at most 255 bytes";
+
+/// `ttl` as a hold: `Ok(None)` = no deadline.
+fn parse_ttl(v: Option<&Value>) -> Result<Option<u32>, &'static str> {
+    let ms = match v {
+        Some(Value::Null) => return Ok(None),
+        None => 0.0,
+        Some(v) => v
+            .as_f64()
+            .filter(|ms| *ms >= 0.0)
+            .ok_or("ttl must be null or a number of milliseconds")?,
+    };
+    if ms == 0.0 {
+        return Ok(Some(DEFAULT_TTL_MS));
+    }
+    Ok(Some(ms.ceil().min(f64::from(u32::MAX)) as u32))
+}
+
+/// `max` as a lock mode.
+fn parse_max(v: Option<&Value>) -> Result<Mode, &'static str> {
+    match v {
+        None | Some(Value::Null) => Ok(Mode::Exclusive),
+        Some(v) => match v.as_u64() {
+            Some(1) => Ok(Mode::Exclusive),
+            Some(n) if n >= 2 => Ok(Mode::Shared {
+                max: u32::try_from(n).unwrap_or(u32::MAX),
+            }),
+            _ => Err("max must be null or a positive integer"),
+        },
+    }
+}
 
 impl Session {
     /// A session for a new connection.
-    pub fn new(_cfg: &Config) -> Self {
-        Session {}
+    pub fn new(cfg: &Config) -> Self {
+        Session {
+            max_line: cfg.max_line,
+            requests: HashMap::new(),
+            resync_at: RESYNC_MIN,
+        }
     }
 
-    /// Decodes and handles at most one request.
-    pub fn decode(&mut self, input: &[u8], _cx: &mut Ctx) -> Progress {
-        Progress::Close(input.len())
+    /// Decodes and handles at most one line.
+    pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        let Some(nl) = memchr(b'\n', input) else {
+            // A partial line may still get a `\r` before its `\n`: allow one byte more.
+            if input.len() > self.max_line + 1 {
+                return self.too_long(input.len(), cx);
+            }
+            return Progress::Incomplete;
+        };
+        let line = input[..nl].strip_suffix(b"\r").unwrap_or(&input[..nl]);
+        if line.len() > self.max_line {
+            return self.too_long(nl + 1, cx);
+        }
+        self.handle(line, cx);
+        Progress::Consumed(nl + 1)
     }
 
-    /// Writes an engine event.
-    pub fn encode_event(&mut self, _event: &Event, _engine: &Engine, _out: &mut Vec<u8>) {}
+    fn too_long(&mut self, consumed: usize, cx: &mut Ctx) -> Progress {
+        log::debug!(
+            "client {}: live-mutex line over {} bytes, closing",
+            cx.client,
+            self.max_line
+        );
+        cx.stats.errors_total += 1;
+        Progress::Close(consumed)
+    }
 
-    /// The connection is closing.
-    pub fn on_close(&mut self, _cx: &mut Ctx) {}
+    /// Writes an engine event: a grant is the unprompted `acquired:true`; expiry is silent.
+    pub fn encode_event(&mut self, event: &Event, engine: &Engine, out: &mut Vec<u8>) {
+        let Some((uuid, key)) = split_tag(&event.tag) else {
+            debug_assert!(false, "bad live-mutex tag");
+            return;
+        };
+        match event.kind {
+            EventKind::Granted { token, .. } => {
+                self.requests
+                    .insert(event.tag.clone(), State::Held { token });
+                let w = lock_name(key).map_or(0, |n| waiters(engine, n.as_bytes()));
+                write_lock_reply(out, uuid, key, w, true);
+            }
+            EventKind::Timeout => {
+                // Waits have no deadline here; say so plainly if one ever ends.
+                self.requests.remove(&event.tag);
+                Obj::new(out)
+                    .bytes("uuid", uuid)
+                    .bytes("key", key)
+                    .str("type", "lock")
+                    .str("error", "lock request timed out")
+                    .end();
+            }
+            EventKind::Expired { token } => {
+                if let Some(s) = self.requests.get_mut(&event.tag) {
+                    if *s == (State::Held { token }) {
+                        *s = State::Gone;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection is closing: the engine releases its claims right after.
+    pub fn on_close(&mut self, _cx: &mut Ctx) {
+        self.requests = HashMap::new();
+    }
+
+    fn handle(&mut self, line: &[u8], cx: &mut Ctx) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let value: Value = match serde_json::from_slice(line) {
+            Ok(v) => v,
+            Err(e) => {
+                log::debug!("client {}: live-mutex line is not JSON: {e}", cx.client);
+                cx.stats.errors_total += 1;
+                return;
+            }
+        };
+        let Value::Object(obj) = value else {
+            write_error(cx, None, None, None, MALFORMED);
+            return;
+        };
+        let uuid = str_field(&obj, "uuid");
+        let key = str_field(&obj, "key");
+        match str_field(&obj, "type") {
+            Some("version" | "lock-received" | "lock-received-rejected") => {}
+            Some("lock") => self.lock(&obj, uuid, key, cx),
+            Some("unlock") => self.unlock(&obj, uuid, key, cx),
+            Some("lock-client-timeout" | "lock-client-error") => self.abandon(uuid, key, cx),
+            Some("ls") => write_ls(cx, uuid),
+            Some("lock-info-request") => match key {
+                Some(k) if lock_name(k.as_bytes()).is_some() => write_info(cx, uuid, k),
+                _ => write_error(cx, Some("lock-info-response"), uuid, key, BAD_KEY),
+            },
+            _ => write_error(cx, None, uuid, key, MALFORMED),
+        }
+    }
+
+    fn lock(
+        &mut self,
+        obj: &Map<String, Value>,
+        uuid: Option<&str>,
+        key: Option<&str>,
+        cx: &mut Ctx,
+    ) {
+        let fail = |cx: &mut Ctx, e: &str| write_error(cx, Some("lock"), uuid, key, e);
+        let Some(uuid) = uuid.filter(|u| valid_uuid(u)) else {
+            return fail(cx, "uuid must be a string of 1 to 255 bytes");
+        };
+        let Some((key, name)) = key.and_then(|k| Some((k, lock_name(k.as_bytes())?))) else {
+            return fail(cx, BAD_KEY);
+        };
+        let name = name.as_bytes();
+        let hold = match parse_ttl(obj.get("ttl")) {
+            Ok(h) => h,
+            Err(e) => return fail(cx, e),
+        };
+        let mode = match parse_max(obj.get("max")) {
+            Ok(m) => m,
+            Err(e) => return fail(cx, e),
+        };
+        let (uuid_b, key_b) = (uuid.as_bytes(), key.as_bytes());
+        let tag = make_tag(uuid_b, key_b);
+        // The same request again (a client retry): answer with where it is.
+        match self.live_state(&tag, cx.engine, cx.client) {
+            Some(State::Waiting) => {
+                let before = waiters(cx.engine, name).saturating_sub(1);
+                return write_lock_reply(cx.out, uuid_b, key_b, before, false);
+            }
+            Some(State::Held { .. }) => {
+                let w = waiters(cx.engine, name);
+                return write_lock_reply(cx.out, uuid_b, key_b, w, true);
+            }
+            Some(State::Gone) | None => {}
+        }
+        let req = AcquireRequest {
+            name,
+            mode,
+            wait: None,
+            hold,
+            queue: None,
+        };
+        let state = match cx.engine.acquire(cx.client, &tag, &req, cx.now) {
+            Acquired::Granted { token, .. } => {
+                write_lock_reply(cx.out, uuid_b, key_b, waiters(cx.engine, name), true);
+                State::Held { token }
+            }
+            Acquired::Queued => {
+                let before = waiters(cx.engine, name).saturating_sub(1);
+                write_lock_reply(cx.out, uuid_b, key_b, before, false);
+                State::Waiting
+            }
+            Acquired::Limit => {
+                return fail(cx, "too many holds and waits on this connection");
+            }
+            Acquired::Timeout | Acquired::QueueFull => {
+                return fail(cx, "lock request refused");
+            }
+        };
+        self.requests.insert(tag, state);
+        if self.requests.len() >= self.resync_at {
+            self.resync(cx.engine, cx.client);
+        }
+    }
+
+    fn unlock(
+        &mut self,
+        obj: &Map<String, Value>,
+        uuid: Option<&str>,
+        key: Option<&str>,
+        cx: &mut Ctx,
+    ) {
+        let Some((key, name)) = key.and_then(|k| Some((k, lock_name(k.as_bytes())?))) else {
+            return write_error(cx, Some("unlock"), uuid, key, BAD_KEY);
+        };
+        let name = name.as_bytes();
+        let force = obj.get("force").is_some_and(truthy);
+        let mut unlocked = false;
+        if let Some(lock_uuid) = str_field(obj, "_uuid").filter(|u| valid_uuid(u)) {
+            let tag = make_tag(lock_uuid.as_bytes(), key.as_bytes());
+            unlocked = self.end_request(&tag, name, cx);
+        }
+        if force {
+            cx.engine.force_release(name, cx.now);
+            unlocked = true;
+        }
+        let mut warning = None;
+        if !unlocked && holders(cx.engine, name) == 0 {
+            unlocked = true;
+            warning = Some(format!("no lock with key => \"{key}\"."));
+        }
+        let Some(uuid) = uuid else {
+            // The original answers only requests that carry a uuid.
+            return;
+        };
+        let obj = Obj::new(cx.out)
+            .str("uuid", uuid)
+            .str("key", key)
+            .num("lockRequestCount", u64::from(waiters(cx.engine, name)))
+            .str("type", "unlock");
+        if unlocked {
+            obj.bool("unlocked", true)
+                .opt_str("warning", warning.as_deref())
+                .end();
+        } else {
+            cx.stats.errors_total += 1;
+            obj.str("error", WRONG_UUID).bool("unlocked", false).end();
+        }
+    }
+
+    /// `lock-client-timeout` / `lock-client-error`: the client gave up on a request.
+    fn abandon(&mut self, uuid: Option<&str>, key: Option<&str>, cx: &mut Ctx) {
+        if let (Some(uuid), Some(key)) = (uuid, key) {
+            if let (true, Some(name)) = (valid_uuid(uuid), lock_name(key.as_bytes())) {
+                let tag = make_tag(uuid.as_bytes(), key.as_bytes());
+                self.end_request(&tag, name.as_bytes(), cx);
+            }
+        }
+    }
+
+    /// Ends this connection's request `tag` on engine name `name`: releases its hold or
+    /// cancels its wait. True when the request was known (also when its hold is gone).
+    fn end_request(&mut self, tag: &[u8], name: &[u8], cx: &mut Ctx) -> bool {
+        match self.requests.remove(tag) {
+            Some(State::Held { token }) => {
+                // Err: forced away by another connection, which the original also
+                // answered with `unlocked:true`.
+                let _ = cx.engine.release(cx.client, name, Some(token), cx.now);
+                true
+            }
+            Some(State::Waiting) => {
+                cx.engine.cancel(cx.client, tag, cx.now, |_| {});
+                true
+            }
+            Some(State::Gone) => true,
+            None => false,
+        }
+    }
+
+    /// The state of request `tag`, checking that a hold is still the engine's (a hold
+    /// forced away by another connection becomes `Gone`).
+    fn live_state(&mut self, tag: &[u8], engine: &Engine, client: ClientId) -> Option<State> {
+        let state = self.requests.get_mut(tag)?;
+        if let State::Held { token } = *state {
+            let (_, key) = split_tag(tag)?;
+            let name = lock_name(key)?;
+            if !engine
+                .holds_on(name.as_bytes())
+                .any(|(t, c)| t == token && c == client)
+            {
+                *state = State::Gone;
+            }
+        }
+        Some(*state)
+    }
+
+    /// Rebuilds the map from the engine's claims of this connection (drops `Gone`).
+    fn resync(&mut self, engine: &Engine, client: ClientId) {
+        self.requests.clear();
+        for v in engine.holds_of(client) {
+            let state = State::Held {
+                token: v.token.unwrap_or(0),
+            };
+            self.requests.insert(Tag::from_slice(v.tag), state);
+        }
+        for v in engine.waits_of(client) {
+            self.requests.insert(Tag::from_slice(v.tag), State::Waiting);
+        }
+        self.resync_at = RESYNC_MIN.max(2 * self.requests.len());
+    }
+}
+
+/// JavaScript truthiness, for `force`.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+/// `ls`: the keys of the current locks, sorted (engine names that are no key's image,
+/// like lockd's `%shared:` names, are left out).
+fn write_ls(cx: &mut Ctx, uuid: Option<&str>) {
+    let mut keys: Vec<String> = cx
+        .engine
+        .locks()
+        .filter_map(|(name, _)| String::from_utf8(wire_name(name)?).ok())
+        .collect();
+    keys.sort_unstable();
+    let out = &mut *cx.out;
+    out.extend_from_slice(b"{\"ls_result\":[");
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_str(out, key);
+    }
+    out.push(b']');
+    if let Some(uuid) = uuid {
+        out.extend_from_slice(b",\"uuid\":");
+        push_json_str(out, uuid);
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// `lock-info-request`.
+fn write_info(cx: &mut Ctx, uuid: Option<&str>, key: &str) {
+    let (holders, waiters) = lock_name(key.as_bytes())
+        .and_then(|n| cx.engine.inspect(n.as_bytes()))
+        .map_or((0, 0), |(info, _)| (info.holders, info.waiters));
+    Obj::new(cx.out)
+        .str("key", key)
+        .opt_str("uuid", uuid)
+        .raw("lockholderUUIDs", "[]")
+        .num("lockRequestCount", u64::from(waiters))
+        .bool("isLocked", holders > 0)
+        .bool("lockInfo", true)
+        .str("type", "lock-info-response")
+        .end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip() {
+        let tag = make_tag(b"u-1", b"key\0with nul");
+        assert_eq!(split_tag(&tag), Some((&b"u-1"[..], &b"key\0with nul"[..])));
+        assert_eq!(split_tag(&[5, b'a']), None);
+        assert_eq!(split_tag(&[]), None);
+    }
+
+    #[test]
+    fn ttl_and_max() {
+        assert_eq!(parse_ttl(Some(&Value::Null)), Ok(None));
+        assert_eq!(parse_ttl(None), Ok(Some(DEFAULT_TTL_MS)));
+        assert_eq!(parse_ttl(Some(&0.into())), Ok(Some(DEFAULT_TTL_MS)));
+        assert_eq!(parse_ttl(Some(&7050.into())), Ok(Some(7050)));
+        assert_eq!(parse_ttl(Some(&1e12.into())), Ok(Some(u32::MAX)));
+        assert!(parse_ttl(Some(&(-1).into())).is_err());
+        assert!(parse_ttl(Some(&"5".into())).is_err());
+        assert_eq!(parse_max(None), Ok(Mode::Exclusive));
+        assert_eq!(parse_max(Some(&Value::Null)), Ok(Mode::Exclusive));
+        assert_eq!(parse_max(Some(&1.into())), Ok(Mode::Exclusive));
+        assert_eq!(parse_max(Some(&3.into())), Ok(Mode::Shared { max: 3 }));
+        assert!(parse_max(Some(&0.into())).is_err());
+        assert!(parse_max(Some(&1.5.into())).is_err());
+    }
+
+    #[test]
+    fn json_writer_escapes() {
+        let mut out = Vec::new();
+        write_lock_reply(&mut out, b"u\"1", "k\n€".as_bytes(), 2, false);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["uuid"], "u\"1");
+        assert_eq!(v["key"], "k\n€");
+        assert_eq!(v["acquired"], false);
+        assert_eq!(v["lockRequestCount"], 2);
+        assert!(out.ends_with(b"}\n"));
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+    }
 }

@@ -1,0 +1,135 @@
+//! The real npm clients (`locker`, `live-mutex`) against an in-process server, by
+//! running the node scripts in `tests/npm/`.
+//!
+//! Needs the packages of `tests/npm/package.json` installed somewhere and
+//! `LOCKBOX_NPM_DIR` naming that directory (the one holding `node_modules`); `.ci/run`
+//! does it. Without it the tests print why they are skipped and pass, unless
+//! `LOCKBOX_REQUIRE_NPM=1`, which makes a missing install a failure. `LOCKBOX_NODE`
+//! names the node binary (default `node`).
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lockbox::proto::Protocol;
+
+/// The scripts have their own 60 s timeout; this one is the last resort.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The npm install directory, or `None` (after saying why) when the test should skip.
+fn npm_dir() -> Option<PathBuf> {
+    let required = std::env::var("LOCKBOX_REQUIRE_NPM").is_ok_and(|v| v == "1");
+    match std::env::var_os("LOCKBOX_NPM_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            let modules = dir.join("node_modules");
+            assert!(
+                modules.join("locker").is_dir() && modules.join("live-mutex").is_dir(),
+                "LOCKBOX_NPM_DIR={} has no node_modules/locker and node_modules/live-mutex: \
+                 run `npm ci` there with tests/npm/package.json and package-lock.json",
+                dir.display()
+            );
+            Some(dir)
+        }
+        None if required => panic!(
+            "LOCKBOX_REQUIRE_NPM=1 but LOCKBOX_NPM_DIR is not set: install tests/npm/package.json \
+             with npm into a directory and point LOCKBOX_NPM_DIR at it (see .ci/run)"
+        ),
+        None => {
+            eprintln!("skipped: set LOCKBOX_NPM_DIR (see .ci/run) to run the real npm clients");
+            None
+        }
+    }
+}
+
+/// Starts a server with the locker and live-mutex listeners on 127.0.0.1.
+fn start() -> (SocketAddr, SocketAddr) {
+    let cfg = lockbox::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        locker_listen: Some("127.0.0.1:0".parse().unwrap()),
+        livemutex_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Default::default()
+    };
+    let server = lockbox::server::Server::bind(cfg).expect("bind");
+    let locker = server.listener_addr(Protocol::Locker).unwrap();
+    let livemutex = server.listener_addr(Protocol::LiveMutex).unwrap();
+    std::thread::spawn(move || server.run());
+    (locker, livemutex)
+}
+
+/// Kills the child if the test panics before reaping it.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `node tests/npm/<script> <addr>` and asserts it exits 0, showing its output.
+fn run_script(npm: &Path, script: &str, addr: SocketAddr) {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = manifest.join("tests").join("npm").join(script);
+    let node = std::env::var_os("LOCKBOX_NODE").unwrap_or_else(|| "node".into());
+    let child = Command::new(&node)
+        .arg("--no-deprecation")
+        .arg(&path)
+        .arg(addr.to_string())
+        .env("NODE_PATH", npm.join("node_modules"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {node:?} (set LOCKBOX_NODE?): {e}"));
+    let mut child = Reaper(child);
+    // Drain both pipes on threads so a chatty script cannot block on a full pipe.
+    let mut out = child.0.stdout.take().unwrap();
+    let mut err = child.0.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait for node") {
+            break Some(status);
+        }
+        if start.elapsed() > SCRIPT_TIMEOUT {
+            let _ = child.0.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(child);
+    let stdout = out_t.join().unwrap_or_default();
+    let stderr = err_t.join().unwrap_or_default();
+    let report = format!("--- {script} stdout ---\n{stdout}--- {script} stderr ---\n{stderr}");
+    match status {
+        Some(s) if s.success() => println!("{report}"),
+        Some(s) => panic!("{script} failed ({s})\n{report}"),
+        None => panic!("{script} did not finish within {SCRIPT_TIMEOUT:?}\n{report}"),
+    }
+}
+
+#[test]
+fn npm_locker_client() {
+    let Some(npm) = npm_dir() else { return };
+    let (locker, _) = start();
+    run_script(&npm, "locker.js", locker);
+}
+
+#[test]
+fn npm_livemutex_client() {
+    let Some(npm) = npm_dir() else { return };
+    let (_, livemutex) = start();
+    run_script(&npm, "livemutex.js", livemutex);
+}
