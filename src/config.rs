@@ -15,6 +15,8 @@ pub const MIN_MAX_LINE: usize = 64;
 /// The largest `--max-line` accepted (1 MiB): a line is buffered whole before parsing.
 pub const MAX_MAX_LINE: usize = 1 << 20;
 
+/// Default `--backlog` (the kernel caps it at `net.core.somaxconn`).
+pub const DEFAULT_BACKLOG: u32 = 1024;
 /// Default `--max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Default `--max-pending` (holds plus waits per connection).
@@ -31,6 +33,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Longest accepted request line in bytes (without the line end).
     pub max_line: usize,
+    /// Listen backlog of every listener.
+    pub backlog: u32,
     /// Connections beyond this are refused with `* ERR limit`.
     pub max_connections: usize,
     /// Holds plus waits one connection may have.
@@ -62,6 +66,7 @@ impl Default for Config {
         Config {
             listen: DEFAULT_LISTEN.parse().expect("default address parses"),
             max_line: DEFAULT_MAX_LINE,
+            backlog: DEFAULT_BACKLOG,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_pending: DEFAULT_MAX_PENDING,
             output_high_water: DEFAULT_OUTPUT_HIGH_WATER,
@@ -116,6 +121,12 @@ fn options() -> getopts::Options {
             "longest request line in bytes (default {DEFAULT_MAX_LINE}, {MIN_MAX_LINE} to {MAX_MAX_LINE})"
         ),
         "BYTES",
+    );
+    o.optopt(
+        "",
+        "backlog",
+        &format!("listen backlog of every listener (default {DEFAULT_BACKLOG}; the kernel caps it at somaxconn)"),
+        "N",
     );
     o.optopt(
         "",
@@ -213,6 +224,9 @@ where
     }
     if let Some(v) = m.opt_str("max-line") {
         cfg.max_line = parse_in_range("--max-line", &v, MIN_MAX_LINE, MAX_MAX_LINE)?;
+    }
+    if let Some(v) = m.opt_str("backlog") {
+        cfg.backlog = parse_in_range("--backlog", &v, 1, 65535)? as u32;
     }
     if let Some(v) = m.opt_str("max-connections") {
         cfg.max_connections = parse_in_range("--max-connections", &v, 1, 1 << 24)?;
@@ -360,6 +374,7 @@ mod tests {
                 for flag in [
                     "--listen",
                     "--max-line",
+                    "--backlog",
                     "--max-connections",
                     "--max-pending",
                     "--output-high-water",

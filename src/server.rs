@@ -131,7 +131,7 @@ impl Server {
         let mut listeners = Vec::new();
         for (i, (protocol, addr)) in Protocol::listeners(&cfg).into_iter().enumerate() {
             debug_assert!(i < MAX_LISTENERS, "{i} listeners");
-            let mut socket = TcpListener::bind(addr).map_err(|e| {
+            let mut socket = listen(addr, cfg.backlog).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("{} listener on {addr}: {e}", protocol.as_str()),
@@ -548,6 +548,17 @@ impl Server {
         self.closing = closing;
         self.route_events();
     }
+}
+
+/// Binds a non-blocking listener with `backlog` (std and mio always use 128).
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// Reads the AUTH secret: the file's first line, without its line end.
