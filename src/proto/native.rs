@@ -169,26 +169,11 @@ impl ErrorCode {
     }
 }
 
-/// LOCK or SHARE.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Acquire<'a> {
-    /// Lock name.
-    pub name: &'a [u8],
-    /// Exclusive (LOCK) or shared (SHARE, with `max`).
-    pub mode: Mode,
-    /// `wait=`.
-    pub wait: Option<u32>,
-    /// `hold=`.
-    pub hold: Option<u32>,
-    /// `queue=`.
-    pub queue: Option<u32>,
-}
-
 /// A parsed request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
-    /// LOCK or SHARE.
-    Acquire(Acquire<'a>),
+    /// LOCK or SHARE: exactly what the engine takes.
+    Acquire(AcquireRequest<'a>),
     /// `UNLOCK name [token]`.
     Unlock {
         /// Lock name.
@@ -417,7 +402,7 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Option<Line<'a>>, ParseError<'a>> {
                     max: max.unwrap_or(0),
                 },
             };
-            Request::Acquire(Acquire {
+            Request::Acquire(AcquireRequest {
                 name,
                 mode,
                 wait: o.wait,
@@ -587,35 +572,26 @@ impl Session {
         }
         let now = cx.now;
         match request {
-            Request::Acquire(a) => {
-                let req = AcquireRequest {
-                    name: a.name,
-                    mode: a.mode,
-                    wait: a.wait,
-                    hold: a.hold,
-                    queue: a.queue,
-                };
-                match cx.engine.acquire(cx.client, id, &req, now) {
-                    Acquired::Granted { token, holders } => {
-                        let shared = matches!(a.mode, Mode::Shared { .. });
-                        write_granted(cx.out, id, token, shared.then_some(holders));
-                    }
-                    Acquired::Queued => {}
-                    Acquired::Timeout => reply(cx.out, id, b"TIMEOUT"),
-                    Acquired::QueueFull => error(
-                        cx,
-                        Some(id),
-                        ErrorCode::QueueFull,
-                        "too many requests already wait",
-                    ),
-                    Acquired::Limit => error(
-                        cx,
-                        Some(id),
-                        ErrorCode::Limit,
-                        "too many holds and waits on this connection",
-                    ),
+            Request::Acquire(a) => match cx.engine.acquire(cx.client, id, &a, now) {
+                Acquired::Granted { token, holders } => {
+                    let shared = matches!(a.mode, Mode::Shared { .. });
+                    write_granted(cx.out, id, token, shared.then_some(holders));
                 }
-            }
+                Acquired::Queued => {}
+                Acquired::Timeout => reply(cx.out, id, b"TIMEOUT"),
+                Acquired::QueueFull => error(
+                    cx,
+                    Some(id),
+                    ErrorCode::QueueFull,
+                    "too many requests already wait",
+                ),
+                Acquired::Limit => error(
+                    cx,
+                    Some(id),
+                    ErrorCode::Limit,
+                    "too many holds and waits on this connection",
+                ),
+            },
             Request::Unlock { name, token } => match cx.engine.release(cx.client, name, token, now)
             {
                 Ok(()) => reply(cx.out, id, b"OK"),
