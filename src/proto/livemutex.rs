@@ -95,12 +95,11 @@
 //!   held until its ttl (or the disconnect), as with the original.
 
 use super::lockd::{engine_name, wire_name, EngineName};
-use super::{Ctx, Progress};
+use super::{frame_line, Ctx, Line, Progress};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind, Tag};
 use crate::table::Mode;
 use hashbrown::HashMap;
-use memchr::memchr;
 use serde_json::{Map, Value};
 
 /// The broker's default hold when `ttl` is missing or 0 (`lockExpiresAfter`), ms.
@@ -298,19 +297,14 @@ impl Session {
 
     /// Decodes and handles at most one line.
     pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        let Some(nl) = memchr(b'\n', input) else {
-            // A partial line may still get a `\r` before its `\n`: allow one byte more.
-            if input.len() > self.max_line + 1 {
-                return self.too_long(input.len(), cx);
+        match frame_line(input, self.max_line) {
+            Line::Incomplete => Progress::Incomplete,
+            Line::TooLong(_, consumed) => self.too_long(consumed, cx),
+            Line::Complete(line, consumed) => {
+                self.handle(line, cx);
+                Progress::Consumed(consumed)
             }
-            return Progress::Incomplete;
-        };
-        let line = input[..nl].strip_suffix(b"\r").unwrap_or(&input[..nl]);
-        if line.len() > self.max_line {
-            return self.too_long(nl + 1, cx);
         }
-        self.handle(line, cx);
-        Progress::Consumed(nl + 1)
     }
 
     fn too_long(&mut self, consumed: usize, cx: &mut Ctx) -> Progress {

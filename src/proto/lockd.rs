@@ -61,7 +61,7 @@
 //! - `dump` is JSON (glockd printed Go's `map[...]` syntax); the blank line is not
 //!   counted as an invalid command.
 
-use super::{push_u64, Ctx, Progress};
+use super::{frame_line, push_u64, Ctx, Line, Progress};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event};
 use crate::table::Mode;
@@ -286,29 +286,22 @@ impl Session {
 
     /// Decodes and handles at most one request line.
     pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        let Some(nl) = memchr(b'\n', input) else {
-            // A partial line may still get a `\r` before its `\n`: allow one byte more.
-            if input.len() > self.max_line + 1 {
+        match frame_line(input, self.max_line) {
+            Line::Incomplete => Progress::Incomplete,
+            // lockd has no error reply: a silent drop would leave the client waiting.
+            Line::TooLong(_, consumed) => {
                 log::debug!(
                     "lockd client {}: line over {} bytes, closing",
                     cx.client,
                     self.max_line
                 );
-                return Progress::Close(input.len());
+                Progress::Close(consumed)
             }
-            return Progress::Incomplete;
-        };
-        let line = input[..nl].strip_suffix(b"\r").unwrap_or(&input[..nl]);
-        if line.len() > self.max_line {
-            log::debug!(
-                "lockd client {}: line over {} bytes, closing",
-                cx.client,
-                self.max_line
-            );
-            return Progress::Close(nl + 1);
+            Line::Complete(line, consumed) => {
+                self.handle(line, cx);
+                Progress::Consumed(consumed)
+            }
         }
-        self.handle(line, cx);
-        Progress::Consumed(nl + 1)
     }
 
     /// lockd never waits and never sets a hold deadline, so no event concerns it.

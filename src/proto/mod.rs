@@ -159,6 +159,37 @@ impl Codec {
     }
 }
 
+/// One request line framed out of a connection's buffered input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// A complete line (without `\n` and a `\r` before it) and the bytes it used.
+    Complete(&'a [u8], usize),
+    /// No `\n` yet, and the partial line is still within the limit.
+    Incomplete,
+    /// Over `max_line`: the line (or its start) and the bytes to drop. Every line
+    /// protocol closes the connection then, so a line that never ends costs at most
+    /// `max_line` bytes of buffer.
+    TooLong(&'a [u8], usize),
+}
+
+/// Frames the first `\n`-terminated line of `input`, allowing at most `max_line` bytes
+/// before the line end (a `\r` just before the `\n` does not count).
+pub fn frame_line(input: &[u8], max_line: usize) -> Line<'_> {
+    match memchr::memchr(b'\n', input) {
+        Some(nl) => {
+            let line = input[..nl].strip_suffix(b"\r").unwrap_or(&input[..nl]);
+            if line.len() > max_line {
+                Line::TooLong(line, nl + 1)
+            } else {
+                Line::Complete(line, nl + 1)
+            }
+        }
+        // The partial line may still get a `\r` before its `\n`: allow one byte more.
+        None if input.len() > max_line + 1 => Line::TooLong(input, input.len()),
+        None => Line::Incomplete,
+    }
+}
+
 /// Appends the decimal digits of `n`.
 pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut buf = [0u8; 20];
@@ -176,6 +207,19 @@ pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 
 #[cfg(test)]
 mod tests {
+    use super::{frame_line, Line};
+
+    #[test]
+    fn frames_lines() {
+        assert_eq!(frame_line(b"a\nb", 10), Line::Complete(b"a", 2));
+        assert_eq!(frame_line(b"a\r\n", 1), Line::Complete(b"a", 3));
+        assert_eq!(frame_line(b"\n", 10), Line::Complete(b"", 1));
+        assert_eq!(frame_line(b"abc", 3), Line::Incomplete);
+        assert_eq!(frame_line(b"abc\r", 3), Line::Incomplete);
+        assert_eq!(frame_line(b"abcde", 3), Line::TooLong(b"abcde", 5));
+        assert_eq!(frame_line(b"abcd\nx", 3), Line::TooLong(b"abcd", 5));
+    }
+
     #[test]
     fn push_u64_digits() {
         for n in [0u64, 7, 10, 99, 1234567890, u64::MAX] {

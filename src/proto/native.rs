@@ -24,7 +24,7 @@
 //! Parsing borrows from the input line and allocates nothing; [`parse`] is the only
 //! place a line's grammar is decided. A blank line is no request and gets no reply.
 
-use super::{push_u64, Ctx, Progress};
+use super::{frame_line, push_u64, Ctx, Line as Framed, Progress};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind};
 use crate::table::{FindError, Mode};
@@ -518,20 +518,13 @@ impl Session {
 
     /// Decodes and handles at most one line.
     pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        let Some(nl) = memchr(b'\n', input) else {
-            // A partial line may still get a `\r` before its `\n`: allow one byte more.
-            if input.len() > self.max_line + 1 {
-                return self.too_long(input, input.len(), cx);
-            }
-            return Progress::Incomplete;
-        };
-        let line = input[..nl].strip_suffix(b"\r").unwrap_or(&input[..nl]);
-        if line.len() > self.max_line {
-            return self.too_long(line, nl + 1, cx);
-        }
-        match self.handle(line, cx) {
-            Flow::Continue => Progress::Consumed(nl + 1),
-            Flow::Close => Progress::Close(nl + 1),
+        match frame_line(input, self.max_line) {
+            Framed::Incomplete => Progress::Incomplete,
+            Framed::TooLong(line, consumed) => self.too_long(line, consumed, cx),
+            Framed::Complete(line, consumed) => match self.handle(line, cx) {
+                Flow::Continue => Progress::Consumed(consumed),
+                Flow::Close => Progress::Close(consumed),
+            },
         }
     }
 

@@ -45,11 +45,10 @@
 //!   accepted and needs no reply; connections live until they close.
 
 use super::lockd::{engine_name, wire_name};
-use super::{Ctx, Progress};
+use super::{frame_line, Ctx, Line, Progress};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind};
 use crate::table::Mode;
-use memchr::memchr;
 use serde_json::{Map, Value};
 use std::io::Write;
 
@@ -134,40 +133,32 @@ impl Session {
 
     /// Decodes and handles at most one request line.
     pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        let Some(nl) = memchr(b'\n', input) else {
-            if input.len() > self.max_line + 1 {
+        let (line, consumed) = match frame_line(input, self.max_line) {
+            Line::Incomplete => return Progress::Incomplete,
+            Line::TooLong(_, consumed) => {
                 log::debug!(
                     "officer client {}: line over {} bytes, closing",
                     cx.client,
                     self.max_line
                 );
-                return Progress::Close(input.len());
+                return Progress::Close(consumed);
             }
-            return Progress::Incomplete;
+            Line::Complete(line, consumed) => (line, consumed),
         };
-        let line = input[..nl].strip_suffix(b"\r").unwrap_or(&input[..nl]);
-        if line.len() > self.max_line {
-            log::debug!(
-                "officer client {}: line over {} bytes, closing",
-                cx.client,
-                self.max_line
-            );
-            return Progress::Close(nl + 1);
-        }
         let value: Value = match serde_json::from_slice(line) {
             Ok(v) => v,
             Err(e) => {
                 log::debug!("officer client {}: bad JSON ({e}), closing", cx.client);
-                return Progress::Close(nl + 1);
+                return Progress::Close(consumed);
             }
         };
         let Some(request) = value.as_object().and_then(parse) else {
             log::debug!("officer client {}: invalid request, closing", cx.client);
-            return Progress::Close(nl + 1);
+            return Progress::Close(consumed);
         };
         match handle(request, cx) {
-            Ok(()) => Progress::Consumed(nl + 1),
-            Err(()) => Progress::Close(nl + 1),
+            Ok(()) => Progress::Consumed(consumed),
+            Err(()) => Progress::Close(consumed),
         }
     }
 
