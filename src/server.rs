@@ -87,7 +87,10 @@ impl Clock {
     }
     /// Time left until millisecond `ms` begins.
     fn until(&self, ms: u64) -> Duration {
-        (self.0 + Duration::from_millis(ms)).saturating_duration_since(Instant::now())
+        match self.0.checked_add(Duration::from_millis(ms)) {
+            Some(at) => at.saturating_duration_since(Instant::now()),
+            None => Duration::MAX,
+        }
     }
 }
 
