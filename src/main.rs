@@ -23,7 +23,8 @@ fn main() {
     let server = match lockbox::server::Server::bind(cfg.clone()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("lockbox: cannot listen on {}: {e}", cfg.listen);
+            // Errors carry their context: which listener, the state file, the auth file.
+            eprintln!("lockbox: {e}");
             exit(2);
         }
     };

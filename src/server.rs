@@ -217,7 +217,7 @@ impl Server {
                     Token(k)
                         if event.is_readable() || event.is_read_closed() || event.is_error() =>
                     {
-                        self.read(k, now)
+                        self.read(k)
                     }
                     // Room in the socket buffer again: flush below.
                     Token(k) => self.mark_dirty(k),
@@ -309,7 +309,7 @@ impl Server {
         }
         let mut resume = std::mem::take(&mut self.resume);
         for k in resume.drain(..) {
-            self.read(k, now);
+            self.read(k);
         }
         if self.resume.is_empty() {
             self.resume = resume;
@@ -317,9 +317,13 @@ impl Server {
     }
 
     /// Decodes held-back input, then reads until WouldBlock, EOF or the budget.
-    fn read(&mut self, k: usize, now: u64) {
+    ///
+    /// Each request's time is read from the clock when its bytes are read (not once per
+    /// loop iteration), so a deadline never starts before the request arrived, however
+    /// long earlier work in the same iteration took.
+    fn read(&mut self, k: usize) {
         if self.conns.get(k).is_some_and(|c| !c.partial.is_empty()) {
-            self.dispatch(k, Source::Partial, now);
+            self.dispatch(k, Source::Partial, self.clock.now());
         }
         let mut budget = READ_BUDGET;
         loop {
@@ -350,10 +354,10 @@ impl Server {
                     self.stats.bytes_in += n as u64;
                     budget = budget.saturating_sub(n);
                     if conn.partial.is_empty() {
-                        self.dispatch(k, Source::Shared(n), now);
+                        self.dispatch(k, Source::Shared(n), self.clock.now());
                     } else {
                         conn.partial.extend_from_slice(&self.rbuf[..n]);
-                        self.dispatch(k, Source::Partial, now);
+                        self.dispatch(k, Source::Partial, self.clock.now());
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

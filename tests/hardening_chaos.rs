@@ -69,15 +69,12 @@ fn env_or(key: &str, default: u64) -> u64 {
 }
 
 /// How early a wait or hold deadline may fire, relative to when its request was sent.
-/// The spec says never; but the server counts deadlines from when its poll loop woke up,
-/// not from when it read the request, so a request read late in a long loop iteration
-/// (or after the server thread was descheduled) gets an early deadline: a server bug,
-/// checked strictly by `deadlines_count_from_when_the_request_was_read` (ignored until
-/// fixed). Until then the run allows this much (it also keeps the overlap check sound);
-/// `LOCKBOX_CHAOS_DEADLINE_SLACK_MS=0` makes it strict.
+/// The spec says never, and the server counts each deadline from when it read the
+/// request (never before it was sent), so the default is 0 (strict);
+/// `LOCKBOX_CHAOS_DEADLINE_SLACK_MS` loosens it for experiments.
 fn deadline_slack() -> Duration {
     static SLACK: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *SLACK.get_or_init(|| Duration::from_millis(env_or("LOCKBOX_CHAOS_DEADLINE_SLACK_MS", 50)))
+    *SLACK.get_or_init(|| Duration::from_millis(env_or("LOCKBOX_CHAOS_DEADLINE_SLACK_MS", 0)))
 }
 
 /// The earliest a deadline of `d` started at `at` may fire (see [`deadline_slack`]).
@@ -1053,7 +1050,6 @@ fn reset_cancels_every_wait_even_when_cancelling_one_would_grant_another() {
 /// b's lines after the LIST and starts the wait at the stale `now`. Observed: TIMEOUT
 /// after 63-92 ms for wait=100. The same stale `now` starts hold deadlines (EXPIRED early).
 #[test]
-#[ignore = "server bug: wait/hold deadlines start at the poll loop's wake-up time, not when the request was read: TIMEOUT for wait=100 after 63-92 ms when the server was busy"]
 fn deadlines_count_from_when_the_request_was_read() {
     let addr = start();
     // 50,000 locks make one LIST tens of milliseconds of server work.

@@ -870,7 +870,6 @@ fn corrupt_or_unreadable_state_file_stops_startup_with_exit_code_2() {
 }
 
 #[test]
-#[ignore = "server bug: a startup failure that is not about listening is reported as `lockbox: cannot listen on ADDR: ...` (src/main.rs)"]
 fn startup_failures_of_state_and_auth_files_do_not_claim_a_listen_error() {
     let dir = Scratch::new("msg");
     let state = dir.path("state");
