@@ -119,6 +119,7 @@ pub struct Event {
 pub struct Client {
     addr: SocketAddr,
     name: Option<Box<[u8]>>,
+    group: u8,
 }
 
 impl Client {
@@ -205,6 +206,12 @@ impl Engine {
 
     /// Registers a new connection under `id` (which must be free).
     pub fn connect(&mut self, id: ClientId, addr: SocketAddr) {
+        self.connect_in(id, addr, 0);
+    }
+
+    /// Registers a new connection under `id` in `group`: an opaque label (the server
+    /// uses the protocol) that [`Engine::force_release`] respects.
+    pub fn connect_in(&mut self, id: ClientId, addr: SocketAddr, group: u8) {
         let i = id as usize;
         if i >= self.clients.len() {
             self.clients.resize_with(i + 1, || None);
@@ -213,7 +220,11 @@ impl Engine {
             self.clients[i].is_none(),
             "client slot {id} reused while live"
         );
-        self.clients[i] = Some(Client { addr, name: None });
+        self.clients[i] = Some(Client {
+            addr,
+            name: None,
+            group,
+        });
         self.connections += 1;
         self.counters.connections_total += 1;
     }
@@ -508,15 +519,25 @@ impl Engine {
         token
     }
 
-    /// Releases every hold on `name`, whoever owns it; returns how many.
-    pub fn force_release(&mut self, name: &[u8], now: u64) -> u32 {
-        let mut n = 0;
-        loop {
-            let Some(claim) = self.table.holds_on(name).next() else {
-                break;
-            };
+    /// Releases every hold on `name` owned by a client of `group` (a foreign protocol's
+    /// "force unlock" among its own clients); returns how many.
+    ///
+    /// The holds are listed before any is released, so the waiters that the releases
+    /// grant keep their grants. Holds of other groups are never touched: a force unlock in
+    /// one protocol cannot silently take a lock from a client of another.
+    pub fn force_release(&mut self, name: &[u8], group: u8, now: u64) -> u32 {
+        self.scratch.clear();
+        let (table, clients) = (&self.table, &self.clients);
+        self.scratch.extend(table.holds_on(name).filter(|&c| {
+            let owner = table.claim(c).owner() as usize;
+            clients
+                .get(owner)
+                .and_then(Option::as_ref)
+                .is_some_and(|o| o.group == group)
+        }));
+        let n = self.scratch.len() as u32;
+        while let Some(claim) = self.scratch.pop() {
             self.remove(claim, now);
-            n += 1;
         }
         n
     }
@@ -680,6 +701,38 @@ mod tests {
     fn counts(e: &Engine, name: &[u8]) -> (u32, u32) {
         e.inspect(name)
             .map_or((0, 0), |(i, _)| (i.holders, i.waiters))
+    }
+
+    #[test]
+    fn force_release_keeps_the_grants_it_causes_and_other_groups_holds() {
+        let mut e = Engine::new(Fence::starting_at(1), 0, 1000);
+        for c in 0..3 {
+            e.connect_in(c, addr(), 7);
+        }
+        e.connect_in(3, addr(), 0);
+        // Group 7: a holder and two waiters on "a".
+        assert!(matches!(
+            e.acquire(0, b"h", &forever(b"a", X), 0),
+            Acquired::Granted { .. }
+        ));
+        assert_eq!(e.acquire(1, b"w1", &forever(b"a", X), 0), Acquired::Queued);
+        assert_eq!(e.acquire(2, b"w2", &forever(b"a", X), 0), Acquired::Queued);
+        assert_eq!(e.force_release(b"a", 7, 0), 1, "only the hold that existed");
+        assert_eq!(events(&mut e), vec![ev(1, "w1", granted(2, 1, false))]);
+        assert_eq!(
+            counts(&e, b"a"),
+            (1, 1),
+            "w1 keeps its grant, w2 still waits"
+        );
+        assert_eq!(e.holds_on(b"a").collect::<Vec<_>>(), vec![(2, 1)]);
+        // Group 0's hold on "b" is out of group 7's reach.
+        assert!(matches!(
+            e.acquire(3, b"n", &forever(b"b", X), 0),
+            Acquired::Granted { .. }
+        ));
+        assert_eq!(e.force_release(b"b", 7, 0), 0);
+        assert_eq!(counts(&e, b"b"), (1, 0));
+        assert!(events(&mut e).is_empty());
     }
 
     #[test]

@@ -295,7 +295,7 @@ impl Server {
                 writable: false,
                 paused: false,
             });
-            self.engine.connect(k as ClientId, addr);
+            self.engine.connect_in(k as ClientId, addr, protocol as u8);
         }
     }
 

@@ -44,8 +44,9 @@
 //!   uuid) is the same request: no second claim; the reply says where it is
 //!   (`acquired:false` while queued, `acquired:true` once held).
 //! - `unlock` with `_uuid` naming a held request of this connection -> releases that
-//!   hold. `force:true` -> releases every hold on the key, whoever owns it
-//!   ([`Engine::force_release`]). `_uuid` naming a queued request -> withdraws it. A
+//!   hold. `force:true` -> releases every hold on the key owned by a live-mutex
+//!   connection ([`Engine::force_release`]); holds taken through other protocols are
+//!   never revoked by it. `_uuid` naming a queued request -> withdraws it. A
 //!   `_uuid` whose hold ran out (ttl) or was force-released -> `unlocked:true`, as in
 //!   the original. No such request and the key is free -> `unlocked:true` with a
 //!   `warning` (as the original for a key it never saw). Otherwise `unlocked:false` and
@@ -95,7 +96,7 @@
 //!   held until its ttl (or the disconnect), as with the original.
 
 use super::lockd::{engine_name, wire_name, EngineName};
-use super::{frame_line, Ctx, Line, Progress};
+use super::{frame_line, Ctx, Line, Progress, Protocol};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind, Tag};
 use crate::table::Mode;
@@ -472,7 +473,8 @@ impl Session {
             unlocked = self.end_request(&tag, name, cx);
         }
         if force {
-            cx.engine.force_release(name, cx.now);
+            cx.engine
+                .force_release(name, Protocol::LiveMutex as u8, cx.now);
             unlocked = true;
         }
         let mut warning = None;
