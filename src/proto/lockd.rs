@@ -61,7 +61,7 @@
 //! - `dump` is JSON (glockd printed Go's `map[...]` syntax); the blank line is not
 //!   counted as an invalid command.
 
-use super::{frame_line, push_u64, Ctx, Line, Progress};
+use super::{frame_line, push_addr, push_label, push_u64, Ctx, Line, Progress};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event};
 use crate::table::Mode;
@@ -491,23 +491,6 @@ fn shared_get(cx: &mut Ctx, arg: &[u8]) {
 }
 
 /// The client's registered name, or its `ip:port`.
-fn push_label(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
-    if let Some(c) = engine.client(client) {
-        match c.name() {
-            Some(n) => out.extend_from_slice(n),
-            None => {
-                let _ = write!(out, "{}", c.addr());
-            }
-        }
-    }
-}
-
-fn push_addr(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
-    if let Some(c) = engine.client(client) {
-        let _ = write!(out, "{}", c.addr());
-    }
-}
-
 /// `d` / `sd`: `NAME: HOLDER` per hold, in grant order.
 fn write_holders(cx: &mut Ctx, shared: bool, arg: &[u8]) {
     let prefix: &[u8] = if shared { SHARED_PREFIX } else { b"" };

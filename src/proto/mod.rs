@@ -190,6 +190,22 @@ pub fn frame_line(input: &[u8], max_line: usize) -> Line<'_> {
     }
 }
 
+/// Appends a client's `ip:port` (nothing if it is gone).
+pub fn push_addr(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
+    use std::io::Write;
+    if let Some(c) = engine.client(client) {
+        let _ = write!(out, "{}", c.addr());
+    }
+}
+
+/// Appends a client's friendly name, or its `ip:port` when it has none.
+pub fn push_label(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
+    match engine.client(client).and_then(|c| c.name()) {
+        Some(name) => out.extend_from_slice(name),
+        None => push_addr(out, engine, client),
+    }
+}
+
 /// Appends the decimal digits of `n`.
 pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut buf = [0u8; 20];

@@ -24,7 +24,7 @@
 //! Parsing borrows from the input line and allocates nothing; [`parse`] is the only
 //! place a line's grammar is decided. A blank line is no request and gets no reply.
 
-use super::{frame_line, push_u64, Ctx, Line as Framed, Progress};
+use super::{frame_line, push_addr, push_label, push_u64, Ctx, Line as Framed, Progress};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind};
 use crate::table::{FindError, Mode};
@@ -633,11 +633,9 @@ impl Session {
             }
             Request::Whoami => {
                 start(cx.out, id, b"OK");
-                if let Some(c) = cx.engine.client(cx.client) {
-                    push_display(cx.out, &c.addr());
-                    cx.out.push(b' ');
-                    push_label(cx.out, cx.engine, cx.client);
-                }
+                push_addr(cx.out, cx.engine, cx.client);
+                cx.out.push(b' ');
+                push_label(cx.out, cx.engine, cx.client);
                 cx.out.push(b'\n');
             }
             Request::Clients => write_clients(cx, id),
@@ -750,21 +748,6 @@ fn find_error(cx: &mut Ctx, id: &[u8], e: FindError) {
     }
 }
 
-fn push_display(out: &mut Vec<u8>, v: &dyn std::fmt::Display) {
-    use std::io::Write;
-    let _ = write!(out, "{v}");
-}
-
-/// The client's name, or its `ip:port` when unnamed.
-fn push_label(out: &mut Vec<u8>, engine: &crate::engine::Engine, client: u32) {
-    if let Some(c) = engine.client(client) {
-        match c.name() {
-            Some(n) => out.extend_from_slice(n),
-            None => push_display(out, &c.addr()),
-        }
-    }
-}
-
 fn push_counts(out: &mut Vec<u8>, mode: &[u8], holders: u32, waiters: u32) {
     out.extend_from_slice(b"mode=");
     out.extend_from_slice(mode);
@@ -835,9 +818,9 @@ fn write_end(out: &mut Vec<u8>, id: &[u8], rows: usize) {
 
 fn write_clients(cx: &mut Ctx, id: &[u8]) {
     let mut rows = 0;
-    for (client, c, (holds, waits)) in cx.engine.clients() {
+    for (client, _, (holds, waits)) in cx.engine.clients() {
         start(cx.out, id, b"CLIENT");
-        push_display(cx.out, &c.addr());
+        push_addr(cx.out, cx.engine, client);
         cx.out.extend_from_slice(b" name=");
         push_label(cx.out, cx.engine, client);
         cx.out.extend_from_slice(b" holds=");
