@@ -14,6 +14,21 @@
 //! Input is read into one shared buffer and decoded in place; only a trailing partial
 //! request is copied into the connection's own `partial` buffer, so idle connections
 //! hold no input memory.
+//!
+//! # Invariants
+//! - `conn.dirty` iff the connection's key is in `dirty` (at most once); `dirty` is
+//!   emptied by every `flush`.
+//! - `conn.writable` iff the connection is registered for WRITABLE, which is iff its
+//!   output was not fully written by the last flush.
+//! - `conn.paused` means reading stopped at the output high-water mark; `flush` clears it
+//!   and puts the key on `resume` once the output is below half the mark (edge-triggered
+//!   readiness would not report the bytes already waiting).
+//! - A key is on `resume` when its connection has unread or undecoded input that no
+//!   readiness event will report again: its turn ran out or it was just un-paused.
+//!   `resume` is taken at the start of an iteration, so each connection gets at most one
+//!   turn of `READ_BUDGET` bytes and `TURN_MS` of work per iteration.
+//! - `Phase::Closed` iff the key is in `closing`; `reap` frees exactly those, at the end
+//!   of the iteration, and only then does the engine release their claims.
 
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
@@ -35,8 +50,11 @@ const MAX_LISTENERS: usize = 8;
 const EVENTS_CAPACITY: usize = 1024;
 /// Size of the shared read buffer (one `read` call at most).
 const READ_CHUNK: usize = 64 * 1024;
-/// Bytes read from one connection per readiness event before others get a turn.
+/// Bytes read from one connection per turn before others get theirs.
 const READ_BUDGET: usize = 256 * 1024;
+/// Milliseconds of request handling one connection gets per turn (a burst of costly
+/// requests such as `LIST` on a big table must not stall every other connection).
+const TURN_MS: u64 = 2;
 /// An emptied output buffer bigger than this is given back to the allocator.
 const OUT_KEEP: usize = 4 * 1024;
 /// An emptied partial-input buffer bigger than this is given back to the allocator.
@@ -92,6 +110,15 @@ impl Clock {
             None => Duration::MAX,
         }
     }
+}
+
+/// How a connection's turn at the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Turn {
+    /// Everything buffered was handled (or is incomplete).
+    Done,
+    /// Its time ran out; the rest waits for the next iteration.
+    Yielded,
 }
 
 /// Where `dispatch` reads from.
@@ -207,26 +234,33 @@ impl Server {
                 Err(e) => return Err(e),
             }
             let now = self.clock.now();
+            // Turns that ran out in the previous iteration continue after this batch.
+            let mut resume = std::mem::take(&mut self.resume);
             for event in events.iter() {
                 match event.token() {
                     // New connections: accept until WouldBlock.
                     Token(t) if t > LISTENER_BASE - MAX_LISTENERS => {
                         self.accept(LISTENER_BASE - t, now)
                     }
-                    // Input, EOF or error: read until WouldBlock and decode.
-                    Token(k)
-                        if event.is_readable() || event.is_read_closed() || event.is_error() =>
-                    {
-                        self.read(k)
+                    Token(k) => {
+                        // Input, EOF or error: read until WouldBlock and decode.
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(k);
+                        }
+                        // Room in the socket buffer again: flush below.
+                        if event.is_writable() {
+                            self.mark_dirty(k);
+                        }
                     }
-                    // Room in the socket buffer again: flush below.
-                    Token(k) => self.mark_dirty(k),
-                }
-                if event.is_writable() {
-                    self.mark_dirty(event.token().0);
                 }
             }
-            self.retry_deferred(now);
+            self.retry_accept(now);
+            for k in resume.drain(..) {
+                self.read(k);
+            }
+            if self.resume.is_empty() {
+                self.resume = resume; // keep the capacity
+            }
             // Deadlines: timeouts, expiries, and the grants they cause.
             self.engine.advance(self.clock.now());
             self.route_events();
@@ -254,8 +288,17 @@ impl Server {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // That one connection died before we took it: take the next.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => {
-                    // Out of descriptors or similar: stop accepting for a while, keep serving.
+                    // Out of descriptors or memory: stop accepting for a while, keep serving.
                     warn!("accept failed: {e}; retrying in {ACCEPT_BACKOFF_MS} ms");
                     self.accept_after = Some(now + ACCEPT_BACKOFF_MS);
                     return;
@@ -299,31 +342,26 @@ impl Server {
         }
     }
 
-    /// Accept and read work postponed by a backoff or a fairness budget.
-    fn retry_deferred(&mut self, now: u64) {
+    /// Accepts again once an accept backoff has passed.
+    fn retry_accept(&mut self, now: u64) {
         if self.accept_after.is_some_and(|t| now >= t) {
             self.accept_after = None;
             for i in 0..self.listeners.len() {
                 self.accept(i, now);
             }
         }
-        let mut resume = std::mem::take(&mut self.resume);
-        for k in resume.drain(..) {
-            self.read(k);
-        }
-        if self.resume.is_empty() {
-            self.resume = resume;
-        }
     }
 
-    /// Decodes held-back input, then reads until WouldBlock, EOF or the budget.
-    ///
-    /// Each request's time is read from the clock when its bytes are read (not once per
-    /// loop iteration), so a deadline never starts before the request arrived, however
-    /// long earlier work in the same iteration took.
+    /// Decodes held-back input, then reads until WouldBlock, EOF or the end of the
+    /// connection's turn: [`READ_BUDGET`] bytes or [`TURN_MS`] of work, after which it
+    /// waits on the `resume` list for the next iteration (fairness).
     fn read(&mut self, k: usize) {
-        if self.conns.get(k).is_some_and(|c| !c.partial.is_empty()) {
-            self.dispatch(k, Source::Partial, self.clock.now());
+        let turn_end = self.clock.now() + TURN_MS;
+        if self.conns.get(k).is_some_and(|c| !c.partial.is_empty())
+            && self.dispatch(k, Source::Partial, turn_end) == Turn::Yielded
+        {
+            self.resume.push(k);
+            return;
         }
         let mut budget = READ_BUDGET;
         loop {
@@ -339,11 +377,10 @@ impl Server {
                 return;
             }
             if budget == 0 {
-                // Fairness: let the other connections run; continue next iteration.
                 self.resume.push(k);
                 return;
             }
-            match conn.stream.read(&mut self.rbuf) {
+            let turn = match conn.stream.read(&mut self.rbuf) {
                 Ok(0) => {
                     // Peer closed its side: answer what it sent, then close.
                     conn.phase = Phase::Draining;
@@ -354,30 +391,38 @@ impl Server {
                     self.stats.bytes_in += n as u64;
                     budget = budget.saturating_sub(n);
                     if conn.partial.is_empty() {
-                        self.dispatch(k, Source::Shared(n), self.clock.now());
+                        self.dispatch(k, Source::Shared(n), turn_end)
                     } else {
                         conn.partial.extend_from_slice(&self.rbuf[..n]);
-                        self.dispatch(k, Source::Partial, self.clock.now());
+                        self.dispatch(k, Source::Partial, turn_end)
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     debug!("read from {}: {e}", conn.addr);
                     self.close(k);
                     return;
                 }
+            };
+            if turn == Turn::Yielded {
+                self.resume.push(k);
+                return;
             }
         }
     }
 
     /// Decodes and handles every complete request in `src`, routing engine events
     /// after each one; keeps what is left in the connection's `partial` buffer.
-    fn dispatch(&mut self, k: usize, src: Source, now: u64) {
+    ///
+    /// Each request gets the clock's time when it is handled, so its deadlines never
+    /// start before it was read. Stops early (`Yielded`) once the clock passes `turn_end`.
+    fn dispatch(&mut self, k: usize, src: Source, turn_end: u64) -> Turn {
         let mut pos = 0;
+        let mut turn = Turn::Done;
         loop {
             let Some(conn) = self.conns.get_mut(k) else {
-                return;
+                return turn;
             };
             let input = match src {
                 Source::Shared(n) => &self.rbuf[pos..n],
@@ -387,6 +432,11 @@ impl Server {
                 || conn.phase != Phase::Open
                 || conn.out.len() >= self.cfg.output_high_water
             {
+                break;
+            }
+            let now = self.clock.now();
+            if now >= turn_end {
+                turn = Turn::Yielded;
                 break;
             }
             let mut cx = Ctx {
@@ -414,7 +464,7 @@ impl Server {
             }
         }
         let Some(conn) = self.conns.get_mut(k) else {
-            return;
+            return turn;
         };
         match src {
             Source::Shared(n) if conn.phase == Phase::Open => {
@@ -430,6 +480,7 @@ impl Server {
             }
             Source::Partial => conn.partial = Vec::new(),
         }
+        turn
     }
 
     /// Hands every queued engine event to its connection's codec.
@@ -488,7 +539,9 @@ impl Server {
             };
             self.stats.bytes_out += written as u64;
             conn.out.drain(..written);
-            if conn.out.is_empty() && conn.out.capacity() > OUT_KEEP {
+            if conn.out.is_empty() && conn.out.capacity() > OUT_KEEP && written <= OUT_KEEP {
+                // This round was small: a big buffer is not needed now. (A client that
+                // gets more than OUT_KEEP every round keeps its buffer: no regrowth.)
                 conn.out = Vec::new();
             }
             let want_writable = !conn.out.is_empty();
@@ -509,7 +562,9 @@ impl Server {
                 }
                 conn.writable = want_writable;
             }
-            if conn.out.len() > self.cfg.output_limit {
+            if conn.out.len() > self.cfg.output_limit && written == 0 {
+                // Over the limit and not reading at all. (One big reply, a LIST of a
+                // large table, is not a reason to drop a client that is reading it.)
                 warn!(
                     "{} does not read its replies ({} bytes pending): disconnecting",
                     conn.addr,
