@@ -508,17 +508,6 @@ impl Engine {
         }
     }
 
-    /// Releases `client`'s first hold whose tag is `tag`; returns its token.
-    pub fn release_tagged(&mut self, client: ClientId, tag: &[u8], now: u64) -> Option<u64> {
-        let claim = self
-            .table
-            .holds_of(client)
-            .find(|&c| self.table.claim(c).data.tag.as_slice() == tag)?;
-        let token = self.table.claim(claim).token();
-        self.remove(claim, now);
-        token
-    }
-
     /// Releases every hold on `name` owned by a client of `group` (a foreign protocol's
     /// "force unlock" among its own clients); returns how many.
     ///

@@ -30,7 +30,17 @@ use smallvec::SmallVec;
 use std::hash::BuildHasher;
 
 /// A lock name: at most 255 bytes; short names are stored inline.
-pub type Name = SmallVec<[u8; 24]>;
+pub type Name = SmallVec<[u8; INLINE_NAME]>;
+
+/// The longest lock name, in bytes (every codec enforces it before calling in).
+pub const MAX_NAME: usize = 255;
+
+/// Names up to this many bytes are stored inside the lock, without a heap buffer.
+pub const INLINE_NAME: usize = 24;
+
+/// Heap buffers of dropped long names kept for reuse, so that locks with names longer
+/// than the inline 24 bytes do not allocate in steady state either.
+const SPARE_NAMES: usize = 256;
 
 /// Index of a claim: stable from request until release, reused afterwards.
 pub type ClaimId = u32;
@@ -174,7 +184,7 @@ pub struct Grant {
 pub struct Removed<P> {
     /// Whether it was waiting or held (with its token).
     pub state: State,
-    /// The caller's payload.
+    /// The caller's payload, handed back.
     pub data: P,
 }
 
@@ -198,6 +208,8 @@ pub struct Table<P> {
     owners: Vec<Owner>,
     fence: Fence,
     held: usize,
+    /// Spilled name buffers of removed locks, reused by new locks (at most `SPARE_NAMES`).
+    spare_names: Vec<Name>,
 }
 
 impl<P> Table<P> {
@@ -211,6 +223,7 @@ impl<P> Table<P> {
             owners: Vec::new(),
             fence,
             held: 0,
+            spare_names: Vec::new(),
         }
     }
 
@@ -225,10 +238,6 @@ impl<P> Table<P> {
     /// Number of waiting claims.
     pub fn wait_count(&self) -> usize {
         self.claims.len() - self.held
-    }
-    /// The token source (for state-file bookkeeping and stats).
-    pub fn fence(&self) -> &Fence {
-        &self.fence
     }
 
     /// True when `id` is a live claim.
@@ -259,6 +268,7 @@ impl<P> Table<P> {
         self.owners.get(owner as usize)?.holds.front()
     }
     /// The first waiting claim of `owner`, if any.
+    #[cfg(test)]
     pub fn first_wait(&self, owner: OwnerId) -> Option<ClaimId> {
         self.owners.get(owner as usize)?.waits.front()
     }
@@ -346,7 +356,7 @@ impl<P> Table<P> {
         data: P,
     ) -> Acquire {
         debug_assert!(
-            !name.is_empty() && name.len() <= 255,
+            !name.is_empty() && name.len() <= MAX_NAME,
             "bad name length {}",
             name.len()
         );
@@ -355,7 +365,7 @@ impl<P> Table<P> {
             Some(l) => l,
             None => {
                 let l = self.locks.insert(Lock {
-                    name: Name::from_slice(name),
+                    name: new_name(&mut self.spare_names, name),
                     hash,
                     holds: List::EMPTY,
                     waiters: List::EMPTY,
@@ -473,7 +483,10 @@ impl<P> Table<P> {
                 }
                 Err(_) => debug_assert!(false, "lock {l} missing from the index"),
             }
-            self.locks.remove(l as usize);
+            let lock = self.locks.remove(l as usize);
+            if lock.name.spilled() && self.spare_names.len() < SPARE_NAMES {
+                self.spare_names.push(lock.name);
+            }
         }
         Removed { state, data }
     }
@@ -585,6 +598,22 @@ impl<P> Table<P> {
     }
 }
 
+/// A lock name, in a recycled heap buffer when it does not fit inline.
+fn new_name(spare: &mut Vec<Name>, name: &[u8]) -> Name {
+    match spare.pop() {
+        Some(mut buf) if name.len() > INLINE_NAME => {
+            buf.clear();
+            buf.extend_from_slice(name);
+            buf
+        }
+        Some(buf) => {
+            spare.push(buf);
+            Name::from_slice(name)
+        }
+        None => Name::from_slice(name),
+    }
+}
+
 /// The owner's slot, created on first use.
 fn owner_slot(owners: &mut Vec<Owner>, owner: OwnerId) -> &mut Owner {
     let i = owner as usize;
@@ -644,6 +673,41 @@ mod tests {
         t.remove(claim, &mut granted);
         t.check();
         granted
+    }
+
+    #[test]
+    fn long_names_reuse_heap_buffers() {
+        let mut t: Table<()> = Table::new(Fence::starting_at(1));
+        let mut granted = Vec::new();
+        let long = [b'n'; 40];
+        let Acquire::Granted { claim, .. } = t.acquire(0, &long, Mode::Exclusive, true, None, ())
+        else {
+            panic!("free lock not granted")
+        };
+        let first = t.claim_name(claim).as_ptr();
+        t.remove(claim, &mut granted);
+        assert_eq!(t.spare_names.len(), 1, "the dropped long name is kept");
+        // A short name stays inline and leaves the spare alone.
+        let Acquire::Granted { claim: short, .. } =
+            t.acquire(0, b"s", Mode::Exclusive, true, None, ())
+        else {
+            panic!()
+        };
+        assert_eq!(t.spare_names.len(), 1);
+        t.remove(short, &mut granted);
+        let other = [b'm'; 30];
+        let Acquire::Granted { claim, .. } = t.acquire(0, &other, Mode::Exclusive, true, None, ())
+        else {
+            panic!()
+        };
+        assert_eq!(t.claim_name(claim), &other[..]);
+        assert_eq!(
+            t.claim_name(claim).as_ptr(),
+            first,
+            "the heap buffer was reused"
+        );
+        assert!(t.spare_names.is_empty());
+        t.check();
     }
 
     #[test]

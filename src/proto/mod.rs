@@ -206,9 +206,12 @@ pub fn push_label(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
     }
 }
 
+/// Decimal digits of `u64::MAX`.
+pub const U64_DIGITS: usize = 20;
+
 /// Appends the decimal digits of `n`.
 pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
+    let mut buf = [0u8; U64_DIGITS];
     let mut i = buf.len();
     loop {
         i -= 1;

@@ -24,7 +24,9 @@
 //! Parsing borrows from the input line and allocates nothing; [`parse`] is the only
 //! place a line's grammar is decided. A blank line is no request and gets no reply.
 
-use super::{frame_line, push_addr, push_label, push_u64, Ctx, Line as Framed, Progress};
+use super::{
+    frame_line, push_addr, push_label, push_u64, Ctx, Line as Framed, Progress, U64_DIGITS,
+};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind};
 use crate::table::{FindError, Mode};
@@ -33,7 +35,7 @@ use memchr::memchr;
 /// Longest request id.
 pub const MAX_ID: usize = 32;
 /// Longest lock name.
-pub const MAX_NAME: usize = 255;
+pub const MAX_NAME: usize = crate::table::MAX_NAME;
 /// Longest client name.
 pub const MAX_CLIENT_NAME: usize = 64;
 
@@ -281,7 +283,7 @@ pub fn valid_name(name: &[u8], max: usize) -> bool {
 
 /// Parses an unsigned decimal number no larger than `max`.
 fn parse_number(s: &[u8], max: u64) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 {
+    if s.is_empty() || s.len() > U64_DIGITS {
         return None;
     }
     let mut n: u64 = 0;
@@ -556,10 +558,8 @@ impl Session {
             }
         };
         cx.stats.native_commands[verb as usize] += 1;
-        if !self.authed
-            && cx.secret.is_some()
-            && !matches!(verb, Verb::Ping | Verb::Quit | Verb::Auth)
-        {
+        // `authed` starts true when the server has no secret.
+        if !self.authed && !matches!(verb, Verb::Ping | Verb::Quit | Verb::Auth) {
             error(cx, Some(id), ErrorCode::AuthRequired, "AUTH first");
             return Flow::Continue;
         }
