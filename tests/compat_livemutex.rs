@@ -562,3 +562,40 @@ fn many_requests_on_one_connection() {
     }
     expect_lock(&b.recv(), "w3", "many-3", true);
 }
+
+#[test]
+fn unlock_of_an_expired_request_does_not_depend_on_map_rebuilds() {
+    // The original remembers a hold that ran out (lockholderTimeouts) and answers its
+    // late unlock with unlocked:true once; a session map rebuild must not forget it.
+    let addr = start();
+    let mut a = Client::connect(addr);
+    let mut b = Client::connect(addr);
+    a.lock_expect("A", "gone", json!(30), true);
+    b.lock_expect("B", "gone", FOREVER, false);
+    expect_lock(&b.recv(), "B", "gone", true);
+    // Enough requests to rebuild a's map (at 1024 entries).
+    const N: usize = 1100;
+    let mut lines = Vec::new();
+    for i in 0..N {
+        let v = json!({"type": "lock", "uuid": format!("r{i}"), "key": format!("rb-{i}"),
+                       "ttl": null});
+        lines.extend_from_slice(&serde_json::to_vec(&v).unwrap());
+        lines.push(b'\n');
+    }
+    a.send_raw(&lines);
+    for i in 0..N {
+        expect_lock(&a.recv(), &format!("r{i}"), &format!("rb-{i}"), true);
+    }
+    // b holds the key now; a's late unlock of its expired request is still known...
+    a.unlock_ok("UA", "A", "gone");
+    // ...once: a second one is the wrong uuid for b's hold.
+    a.unlock("UA2", Some("A"), "gone", false);
+    let r = a.recv();
+    assert_eq!(r["unlocked"], false, "{r}");
+    assert_eq!(
+        r["error"],
+        "You need to pass the correct uuid, or use force."
+    );
+    // And b's hold was untouched.
+    b.unlock_ok("UB", "B", "gone");
+}

@@ -622,3 +622,108 @@ fn one_lock_box_with_native_clients() {
     assert_eq!(native(&mut n, "a7 NAME nat"), "a7 OK");
     assert_eq!(l.rows("who"), [format!("{na}: nat")]);
 }
+
+/// Splits a native reply line into words, asserting the reply grammar: words of
+/// printable non-space bytes separated by single spaces.
+fn native_words(line: &str) -> Vec<&str> {
+    assert!(
+        line.bytes()
+            .all(|b| (0x21..0x7f).contains(&b) || b == b' ' || b >= 0x80),
+        "control byte in native reply {line:?}"
+    );
+    let w: Vec<&str> = line.split(' ').collect();
+    assert!(w.iter().all(|w| !w.is_empty()), "empty word in {line:?}");
+    w
+}
+
+#[test]
+fn iam_names_never_break_native_replies() {
+    let s = start();
+    let mut l = Conn::connect(s.lockd);
+    let mut other = Conn::connect(s.lockd);
+    let mut n = Conn::connect(s.native);
+    let la = l.addr();
+    assert_eq!(l.req("g held"), "1 Lock Get Success: held");
+    let long = "y".repeat(300);
+    // (lockd name, what native shows for it)
+    let cases = [
+        ("the boss".to_string(), "the%20boss".to_string()),
+        ("cr\rin".to_string(), "cr%0Din".to_string()),
+        ("\x1b[31mred".to_string(), "%1B[31mred".to_string()),
+        ("50% off".to_string(), "50%25%20off".to_string()),
+        ("fits".to_string(), "fits".to_string()),
+        // 64 bytes escaped is the native limit: 21 spaces + 1 byte = 64.
+        (
+            format!("{}z", " ".repeat(21)),
+            format!("{}z", "%20".repeat(21)),
+        ),
+        // Over the limit once escaped: native shows the address.
+        (format!("{}z", " ".repeat(22)), la.clone()),
+        (long.clone(), la.clone()),
+    ];
+    for (name, shown) in &cases {
+        assert_eq!(l.req(&format!("iam {name}")), "1 ok");
+        // lockd itself shows the name exactly as given.
+        assert_eq!(l.req("me"), format!("1 {la} {name}"));
+        assert_eq!(l.rows("d held"), [format!("held: {name}")]);
+        assert_eq!(l.rows("who"), [format!("{la}: {name}")]);
+        // Native sees a valid client name (escaped) or the address.
+        let rows = native_rows(&mut n, "c1 CLIENTS");
+        let row = rows
+            .iter()
+            .find(|r| r.contains(&format!(" {la} ")))
+            .unwrap_or_else(|| panic!("no CLIENTS row for {la}: {rows:?}"));
+        let w = native_words(row);
+        assert_eq!(w.len(), 6, "{row:?}");
+        assert_eq!(w[3], format!("name={shown}"), "{row:?}");
+        let r = n.req("i1 INSPECT held");
+        let w = native_words(&r);
+        assert_eq!(w.last().unwrap(), &format!("owner={shown}"), "{r:?}");
+        let r = n.req("w1 WHOAMI");
+        assert_eq!(native_words(&r).len(), 4, "{r:?}");
+        // Other lockd connections see the name when the engine could keep it.
+        let seen = if *shown == la {
+            la.clone()
+        } else {
+            name.clone()
+        };
+        assert_eq!(other.rows("d held"), [format!("held: {seen}")]);
+    }
+    assert_eq!(l.req("iam"), "1 ok");
+    let r = n.req("i2 INSPECT held");
+    assert!(r.ends_with(&format!(" owner={la}")), "{r:?}");
+}
+
+/// A native multi-line reply: rows up to `<id> END <n>`.
+fn native_rows(c: &mut Conn, line: &str) -> Vec<String> {
+    let id = line.split(' ').next().unwrap().to_string();
+    c.send(&format!("{line}\n"));
+    let mut rows = Vec::new();
+    loop {
+        let l = c.line();
+        if l.starts_with(&format!("{id} END ")) {
+            return rows;
+        }
+        rows.push(l);
+    }
+}
+
+#[test]
+fn d_with_an_empty_name_shows_the_empty_named_lock() {
+    let s = start();
+    let mut a = Conn::connect(s.lockd);
+    let aa = a.addr();
+    assert_eq!(a.req("g "), "1 Lock Get Success: ");
+    assert_eq!(a.req("g x"), "1 Lock Get Success: x");
+    assert_eq!(a.req("sg "), "1 Shared Lock Get Success: ");
+    assert_eq!(a.req("sg y"), "1 Shared Lock Get Success: y");
+    // `d NAME` with an empty NAME: that lock only.
+    assert_eq!(a.rows("d "), [format!(": {aa}")]);
+    assert_eq!(a.rows("sd "), [format!(": {aa}")]);
+    // Bare `d`: every holder.
+    assert_eq!(a.rows("d"), [format!(": {aa}"), format!("x: {aa}")]);
+    assert_eq!(a.rows("sd"), [format!(": {aa}"), format!("y: {aa}")]);
+    assert_eq!(a.req("r "), "1 Lock Release Success: ");
+    assert!(a.rows("d ").is_empty());
+    assert_eq!(a.rows("d"), [format!("x: {aa}")]);
+}

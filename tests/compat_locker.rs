@@ -465,9 +465,9 @@ fn many_holds_on_one_connection() {
 }
 
 #[test]
-fn hold_forced_away_by_another_protocol() {
-    // live-mutex's force unlock releases every hold on a key, a locker hold included:
-    // the locker session finds out at its next use of that sequence.
+fn another_protocols_force_unlock_leaves_locker_holds_alone() {
+    // live-mutex's force unlock releases only live-mutex holds on the key: a locker
+    // hold of the same name survives it, and its sequence stays in use.
     let cfg = lockbox::config::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         locker_listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -496,11 +496,17 @@ fn hold_forced_away_by_another_protocol() {
         "{}",
         String::from_utf8_lossy(&buf[..k])
     );
-    // The sequence is free again, and its old hold cannot be unlocked.
+    // Still held: the sequence is in use, another connection cannot take the name,
+    // and the hold unlocks normally.
     a.lock(1, "forced", 0, 60_000);
-    a.expect(1, ACTION_LOCK, 1);
+    a.expect(1, ACTION_LOCK, 0);
+    let mut b = Client::connect(addr);
+    b.lock(2, "forced", 0, 60_000);
+    b.expect(2, ACTION_LOCK, 0);
     a.unlock(1);
     a.expect(1, ACTION_UNLOCK, 1);
     a.unlock(1);
     a.expect(1, ACTION_UNLOCK, 0);
+    b.lock(2, "forced", 0, 60_000);
+    b.expect(2, ACTION_LOCK, 1);
 }

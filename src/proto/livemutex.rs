@@ -25,7 +25,7 @@
 //! `key` as the client sent them; the client checks both.
 //!
 //! # Mapping onto the engine
-//! - Keys: a key maps to the engine name [`super::lockd::engine_name`]`("", KEY)`, as
+//! - Keys: a key maps to the engine name [`super::foreign::engine_name`]`("", KEY)`, as
 //!   lockd's and officer's names do: itself for ordinary keys, with bytes `0x00..=0x20`,
 //!   `0x7F` and `%` written as `%XX` and the empty key as `%`. So key `foo` is the same
 //!   lock as native `LOCK foo`, lockd's `g foo`, officer's and locker's `foo`. A key
@@ -47,10 +47,15 @@
 //!   hold. `force:true` -> releases every hold on the key owned by a live-mutex
 //!   connection ([`Engine::force_release`]); holds taken through other protocols are
 //!   never revoked by it. `_uuid` naming a queued request -> withdraws it. A
-//!   `_uuid` whose hold ran out (ttl) or was force-released -> `unlocked:true`, as in
-//!   the original. No such request and the key is free -> `unlocked:true` with a
-//!   `warning` (as the original for a key it never saw). Otherwise `unlocked:false` and
-//!   `error: "You need to pass the correct uuid, or use force."`.
+//!   `_uuid` whose hold ran out (ttl) or was force-released -> `unlocked:true`, once, as
+//!   in the original (its `lockholderTimeouts` / `lockholdersAllReleased`), provided it
+//!   is among the connection's last [`REMEMBER_GONE`] requests whose hold went that
+//!   way (the original remembered them all). No such request and the key is free ->
+//!   `unlocked:true` with a `warning` (as the original for a key it never saw).
+//!   Otherwise `unlocked:false` and
+//!   `error: "You need to pass the correct uuid, or use force."`. The answer depends
+//!   only on what happened to the connection's requests and the key, never on the
+//!   session's bookkeeping (map rebuilds).
 //! - ttl expiry is silent (the original force-unlocked the key and told nobody); the
 //!   next waiter is granted.
 //! - `lock-client-timeout` / `lock-client-error` (the client gave up on a request)
@@ -60,12 +65,12 @@
 //!   expects, is therefore ignored: releasing on it would take away a lock the client
 //!   holds when a retried request crossed its own grant.
 //!
-//! The session keeps a map `tag -> waiting | held(token) | gone` of its lock requests
-//! (gone = the hold ran out or was force-released; remembered so a later unlock
-//! succeeds). It follows the engine's events; a hold forced away by another connection
-//! is found at its next use; and the map is rebuilt from the engine (dropping `gone`
-//! entries) whenever it has doubled since the last rebuild, so it stays within twice
-//! the connection's live claims plus a constant.
+//! The session keeps a [`RequestMap`] `tag -> waiting | held(token) | gone` of its lock
+//! requests (gone = the hold ran out or was force-released; the last [`REMEMBER_GONE`]
+//! are remembered so their late unlock succeeds). It follows the engine's events; a
+//! hold forced away by another connection is found at its next use or at the map's
+//! next rebuild from the engine, which keeps the remembered gone requests, so the map
+//! stays within twice the connection's live claims plus a constant.
 //!
 //! # Deviations from the original broker
 //! - A disconnect releases only that connection's holds and cancels only its waits.
@@ -95,12 +100,13 @@
 //!   queued after its `acquired:false`, and a later grant is dropped by the client and
 //!   held until its ttl (or the disconnect), as with the original.
 
-use super::lockd::{engine_name, wire_name, EngineName};
+use super::foreign::{
+    engine_name, holders, push_json_str, waiters, wire_name, EngineName, RequestMap, Status,
+};
 use super::{frame_line, Ctx, Line, Progress, Protocol};
 use crate::config::Config;
-use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind, Tag};
+use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind, Tag};
 use crate::table::Mode;
-use hashbrown::HashMap;
 use serde_json::{Map, Value};
 
 /// The broker's default hold when `ttl` is missing or 0 (`lockExpiresAfter`), ms.
@@ -112,8 +118,9 @@ pub const WRONG_UUID: &str = "You need to pass the correct uuid, or use force.";
 /// The error text for an unknown message (the original's words).
 pub const MALFORMED: &str = "Malformed data sent to Live-Mutex broker.";
 
-/// The map is rebuilt from the engine when it reaches this size (then twice its live size).
-const RESYNC_MIN: usize = 1024;
+/// How many requests whose hold ran out or was force-released a connection remembers,
+/// so that their late unlock answers `unlocked:true` (see the module doc).
+pub const REMEMBER_GONE: usize = 1024;
 
 /// The engine tag of lock request `uuid` on `key`: `[uuid.len()] uuid key`.
 pub fn make_tag(uuid: &[u8], key: &[u8]) -> Tag {
@@ -131,23 +138,17 @@ pub fn split_tag(tag: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= usize::from(n)).then(|| rest.split_at(usize::from(n)))
 }
 
-/// Where one of this connection's lock requests is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Waiting,
-    Held {
-        token: u64,
-    },
-    /// The hold ran out or was force-released.
-    Gone,
+/// The map key of a request: its whole tag (a valid one).
+fn tag_key(tag: &[u8]) -> Option<Tag> {
+    split_tag(tag)?;
+    Some(Tag::from_slice(tag))
 }
 
 /// Per-connection state.
 #[derive(Debug)]
 pub struct Session {
     max_line: usize,
-    requests: HashMap<Tag, State>,
-    resync_at: usize,
+    requests: RequestMap<Tag>,
 }
 
 /// A JSON object being written: `{"k":v,...}` then a line end.
@@ -171,13 +172,13 @@ impl<'a> Obj<'a> {
         self.out.extend_from_slice(b"\":");
         self.out
     }
-    fn str(mut self, k: &str, v: &str) -> Self {
-        push_json_str(self.key(k), v);
-        self
+    fn str(self, k: &str, v: &str) -> Self {
+        self.bytes(k, v.as_bytes())
     }
     /// A string field from bytes that came from a JSON string (so UTF-8).
-    fn bytes(self, k: &str, v: &[u8]) -> Self {
-        self.str(k, &String::from_utf8_lossy(v))
+    fn bytes(mut self, k: &str, v: &[u8]) -> Self {
+        push_json_str(self.key(k), v);
+        self
     }
     fn opt_str(self, k: &str, v: Option<&str>) -> Self {
         match v {
@@ -201,11 +202,6 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(out, s);
-}
-
 /// A lock reply `{"readersCount":0,"uuid":U,"key":K,"lockRequestCount":N,"type":"lock","acquired":B}`.
 fn write_lock_reply(out: &mut Vec<u8>, uuid: &[u8], key: &[u8], waiting: u32, acquired: bool) {
     Obj::new(out)
@@ -227,16 +223,6 @@ fn write_error(cx: &mut Ctx, ty: Option<&str>, uuid: Option<&str>, key: Option<&
         .opt_str("type", ty)
         .str("error", e)
         .end();
-}
-
-/// Waiters on `name`.
-fn waiters(engine: &Engine, name: &[u8]) -> u32 {
-    engine.inspect(name).map_or(0, |(info, _)| info.waiters)
-}
-
-/// Holds on `name`.
-fn holders(engine: &Engine, name: &[u8]) -> u32 {
-    engine.inspect(name).map_or(0, |(info, _)| info.holders)
 }
 
 /// A string field.
@@ -291,8 +277,7 @@ impl Session {
     pub fn new(cfg: &Config) -> Self {
         Session {
             max_line: cfg.max_line,
-            requests: HashMap::new(),
-            resync_at: RESYNC_MIN,
+            requests: RequestMap::new(tag_key, REMEMBER_GONE),
         }
     }
 
@@ -326,14 +311,13 @@ impl Session {
         };
         match event.kind {
             EventKind::Granted { token, .. } => {
-                self.requests
-                    .insert(event.tag.clone(), State::Held { token });
+                self.requests.granted(&event.tag[..], token);
                 let w = lock_name(key).map_or(0, |n| waiters(engine, n.as_bytes()));
                 write_lock_reply(out, uuid, key, w, true);
             }
             EventKind::Timeout => {
                 // Waits have no deadline here; say so plainly if one ever ends.
-                self.requests.remove(&event.tag);
+                self.requests.timed_out(&event.tag[..]);
                 Obj::new(out)
                     .bytes("uuid", uuid)
                     .bytes("key", key)
@@ -341,19 +325,13 @@ impl Session {
                     .str("error", "lock request timed out")
                     .end();
             }
-            EventKind::Expired { token } => {
-                if let Some(s) = self.requests.get_mut(&event.tag) {
-                    if *s == (State::Held { token }) {
-                        *s = State::Gone;
-                    }
-                }
-            }
+            EventKind::Expired { token } => self.requests.expired(&event.tag[..], token),
         }
     }
 
     /// The connection is closing: the engine releases its claims right after.
     pub fn on_close(&mut self, _cx: &mut Ctx) {
-        self.requests = HashMap::new();
+        self.requests.clear();
     }
 
     fn handle(&mut self, line: &[u8], cx: &mut Ctx) {
@@ -414,16 +392,16 @@ impl Session {
         let (uuid_b, key_b) = (uuid.as_bytes(), key.as_bytes());
         let tag = make_tag(uuid_b, key_b);
         // The same request again (a client retry): answer with where it is.
-        match self.live_state(&tag, cx.engine, cx.client) {
-            Some(State::Waiting) => {
+        match self.requests.status(&tag[..], cx.engine, cx.client) {
+            Some(Status::Waiting) => {
                 let before = waiters(cx.engine, name).saturating_sub(1);
                 return write_lock_reply(cx.out, uuid_b, key_b, before, false);
             }
-            Some(State::Held { .. }) => {
+            Some(Status::Held { .. }) => {
                 let w = waiters(cx.engine, name);
                 return write_lock_reply(cx.out, uuid_b, key_b, w, true);
             }
-            Some(State::Gone) | None => {}
+            Some(Status::Gone) | None => {}
         }
         let req = AcquireRequest {
             name,
@@ -432,15 +410,15 @@ impl Session {
             hold,
             queue: None,
         };
-        let state = match cx.engine.acquire(cx.client, &tag, &req, cx.now) {
+        let status = match cx.engine.acquire(cx.client, &tag, &req, cx.now) {
             Acquired::Granted { token, .. } => {
                 write_lock_reply(cx.out, uuid_b, key_b, waiters(cx.engine, name), true);
-                State::Held { token }
+                Status::Held { token }
             }
             Acquired::Queued => {
                 let before = waiters(cx.engine, name).saturating_sub(1);
                 write_lock_reply(cx.out, uuid_b, key_b, before, false);
-                State::Waiting
+                Status::Waiting
             }
             Acquired::Limit => {
                 return fail(cx, "too many holds and waits on this connection");
@@ -449,10 +427,8 @@ impl Session {
                 return fail(cx, "lock request refused");
             }
         };
-        self.requests.insert(tag, state);
-        if self.requests.len() >= self.resync_at {
-            self.resync(cx.engine, cx.client);
-        }
+        self.requests
+            .insert(tag, name, status, cx.engine, cx.client);
     }
 
     fn unlock(
@@ -514,52 +490,20 @@ impl Session {
     /// Ends this connection's request `tag` on engine name `name`: releases its hold or
     /// cancels its wait. True when the request was known (also when its hold is gone).
     fn end_request(&mut self, tag: &[u8], name: &[u8], cx: &mut Ctx) -> bool {
-        match self.requests.remove(tag) {
-            Some(State::Held { token }) => {
-                // Err: forced away by another connection, which the original also
-                // answered with `unlocked:true`.
+        match self.requests.take(tag) {
+            Some((_, Status::Held { token })) => {
+                // Err: forced away meanwhile, which the original also answered with
+                // `unlocked:true`.
                 let _ = cx.engine.release(cx.client, name, Some(token), cx.now);
                 true
             }
-            Some(State::Waiting) => {
+            Some((_, Status::Waiting)) => {
                 cx.engine.cancel(cx.client, tag, cx.now, |_| {});
                 true
             }
-            Some(State::Gone) => true,
+            Some((_, Status::Gone)) => true,
             None => false,
         }
-    }
-
-    /// The state of request `tag`, checking that a hold is still the engine's (a hold
-    /// forced away by another connection becomes `Gone`).
-    fn live_state(&mut self, tag: &[u8], engine: &Engine, client: ClientId) -> Option<State> {
-        let state = self.requests.get_mut(tag)?;
-        if let State::Held { token } = *state {
-            let (_, key) = split_tag(tag)?;
-            let name = lock_name(key)?;
-            if !engine
-                .holds_on(name.as_bytes())
-                .any(|(t, c)| t == token && c == client)
-            {
-                *state = State::Gone;
-            }
-        }
-        Some(*state)
-    }
-
-    /// Rebuilds the map from the engine's claims of this connection (drops `Gone`).
-    fn resync(&mut self, engine: &Engine, client: ClientId) {
-        self.requests.clear();
-        for v in engine.holds_of(client) {
-            let state = State::Held {
-                token: v.token.unwrap_or(0),
-            };
-            self.requests.insert(Tag::from_slice(v.tag), state);
-        }
-        for v in engine.waits_of(client) {
-            self.requests.insert(Tag::from_slice(v.tag), State::Waiting);
-        }
-        self.resync_at = RESYNC_MIN.max(2 * self.requests.len());
     }
 }
 
@@ -589,12 +533,12 @@ fn write_ls(cx: &mut Ctx, uuid: Option<&str>) {
         if i > 0 {
             out.push(b',');
         }
-        push_json_str(out, key);
+        push_json_str(out, key.as_bytes());
     }
     out.push(b']');
     if let Some(uuid) = uuid {
         out.extend_from_slice(b",\"uuid\":");
-        push_json_str(out, uuid);
+        push_json_str(out, uuid.as_bytes());
     }
     out.extend_from_slice(b"}\n");
 }

@@ -19,13 +19,14 @@
 //! - **Shared** `sg NAME` is a shared claim (no cap) on [`SHARED_PREFIX`]` + `[`engine_name`]`(NAME)`,
 //!   e.g. `%shared:x`; lockd's two namespaces never collide (see below), and native
 //!   clients see lockd's shared locks under that prefix in `LIST`.
-//! - **Name escaping.** Engine names are 1 to 255 bytes without controls, space or DEL;
-//!   lockd names are anything but `\n`. [`engine_name`] writes each byte `0x00..=0x20`,
-//!   `0x7F` and `%` as `%XX` (uppercase hex) and leaves every other byte alone; the empty
-//!   name becomes `%`. So `job 1` is `job%201` in `LIST`, and `50%` is `50%25`. The
-//!   mapping is injective, and no image starts with `%s`, so exclusive and shared names
-//!   cannot meet. A name whose image is over 255 bytes cannot be locked: `g` and `sg`
-//!   answer `0 ... Get Failure`, `r`/`sr` fail, `i`/`si` say not locked.
+//! - **Name escaping** ([`super::foreign`]). Engine names are 1 to 255 bytes without
+//!   controls, space or DEL; lockd names are anything but `\n`. [`engine_name`] writes
+//!   each byte `0x00..=0x20`, `0x7F` and `%` as `%XX` (uppercase hex) and leaves every
+//!   other byte alone; the empty name becomes `%`. So `job 1` is `job%201` in `LIST`, and
+//!   `50%` is `50%25`. The mapping is injective, and no image starts with `%s`, so
+//!   exclusive and shared names cannot meet. A name whose image is over 255 bytes cannot
+//!   be locked: `g` and `sg` answer `0 ... Get Failure`, `r`/`sr` fail, `i`/`si` say not
+//!   locked.
 //! - **Re-get.** `g` of a lock this connection holds succeeds without a second claim;
 //!   `sg` of a shared lock it holds answers the current count without adding to it.
 //! - **Views** (`i si d sd dump q`) see every engine lock whose name is the image of
@@ -33,13 +34,25 @@
 //!   taken by native or officer clients included), shared views the prefixed ones.
 //!   `i NAME` says locked when the engine name has any hold (so exactly when `g` by
 //!   another connection would fail). `d`/`sd` print one `NAME: HOLDER` line per hold in
-//!   grant order (by fencing token, across names when no name is given), HOLDER being
-//!   the client's registered name or else its `ip:port`. `dump` prints a JSON object
+//!   grant order (by fencing token), HOLDER being the client's registry name or else its
+//!   `ip:port`. Bare `d` (no space after the word) lists every lock of the namespace;
+//!   `d NAME` only NAME's holders, also when NAME is empty (`d ` with its space lists the
+//!   holder of the empty-named lock that `g ` takes). `dump` prints a JSON object
 //!   sorted by name, name -> `ip:port` of the first holder (`dump shared`: name -> list
 //!   of `ip:port`s in grant order), as the original printed its raw maps.
-//! - **Registry.** `iam NAME` sets the engine's client name (shared with the native
-//!   `NAME` verb, so native names show in `who` and `d` too); bare `iam` clears it.
-//!   `who [NAME]` lists named clients sorted by address.
+//! - **Registry.** `iam NAME` (NAME not empty) records NAME in the session, exactly as
+//!   sent; `iam` and `iam ` clear it. The engine's client name, which the native protocol
+//!   prints raw in `CLIENTS`, `WHOAMI` and `INSPECT owner=`, must stay a valid native
+//!   client name (1 to 64 bytes, no controls, space or DEL), so it is set to
+//!   [`client_name`]`(NAME)`: NAME escaped as lock names are (`the boss` is
+//!   `the%20boss`), or no name at all (native shows the `ip:port`) when the escaped form
+//!   is over 64 bytes. lockd shows registry names unescaped: its own connection's from
+//!   the session (so `me`, `who`, `d` and `sd` of that connection show NAME exactly,
+//!   whatever its length), another connection's by decoding its engine name (exact for
+//!   names set through lockd; a native `NAME` that happens to be an escape image, like
+//!   `a%20b`, shows decoded as `a b`). A name over the limit is therefore seen by other
+//!   connections as the `ip:port`. `who [NAME]` lists named clients sorted by address;
+//!   an empty NAME lists them all (no registry name is empty).
 //! - **Counters** ([`Counters`], in [`super::Stats`]): per-command counts (counted even
 //!   when the feature is disabled), `invalid_commands`, `orphans` and `shared_orphans`
 //!   (holds a closing connection still had, counted in [`Session::on_close`]). `q`
@@ -58,21 +71,24 @@
 //!   a name over the length limit, past `--max-pending`, or when a native client holds or
 //!   waits for the prefixed name exclusively.
 //! - `me` is part of the registry and disabled with it (glockd always answered it).
+//! - `d ` and `sd ` (with the space) list the holders of the empty-named lock; glockd
+//!   trimmed the line, so they listed every lock as bare `d` does.
+//! - A registry name longer than 64 bytes once escaped is shown only by its own
+//!   connection; other connections (lockd `who`, `d`, `sd`, native views) see its
+//!   `ip:port`.
 //! - `dump` is JSON (glockd printed Go's `map[...]` syntax); the blank line is not
 //!   counted as an invalid command.
 
-use super::{frame_line, push_addr, push_label, push_u64, Ctx, Line, Progress};
+use super::foreign::{client_name, engine_name, holders, push_json_str, wire_name};
+use super::{frame_line, push_addr, push_u64, Ctx, Line, Progress};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event};
 use crate::table::Mode;
 use memchr::memchr;
-use std::io::Write;
+use std::borrow::Cow;
 
 /// Engine-name prefix of lockd's shared namespace.
 pub const SHARED_PREFIX: &[u8] = b"%shared:";
-
-/// Longest engine name, in bytes.
-pub const MAX_ENGINE_NAME: usize = 255;
 
 /// The lockd commands, in `q` order of their `command_<word>` keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,96 +184,6 @@ pub struct Counters {
     pub shared_orphans: u64,
 }
 
-/// An engine name built on the stack: at most [`MAX_ENGINE_NAME`] bytes.
-#[derive(Clone, Copy)]
-pub struct EngineName {
-    buf: [u8; MAX_ENGINE_NAME],
-    len: usize,
-}
-
-impl EngineName {
-    /// The name's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    fn push(&mut self, b: u8) -> Option<()> {
-        *self.buf.get_mut(self.len)? = b;
-        self.len += 1;
-        Some(())
-    }
-}
-
-impl std::fmt::Debug for EngineName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
-    }
-}
-
-/// True for a byte [`engine_name`] writes as `%XX`.
-fn needs_escape(b: u8) -> bool {
-    b <= b' ' || b == 0x7f || b == b'%'
-}
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
-/// `prefix` followed by the escaped `name` (see the module doc), or `None` when that
-/// is longer than [`MAX_ENGINE_NAME`] bytes. `prefix` must itself be a valid name part.
-pub fn engine_name(prefix: &[u8], name: &[u8]) -> Option<EngineName> {
-    let mut n = EngineName {
-        buf: [0; MAX_ENGINE_NAME],
-        len: 0,
-    };
-    for &b in prefix {
-        n.push(b)?;
-    }
-    if name.is_empty() {
-        n.push(b'%')?;
-    }
-    for &b in name {
-        if needs_escape(b) {
-            n.push(b'%')?;
-            n.push(HEX[usize::from(b >> 4)])?;
-            n.push(HEX[usize::from(b & 15)])?;
-        } else {
-            n.push(b)?;
-        }
-    }
-    Some(n)
-}
-
-/// The name whose [`engine_name`] (without prefix) is `escaped`, if there is one.
-pub fn wire_name(escaped: &[u8]) -> Option<Vec<u8>> {
-    if escaped == b"%" {
-        return Some(Vec::new());
-    }
-    let hex = |b: u8| HEX.iter().position(|&h| h == b).map(|v| v as u8);
-    let mut out = Vec::with_capacity(escaped.len());
-    let mut i = 0;
-    while i < escaped.len() {
-        let b = escaped[i];
-        if b == b'%' {
-            let hi = hex(*escaped.get(i + 1)?)?;
-            let lo = hex(*escaped.get(i + 2)?)?;
-            let v = hi << 4 | lo;
-            if !needs_escape(v) {
-                return None;
-            }
-            out.push(v);
-            i += 3;
-        } else if needs_escape(b) {
-            return None;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    if out.is_empty() {
-        return None;
-    }
-    Some(out)
-}
-
 /// Which of lockd's namespaces an engine name is in, with its lockd name.
 fn classify(name: &[u8]) -> Option<(bool, Vec<u8>)> {
     match name.strip_prefix(SHARED_PREFIX) {
@@ -272,6 +198,8 @@ pub struct Session {
     max_line: usize,
     dump: bool,
     registry: bool,
+    /// The registry name given to `iam`, exactly as sent.
+    name: Option<Box<[u8]>>,
 }
 
 impl Session {
@@ -281,6 +209,7 @@ impl Session {
             max_line: cfg.max_line,
             dump: cfg.lockd_dump,
             registry: cfg.lockd_registry,
+            name: None,
         }
     }
 
@@ -327,10 +256,12 @@ impl Session {
         if line.is_empty() {
             return;
         }
-        let (word, arg) = match memchr(b' ', line) {
-            Some(i) => (&line[..i], &line[i + 1..]),
-            None => (line, &[][..]),
+        // `None`: no space after the word (`d`); `Some(b"")`: an explicit empty name (`d `).
+        let (word, given) = match memchr(b' ', line) {
+            Some(i) => (&line[..i], Some(&line[i + 1..])),
+            None => (line, None),
         };
+        let arg = given.unwrap_or_default();
         let Some(verb) = Verb::from_word(word) else {
             cx.stats.lockd.invalid_commands += 1;
             log::debug!(
@@ -353,71 +284,156 @@ impl Session {
         }
         match verb {
             Verb::Get => get(cx, arg),
-            Verb::Release => {
-                let ok = engine_name(b"", arg).is_some_and(|n| {
+            Verb::Release | Verb::SharedRelease => {
+                let shared = verb == Verb::SharedRelease;
+                let ok = engine_name(namespace(shared), arg).is_some_and(|n| {
                     cx.engine
                         .release(cx.client, n.as_bytes(), None, cx.now)
                         .is_ok()
                 });
-                let text = if ok {
-                    "Lock Release Success"
-                } else {
-                    "Lock Release Failure"
+                let text = match (shared, ok) {
+                    (false, true) => "Lock Release Success",
+                    (false, false) => "Lock Release Failure",
+                    (true, true) => "Shared Lock Release Success",
+                    (true, false) => "Shared Lock Release Failure",
                 };
                 answer(cx.out, u64::from(ok), text, arg);
             }
-            Verb::Inspect => {
-                let locked = engine_name(b"", arg).is_some_and(|n| holders(cx.engine, &n) > 0);
-                let text = if locked {
-                    "Lock Is Locked"
-                } else {
-                    "Lock Not Locked"
-                };
-                answer(cx.out, u64::from(locked), text, arg);
-            }
-            Verb::SharedGet => shared_get(cx, arg),
-            Verb::SharedRelease => {
-                let ok = engine_name(SHARED_PREFIX, arg).is_some_and(|n| {
-                    cx.engine
-                        .release(cx.client, n.as_bytes(), None, cx.now)
-                        .is_ok()
-                });
-                let text = if ok {
-                    "Shared Lock Release Success"
-                } else {
-                    "Shared Lock Release Failure"
-                };
-                answer(cx.out, u64::from(ok), text, arg);
-            }
-            Verb::SharedInspect => {
-                let n = engine_name(SHARED_PREFIX, arg).map_or(0, |n| holders(cx.engine, &n));
-                let text = if n > 0 {
-                    "Shared Lock Is Locked"
-                } else {
-                    "Shared Lock Not Locked"
+            Verb::Inspect | Verb::SharedInspect => {
+                let shared = verb == Verb::SharedInspect;
+                let n = engine_name(namespace(shared), arg)
+                    .map_or(0, |n| holders(cx.engine, n.as_bytes()));
+                let (text, n) = match (shared, n > 0) {
+                    (false, true) => ("Lock Is Locked", 1),
+                    (false, false) => ("Lock Not Locked", 0),
+                    (true, true) => ("Shared Lock Is Locked", n),
+                    (true, false) => ("Shared Lock Not Locked", 0),
                 };
                 answer(cx.out, u64::from(n), text, arg);
             }
-            Verb::Dump => write_holders(cx, false, arg),
-            Verb::SharedDump => write_holders(cx, true, arg),
+            Verb::SharedGet => shared_get(cx, arg),
+            Verb::Dump => self.write_holders(cx, false, given),
+            Verb::SharedDump => self.write_holders(cx, true, given),
             Verb::FullDump => write_json_dump(cx, arg == b"shared"),
             Verb::Me => {
                 cx.out.extend_from_slice(b"1 ");
-                if let Some(c) = cx.engine.client(cx.client) {
-                    let _ = write!(cx.out, "{}", c.addr());
-                    cx.out.push(b' ');
-                    push_label(cx.out, cx.engine, cx.client);
-                }
+                push_addr(cx.out, cx.engine, cx.client);
+                cx.out.push(b' ');
+                self.push_label(cx.out, cx.engine, cx.client, cx.client);
                 cx.out.push(b'\n');
             }
             Verb::Iam => {
-                let name = (!arg.is_empty()).then_some(arg);
-                cx.engine.set_name(cx.client, name);
+                self.name = (!arg.is_empty()).then(|| Box::from(arg));
+                let engine_name = client_name(arg);
+                if engine_name.is_none() && !arg.is_empty() {
+                    log::debug!(
+                        "lockd client {}: name over the native limit once escaped; \
+                         known to this connection only",
+                        cx.client
+                    );
+                }
+                cx.engine
+                    .set_name(cx.client, engine_name.as_ref().map(|n| n.as_bytes()));
                 cx.out.extend_from_slice(b"1 ok\n");
             }
-            Verb::Who => write_who(cx, arg),
+            Verb::Who => self.write_who(cx, arg),
             Verb::Stats => write_stats(cx),
         }
+    }
+
+    /// Appends `client`'s registry name as lockd shows it, or its `ip:port`. This
+    /// connection (`me`) shows its own name exactly as given to `iam`; another shows its
+    /// engine name, unescaped when it is the image of a name.
+    fn push_label(&self, out: &mut Vec<u8>, engine: &Engine, me: ClientId, client: ClientId) {
+        match self.registry_name(engine, me, client) {
+            Some(name) => out.extend_from_slice(&name),
+            None => push_addr(out, engine, client),
+        }
+    }
+
+    /// `client`'s registry name (see [`Session::push_label`]), if it has one.
+    fn registry_name<'e>(
+        &'e self,
+        engine: &'e Engine,
+        me: ClientId,
+        client: ClientId,
+    ) -> Option<Cow<'e, [u8]>> {
+        if client == me {
+            return self.name.as_deref().map(Cow::Borrowed);
+        }
+        let name = engine.client(client)?.name()?;
+        Some(match wire_name(name) {
+            Some(plain) if !plain.is_empty() => Cow::Owned(plain),
+            _ => Cow::Borrowed(name),
+        })
+    }
+
+    /// `d` / `sd`: `NAME: HOLDER` per hold, in grant order; every lock of the namespace
+    /// when no name was given, else only that one (which may be the empty name).
+    fn write_holders(&self, cx: &mut Ctx, shared: bool, name: Option<&[u8]>) {
+        // (token, lockd name, client); introspection, so a list is fine.
+        let mut rows: Vec<(u64, Cow<[u8]>, ClientId)> = Vec::new();
+        match name {
+            None => {
+                for (en, _) in cx.engine.locks() {
+                    let Some((s, wire)) = classify(en) else {
+                        continue;
+                    };
+                    if s != shared {
+                        continue;
+                    }
+                    for (token, client) in cx.engine.holds_on(en) {
+                        rows.push((token, Cow::Owned(wire.clone()), client));
+                    }
+                }
+                rows.sort_unstable_by_key(|r| r.0);
+            }
+            Some(arg) => {
+                if let Some(n) = engine_name(namespace(shared), arg) {
+                    rows.extend(
+                        cx.engine
+                            .holds_on(n.as_bytes())
+                            .map(|(token, client)| (token, Cow::Borrowed(arg), client)),
+                    );
+                }
+            }
+        }
+        for (_, name, client) in rows {
+            cx.out.extend_from_slice(&name);
+            cx.out.extend_from_slice(b": ");
+            self.push_label(cx.out, cx.engine, cx.client, client);
+            cx.out.push(b'\n');
+        }
+    }
+
+    /// `who [NAME]`: `ADDR: NAME` for named clients, sorted by address. An empty NAME
+    /// lists every one (registry names are never empty).
+    fn write_who(&self, cx: &mut Ctx, arg: &[u8]) {
+        let mut rows: Vec<(String, Cow<[u8]>)> = cx
+            .engine
+            .clients()
+            .filter_map(|(id, c, _)| {
+                let name = self.registry_name(cx.engine, cx.client, id)?;
+                Some((c.addr().to_string(), name))
+            })
+            .filter(|(_, name)| arg.is_empty() || **name == *arg)
+            .collect();
+        rows.sort_unstable();
+        for (addr, name) in rows {
+            cx.out.extend_from_slice(addr.as_bytes());
+            cx.out.extend_from_slice(b": ");
+            cx.out.extend_from_slice(&name);
+            cx.out.push(b'\n');
+        }
+    }
+}
+
+/// The engine-name prefix of a namespace.
+fn namespace(shared: bool) -> &'static [u8] {
+    if shared {
+        SHARED_PREFIX
+    } else {
+        b""
     }
 }
 
@@ -429,13 +445,6 @@ fn answer(out: &mut Vec<u8>, n: u64, text: &str, name: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(name);
     out.push(b'\n');
-}
-
-/// Holds on an engine name.
-fn holders(engine: &Engine, name: &EngineName) -> u32 {
-    engine
-        .inspect(name.as_bytes())
-        .map_or(0, |(info, _)| info.holders)
 }
 
 fn get(cx: &mut Ctx, arg: &[u8]) {
@@ -470,7 +479,7 @@ fn shared_get(cx: &mut Ctx, arg: &[u8]) {
     let count = engine_name(SHARED_PREFIX, arg).and_then(|n| {
         let me = cx.client;
         if cx.engine.holds_on(n.as_bytes()).any(|(_, c)| c == me) {
-            return Some(holders(cx.engine, &n));
+            return Some(holders(cx.engine, n.as_bytes()));
         }
         let req = AcquireRequest {
             name: n.as_bytes(),
@@ -488,46 +497,6 @@ fn shared_get(cx: &mut Ctx, arg: &[u8]) {
         Some(n) => answer(cx.out, u64::from(n), "Shared Lock Get Success", arg),
         None => answer(cx.out, 0, "Shared Lock Get Failure", arg),
     }
-}
-
-/// The client's registered name, or its `ip:port`.
-/// `d` / `sd`: `NAME: HOLDER` per hold, in grant order.
-fn write_holders(cx: &mut Ctx, shared: bool, arg: &[u8]) {
-    let prefix: &[u8] = if shared { SHARED_PREFIX } else { b"" };
-    // (token, lockd name, client); introspection, so a list is fine.
-    let mut rows: Vec<(u64, Vec<u8>, ClientId)> = Vec::new();
-    if arg.is_empty() {
-        for (name, _) in cx.engine.locks() {
-            let Some((s, wire)) = classify(name) else {
-                continue;
-            };
-            if s != shared {
-                continue;
-            }
-            for (token, client) in cx.engine.holds_on(name) {
-                rows.push((token, wire.clone(), client));
-            }
-        }
-        rows.sort_unstable_by_key(|r| r.0);
-    } else if let Some(n) = engine_name(prefix, arg) {
-        rows.extend(
-            cx.engine
-                .holds_on(n.as_bytes())
-                .map(|(token, client)| (token, arg.to_vec(), client)),
-        );
-    }
-    for (_, name, client) in rows {
-        cx.out.extend_from_slice(&name);
-        cx.out.extend_from_slice(b": ");
-        push_label(cx.out, cx.engine, client);
-        cx.out.push(b'\n');
-    }
-}
-
-/// A JSON string (lossy UTF-8).
-fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
-    let s = String::from_utf8_lossy(s);
-    serde_json::to_writer(&mut *out, &*s).expect("writing JSON to a Vec cannot fail");
 }
 
 /// `dump` / `dump shared`: one JSON object, sorted by name.
@@ -573,23 +542,6 @@ fn write_json_dump(cx: &mut Ctx, shared: bool) {
     out.extend_from_slice(b"}\n");
 }
 
-/// `who [NAME]`: `ADDR: NAME` for named clients, sorted by address.
-fn write_who(cx: &mut Ctx, arg: &[u8]) {
-    let mut rows: Vec<(String, &[u8])> = cx
-        .engine
-        .clients()
-        .filter_map(|(_, c, _)| Some((c.addr().to_string(), c.name()?)))
-        .filter(|(_, name)| arg.is_empty() || *name == arg)
-        .collect();
-    rows.sort_unstable();
-    for (addr, name) in rows {
-        cx.out.extend_from_slice(addr.as_bytes());
-        cx.out.extend_from_slice(b": ");
-        cx.out.extend_from_slice(name);
-        cx.out.push(b'\n');
-    }
-}
-
 /// `q`: `key: value` lines sorted by key.
 fn write_stats(cx: &mut Ctx) {
     let (mut locks, mut shared_locks) = (0u64, 0u64);
@@ -630,9 +582,10 @@ fn write_stats(cx: &mut Ctx) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::native::MAX_NAME;
 
     #[test]
-    fn escaping_round_trips_and_keeps_plain_names() {
+    fn namespaces_never_meet() {
         for name in [
             &b"x"[..],
             b"",
@@ -640,56 +593,24 @@ mod tests {
             b"50%",
             b"%",
             b"%shared:x",
-            b"tab\there",
+            b"shared:x",
             b"\x7f\x00",
-            "caf\u{e9}".as_bytes(),
-            b"%41",
         ] {
             let e = engine_name(b"", name).unwrap();
-            assert!(
-                crate::proto::native::valid_name(e.as_bytes(), MAX_ENGINE_NAME),
-                "{e:?} is no valid engine name"
-            );
-            assert_eq!(wire_name(e.as_bytes()).as_deref(), Some(name), "{e:?}");
             let s = engine_name(SHARED_PREFIX, name).unwrap();
             assert_eq!(classify(s.as_bytes()), Some((true, name.to_vec())));
             assert_eq!(classify(e.as_bytes()), Some((false, name.to_vec())));
         }
-        assert_eq!(
-            engine_name(b"", b"plain.name:1").unwrap().as_bytes(),
-            b"plain.name:1"
-        );
-        assert_eq!(engine_name(b"", b"a b%").unwrap().as_bytes(), b"a%20b%25");
-        assert_eq!(engine_name(b"", b"").unwrap().as_bytes(), b"%");
-    }
-
-    #[test]
-    fn only_images_decode() {
-        for bad in [
-            &b"%41"[..],
-            b"50%",
-            b"%2",
-            b"%g0",
-            b"a%20%",
-            b"%%",
-            b"%20x%",
-            b"a b",
-            b"",
-        ] {
-            assert_eq!(wire_name(bad), None, "{:?}", String::from_utf8_lossy(bad));
-        }
         assert_eq!(classify(b"%shared"), None);
         assert_eq!(classify(b"%shared:%4"), None);
+        assert_eq!(classify(b"a b"), None, "no image: not a lockd name");
     }
 
     #[test]
-    fn length_limit() {
-        assert!(engine_name(b"", &[b'a'; 255]).is_some());
-        assert!(engine_name(b"", &[b'a'; 256]).is_none());
-        assert!(engine_name(b"", &[b' '; 85]).is_some());
-        assert!(engine_name(b"", &[b' '; 86]).is_none());
-        assert!(engine_name(SHARED_PREFIX, &[b'a'; 255 - SHARED_PREFIX.len()]).is_some());
-        assert!(engine_name(SHARED_PREFIX, &[b'a'; 256 - SHARED_PREFIX.len()]).is_none());
+    fn shared_names_leave_room_for_the_prefix() {
+        let fits = MAX_NAME - SHARED_PREFIX.len();
+        assert!(engine_name(SHARED_PREFIX, &vec![b'a'; fits]).is_some());
+        assert!(engine_name(SHARED_PREFIX, &vec![b'a'; fits + 1]).is_none());
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //!     14  len name bytes
 //! ```
 //! A reply is 6 bytes: u32 sequence, u8 action (echoed), u8 result (1 ok, 0 failed).
-//! A frame is at most 14 + 255 bytes, so a session never buffers more than that:
-//! [`Session::decode`] says `Incomplete` until a whole frame is there.
+//! A frame is at most [`MAX_FRAME`] (14 + 255) bytes, so a session never buffers more
+//! than that: [`Session::decode`] says `Incomplete` until a whole frame is there.
 //!
 //! # Mapping onto the engine
 //! - Lock `(seq, wait, hold, name)` -> [`Engine::acquire`] exclusive, tag = the 4 bytes of
@@ -31,7 +31,7 @@
 //! - Unlock `seq` -> release of the hold granted to that lock request -> `(seq,0,1)`;
 //!   an unknown, expired or already released sequence -> `(seq,0,0)`.
 //! - Names: a locker name maps to the engine name
-//!   [`super::lockd::engine_name`]`("", NAME)`, as lockd's and officer's do: itself for
+//!   [`super::foreign::engine_name`]`("", NAME)`, as lockd's and officer's do: itself for
 //!   ordinary names, with bytes `0x00..=0x20`, `0x7F` and `%` written as `%XX` and the
 //!   empty name as `%`. So locker's `foo` is the same lock as native `LOCK foo`, lockd's
 //!   `g foo` and officer's `foo`, and `"job 1"` shows as `job%201` in native `LIST`. A
@@ -39,13 +39,14 @@
 //! - A disconnect releases the connection's holds and cancels its waits (the engine
 //!   does it after [`Session::on_close`]).
 //!
-//! The session keeps a map `seq -> (name, waiting | held(token))` of its live lock
-//! requests, so an unlock is a hash lookup plus [`Engine::release`] by name and token
-//! (O(1) for an exclusive lock) rather than a walk over the connection's claims. The
-//! map follows the engine's events; a hold taken away without an event (another
-//! protocol's forced release) is found stale at its next use, and the whole map is
-//! rebuilt from the engine whenever it has doubled since the last rebuild, so its size
-//! stays within twice the connection's live claims (plus a small constant).
+//! The session keeps a [`RequestMap`] `seq -> (name, waiting | held(token))` of its live
+//! lock requests, so an unlock is a hash lookup plus [`Engine::release`] by name and
+//! token (O(1) for an exclusive lock) rather than a walk over the connection's claims.
+//! The map follows the engine's events; a hold taken away without an event (a forced
+//! release) is found stale at its next use or at the map's next rebuild from the engine,
+//! so its size stays within twice the connection's live claims plus a constant. It
+//! remembers no gone requests: an unlock of an expired or forced-away sequence is
+//! always `(seq,0,0)`.
 //!
 //! # Deviations from the original server
 //! - Timed-out waits leave the queue. (The original kept a timed-out waiter queued: it
@@ -62,26 +63,26 @@
 //! - A frame whose action is neither 0 nor 1 is consumed and ignored (counted in
 //!   `errors_total`), as in the original.
 
-use super::lockd::engine_name;
+use super::foreign::{engine_name, RequestMap, Status};
 use super::{Ctx, Progress};
 use crate::config::Config;
-use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind};
+use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind};
 use crate::table::Mode;
-use hashbrown::HashMap;
 
 /// Size of a request header.
 pub const HEADER: usize = 14;
 /// Size of a reply.
 pub const REPLY: usize = 6;
-/// The largest request: a header and a 255-byte name.
-pub const MAX_FRAME: usize = HEADER + 255;
+/// Longest name a frame can carry: its length is one byte. (The same number as the
+/// engine's limit [`super::native::MAX_NAME`], but the engine limit applies to the
+/// escaped name, which may be longer.)
+pub const MAX_NAME: usize = u8::MAX as usize;
+/// The largest request: a header and the longest name. A session never buffers more.
+pub const MAX_FRAME: usize = HEADER + MAX_NAME;
 /// Action byte of a lock request.
 pub const ACTION_LOCK: u8 = 1;
 /// Action byte of an unlock request.
 pub const ACTION_UNLOCK: u8 = 0;
-
-/// The map is rebuilt from the engine when it reaches this size (then twice its live size).
-const RESYNC_MIN: usize = 1024;
 
 /// One decoded request frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,11 +119,12 @@ pub fn parse(input: &[u8]) -> Option<(Frame<'_>, usize)> {
     Some((frame, size))
 }
 
-/// Encodes a request frame (for clients and tests). `name` must be at most 255 bytes.
+/// Encodes a request frame (for clients and tests). `name` must be at most
+/// [`MAX_NAME`] bytes.
 pub fn encode_request(out: &mut Vec<u8>, frame: &Frame) {
     assert!(
-        frame.name.len() <= 255,
-        "locker names are at most 255 bytes"
+        frame.name.len() <= MAX_NAME,
+        "locker names are at most {MAX_NAME} bytes"
     );
     out.push(frame.name.len() as u8);
     out.extend_from_slice(&frame.seq.to_le_bytes());
@@ -134,38 +136,28 @@ pub fn encode_request(out: &mut Vec<u8>, frame: &Frame) {
 
 /// Appends a reply `(seq, action, result)`.
 pub fn encode_reply(out: &mut Vec<u8>, seq: u32, action: u8, ok: bool) {
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.push(action);
-    out.push(u8::from(ok));
+    let s = seq.to_le_bytes();
+    let reply: [u8; REPLY] = [s[0], s[1], s[2], s[3], action, u8::from(ok)];
+    out.extend_from_slice(&reply);
 }
 
-/// Where a live lock request is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Waiting,
-    Held { token: u64 },
+/// The sequence number of an engine tag made by this codec (its 4 bytes, LE).
+fn seq_of(tag: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(tag.try_into().ok()?))
 }
 
-/// A live lock request of this connection.
-#[derive(Debug)]
-struct Request {
-    name: Box<[u8]>,
-    state: State,
-}
-
-/// Per-connection state: the live lock requests by sequence number.
+/// Per-connection state: the live lock requests by sequence number. A hold that ends
+/// without the client asking (expiry, a forced release) is simply forgotten.
 #[derive(Debug)]
 pub struct Session {
-    live: HashMap<u32, Request>,
-    resync_at: usize,
+    live: RequestMap<u32>,
 }
 
 impl Session {
     /// A session for a new connection.
     pub fn new(_cfg: &Config) -> Self {
         Session {
-            live: HashMap::new(),
-            resync_at: RESYNC_MIN,
+            live: RequestMap::new(seq_of, 0),
         }
     }
 
@@ -187,43 +179,32 @@ impl Session {
 
     /// Writes an engine event: grants and timeouts are answered, expiries are silent.
     pub fn encode_event(&mut self, event: &Event, _engine: &Engine, out: &mut Vec<u8>) {
-        let Ok(bytes) = <[u8; 4]>::try_from(event.tag.as_slice()) else {
+        let Some(seq) = seq_of(&event.tag) else {
             debug_assert!(false, "locker tag of {} bytes", event.tag.len());
             return;
         };
-        let seq = u32::from_le_bytes(bytes);
         match event.kind {
             EventKind::Granted { token, .. } => {
-                if let Some(r) = self.live.get_mut(&seq) {
-                    r.state = State::Held { token };
-                }
+                self.live.granted(&seq, token);
                 encode_reply(out, seq, ACTION_LOCK, true);
             }
             EventKind::Timeout => {
-                self.live.remove(&seq);
+                self.live.timed_out(&seq);
                 encode_reply(out, seq, ACTION_LOCK, false);
             }
-            EventKind::Expired { token } => {
-                if self
-                    .live
-                    .get(&seq)
-                    .is_some_and(|r| r.state == State::Held { token })
-                {
-                    self.live.remove(&seq);
-                }
-            }
+            EventKind::Expired { token } => self.live.expired(&seq, token),
         }
     }
 
     /// The connection is closing: the engine releases its claims right after.
     pub fn on_close(&mut self, _cx: &mut Ctx) {
-        self.live = HashMap::new();
+        self.live.clear();
     }
 
     fn lock(&mut self, frame: &Frame, cx: &mut Ctx) {
         let seq = frame.seq;
-        let name = engine_name(b"", frame.name);
-        let Some(name) = name.filter(|_| !self.is_live(seq, cx.engine, cx.client)) else {
+        let in_use = self.live.status(&seq, cx.engine, cx.client).is_some();
+        let Some(name) = engine_name(b"", frame.name).filter(|_| !in_use) else {
             log::debug!(
                 "client {}: locker lock {seq} refused (name too long or sequence in use)",
                 cx.client
@@ -239,85 +220,39 @@ impl Session {
             hold: Some(frame.hold),
             queue: None,
         };
-        let state = match cx
+        let status = match cx
             .engine
             .acquire(cx.client, &seq.to_le_bytes(), &req, cx.now)
         {
             Acquired::Granted { token, .. } => {
                 encode_reply(cx.out, seq, ACTION_LOCK, true);
-                State::Held { token }
+                Status::Held { token }
             }
-            Acquired::Queued => State::Waiting,
+            Acquired::Queued => Status::Waiting,
             Acquired::Timeout | Acquired::QueueFull | Acquired::Limit => {
                 encode_reply(cx.out, seq, ACTION_LOCK, false);
                 return;
             }
         };
-        let name = Box::from(name.as_bytes());
-        self.live.insert(seq, Request { name, state });
-        if self.live.len() >= self.resync_at {
-            self.resync(cx.engine, cx.client);
-        }
+        self.live
+            .insert(seq, name.as_bytes(), status, cx.engine, cx.client);
     }
 
     fn unlock(&mut self, seq: u32, cx: &mut Ctx) {
-        let ok = match self.live.remove(&seq) {
-            Some(Request {
-                name,
-                state: State::Held { token },
-            }) => cx
+        let ok = match self.live.take(&seq) {
+            Some((name, Status::Held { token })) => cx
                 .engine
                 .release(cx.client, &name, Some(token), cx.now)
                 .is_ok(),
-            Some(Request {
-                state: State::Waiting,
-                ..
-            }) => {
+            Some((_, Status::Waiting)) => {
                 cx.engine
                     .cancel(cx.client, &seq.to_le_bytes(), cx.now, |_| {});
                 encode_reply(cx.out, seq, ACTION_LOCK, false);
                 true
             }
-            None => false,
+            Some((_, Status::Gone)) | None => false,
         };
         encode_reply(cx.out, seq, ACTION_UNLOCK, ok);
-    }
-
-    /// True when `seq` names a waiting request or a hold the engine still has; forgets
-    /// a hold taken away without an event.
-    fn is_live(&mut self, seq: u32, engine: &Engine, client: ClientId) -> bool {
-        let Some(r) = self.live.get(&seq) else {
-            return false;
-        };
-        let live = match r.state {
-            State::Waiting => true,
-            State::Held { token } => engine
-                .holds_on(&r.name)
-                .any(|(t, c)| t == token && c == client),
-        };
-        if !live {
-            self.live.remove(&seq);
-        }
-        live
-    }
-
-    /// Rebuilds the map from the engine's claims of this connection.
-    fn resync(&mut self, engine: &Engine, client: ClientId) {
-        self.live.clear();
-        let holds = engine.holds_of(client).map(|v| (v, true));
-        for (v, held) in holds.chain(engine.waits_of(client).map(|v| (v, false))) {
-            let Ok(bytes) = <[u8; 4]>::try_from(v.tag) else {
-                continue;
-            };
-            let state = match (held, v.token) {
-                (true, Some(token)) => State::Held { token },
-                _ => State::Waiting,
-            };
-            let name = Box::from(v.name);
-            self.live
-                .insert(u32::from_le_bytes(bytes), Request { name, state });
-        }
-        self.resync_at = RESYNC_MIN.max(2 * self.live.len());
     }
 }
 
@@ -346,9 +281,27 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_frame() {
+        let name = [b'n'; MAX_NAME];
+        let frame = Frame {
+            seq: 1,
+            wait: 0,
+            hold: 0,
+            action: ACTION_LOCK,
+            name: &name,
+        };
+        let mut buf = Vec::new();
+        encode_request(&mut buf, &frame);
+        assert_eq!(buf.len(), MAX_FRAME);
+        assert_eq!(parse(&buf[..MAX_FRAME - 1]), None);
+        assert_eq!(parse(&buf), Some((frame, MAX_FRAME)));
+    }
+
+    #[test]
     fn reply_layout() {
         let mut out = Vec::new();
         encode_reply(&mut out, 0x0102_0304, ACTION_UNLOCK, true);
         assert_eq!(out, [4, 3, 2, 1, 0, 1]);
+        assert_eq!(out.len(), REPLY);
     }
 }

@@ -6,6 +6,7 @@
 //! Deferred answers arrive later as engine [`Event`]s and are written by
 //! [`Codec::encode_event`]. Neither the engine nor the server knows any wire format.
 
+pub mod foreign;
 pub mod livemutex;
 pub mod lockd;
 pub mod locker;

@@ -13,7 +13,7 @@
 //!
 //! # Mapping onto the engine
 //! - **Names.** An officer name maps to the engine name
-//!   [`super::lockd::engine_name`]`("", NAME)`: itself for ordinary names, with bytes
+//!   [`super::foreign::engine_name`]`("", NAME)`: itself for ordinary names, with bytes
 //!   `0x00..=0x20`, `0x7F` and `%` escaped as `%XX` (so `"my lock"` is `my%20lock` in native
 //!   `LIST`). The same name therefore is the same lock for officer, lockd's `g` and native
 //!   `LOCK`. A name whose escaped form is over 255 bytes is a malformed request (closes).
@@ -24,7 +24,8 @@
 //!   already waiting for the name gets no reply (its first request stands, with its own
 //!   timeout); with `queue_max` Q, holders + waiters >= Q gets `queue_maxed`. A wait that
 //!   runs out gets `timed_out`; `queue` lists the `ip:port` of holders (grant order) then
-//!   waiters (FIFO) at that moment. A later grant is `{"name":N,"result":"acquired"}`.
+//!   waiters (FIFO), without the request that timed out (see below for when it is
+//!   read). A later grant is `{"name":N,"result":"acquired"}`.
 //!   Over `--max-pending`, the answer is `queue_maxed`.
 //! - **unlock** releases this connection's hold (`released`; the next waiter is granted),
 //!   or withdraws its wait for the name (also `released`, as officer did), else
@@ -43,14 +44,26 @@
 //! - A repeated `lock` while waiting does not start a timer the first request lacked.
 //! - The idle-connection reaper (`--max-idle`) is not implemented: `keep_alive` is
 //!   accepted and needs no reply; connections live until they close.
+//! - **When a `timed_out` queue is read.** A `timeout` of 0 on a busy lock is answered
+//!   at once, with the queue of that moment. A wait that runs out later is answered
+//!   from an engine event, and the engine fires every deadline that is due in one batch
+//!   (all deadlines of the millisecond being processed, and of earlier milliseconds
+//!   the loop had not reached yet) before any event is written. The queue is read when
+//!   the event is written, so it reflects the whole batch: waits that ran out in the
+//!   same batch are already gone from it (two waiters timing out together do not list
+//!   each other), and a hold whose lease (a native `hold=` or live-mutex `ttl`) ran out
+//!   in the batch is gone too, the waiter it granted already shown as holder. officer
+//!   fired one timer at a time and listed the queue at that instant, including waiters
+//!   whose timers were due in the same instant but had not fired yet. Reading the queue
+//!   at the instant of each timeout needs the engine to pass it with the event (or to
+//!   route events between timers); the codec cannot see it afterwards.
 
-use super::lockd::{engine_name, wire_name};
-use super::{frame_line, Ctx, Line, Progress};
+use super::foreign::{engine_name, push_json_str, wire_name};
+use super::{frame_line, push_addr, Ctx, Line, Progress};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind};
 use crate::table::Mode;
 use serde_json::{Map, Value};
-use std::io::Write;
 
 /// Per-connection state.
 #[derive(Debug)]
@@ -252,16 +265,6 @@ fn handle(request: Request, cx: &mut Ctx) -> Result<(), ()> {
     Ok(())
 }
 
-/// A JSON string.
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing JSON to a Vec cannot fail");
-}
-
-/// An officer name (UTF-8 by construction; lossy otherwise).
-fn push_json_name(out: &mut Vec<u8>, name: &[u8]) {
-    push_json_str(out, &String::from_utf8_lossy(name));
-}
-
 /// The officer name of an engine name, if it is one.
 fn officer_name(engine_name: &[u8]) -> Option<String> {
     String::from_utf8(wire_name(engine_name)?).ok()
@@ -270,7 +273,7 @@ fn officer_name(engine_name: &[u8]) -> Option<String> {
 /// `{"name":N,"result":R}`.
 fn write_result(out: &mut Vec<u8>, name: &[u8], result: &[u8]) {
     out.extend_from_slice(b"{\"name\":");
-    push_json_name(out, name);
+    push_json_str(out, name);
     out.extend_from_slice(b",\"result\":\"");
     out.extend_from_slice(result);
     out.extend_from_slice(b"\"}\n");
@@ -279,7 +282,7 @@ fn write_result(out: &mut Vec<u8>, name: &[u8], result: &[u8]) {
 /// `{"name":N,"queue":[holders then waiters],"result":R}`.
 fn write_with_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8], name: &[u8], result: &[u8]) {
     out.extend_from_slice(b"{\"name\":");
-    push_json_name(out, name);
+    push_json_str(out, name);
     out.extend_from_slice(b",\"queue\":");
     write_queue(out, engine, en);
     out.extend_from_slice(b",\"result\":\"");
@@ -287,11 +290,10 @@ fn write_with_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8], name: &[u8], 
     out.extend_from_slice(b"\"}\n");
 }
 
-fn push_addr(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
+/// `"ip:port"`.
+fn push_json_addr(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
     out.push(b'"');
-    if let Some(c) = engine.client(client) {
-        let _ = write!(out, "{}", c.addr());
-    }
+    push_addr(out, engine, client);
     out.push(b'"');
 }
 
@@ -303,7 +305,7 @@ fn write_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8]) {
         if i > 0 {
             out.push(b',');
         }
-        push_addr(out, engine, client);
+        push_json_addr(out, engine, client);
     }
     out.push(b']');
 }
@@ -319,7 +321,7 @@ fn write_names_of(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
         if i > 0 {
             out.push(b',');
         }
-        push_json_str(out, &name);
+        push_json_str(out, name.as_bytes());
     }
     out.push(b']');
 }
@@ -337,7 +339,7 @@ fn write_locks(cx: &mut Ctx) {
         if i > 0 {
             out.push(b',');
         }
-        push_json_str(out, name);
+        push_json_str(out, name.as_bytes());
         out.push(b':');
         write_queue(out, cx.engine, en);
     }
@@ -363,7 +365,7 @@ fn write_connections(cx: &mut Ctx) {
         if i > 0 {
             out.push(b',');
         }
-        push_json_str(out, addr);
+        push_json_str(out, addr.as_bytes());
         out.push(b':');
         write_names_of(out, engine, *client);
     }
