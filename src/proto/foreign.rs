@@ -26,6 +26,7 @@
 //! live-mutex's uuids), with one bounded-size policy; see its doc.
 
 use super::native::{MAX_CLIENT_NAME, MAX_NAME};
+use super::push_addr;
 use crate::engine::{ClientId, Engine};
 use hashbrown::{Equivalent, HashMap};
 use std::collections::VecDeque;
@@ -140,6 +141,12 @@ pub fn wire_name(escaped: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The foreign name of engine name `escaped` when it is one and is UTF-8: the names
+/// the JSON protocols (officer, live-mutex) can list.
+pub fn utf8_name(escaped: &[u8]) -> Option<String> {
+    String::from_utf8(wire_name(escaped)?).ok()
+}
+
 /// Holds on engine name `name` (0 when it is free).
 pub fn holders(engine: &Engine, name: &[u8]) -> u32 {
     engine.inspect(name).map_or(0, |(info, _)| info.holders)
@@ -154,6 +161,48 @@ pub fn waiters(engine: &Engine, name: &[u8]) -> u32 {
 pub fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
     let s = String::from_utf8_lossy(s);
     serde_json::to_writer(&mut *out, &*s).expect("writing JSON to a Vec cannot fail");
+}
+
+/// Appends `"ip:port"` of `client` (`""` if it is gone).
+pub fn push_json_addr(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
+    out.push(b'"');
+    push_addr(out, engine, client);
+    out.push(b'"');
+}
+
+/// Appends a JSON array, each item written by `item`.
+pub fn push_json_array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut item: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.push(b'[');
+    for (i, v) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(out, v);
+    }
+    out.push(b']');
+}
+
+/// Appends a JSON object of `(key, value)` entries in the order given, each value
+/// written by `value`.
+pub fn push_json_object<K: AsRef<[u8]>, T>(
+    out: &mut Vec<u8>,
+    entries: impl IntoIterator<Item = (K, T)>,
+    mut value: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.push(b'{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_str(out, k.as_ref());
+        out.push(b':');
+        value(out, v);
+    }
+    out.push(b'}');
 }
 
 /// Where one of a connection's requests is, as its [`RequestMap`] knows it.
@@ -393,6 +442,22 @@ impl<K: Hash + Eq + Clone> RequestMap<K> {
     }
 }
 
+/// Foreign names that exercise the escape (for the codecs' tests).
+#[cfg(test)]
+pub(crate) const SAMPLE_NAMES: [&[u8]; 11] = [
+    b"x",
+    b"",
+    b"a b",
+    b"50%",
+    b"%",
+    b"%shared:x",
+    b"shared:x",
+    b"tab\there",
+    b"\x7f\x00",
+    "caf\u{e9}".as_bytes(),
+    b"%41",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,18 +468,7 @@ mod tests {
 
     #[test]
     fn escaping_round_trips_and_keeps_plain_names() {
-        for name in [
-            &b"x"[..],
-            b"",
-            b"a b",
-            b"50%",
-            b"%",
-            b"%shared:x",
-            b"tab\there",
-            b"\x7f\x00",
-            "caf\u{e9}".as_bytes(),
-            b"%41",
-        ] {
+        for name in SAMPLE_NAMES {
             let e = engine_name(b"", name).unwrap();
             assert!(valid_name(e.as_bytes(), MAX_NAME), "{e:?} is no valid name");
             assert_eq!(wire_name(e.as_bytes()).as_deref(), Some(name), "{e:?}");
@@ -432,18 +486,8 @@ mod tests {
 
     #[test]
     fn only_images_decode() {
-        for bad in [
-            &b"%41"[..],
-            b"50%",
-            b"%2",
-            b"%g0",
-            b"a%20%",
-            b"%%",
-            b"%20x%",
-            b"a b",
-            b"",
-        ] {
-            assert_eq!(wire_name(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        for bad in ["%41", "50%", "%2", "%g0", "a%20%", "%%", "%20x%", "a b", ""] {
+            assert_eq!(wire_name(bad.as_bytes()), None, "{bad:?}");
         }
     }
 
@@ -480,10 +524,19 @@ mod tests {
     }
 
     #[test]
-    fn json_strings() {
+    fn json_writers() {
         let mut out = Vec::new();
         push_json_str(&mut out, b"a\"b\n\xff");
         assert_eq!(out, "\"a\\\"b\\n\u{fffd}\"".as_bytes());
+        out.clear();
+        push_json_object(&mut out, [("k", [1u64, 2]), ("e", [3, 4])], |out, v| {
+            push_json_array(out, v, super::super::push_u64)
+        });
+        assert_eq!(out, br#"{"k":[1,2],"e":[3,4]}"#);
+        out.clear();
+        push_json_array(&mut out, Vec::<u64>::new(), |_, _| {});
+        push_json_object(&mut out, Vec::<(&str, u64)>::new(), |_, _| {});
+        assert_eq!(out, b"[]{}");
     }
 
     fn addr() -> std::net::SocketAddr {

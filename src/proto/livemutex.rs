@@ -101,7 +101,8 @@
 //!   held until its ttl (or the disconnect), as with the original.
 
 use super::foreign::{
-    engine_name, holders, push_json_str, waiters, wire_name, EngineName, RequestMap, Status,
+    engine_name, holders, push_json_array, push_json_str, utf8_name, waiters, EngineName,
+    RequestMap, Status,
 };
 use super::{frame_line, Ctx, Line, Progress, Protocol};
 use crate::config::Config;
@@ -524,18 +525,12 @@ fn write_ls(cx: &mut Ctx, uuid: Option<&str>) {
     let mut keys: Vec<String> = cx
         .engine
         .locks()
-        .filter_map(|(name, _)| String::from_utf8(wire_name(name)?).ok())
+        .filter_map(|(name, _)| utf8_name(name))
         .collect();
     keys.sort_unstable();
     let out = &mut *cx.out;
-    out.extend_from_slice(b"{\"ls_result\":[");
-    for (i, key) in keys.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_json_str(out, key.as_bytes());
-    }
-    out.push(b']');
+    out.extend_from_slice(b"{\"ls_result\":");
+    push_json_array(out, keys, |out, key| push_json_str(out, key.as_bytes()));
     if let Some(uuid) = uuid {
         out.extend_from_slice(b",\"uuid\":");
         push_json_str(out, uuid.as_bytes());

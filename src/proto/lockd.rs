@@ -79,7 +79,9 @@
 //! - `dump` is JSON (glockd printed Go's `map[...]` syntax); the blank line is not
 //!   counted as an invalid command.
 
-use super::foreign::{client_name, engine_name, holders, push_json_str, wire_name};
+use super::foreign::{
+    client_name, engine_name, holders, push_json_addr, push_json_array, push_json_object, wire_name,
+};
 use super::{frame_line, push_addr, push_u64, Ctx, Line, Progress};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event};
@@ -511,35 +513,20 @@ fn write_json_dump(cx: &mut Ctx, shared: bool) {
         })
         .collect();
     rows.sort_unstable();
-    let out = &mut *cx.out;
-    out.push(b'{');
-    for (i, (wire, name)) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_json_str(out, wire);
-        out.push(b':');
-        let mut holds = cx.engine.holds_on(name);
+    let engine = &*cx.engine;
+    push_json_object(cx.out, rows, |out, name| {
+        let mut holds = engine.holds_on(name).map(|(_, client)| client);
         if shared {
-            out.push(b'[');
-            for (j, (_, client)) in holds.enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                out.push(b'"');
-                push_addr(out, cx.engine, client);
-                out.push(b'"');
-            }
-            out.push(b']');
+            push_json_array(out, holds, |out, client| {
+                push_json_addr(out, engine, client)
+            });
+        } else if let Some(client) = holds.next() {
+            push_json_addr(out, engine, client);
         } else {
-            out.push(b'"');
-            if let Some((_, client)) = holds.next() {
-                push_addr(out, cx.engine, client);
-            }
-            out.push(b'"');
+            out.extend_from_slice(b"\"\"");
         }
-    }
-    out.extend_from_slice(b"}\n");
+    });
+    cx.out.push(b'\n');
 }
 
 /// `q`: `key: value` lines sorted by key.
@@ -586,16 +573,7 @@ mod tests {
 
     #[test]
     fn namespaces_never_meet() {
-        for name in [
-            &b"x"[..],
-            b"",
-            b"a b",
-            b"50%",
-            b"%",
-            b"%shared:x",
-            b"shared:x",
-            b"\x7f\x00",
-        ] {
+        for name in crate::proto::foreign::SAMPLE_NAMES {
             let e = engine_name(b"", name).unwrap();
             let s = engine_name(SHARED_PREFIX, name).unwrap();
             assert_eq!(classify(s.as_bytes()), Some((true, name.to_vec())));

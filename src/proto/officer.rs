@@ -58,8 +58,11 @@
 //!   at the instant of each timeout needs the engine to pass it with the event (or to
 //!   route events between timers); the codec cannot see it afterwards.
 
-use super::foreign::{engine_name, push_json_str, wire_name};
-use super::{frame_line, push_addr, Ctx, Line, Progress};
+use super::foreign::{
+    engine_name, push_json_addr, push_json_array, push_json_object, push_json_str, utf8_name,
+    wire_name,
+};
+use super::{frame_line, Ctx, Line, Progress};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind};
 use crate::table::Mode;
@@ -265,11 +268,6 @@ fn handle(request: Request, cx: &mut Ctx) -> Result<(), ()> {
     Ok(())
 }
 
-/// The officer name of an engine name, if it is one.
-fn officer_name(engine_name: &[u8]) -> Option<String> {
-    String::from_utf8(wire_name(engine_name)?).ok()
-}
-
 /// `{"name":N,"result":R}`.
 fn write_result(out: &mut Vec<u8>, name: &[u8], result: &[u8]) {
     out.extend_from_slice(b"{\"name\":");
@@ -290,62 +288,55 @@ fn write_with_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8], name: &[u8], 
     out.extend_from_slice(b"\"}\n");
 }
 
-/// `"ip:port"`.
-fn push_json_addr(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
-    out.push(b'"');
-    push_addr(out, engine, client);
-    out.push(b'"');
-}
-
 /// `["ip:port",...]`: holders in grant order, then waiters in FIFO order.
 fn write_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8]) {
-    out.push(b'[');
     let holders = engine.holds_on(en).map(|(_, c)| c);
-    for (i, client) in holders.chain(engine.waiters_on(en)).enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_json_addr(out, engine, client);
-    }
-    out.push(b']');
+    push_json_array(out, holders.chain(engine.waiters_on(en)), |out, client| {
+        push_json_addr(out, engine, client)
+    });
 }
 
 /// `[names]` of one connection: holds in grant order, then waits.
 fn write_names_of(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
-    out.push(b'[');
     let names = engine
         .holds_of(client)
         .chain(engine.waits_of(client))
-        .filter_map(|c| officer_name(c.name));
-    for (i, name) in names.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_json_str(out, name.as_bytes());
-    }
-    out.push(b']');
+        .filter_map(|c| utf8_name(c.name));
+    push_json_array(out, names, |out, name| push_json_str(out, name.as_bytes()));
 }
 
+/// `{"value":{entries},"result":"<result>"}`.
+fn write_value<T>(
+    out: &mut Vec<u8>,
+    entries: Vec<(String, T)>,
+    value: impl FnMut(&mut Vec<u8>, T),
+    result: &str,
+) {
+    out.extend_from_slice(b"{\"value\":");
+    push_json_object(out, entries, value);
+    out.extend_from_slice(b",\"result\":\"");
+    out.extend_from_slice(result.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
+/// `locks`: every lock with an officer name, sorted, with its queue.
 fn write_locks(cx: &mut Ctx) {
-    let mut rows: Vec<(String, &[u8])> = cx
-        .engine
+    let engine = &*cx.engine;
+    let mut rows: Vec<(String, &[u8])> = engine
         .locks()
-        .filter_map(|(en, _)| Some((officer_name(en)?, en)))
+        .filter_map(|(en, _)| Some((utf8_name(en)?, en)))
         .collect();
     rows.sort_unstable();
-    let out = &mut *cx.out;
-    out.extend_from_slice(b"{\"value\":{");
-    for (i, (name, en)) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_json_str(out, name.as_bytes());
-        out.push(b':');
-        write_queue(out, cx.engine, en);
-    }
-    out.extend_from_slice(b"},\"result\":\"locks\"}\n");
+    write_value(
+        cx.out,
+        rows,
+        |out, en| write_queue(out, engine, en),
+        "locks",
+    );
 }
 
+/// `connections`: every connection holding or waiting for an officer name, sorted by
+/// address, with its names.
 fn write_connections(cx: &mut Ctx) {
     let engine = &*cx.engine;
     let mut rows: Vec<(String, ClientId)> = engine
@@ -354,22 +345,13 @@ fn write_connections(cx: &mut Ctx) {
             engine
                 .holds_of(client)
                 .chain(engine.waits_of(client))
-                .any(|c| officer_name(c.name).is_some())
+                .any(|c| utf8_name(c.name).is_some())
         })
         .map(|(client, c, _)| (c.addr().to_string(), client))
         .collect();
     rows.sort_unstable();
-    let out = &mut *cx.out;
-    out.extend_from_slice(b"{\"value\":{");
-    for (i, (addr, client)) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_json_str(out, addr.as_bytes());
-        out.push(b':');
-        write_names_of(out, engine, *client);
-    }
-    out.extend_from_slice(b"},\"result\":\"connections\"}\n");
+    let names_of = |out: &mut Vec<u8>, client| write_names_of(out, engine, client);
+    write_value(cx.out, rows, names_of, "connections");
 }
 
 #[cfg(test)]
