@@ -1,120 +1,46 @@
 //! lockd / glockd compatibility: byte-exact replies to every command of the table in
 //! `shared/spec/compat.md` ("lockd / glockd"), over a real socket to an in-process server.
 //!
-//! Multi-line replies (`d`, `sd`, `who`, `q`) have no terminator in lockd, so [`Conn::rows`]
-//! sends a sentinel `i` request after the command and collects the lines before its reply.
+//! Multi-line replies (`d`, `sd`, `who`, `q`) have no terminator in lockd, so
+//! `Lockd::rows` sends a sentinel `i` request after the command and collects the lines
+//! before its reply.
 
+mod common;
+
+use common::{start_with_listeners, Client, Listeners, REPLY_TIMEOUT, SILENCE_MS};
 use lockbox::config::Config;
-use lockbox::proto::Protocol;
-use lockbox::server::Server;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use lockbox::proto::Protocol::Lockd as LOCKD;
 use std::time::{Duration, Instant};
 
-/// How long an expected reply may take.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Window of "no reply" checks.
-const SILENCE: Duration = Duration::from_millis(150);
 /// A name no test locks: its `i` reply ends a multi-line read.
 const SENTINEL: &str = "~sentinel~";
 
-struct Servers {
-    lockd: SocketAddr,
-    native: SocketAddr,
-}
-
 /// An in-process server with a lockd listener; `tweak` adjusts the config first.
-fn start_with(tweak: impl FnOnce(&mut Config)) -> Servers {
-    let mut cfg = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        lockd_listen: Some("127.0.0.1:0".parse().unwrap()),
-        ..Config::default()
-    };
-    tweak(&mut cfg);
-    let server = Server::bind(cfg).expect("bind");
-    let servers = Servers {
-        lockd: server
-            .listener_addr(Protocol::Lockd)
-            .expect("lockd listener"),
-        native: server.local_addr(),
-    };
-    std::thread::spawn(move || server.run());
-    servers
+fn start_with(tweak: impl FnOnce(&mut Config)) -> Listeners {
+    start_with_listeners(&[LOCKD], tweak)
 }
 
-fn start() -> Servers {
+fn start() -> Listeners {
     start_with(|_| {})
 }
 
-/// A raw line client with timeouts: a missing reply fails instead of hanging.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
+/// lockd's multi-line replies on a line client.
+trait Lockd {
+    /// Sends `line` and returns every reply line it caused (possibly none).
+    fn rows(&mut self, line: &str) -> Vec<String>;
+    /// `q` as key -> value, checking the `key: value` form and the key order.
+    fn q(&mut self) -> Vec<(String, u64)>;
+    /// One value of `q`.
+    fn q_stat(&mut self, key: &str) -> u64;
 }
 
-impl Conn {
-    fn connect(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect_timeout(&addr, REPLY_TIMEOUT).expect("connect");
-        stream.set_nodelay(true).unwrap();
-        stream.set_write_timeout(Some(REPLY_TIMEOUT)).unwrap();
-        Conn {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// `ip:port` of this side, as the server knows this connection.
-    fn addr(&self) -> String {
-        self.stream.local_addr().unwrap().to_string()
-    }
-
-    /// Sends bytes exactly as given.
-    fn send(&mut self, bytes: &str) {
-        self.stream.write_all(bytes.as_bytes()).expect("write");
-    }
-
-    /// Reads into `buf` until `deadline`; Ok(0) on EOF, Err on timeout or error.
-    fn fill(&mut self, deadline: Instant) -> std::io::Result<usize> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ErrorKind::TimedOut.into());
-        }
-        self.stream.set_read_timeout(Some(left)).unwrap();
-        let mut chunk = [0u8; 8192];
-        let n = self.stream.read(&mut chunk)?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
-    }
-
-    /// The next `\n`-terminated line, without the `\n` (which must be there).
-    fn line(&mut self) -> String {
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=i).collect();
-                return String::from_utf8(line[..i].to_vec()).expect("UTF-8 reply");
-            }
-            match self.fill(deadline) {
-                Ok(0) => panic!("closed while a line was expected ({:?})", self.buf),
-                Ok(_) => {}
-                Err(e) => panic!("no reply line: {e} (partial {:?})", self.buf),
-            }
-        }
-    }
-
-    /// Sends `line` + `\n`, returns the reply line.
-    fn req(&mut self, line: &str) -> String {
-        self.send(&format!("{line}\n"));
-        self.line()
-    }
-
-    /// Sends `line` + `\n` and returns every reply line it caused (possibly none).
+impl Lockd for Client {
     fn rows(&mut self, line: &str) -> Vec<String> {
-        self.send(&format!("{line}\ni {SENTINEL}\n"));
+        self.send(&format!("{line}\ni {SENTINEL}"));
         let end = format!("0 Lock Not Locked: {SENTINEL}");
         let mut rows = Vec::new();
         for _ in 0..10_000 {
-            let l = self.line();
+            let l = self.recv();
             if l == end {
                 return rows;
             }
@@ -123,42 +49,7 @@ impl Conn {
         panic!("no sentinel reply after 10000 lines");
     }
 
-    /// Nothing arrives for a while.
-    fn silence(&mut self) {
-        assert!(self.buf.is_empty(), "already received {:?}", self.buf);
-        match self.fill(Instant::now() + SILENCE) {
-            Ok(0) => panic!("closed instead of silent"),
-            Ok(_) => panic!(
-                "expected silence, got {:?}",
-                String::from_utf8_lossy(&self.buf)
-            ),
-            Err(e) => assert!(
-                matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-                "{e}"
-            ),
-        }
-    }
-
-    /// The server closes the connection without sending anything more.
-    fn closed(&mut self) {
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        loop {
-            match self.fill(deadline) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-                Err(e) => panic!("connection not closed: {e}"),
-            }
-        }
-        assert!(
-            self.buf.is_empty(),
-            "unexpected bytes before close: {:?}",
-            String::from_utf8_lossy(&self.buf)
-        );
-    }
-
-    /// `q` as key -> value, checking the `key: value` form and the key order.
-    fn stats(&mut self) -> Vec<(String, u64)> {
+    fn q(&mut self) -> Vec<(String, u64)> {
         let rows = self.rows("q");
         let pairs: Vec<(String, u64)> = rows
             .iter()
@@ -173,8 +64,8 @@ impl Conn {
         pairs
     }
 
-    fn stat(&mut self, key: &str) -> u64 {
-        self.stats()
+    fn q_stat(&mut self, key: &str) -> u64 {
+        self.q()
             .into_iter()
             .find(|(k, _)| k == key)
             .unwrap_or_else(|| panic!("q has no {key}"))
@@ -185,7 +76,10 @@ impl Conn {
 #[test]
 fn get_release_inspect() {
     let s = start();
-    let (mut a, mut b) = (Conn::connect(s.lockd), Conn::connect(s.lockd));
+    let (mut a, mut b) = (
+        Client::connect(s.addr(LOCKD)),
+        Client::connect(s.addr(LOCKD)),
+    );
     assert_eq!(a.req("i x"), "0 Lock Not Locked: x");
     assert_eq!(a.req("g x"), "1 Lock Get Success: x");
     assert_eq!(b.req("g x"), "0 Lock Get Failure: x");
@@ -201,7 +95,10 @@ fn get_release_inspect() {
 #[test]
 fn reget_keeps_one_claim() {
     let s = start();
-    let (mut a, mut b) = (Conn::connect(s.lockd), Conn::connect(s.lockd));
+    let (mut a, mut b) = (
+        Client::connect(s.addr(LOCKD)),
+        Client::connect(s.addr(LOCKD)),
+    );
     assert_eq!(a.req("g x"), "1 Lock Get Success: x");
     assert_eq!(a.req("g x"), "1 Lock Get Success: x");
     assert_eq!(a.req("g x"), "1 Lock Get Success: x");
@@ -227,7 +124,7 @@ fn reget_keeps_one_claim() {
 #[test]
 fn shared_counts() {
     let s = start();
-    let mut c: Vec<Conn> = (0..3).map(|_| Conn::connect(s.lockd)).collect();
+    let mut c: Vec<Client> = (0..3).map(|_| Client::connect(s.addr(LOCKD))).collect();
     assert_eq!(c[0].req("si s"), "0 Shared Lock Not Locked: s");
     for (i, conn) in c.iter_mut().enumerate() {
         assert_eq!(
@@ -247,7 +144,10 @@ fn shared_counts() {
 #[test]
 fn exclusive_and_shared_namespaces_are_separate() {
     let s = start();
-    let (mut a, mut b) = (Conn::connect(s.lockd), Conn::connect(s.lockd));
+    let (mut a, mut b) = (
+        Client::connect(s.addr(LOCKD)),
+        Client::connect(s.addr(LOCKD)),
+    );
     assert_eq!(a.req("g x"), "1 Lock Get Success: x");
     assert_eq!(b.req("sg x"), "1 Shared Lock Get Success: x");
     assert_eq!(a.req("sg x"), "2 Shared Lock Get Success: x");
@@ -267,7 +167,10 @@ fn exclusive_and_shared_namespaces_are_separate() {
 #[test]
 fn names_are_the_rest_of_the_line() {
     let s = start();
-    let (mut a, mut b) = (Conn::connect(s.lockd), Conn::connect(s.lockd));
+    let (mut a, mut b) = (
+        Client::connect(s.addr(LOCKD)),
+        Client::connect(s.addr(LOCKD)),
+    );
     assert_eq!(a.req("g a b  c"), "1 Lock Get Success: a b  c");
     assert_eq!(b.req("g a b  c"), "0 Lock Get Failure: a b  c");
     assert_eq!(
@@ -281,8 +184,8 @@ fn names_are_the_rest_of_the_line() {
     assert_eq!(a.req("sg"), "1 Shared Lock Get Success: ");
     assert_eq!(a.req("g 50%"), "1 Lock Get Success: 50%");
     // `\r\n` ends a line as well.
-    a.send("g crlf\r\n");
-    assert_eq!(a.line(), "1 Lock Get Success: crlf");
+    a.send_bytes(b"g crlf\r\n");
+    assert_eq!(a.recv(), "1 Lock Get Success: crlf");
     assert_eq!(b.req("i crlf"), "1 Lock Is Locked: crlf");
     // Names the engine cannot hold (over 255 bytes escaped) fail cleanly.
     let long = "n".repeat(300);
@@ -314,8 +217,8 @@ fn names_are_the_rest_of_the_line() {
 #[test]
 fn pipelined_requests_in_one_write() {
     let s = start();
-    let mut a = Conn::connect(s.lockd);
-    a.send("g p1\ng p2\ni p1\nbogus\n\nsg p3\nsi p3\nr p1\nr p1\ni p1\n");
+    let mut a = Client::connect(s.addr(LOCKD));
+    a.send_bytes(b"g p1\ng p2\ni p1\nbogus\n\nsg p3\nsi p3\nr p1\nr p1\ni p1\n");
     let want = [
         "1 Lock Get Success: p1",
         "1 Lock Get Success: p2",
@@ -327,41 +230,45 @@ fn pipelined_requests_in_one_write() {
         "0 Lock Not Locked: p1",
     ];
     for w in want {
-        assert_eq!(a.line(), w);
+        assert_eq!(a.recv(), w);
     }
-    a.silence();
+    a.expect_silence(SILENCE_MS);
     // A request split across writes is answered once complete.
-    a.send("g sp");
-    a.silence();
-    a.send("lit\n");
-    assert_eq!(a.line(), "1 Lock Get Success: split");
+    a.send_bytes(b"g sp");
+    a.expect_silence(SILENCE_MS);
+    a.send_bytes(b"lit\n");
+    assert_eq!(a.recv(), "1 Lock Get Success: split");
 }
 
 #[test]
 fn unknown_commands_are_silent_and_counted() {
     let s = start();
-    let mut a = Conn::connect(s.lockd);
+    let mut a = Client::connect(s.addr(LOCKD));
     for line in ["stats", "G x", "get x", " g x", "gx", "dumpshared"] {
-        a.send(&format!("{line}\n"));
-        a.silence();
+        a.send(line);
+        a.expect_silence(SILENCE_MS);
     }
-    a.send("\n\r\n");
-    a.silence();
-    assert_eq!(a.stat("invalid_commands"), 6, "blank lines are not counted");
+    a.send_bytes(b"\n\r\n");
+    a.expect_silence(SILENCE_MS);
+    assert_eq!(
+        a.q_stat("invalid_commands"),
+        6,
+        "blank lines are not counted"
+    );
     assert_eq!(a.req("i x"), "0 Lock Not Locked: x", "` g x` took nothing");
 }
 
 #[test]
 fn stats_exact() {
     let s = start();
-    let mut a = Conn::connect(s.lockd);
-    let mut b = Conn::connect(s.lockd);
+    let mut a = Client::connect(s.addr(LOCKD));
+    let mut b = Client::connect(s.addr(LOCKD));
     assert_eq!(a.req("g a"), "1 Lock Get Success: a");
     assert_eq!(a.req("g b"), "1 Lock Get Success: b");
     assert_eq!(b.req("g a"), "0 Lock Get Failure: a");
     assert_eq!(a.req("sg s"), "1 Shared Lock Get Success: s");
     assert_eq!(b.req("sg s"), "2 Shared Lock Get Success: s");
-    a.send("nope\n");
+    a.send_bytes(b"nope\n");
     let want = "command_d: 0
 command_dump: 0
 command_g: 3
@@ -382,7 +289,7 @@ shared_orphans: 0";
     // me / iam / who appear once used, in key order.
     assert!(a.req("me").starts_with("1 "));
     assert_eq!(a.req("iam x"), "1 ok");
-    let keys: Vec<String> = a.stats().into_iter().map(|(k, _)| k).collect();
+    let keys: Vec<String> = a.q().into_iter().map(|(k, _)| k).collect();
     let want_keys = [
         "command_d",
         "command_dump",
@@ -404,7 +311,7 @@ shared_orphans: 0";
         "shared_orphans",
     ];
     assert_eq!(keys, want_keys);
-    let st = a.stats();
+    let st = a.q();
     let get = |k: &str| st.iter().find(|(key, _)| key == k).unwrap().1;
     assert_eq!(
         (get("command_q"), get("command_i"), get("command_me")),
@@ -416,19 +323,19 @@ shared_orphans: 0";
 #[test]
 fn disconnect_orphans_and_frees() {
     let s = start();
-    let mut a = Conn::connect(s.lockd);
+    let mut a = Client::connect(s.addr(LOCKD));
     {
-        let mut b = Conn::connect(s.lockd);
+        let mut b = Client::connect(s.addr(LOCKD));
         assert_eq!(b.req("g o1"), "1 Lock Get Success: o1");
         assert_eq!(b.req("g o2"), "1 Lock Get Success: o2");
         assert_eq!(b.req("g o2"), "1 Lock Get Success: o2");
         assert_eq!(b.req("sg s1"), "1 Shared Lock Get Success: s1");
         assert_eq!(a.req("sg s1"), "2 Shared Lock Get Success: s1");
-        assert_eq!(a.stat("connections"), 2);
+        assert_eq!(a.q_stat("connections"), 2);
     }
     let deadline = Instant::now() + REPLY_TIMEOUT;
     loop {
-        let st = a.stats();
+        let st = a.q();
         let get = |k: &str| st.iter().find(|(key, _)| key == k).unwrap().1;
         if get("connections") == 1 {
             assert_eq!((get("orphans"), get("shared_orphans")), (2, 1));
@@ -442,22 +349,25 @@ fn disconnect_orphans_and_frees() {
     assert_eq!(a.req("si s1"), "1 Shared Lock Is Locked: s1");
     // A holder that releases before closing orphans nothing.
     {
-        let mut c = Conn::connect(s.lockd);
+        let mut c = Client::connect(s.addr(LOCKD));
         assert_eq!(c.req("g o3"), "1 Lock Get Success: o3");
         assert_eq!(c.req("r o3"), "1 Lock Release Success: o3");
     }
     let deadline = Instant::now() + REPLY_TIMEOUT;
-    while a.stat("connections") != 1 {
+    while a.q_stat("connections") != 1 {
         assert!(Instant::now() < deadline, "disconnect not processed");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(a.stat("orphans"), 2);
+    assert_eq!(a.q_stat("orphans"), 2);
 }
 
 #[test]
 fn d_and_sd_in_grant_order() {
     let s = start();
-    let (mut a, mut b) = (Conn::connect(s.lockd), Conn::connect(s.lockd));
+    let (mut a, mut b) = (
+        Client::connect(s.addr(LOCKD)),
+        Client::connect(s.addr(LOCKD)),
+    );
     let (aa, ba) = (a.addr(), b.addr());
     assert!(a.rows("d").is_empty(), "nothing when no locks");
     assert!(a.rows("sd").is_empty());
@@ -491,7 +401,10 @@ fn d_and_sd_in_grant_order() {
 #[test]
 fn dump_json() {
     let s = start();
-    let (mut a, mut b) = (Conn::connect(s.lockd), Conn::connect(s.lockd));
+    let (mut a, mut b) = (
+        Client::connect(s.addr(LOCKD)),
+        Client::connect(s.addr(LOCKD)),
+    );
     let (aa, ba) = (a.addr(), b.addr());
     assert_eq!(a.req("dump"), "{}");
     assert_eq!(a.req("dump shared"), "{}");
@@ -517,7 +430,10 @@ fn dump_json() {
 #[test]
 fn registry_me_iam_who() {
     let s = start();
-    let (mut a, mut b) = (Conn::connect(s.lockd), Conn::connect(s.lockd));
+    let (mut a, mut b) = (
+        Client::connect(s.addr(LOCKD)),
+        Client::connect(s.addr(LOCKD)),
+    );
     let (aa, ba) = (a.addr(), b.addr());
     assert!(aa.starts_with("127.0.0.1:"), "dotted quad: {aa}");
     assert_eq!(a.req("me"), format!("1 {aa} {aa}"));
@@ -541,20 +457,20 @@ fn registry_me_iam_who() {
 #[test]
 fn dump_disabled_by_flag() {
     let s = start_with(|c| c.lockd_dump = false);
-    let mut a = Conn::connect(s.lockd);
+    let mut a = Client::connect(s.addr(LOCKD));
     assert_eq!(a.req("g x"), "1 Lock Get Success: x");
     for cmd in ["d", "d x", "sd", "sd x", "dump", "dump shared", "who"] {
         assert_eq!(a.req(cmd), "0 disabled", "{cmd}");
     }
     assert_eq!(a.req("iam me"), "1 ok");
     assert_eq!(a.req("me"), format!("1 {} me", a.addr()));
-    assert_eq!(a.stat("command_dump"), 2, "disabled commands still count");
+    assert_eq!(a.q_stat("command_dump"), 2, "disabled commands still count");
 }
 
 #[test]
 fn registry_disabled_by_flag() {
     let s = start_with(|c| c.lockd_registry = false);
-    let mut a = Conn::connect(s.lockd);
+    let mut a = Client::connect(s.addr(LOCKD));
     assert_eq!(a.req("g x"), "1 Lock Get Success: x");
     for cmd in ["me", "iam bob", "iam", "who", "who bob"] {
         assert_eq!(a.req(cmd), "0 disabled", "{cmd}");
@@ -566,19 +482,19 @@ fn registry_disabled_by_flag() {
 #[test]
 fn overlong_line_closes() {
     let s = start_with(|c| c.max_line = 100);
-    let mut a = Conn::connect(s.lockd);
+    let mut a = Client::connect(s.addr(LOCKD));
     let name = "n".repeat(98);
     assert_eq!(
         a.req(&format!("g {name}")),
         format!("1 Lock Get Success: {name}")
     );
-    a.send(&format!("g {name}x\n"));
-    a.closed();
-    let mut b = Conn::connect(s.lockd);
-    b.send(&"y".repeat(10_000));
-    b.closed();
+    a.send(&format!("g {name}x"));
+    a.expect_closed();
+    let mut b = Client::connect(s.addr(LOCKD));
+    b.send_bytes("y".repeat(10_000).as_bytes());
+    b.expect_closed();
     // The first connection's lock went with it.
-    let mut c = Conn::connect(s.lockd);
+    let mut c = Client::connect(s.addr(LOCKD));
     let deadline = Instant::now() + REPLY_TIMEOUT;
     while c.req(&format!("i {name}")) != format!("0 Lock Not Locked: {name}") {
         assert!(Instant::now() < deadline, "lock not released on close");
@@ -587,15 +503,15 @@ fn overlong_line_closes() {
 }
 
 /// One native request, one reply line.
-fn native(c: &mut Conn, line: &str) -> String {
+fn native(c: &mut Client, line: &str) -> String {
     c.req(line)
 }
 
 #[test]
 fn one_lock_box_with_native_clients() {
     let s = start();
-    let mut l = Conn::connect(s.lockd);
-    let mut n = Conn::connect(s.native);
+    let mut l = Client::connect(s.addr(LOCKD));
+    let mut n = Client::connect(s.native);
     let na = n.addr();
     let r = native(&mut n, "a1 LOCK x");
     assert!(r.starts_with("a1 OK "), "{r}");
@@ -639,9 +555,9 @@ fn native_words(line: &str) -> Vec<&str> {
 #[test]
 fn iam_names_never_break_native_replies() {
     let s = start();
-    let mut l = Conn::connect(s.lockd);
-    let mut other = Conn::connect(s.lockd);
-    let mut n = Conn::connect(s.native);
+    let mut l = Client::connect(s.addr(LOCKD));
+    let mut other = Client::connect(s.addr(LOCKD));
+    let mut n = Client::connect(s.native);
     let la = l.addr();
     assert_eq!(l.req("g held"), "1 Lock Get Success: held");
     let long = "y".repeat(300);
@@ -695,12 +611,12 @@ fn iam_names_never_break_native_replies() {
 }
 
 /// A native multi-line reply: rows up to `<id> END <n>`.
-fn native_rows(c: &mut Conn, line: &str) -> Vec<String> {
+fn native_rows(c: &mut Client, line: &str) -> Vec<String> {
     let id = line.split(' ').next().unwrap().to_string();
-    c.send(&format!("{line}\n"));
+    c.send(line);
     let mut rows = Vec::new();
     loop {
-        let l = c.line();
+        let l = c.recv();
         if l.starts_with(&format!("{id} END ")) {
             return rows;
         }
@@ -711,7 +627,7 @@ fn native_rows(c: &mut Conn, line: &str) -> Vec<String> {
 #[test]
 fn d_with_an_empty_name_shows_the_empty_named_lock() {
     let s = start();
-    let mut a = Conn::connect(s.lockd);
+    let mut a = Client::connect(s.addr(LOCKD));
     let aa = a.addr();
     assert_eq!(a.req("g "), "1 Lock Get Success: ");
     assert_eq!(a.req("g x"), "1 Lock Get Success: x");

@@ -113,7 +113,7 @@ use serde_json::{Map, Value};
 /// The broker's default hold when `ttl` is missing or 0 (`lockExpiresAfter`), ms.
 pub const DEFAULT_TTL_MS: u32 = 5000;
 /// Longest uuid, in bytes.
-pub const MAX_UUID: usize = 255;
+pub const MAX_UUID: usize = u8::MAX as usize;
 /// The error text of an unlock with the wrong `_uuid` (the original's words).
 pub const WRONG_UUID: &str = "You need to pass the correct uuid, or use force.";
 /// The error text for an unknown message (the original's words).

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests (`mod common;` in each test file).
 //!
-//! - [`start`] / [`start_with`]: an in-process server on `127.0.0.1:0`, one per test.
+//! - [`start`] / [`start_with`]: an in-process server on `127.0.0.1:0`, one per test;
+//!   [`start_with_listeners`]: the same with foreign-protocol listeners too.
 //! - [`Client`]: a raw protocol line client with timeouts, so a missing reply fails the
 //!   test instead of hanging it.
 //! - Reply parsers ([`ok_token`], [`ok_share`], [`assert_err`], ...).
@@ -17,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lockbox::config::Config;
+use lockbox::proto::Protocol;
 use lockbox::server::Server;
 
 /// How long any expected reply may take before the test fails.
@@ -50,6 +52,69 @@ pub fn start_with(mut cfg: Config) -> SocketAddr {
     addr
 }
 
+/// The listener addresses of a server started by [`start_with_listeners`].
+#[derive(Clone, Debug)]
+pub struct Listeners {
+    /// The native protocol's address.
+    pub native: SocketAddr,
+    foreign: Vec<(Protocol, SocketAddr)>,
+}
+
+impl Listeners {
+    /// The address of `protocol`'s listener (panics if it was not asked for).
+    pub fn addr(&self, protocol: Protocol) -> SocketAddr {
+        if protocol == Protocol::Native {
+            return self.native;
+        }
+        self.foreign
+            .iter()
+            .find(|(p, _)| *p == protocol)
+            .unwrap_or_else(|| panic!("no {} listener was started", protocol.as_str()))
+            .1
+    }
+}
+
+/// Starts an in-process server on `127.0.0.1:0` with the native listener and one
+/// listener on `127.0.0.1:0` per protocol of `foreign`; `tweak` adjusts the
+/// configuration first (the listen addresses are set after it).
+pub fn start_with_listeners(foreign: &[Protocol], tweak: impl FnOnce(&mut Config)) -> Listeners {
+    let mut cfg = Config::default();
+    tweak(&mut cfg);
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.listen = any;
+    for p in foreign {
+        match p {
+            Protocol::Native => {}
+            Protocol::Lockd => cfg.lockd_listen = Some(any),
+            Protocol::Locker => cfg.locker_listen = Some(any),
+            Protocol::Officer => cfg.officer_listen = Some(any),
+            Protocol::LiveMutex => cfg.livemutex_listen = Some(any),
+        }
+    }
+    let server = Server::bind(cfg).expect("Server::bind(127.0.0.1:0)");
+    let listeners = Listeners {
+        native: server.local_addr(),
+        foreign: foreign
+            .iter()
+            .map(|&p| {
+                let addr = server
+                    .listener_addr(p)
+                    .unwrap_or_else(|| panic!("no {} listener", p.as_str()));
+                (p, addr)
+            })
+            .collect(),
+    };
+    std::thread::Builder::new()
+        .name("lockbox-server".into())
+        .spawn(move || {
+            if let Err(e) = server.run() {
+                panic!("server.run() returned an error: {e}");
+            }
+        })
+        .expect("spawn the server thread");
+    listeners
+}
+
 /// A raw native-protocol client: writes lines, reads `\n`-terminated reply lines.
 pub struct Client {
     stream: TcpStream,
@@ -78,6 +143,11 @@ impl Client {
     /// This side's address: the `ip:port` the server knows this connection by.
     pub fn local_addr(&self) -> SocketAddr {
         self.stream.local_addr().expect("local_addr")
+    }
+
+    /// [`Client::local_addr`] as text, the way replies print it.
+    pub fn addr(&self) -> String {
+        self.local_addr().to_string()
     }
 
     /// A second handle on the same socket (e.g. for a writer thread).
@@ -147,6 +217,36 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Reads exactly `n` bytes (for binary protocols); panics after [`REPLY_TIMEOUT`] or
+    /// if the server closes the connection first.
+    pub fn recv_exact(&mut self, n: usize) -> Vec<u8> {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        while self.buf.len() < n {
+            let now = Instant::now();
+            assert!(now < deadline, "timed out: got {:?} of {n} bytes", self.buf);
+            match self.read_some(deadline - now) {
+                Ok(0) => panic!("connection closed after {:?} of {n} bytes", self.buf),
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => {}
+                Err(e) => panic!("read failed while {n} bytes were expected: {e}"),
+            }
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Reads one reply line as JSON; panics after [`REPLY_TIMEOUT`] or if it is not JSON.
+    pub fn recv_json(&mut self) -> serde_json::Value {
+        let line = self.recv();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {line}"))
+    }
+
+    /// Sends `v` as one JSON line.
+    pub fn send_json(&mut self, v: &serde_json::Value) {
+        let mut line = serde_json::to_vec(v).expect("serialize JSON");
+        line.push(b'\n');
+        self.send_bytes(&line);
     }
 
     /// Reads one reply line; panics (with context) after [`REPLY_TIMEOUT`].
