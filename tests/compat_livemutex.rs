@@ -5,53 +5,36 @@
 //!
 //! Every read has a timeout, so a missing reply fails the test instead of hanging it.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::{assert_deadline_within, start_with_listeners, SILENCE_MS};
+use lockbox::proto::Protocol::LiveMutex as LIVEMUTEX;
 use serde_json::{json, Value};
 
-/// How long an expected reply may take.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long "nothing arrives" is watched.
-const SILENCE: Duration = Duration::from_millis(150);
 /// Upper slack on deadlines.
 const LATE: Duration = Duration::from_millis(1500);
 
 fn start_with(max_line: usize) -> SocketAddr {
-    let cfg = lockbox::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        livemutex_listen: Some("127.0.0.1:0".parse().unwrap()),
-        max_line,
-        ..Default::default()
-    };
-    let server = lockbox::server::Server::bind(cfg).expect("bind");
-    let addr = server
-        .listener_addr(lockbox::proto::Protocol::LiveMutex)
-        .expect("live-mutex listener");
-    std::thread::spawn(move || server.run());
-    addr
+    start_with_listeners(&[LIVEMUTEX], |c| c.max_line = max_line).addr(LIVEMUTEX)
 }
 
 fn start() -> SocketAddr {
     start_with(lockbox::config::DEFAULT_MAX_LINE)
 }
 
-/// A raw live-mutex client.
+/// A raw live-mutex client (JSON lines over the shared test client).
 struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
+    c: common::Client,
     syncs: u32,
 }
 
 impl Client {
     fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect_timeout(&addr, REPLY_TIMEOUT).expect("connect");
-        stream.set_nodelay(true).unwrap();
-        stream.set_write_timeout(Some(REPLY_TIMEOUT)).unwrap();
         let mut c = Client {
-            stream,
-            buf: Vec::new(),
+            c: common::Client::connect(addr),
             syncs: 0,
         };
         // What the real client sends first.
@@ -60,13 +43,11 @@ impl Client {
     }
 
     fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
+        self.c.send_bytes(bytes);
     }
 
     fn send(&mut self, v: &Value) {
-        let mut line = serde_json::to_vec(v).unwrap();
-        line.push(b'\n');
-        self.send_raw(&line);
+        self.c.send_json(v);
     }
 
     fn lock(&mut self, uuid: &str, key: &str, ttl: Value, max: Value) {
@@ -83,53 +64,19 @@ impl Client {
         }));
     }
 
-    /// The next reply line as JSON, or panics after [`REPLY_TIMEOUT`].
+    /// The next reply line as JSON, or panics after [`common::REPLY_TIMEOUT`].
     fn recv(&mut self) -> Value {
-        let line = self.recv_line();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {line}"))
+        self.c.recv_json()
     }
 
-    /// The next reply line, `\n` included, or panics after [`REPLY_TIMEOUT`].
+    /// The next reply line, `\n` included, or panics after [`common::REPLY_TIMEOUT`].
     fn recv_line(&mut self) -> String {
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        loop {
-            if let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=nl).collect();
-                return String::from_utf8(line).expect("replies are UTF-8");
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out; partial: {}",
-                String::from_utf8_lossy(&self.buf)
-            );
-            self.stream.set_read_timeout(Some(left)).unwrap();
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => panic!("connection closed"),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => panic!("read: {e}"),
-            }
-        }
+        format!("{}\n", self.c.recv())
     }
 
-    /// Expects nothing to arrive for [`SILENCE`].
+    /// Expects nothing to arrive for a while.
     fn expect_silence(&mut self) {
-        assert!(
-            self.buf.is_empty(),
-            "unread: {}",
-            String::from_utf8_lossy(&self.buf)
-        );
-        self.stream.set_read_timeout(Some(SILENCE)).unwrap();
-        let mut b = [0u8; 512];
-        match self.stream.read(&mut b) {
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Ok(0) => panic!("connection closed, expected silence"),
-            Ok(n) => panic!("expected silence, got {}", String::from_utf8_lossy(&b[..n])),
-            Err(e) => panic!("read: {e}"),
-        }
+        self.c.expect_silence(SILENCE_MS);
     }
 
     /// Makes sure everything sent so far on this connection was handled (an `ls`).
@@ -284,15 +231,7 @@ fn ttl_expiry_is_silent_and_grants_the_next_waiter() {
     a.lock_expect("A", "ttl", json!(150), true);
     b.lock_expect("B", "ttl", FOREVER, false);
     expect_lock(&b.recv(), "B", "ttl", true);
-    let after = t.elapsed();
-    assert!(
-        after >= Duration::from_millis(150),
-        "expired early: {after:?}"
-    );
-    assert!(
-        after < Duration::from_millis(150) + LATE,
-        "expired late: {after:?}"
-    );
+    assert_deadline_within("the ttl", t, Duration::from_millis(150), LATE);
     a.expect_silence();
     // The holder's late unlock succeeds, as in the original, and frees nothing of b's.
     a.unlock_ok("UA", "A", "ttl");
@@ -370,13 +309,7 @@ fn line_too_long_closes_the_connection() {
     let mut a = Client::connect(addr);
     a.sync();
     a.send_raw(&vec![b'x'; 2000]);
-    a.stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-    let mut b = [0u8; 16];
-    match a.stream.read(&mut b) {
-        Ok(0) => {}
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-        other => panic!("expected the connection to close, got {other:?}"),
-    }
+    a.c.expect_closed();
     // A line at the limit is fine.
     let mut c = Client::connect(addr);
     let pad = "p".repeat(256 - 60);

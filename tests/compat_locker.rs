@@ -4,33 +4,23 @@
 //!
 //! Every read has a timeout, so a missing reply fails the test instead of hanging it.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lockbox::proto::locker::{encode_request, Frame, ACTION_LOCK, ACTION_UNLOCK};
+use common::{assert_deadline_within, start_with_listeners, SILENCE_MS};
+use lockbox::config::Config;
+use lockbox::proto::locker::{encode_request, Frame, ACTION_LOCK, ACTION_UNLOCK, REPLY};
+use lockbox::proto::Protocol::{LiveMutex as LIVEMUTEX, Locker as LOCKER};
 
-/// How long an expected reply may take.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long "nothing arrives" is watched.
-const SILENCE: Duration = Duration::from_millis(150);
 /// Upper slack on deadlines (correctness on a noisy machine, not a benchmark).
 const LATE: Duration = Duration::from_millis(1500);
 
 /// Starts a server with a locker listener; returns (locker address, native address).
 fn start() -> (SocketAddr, SocketAddr) {
-    let cfg = lockbox::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        locker_listen: Some("127.0.0.1:0".parse().unwrap()),
-        ..Default::default()
-    };
-    let server = lockbox::server::Server::bind(cfg).expect("bind");
-    let addr = server
-        .listener_addr(lockbox::proto::Protocol::Locker)
-        .expect("locker listener");
-    let native = server.local_addr();
-    std::thread::spawn(move || server.run());
-    (addr, native)
+    let s = start_with_listeners(&[LOCKER], |_: &mut Config| {});
+    (s.addr(LOCKER), s.native)
 }
 
 fn lock_frame(seq: u32, name: &[u8], wait: u32, hold: u32) -> Vec<u8> {
@@ -63,31 +53,28 @@ fn unlock_frame(seq: u32) -> Vec<u8> {
     v
 }
 
-fn reply(seq: u32, action: u8, result: u8) -> [u8; 6] {
+fn reply(seq: u32, action: u8, result: u8) -> [u8; REPLY] {
     let s = seq.to_le_bytes();
     [s[0], s[1], s[2], s[3], action, result]
 }
 
-/// A raw locker client.
+/// A raw locker client (frames over the shared test client).
 struct Client {
-    stream: TcpStream,
+    c: common::Client,
     /// Sequence numbers for [`Client::sync`], far from the tests' own.
     probe: u32,
 }
 
 impl Client {
     fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect_timeout(&addr, REPLY_TIMEOUT).expect("connect");
-        stream.set_nodelay(true).unwrap();
-        stream.set_write_timeout(Some(REPLY_TIMEOUT)).unwrap();
         Client {
-            stream,
+            c: common::Client::connect(addr),
             probe: 0xF000_0000,
         }
     }
 
     fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
+        self.c.send_bytes(bytes);
     }
 
     fn lock(&mut self, seq: u32, name: &str, wait: u32, hold: u32) {
@@ -98,33 +85,14 @@ impl Client {
         self.send(&unlock_frame(seq));
     }
 
-    /// Reads exactly `n` bytes or panics after [`REPLY_TIMEOUT`].
+    /// Reads exactly `n` bytes or panics after [`common::REPLY_TIMEOUT`].
     fn read_n(&mut self, n: usize) -> Vec<u8> {
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        let mut buf = vec![0; n];
-        let mut got = 0;
-        while got < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out: got {:?} of {n} bytes",
-                &buf[..got]
-            );
-            self.stream.set_read_timeout(Some(left)).unwrap();
-            match self.stream.read(&mut buf[got..]) {
-                Ok(0) => panic!("connection closed after {:?}", &buf[..got]),
-                Ok(k) => got += k,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => panic!("read: {e}"),
-            }
-        }
-        buf
+        self.c.recv_exact(n)
     }
 
     /// Expects the next reply to be `(seq, action, result)`.
     fn expect(&mut self, seq: u32, action: u8, result: u8) {
-        let got = self.read_n(6);
+        let got = self.read_n(REPLY);
         assert_eq!(
             got,
             reply(seq, action, result),
@@ -132,16 +100,9 @@ impl Client {
         );
     }
 
-    /// Expects nothing to arrive for [`SILENCE`].
+    /// Expects nothing to arrive for a while.
     fn expect_silence(&mut self) {
-        self.stream.set_read_timeout(Some(SILENCE)).unwrap();
-        let mut b = [0u8; 6];
-        match self.stream.read(&mut b) {
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Ok(0) => panic!("connection closed, expected silence"),
-            Ok(n) => panic!("expected silence, got {:?}", &b[..n]),
-            Err(e) => panic!("read: {e}"),
-        }
+        self.c.expect_silence(SILENCE_MS);
     }
 
     /// Makes sure the server has handled everything sent so far on this connection
@@ -210,15 +171,7 @@ fn wait_runs_out_and_wait_zero_tries_once() {
     let t = Instant::now();
     b.lock(3, "busy", 120, 60_000);
     b.expect(3, ACTION_LOCK, 0);
-    let waited = t.elapsed();
-    assert!(
-        waited >= Duration::from_millis(120),
-        "timed out early: {waited:?}"
-    );
-    assert!(
-        waited < Duration::from_millis(120) + LATE,
-        "late: {waited:?}"
-    );
+    assert_deadline_within("the wait", t, Duration::from_millis(120), LATE);
     // The timed-out request left the queue: a release grants nobody, and its unlock fails.
     a.unlock(1);
     a.expect(1, ACTION_UNLOCK, 1);
@@ -239,15 +192,7 @@ fn hold_expiry_is_silent_and_grants_the_next_waiter() {
     a.expect(1, ACTION_LOCK, 1);
     b.lock(2, "short", 5000, 60_000);
     b.expect(2, ACTION_LOCK, 1);
-    let after = t.elapsed();
-    assert!(
-        after >= Duration::from_millis(150),
-        "expired early: {after:?}"
-    );
-    assert!(
-        after < Duration::from_millis(150) + LATE,
-        "expired late: {after:?}"
-    );
+    assert_deadline_within("the hold", t, Duration::from_millis(150), LATE);
     // Nothing was sent to the holder whose hold expired; its unlock now fails.
     a.expect_silence();
     a.unlock(1);
@@ -417,18 +362,12 @@ fn locker_names_are_the_native_names() {
     let mut a = Client::connect(addr);
     a.lock(1, "shared-table", 1000, 60_000);
     a.expect(1, ACTION_LOCK, 1);
-    let mut n = TcpStream::connect(native).unwrap();
-    n.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-    n.write_all(b"r1 LOCK shared-table wait=0\n").unwrap();
-    let mut buf = [0u8; 64];
-    let k = n.read(&mut buf).unwrap();
-    assert_eq!(&buf[..k], b"r1 TIMEOUT\n");
+    let mut n = common::Client::connect(native);
+    assert_eq!(n.req("r1 LOCK shared-table wait=0"), "r1 TIMEOUT");
     // Bytes the native grammar cannot carry are escaped as %XX, as for lockd and officer.
     a.lock(2, "job 1%", 1000, 60_000);
     a.expect(2, ACTION_LOCK, 1);
-    n.write_all(b"r2 LOCK job%201%25 wait=0\n").unwrap();
-    let k = n.read(&mut buf).unwrap();
-    assert_eq!(&buf[..k], b"r2 TIMEOUT\n");
+    assert_eq!(n.req("r2 LOCK job%201%25 wait=0"), "r2 TIMEOUT");
 }
 
 #[test]
@@ -468,34 +407,15 @@ fn many_holds_on_one_connection() {
 fn another_protocols_force_unlock_leaves_locker_holds_alone() {
     // live-mutex's force unlock releases only live-mutex holds on the key: a locker
     // hold of the same name survives it, and its sequence stays in use.
-    let cfg = lockbox::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        locker_listen: Some("127.0.0.1:0".parse().unwrap()),
-        livemutex_listen: Some("127.0.0.1:0".parse().unwrap()),
-        ..Default::default()
-    };
-    let server = lockbox::server::Server::bind(cfg).expect("bind");
-    let addr = server
-        .listener_addr(lockbox::proto::Protocol::Locker)
-        .unwrap();
-    let lm = server
-        .listener_addr(lockbox::proto::Protocol::LiveMutex)
-        .unwrap();
-    std::thread::spawn(move || server.run());
+    let s = start_with_listeners(&[LOCKER, LIVEMUTEX], |_| {});
+    let (addr, lm) = (s.addr(LOCKER), s.addr(LIVEMUTEX));
     let mut a = Client::connect(addr);
     a.lock(1, "forced", 0, 60_000);
     a.expect(1, ACTION_LOCK, 1);
-    let mut f = TcpStream::connect(lm).unwrap();
-    f.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-    f.write_all(b"{\"type\":\"unlock\",\"uuid\":\"F\",\"key\":\"forced\",\"force\":true}\n")
-        .unwrap();
-    let mut buf = [0u8; 256];
-    let k = f.read(&mut buf).unwrap();
-    assert!(
-        buf[..k].ends_with(b"\"unlocked\":true}\n"),
-        "{}",
-        String::from_utf8_lossy(&buf[..k])
-    );
+    let mut f = common::Client::connect(lm);
+    f.send(r#"{"type":"unlock","uuid":"F","key":"forced","force":true}"#);
+    let r = f.recv_json();
+    assert_eq!(r["unlocked"], true, "{r}");
     // Still held: the sequence is in use, another connection cannot take the name,
     // and the hold unlocks normally.
     a.lock(1, "forced", 0, 60_000);

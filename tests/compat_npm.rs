@@ -7,6 +7,8 @@
 //! `LOCKBOX_REQUIRE_NPM=1`, which makes a missing install a failure. `LOCKBOX_NODE`
 //! names the node binary (default `node`).
 
+mod common;
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,17 +48,8 @@ fn npm_dir() -> Option<PathBuf> {
 
 /// Starts a server with the locker and live-mutex listeners on 127.0.0.1.
 fn start() -> (SocketAddr, SocketAddr) {
-    let cfg = lockbox::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        locker_listen: Some("127.0.0.1:0".parse().unwrap()),
-        livemutex_listen: Some("127.0.0.1:0".parse().unwrap()),
-        ..Default::default()
-    };
-    let server = lockbox::server::Server::bind(cfg).expect("bind");
-    let locker = server.listener_addr(Protocol::Locker).unwrap();
-    let livemutex = server.listener_addr(Protocol::LiveMutex).unwrap();
-    std::thread::spawn(move || server.run());
-    (locker, livemutex)
+    let s = common::start_with_listeners(&[Protocol::Locker, Protocol::LiveMutex], |_| {});
+    (s.addr(Protocol::Locker), s.addr(Protocol::LiveMutex))
 }
 
 /// Kills the child if the test panics before reaping it.
