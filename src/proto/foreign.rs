@@ -240,7 +240,7 @@ const REBUILD_MIN: usize = 1024;
 /// found at the request's next use ([`RequestMap::status`]) or at the next rebuild.
 ///
 /// **Size.** Whenever an insert brings the map to twice its size after the last rebuild
-/// (at least [`REBUILD_MIN`] entries), it is rebuilt from the engine's claims of the
+/// (at least `REBUILD_MIN` = 1024 entries), it is rebuilt from the engine's claims of the
 /// connection, so it holds the connection's live claims plus the remembered gone
 /// requests, and costs amortised O(1) per request.
 ///
