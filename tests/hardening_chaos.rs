@@ -37,29 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{eventually, start, Client, REPLY_TIMEOUT};
-
-/// SplitMix64: reproducible from its seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-    fn range(&mut self, lo: u64, hi_incl: u64) -> u64 {
-        lo + self.below(hi_incl - lo + 1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+use common::{eventually, start, Client, Rng, REPLY_TIMEOUT};
 
 fn env_or(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -796,7 +774,7 @@ struct Shared {
 }
 
 fn worker(sh: Arc<Shared>, me: usize, seed: u64) -> Res<(Tally, Vec<HoldRec>)> {
-    let mut rng = Rng(seed ^ (me as u64).wrapping_mul(0x1234_5678_9ABC_DEF1));
+    let mut rng = Rng::new(seed ^ (me as u64).wrapping_mul(0x1234_5678_9ABC_DEF1));
     let mut active: Vec<Session> = Vec::new();
     let mut tally = Tally::default();
     let mut recs = Vec::new();

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{assert_err, ok_token, start, start_with, Client};
+use common::{assert_err, ok_token, start, start_with, Client, Rng};
 use lockbox::config::Config;
 use lockbox::proto::native::{parse, valid_id, ErrorCode, Request, Verb};
 use lockbox::table::Mode;
@@ -32,35 +32,6 @@ use lockbox::table::Mode;
 // ---------------------------------------------------------------------------
 // Seeded randomness
 // ---------------------------------------------------------------------------
-
-/// SplitMix64: reproducible from its seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-    fn range(&mut self, lo: usize, hi_incl: usize) -> usize {
-        lo + self.below((hi_incl - lo + 1) as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 fn seed() -> u64 {
     let s = std::env::var("LOCKBOX_FUZZ_SEED")
@@ -167,13 +138,17 @@ fn owned(r: &Request) -> Owned {
 const ID_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-";
 
 fn blanks(rng: &mut Rng) -> Vec<u8> {
-    (0..rng.range(1, 3))
+    (0..rng.range_usize(1, 3))
         .map(|_| if rng.chance(70) { b' ' } else { b'\t' })
         .collect()
 }
 
 fn gen_id(rng: &mut Rng) -> Vec<u8> {
-    let n = if rng.chance(5) { 32 } else { rng.range(1, 8) };
+    let n = if rng.chance(5) {
+        32
+    } else {
+        rng.range_usize(1, 8)
+    };
     (0..n).map(|_| *rng.pick(ID_CHARS)).collect()
 }
 
@@ -183,13 +158,13 @@ fn gen_bad_id(rng: &mut Rng) -> Vec<u8> {
     match rng.below(5) {
         0 => id = (0..33).map(|_| *rng.pick(ID_CHARS)).collect(),
         1 => {
-            let at = rng.range(0, id.len());
+            let at = rng.range_usize(0, id.len());
             id.insert(at, *rng.pick(b"#/,=()!?*'\"\\{}[]@$%^&~`+;<>|"));
         }
         2 => id.extend_from_slice("é".as_bytes()),
         3 => id.push(0xff), // invalid UTF-8
         _ => {
-            let at = rng.range(0, id.len());
+            let at = rng.range_usize(0, id.len());
             id.insert(at, *rng.pick(&[0x00u8, 0x01, 0x07, 0x0b, 0x1b, 0x7f])); // a control byte
         }
     }
@@ -205,15 +180,15 @@ fn gen_bad_id(rng: &mut Rng) -> Vec<u8> {
 fn gen_name(rng: &mut Rng, max: usize) -> Vec<u8> {
     let n = match rng.below(10) {
         0 => max,
-        1 => rng.range(1, max),
-        _ => rng.range(1, 12.min(max)),
+        1 => rng.range_usize(1, max),
+        _ => rng.range_usize(1, 12.min(max)),
     };
     (0..n)
         .map(|_| {
             if rng.chance(85) {
-                rng.range(0x21, 0x7e) as u8
+                rng.range_usize(0x21, 0x7e) as u8
             } else {
-                rng.range(0x80, 0xff) as u8
+                rng.range_usize(0x80, 0xff) as u8
             }
         })
         .collect()
@@ -222,11 +197,11 @@ fn gen_name(rng: &mut Rng, max: usize) -> Vec<u8> {
 /// A name token that breaks the name rules (no blank, no `\n`, no `\r`).
 fn gen_bad_name(rng: &mut Rng, max: usize) -> Vec<u8> {
     if rng.chance(30) {
-        return vec![b'n'; max + 1 + rng.range(0, 3)];
+        return vec![b'n'; max + 1 + rng.range_usize(0, 3)];
     }
     let mut name = gen_name(rng, max.min(40));
     let bad = *rng.pick(&[0x00u8, 0x01, 0x07, 0x08, 0x0b, 0x0c, 0x1b, 0x1f, 0x7f]);
-    let at = rng.range(0, name.len());
+    let at = rng.range_usize(0, name.len());
     name.insert(at, bad);
     name
 }
@@ -327,7 +302,7 @@ fn gen_options(rng: &mut Rng, allowed: &[&'static str], defect: bool, live: bool
     }
     // Any order.
     for i in (1..o.tokens.len()).rev() {
-        let j = rng.range(0, i);
+        let j = rng.range_usize(0, i);
         o.tokens.swap(i, j);
     }
     if defect {
@@ -362,7 +337,7 @@ fn gen_options(rng: &mut Rng, allowed: &[&'static str], defect: bool, live: bool
             _ if allowed.contains(&"max") => b"max=0".to_vec(),
             _ => b"=5".to_vec(),
         };
-        let at = rng.range(0, o.tokens.len());
+        let at = rng.range_usize(0, o.tokens.len());
         o.tokens.insert(at, bad);
     }
     o
@@ -374,7 +349,7 @@ fn gen_options(rng: &mut Rng, allowed: &[&'static str], defect: bool, live: bool
 fn gen_structured(rng: &mut Rng, live: Option<&[u8]>) -> (Vec<u8>, Expect) {
     let defect = rng.chance(50);
     if !defect && live.is_none() && rng.chance(3) {
-        let line = (0..rng.range(0, 6))
+        let line = (0..rng.range_usize(0, 6))
             .map(|_| *rng.pick(b" \t"))
             .collect::<Vec<u8>>();
         return (line, Expect::Blank);
@@ -623,13 +598,13 @@ fn gen_structured(rng: &mut Rng, live: Option<&[u8]>) -> (Vec<u8>, Expect) {
 
 /// Random bytes, biased towards the interesting ones.
 fn gen_bytes(rng: &mut Rng, max_len: usize, newlines: bool) -> Vec<u8> {
-    let n = rng.range(0, max_len);
+    let n = rng.range_usize(0, max_len);
     (0..n)
         .map(|_| match rng.below(10) {
             0 => *rng.pick(b" \t\r\x00\x7f\xff\x80="),
             1 => rng.below(256) as u8,
             2 if newlines => b'\n',
-            _ => rng.range(0x21, 0x7e) as u8,
+            _ => rng.range_usize(0x21, 0x7e) as u8,
         })
         .filter(|&b| newlines || b != b'\n')
         .collect()
@@ -738,15 +713,15 @@ fn parser_fuzz_never_panics_and_answers_per_spec() {
             // A grammar line truncated anywhere.
             3 => {
                 let (mut l, _) = gen_structured(&mut rng, None);
-                l.truncate(rng.range(0, l.len()));
+                l.truncate(rng.range_usize(0, l.len()));
                 (l, None)
             }
             // A grammar line with a few bytes replaced by random ones.
             _ => {
                 let (mut l, _) = gen_structured(&mut rng, None);
-                for _ in 0..rng.range(1, 3) {
+                for _ in 0..rng.range_usize(1, 3) {
                     if !l.is_empty() {
-                        let at = rng.range(0, l.len() - 1);
+                        let at = rng.range_usize(0, l.len() - 1);
                         l[at] = rng.below(256) as u8;
                     }
                 }
@@ -993,7 +968,7 @@ fn live_batch(rng: &mut Rng, c: &mut Lines, batch: usize) -> Result<usize, Strin
     let mut wire = reset;
     wire.extend_from_slice(b" RESET\n");
     let mut sent = 0;
-    let n = rng.range(20, 120);
+    let n = rng.range_usize(20, 120);
     for i in 0..n {
         let id = format!("b{batch}n{i}").into_bytes();
         let mut line = match rng.below(10) {
@@ -1004,7 +979,9 @@ fn live_batch(rng: &mut Rng, c: &mut Lines, batch: usize) -> Result<usize, Strin
                 l.extend_from_slice(b" PING");
                 l
             }
-            7 => (0..rng.range(0, 4)).map(|_| *rng.pick(b" \t")).collect(),
+            7 => (0..rng.range_usize(0, 4))
+                .map(|_| *rng.pick(b" \t"))
+                .collect(),
             _ => {
                 // The id, then random bytes (controls, invalid UTF-8, no newline).
                 let mut l = id.clone();
@@ -1348,8 +1325,8 @@ fn random_oversized_and_truncated_writes_never_hurt_other_connections() {
         } else {
             Vec::new()
         };
-        let n = rng.range(514, 5000);
-        wire.extend((0..n).map(|_| rng.range(0x21, 0x7e) as u8));
+        let n = rng.range_usize(514, 5000);
+        wire.extend((0..n).map(|_| rng.range_usize(0x21, 0x7e) as u8));
         if rng.chance(50) {
             wire.push(b'\n');
         }
