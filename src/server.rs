@@ -121,6 +121,22 @@ enum Turn {
     Yielded,
 }
 
+/// How far `read` must go before it may stop.
+///
+/// mio is edge-triggered: readiness is reported again only when something new happens.
+/// On Linux (epoll) every segment that arrives after a read wakes the socket anew, so a
+/// read that returns less than the buffer has emptied the receive queue and the next
+/// read would only say `WouldBlock`: one syscall saved per request. That does not hold
+/// for an EOF or error that came with the current event (nothing new will follow it),
+/// nor for work resumed without an event, so those read to `WouldBlock`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Drain {
+    /// Stop after a read shorter than the buffer.
+    UntilShortRead,
+    /// Read until `WouldBlock` or EOF.
+    ToWouldBlock,
+}
+
 /// Where `dispatch` reads from.
 #[derive(Clone, Copy)]
 enum Source {
@@ -243,9 +259,12 @@ impl Server {
                         self.accept(LISTENER_BASE - t, now)
                     }
                     Token(k) => {
-                        // Input, EOF or error: read until WouldBlock and decode.
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read(k);
+                        // Input, EOF or error: read and decode. When the peer closed or
+                        // failed, read to the end; else a short read drains the socket.
+                        if event.is_read_closed() || event.is_error() {
+                            self.read(k, Drain::ToWouldBlock);
+                        } else if event.is_readable() {
+                            self.read(k, Drain::UntilShortRead);
                         }
                         // Room in the socket buffer again: flush below.
                         if event.is_writable() {
@@ -256,7 +275,7 @@ impl Server {
             }
             self.retry_accept(now);
             for k in resume.drain(..) {
-                self.read(k);
+                self.read(k, Drain::ToWouldBlock);
             }
             if self.resume.is_empty() {
                 self.resume = resume; // keep the capacity
@@ -352,10 +371,10 @@ impl Server {
         }
     }
 
-    /// Decodes held-back input, then reads until WouldBlock, EOF or the end of the
-    /// connection's turn: [`READ_BUDGET`] bytes or [`TURN_MS`] of work, after which it
-    /// waits on the `resume` list for the next iteration (fairness).
-    fn read(&mut self, k: usize) {
+    /// Decodes held-back input, then reads until the socket is drained (see [`Drain`]),
+    /// EOF or the end of the connection's turn: [`READ_BUDGET`] bytes or [`TURN_MS`] of
+    /// work, after which it waits on the `resume` list for the next iteration (fairness).
+    fn read(&mut self, k: usize, drain: Drain) {
         let turn_end = self.clock.now() + TURN_MS;
         if self.conns.get(k).is_some_and(|c| !c.partial.is_empty())
             && self.dispatch(k, Source::Partial, turn_end) == Turn::Yielded
@@ -390,12 +409,17 @@ impl Server {
                 Ok(n) => {
                     self.stats.bytes_in += n as u64;
                     budget = budget.saturating_sub(n);
-                    if conn.partial.is_empty() {
+                    let turn = if conn.partial.is_empty() {
                         self.dispatch(k, Source::Shared(n), turn_end)
                     } else {
                         conn.partial.extend_from_slice(&self.rbuf[..n]);
                         self.dispatch(k, Source::Partial, turn_end)
+                    };
+                    if turn == Turn::Done && n < self.rbuf.len() && drain == Drain::UntilShortRead {
+                        // The kernel had no more: skip the read that would say WouldBlock.
+                        return;
                     }
+                    turn
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -562,9 +586,8 @@ impl Server {
                 }
                 conn.writable = want_writable;
             }
-            if conn.out.len() > self.cfg.output_limit && written == 0 {
-                // Over the limit and not reading at all. (One big reply, a LIST of a
-                // large table, is not a reason to drop a client that is reading it.)
+            if conn.out.len() > self.cfg.output_limit {
+                // A hard limit: whatever the client reads, memory stays bounded.
                 warn!(
                     "{} does not read its replies ({} bytes pending): disconnecting",
                     conn.addr,
