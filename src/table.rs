@@ -78,7 +78,8 @@ pub struct Claim<P> {
     lock: u32,
     owner: OwnerId,
     mode: Mode,
-    state: State,
+    /// The fencing token when held; 0 while waiting (tokens start at 1).
+    token: u64,
     by_lock: Link,
     by_owner: Link,
     /// The caller's data (the engine keeps the reply tag and the timer here).
@@ -96,14 +97,14 @@ impl<P> Claim<P> {
     }
     /// Waiting or held.
     pub fn state(&self) -> State {
-        self.state
+        match self.token {
+            0 => State::Waiting,
+            token => State::Held { token },
+        }
     }
     /// The fencing token, when held.
     pub fn token(&self) -> Option<u64> {
-        match self.state {
-            State::Held { token } => Some(token),
-            State::Waiting => None,
-        }
+        (self.token != 0).then_some(self.token)
     }
 }
 
@@ -124,7 +125,6 @@ fn by_owner<P>() -> Chain<Claim<P>> {
 #[derive(Debug)]
 struct Lock {
     name: Name,
-    hash: u64,
     holds: List,
     waiters: List,
     /// The holds (if any) are exclusive.
@@ -366,14 +366,16 @@ impl<P> Table<P> {
             None => {
                 let l = self.locks.insert(Lock {
                     name: new_name(&mut self.spare_names, name),
-                    hash,
                     holds: List::EMPTY,
                     waiters: List::EMPTY,
                     exclusive: false,
                 }) as u32;
-                let locks = &self.locks;
-                self.index
-                    .insert_unique(hash, l, |&i| locks[i as usize].hash);
+                let (locks, hasher) = (&self.locks, &self.hasher);
+                // Growing the index rehashes every name (amortized O(1) per insert); not
+                // storing the hash saves 8 bytes per lock.
+                self.index.insert_unique(hash, l, |&i| {
+                    hasher.hash_one(locks[i as usize].name.as_slice())
+                });
                 l
             }
         };
@@ -391,7 +393,7 @@ impl<P> Table<P> {
             lock: l,
             owner,
             mode,
-            state: State::Waiting,
+            token: 0,
             by_lock: Link::UNLINKED,
             by_owner: Link::UNLINKED,
             data,
@@ -420,7 +422,8 @@ impl<P> Table<P> {
     fn hold(&mut self, l: u32, claim: ClaimId) -> u64 {
         let token = self.fence.issue();
         let c = &mut self.claims[claim as usize];
-        c.state = State::Held { token };
+        debug_assert!(token != 0, "token 0 means waiting");
+        c.token = token;
         let (owner, exclusive) = (c.owner, c.mode == Mode::Exclusive);
         let lock = &mut self.locks[l as usize];
         lock.exclusive = exclusive;
@@ -458,7 +461,7 @@ impl<P> Table<P> {
     /// (appended to `granted` in grant order). Drops the lock if it is now empty.
     pub fn remove(&mut self, claim: ClaimId, granted: &mut Vec<Grant>) -> Removed<P> {
         let c = &self.claims[claim as usize];
-        let (l, owner, state) = (c.lock, c.owner, c.state);
+        let (l, owner, state) = (c.lock, c.owner, c.state());
         let lock = &mut self.locks[l as usize];
         let own = &mut self.owners[owner as usize];
         match state {
@@ -476,7 +479,7 @@ impl<P> Table<P> {
         self.grant_waiters(l, granted);
         let lock = &self.locks[l as usize];
         if lock.holds.is_empty() && lock.waiters.is_empty() {
-            let hash = lock.hash;
+            let hash = self.hash(&lock.name);
             match self.index.find_entry(hash, |&i| i == l) {
                 Ok(entry) => {
                     entry.remove();
@@ -509,9 +512,7 @@ impl<P> Table<P> {
         let lock = &self.locks[l as usize];
         let mine = |&c: &ClaimId| {
             let claim = &self.claims[c as usize];
-            claim.lock == l
-                && claim.owner == owner
-                && token.is_none_or(|t| claim.state == State::Held { token: t })
+            claim.lock == l && claim.owner == owner && token.is_none_or(|t| claim.token == t)
         };
         let (list, chain) = if lock.holds.len() <= own.holds.len() {
             (lock.holds, by_lock())
@@ -536,7 +537,7 @@ impl<P> Table<P> {
                 "empty lock {l} kept"
             );
             assert_eq!(
-                self.find_lock(lock.hash, &lock.name),
+                self.find_lock(self.hash(&lock.name), &lock.name),
                 Some(l as u32),
                 "lock {l} not indexed"
             );
@@ -544,7 +545,7 @@ impl<P> Table<P> {
             for &c in &holds {
                 let claim = &self.claims[c as usize];
                 assert!(
-                    matches!(claim.state, State::Held { .. }),
+                    matches!(claim.state(), State::Held { .. }),
                     "claim {c} in holds but waiting"
                 );
                 assert_eq!(claim.lock, l as u32);
@@ -565,7 +566,11 @@ impl<P> Table<P> {
             held += holds.len();
             for c in lock.waiters.iter(&self.claims, by_lock()) {
                 let claim = &self.claims[c as usize];
-                assert_eq!(claim.state, State::Waiting, "claim {c} in waiters but held");
+                assert_eq!(
+                    claim.state(),
+                    State::Waiting,
+                    "claim {c} in waiters but held"
+                );
                 assert_eq!(claim.lock, l as u32);
             }
             if let Some(head) = lock.waiters.front() {
@@ -581,12 +586,15 @@ impl<P> Table<P> {
         for (o, own) in self.owners.iter().enumerate() {
             for c in own.holds.iter(&self.claims, by_owner()) {
                 assert_eq!(self.claims[c as usize].owner, o as u32);
-                assert!(matches!(self.claims[c as usize].state, State::Held { .. }));
+                assert!(matches!(
+                    self.claims[c as usize].state(),
+                    State::Held { .. }
+                ));
                 owned += 1;
             }
             for c in own.waits.iter(&self.claims, by_owner()) {
                 assert_eq!(self.claims[c as usize].owner, o as u32);
-                assert_eq!(self.claims[c as usize].state, State::Waiting);
+                assert_eq!(self.claims[c as usize].state(), State::Waiting);
                 owned += 1;
             }
         }
@@ -630,6 +638,12 @@ fn compatible(lock: &Lock, mode: Mode) -> bool {
             lock.holds.is_empty() || (!lock.exclusive && (max == 0 || lock.holds.len() < max))
         }
     }
+}
+
+/// The size of one lock entry, for the engine's memory budget test.
+#[cfg(test)]
+pub(crate) fn lock_size() -> usize {
+    std::mem::size_of::<Lock>()
 }
 
 #[cfg(test)]

@@ -61,8 +61,19 @@ const PENDING: usize = LEVELS * SLOTS;
 ///
 /// Valid from [`Wheel::insert`] until the timer fires or is cancelled; after that the
 /// same number may be handed out again by a later insert, so holders must drop it.
+///
+/// It holds the slab key plus one, so `Option<TimerId>` is as small as a `u32`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TimerId(u32);
+pub struct TimerId(std::num::NonZeroU32);
+
+impl TimerId {
+    fn from_key(key: u32) -> TimerId {
+        TimerId(std::num::NonZeroU32::MIN.saturating_add(key))
+    }
+    fn key(self) -> u32 {
+        self.0.get() - 1
+    }
+}
 
 /// A scheduled timer.
 struct Entry<T> {
@@ -163,7 +174,7 @@ impl<T> Wheel<T> {
         assert!(key < NIL as usize, "wheel: more than 2^32 - 1 timers");
         let key = key as u32;
         self.link(key, list);
-        TimerId(key)
+        TimerId::from_key(key)
     }
 
     /// Removes a scheduled timer and returns its value; O(1).
@@ -171,11 +182,11 @@ impl<T> Wheel<T> {
     /// `id` must be live (inserted and neither fired nor cancelled since).
     pub fn cancel(&mut self, id: TimerId) -> T {
         debug_assert!(
-            self.entries.contains(id.0 as usize),
+            self.entries.contains(id.key() as usize),
             "wheel: cancel of {id:?}, which is not scheduled (fired or cancelled already?)"
         );
-        self.unlink(id.0);
-        self.entries.remove(id.0 as usize).value
+        self.unlink(id.key());
+        self.entries.remove(id.key() as usize).value
     }
 
     /// The deadline of a scheduled timer (after clamping, see [`insert`](Self::insert)).
@@ -183,10 +194,10 @@ impl<T> Wheel<T> {
     /// `id` must be live.
     pub fn deadline(&self, id: TimerId) -> u64 {
         debug_assert!(
-            self.entries.contains(id.0 as usize),
+            self.entries.contains(id.key() as usize),
             "wheel: deadline of {id:?}, which is not scheduled"
         );
-        self.entries[id.0 as usize].deadline
+        self.entries[id.key() as usize].deadline
     }
 
     /// A lower bound on the earliest deadline, for the poll timeout; O(levels).
