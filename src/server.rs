@@ -56,7 +56,7 @@ const READ_BUDGET: usize = 256 * 1024;
 /// requests such as `LIST` on a big table must not stall every other connection).
 const TURN_MS: u64 = 2;
 /// An emptied output buffer bigger than this is given back to the allocator.
-const OUT_KEEP: usize = 4 * 1024;
+const OUT_KEEP: usize = 64 * 1024;
 /// An emptied partial-input buffer bigger than this is given back to the allocator.
 const PARTIAL_KEEP: usize = 1024;
 /// Pause before retrying `accept` after it failed (e.g. out of file descriptors).
@@ -563,9 +563,9 @@ impl Server {
             };
             self.stats.bytes_out += written as u64;
             conn.out.drain(..written);
-            if conn.out.is_empty() && conn.out.capacity() > OUT_KEEP && written <= OUT_KEEP {
-                // This round was small: a big buffer is not needed now. (A client that
-                // gets more than OUT_KEEP every round keeps its buffer: no regrowth.)
+            if conn.out.is_empty() && conn.out.capacity() > OUT_KEEP {
+                // A burst is over: give the memory back. Only a client that gets more
+                // than OUT_KEEP (over 2,000 replies) in one round regrows it, once.
                 conn.out = Vec::new();
             }
             let want_writable = !conn.out.is_empty();
