@@ -1,5 +1,6 @@
 //! A tiny seeded PRNG (SplitMix64) for model tests: reproducible from the seed that a
-//! failing test prints, and no dependency.
+//! failing test prints, and no dependency. The integration tests include this same file
+//! (`tests/common/mod.rs`), so there is one generator for both.
 
 /// SplitMix64: good enough statistical quality for operation sequences.
 #[derive(Clone, Debug)]
@@ -29,5 +30,23 @@ impl Rng {
     /// True with probability `percent`/100.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
+    }
+
+    /// Uniform in `lo..=hi`.
+    #[allow(dead_code)] // used by the integration tests
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// Uniform in `lo..=hi`, as a size or index.
+    #[allow(dead_code)] // used by the integration tests
+    pub fn range_usize(&mut self, lo: usize, hi: usize) -> usize {
+        self.range(lo as u64, hi as u64) as usize
+    }
+
+    /// One element of `items` (not empty).
+    #[allow(dead_code)] // used by the integration tests
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
     }
 }

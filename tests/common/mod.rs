@@ -705,40 +705,8 @@ pub fn fd_soft_limit() -> Option<u64> {
     }
 }
 
-/// SplitMix64: a seeded PRNG whose whole sequence replays from the seed a test prints.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator fixed by `seed`.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-    /// Uniform in `lo..=hi`, as a size or index.
-    pub fn range_usize(&mut self, lo: usize, hi: usize) -> usize {
-        self.range(lo as u64, hi as u64) as usize
-    }
-    /// True with probability `percent` / 100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    /// One element of `items` (not empty).
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
+/// The crate's own seeded SplitMix64 (`src/testrng.rs`), shared with the unit tests.
+#[path = "../../src/testrng.rs"]
+mod testrng;
+#[allow(unused_imports)] // not every test file draws random numbers
+pub use testrng::Rng;
