@@ -8,9 +8,12 @@
 //! - [`fence`]: fencing tokens, strictly increasing across grants and restarts.
 //! - [`list`]: intrusive doubly linked lists threaded through slab indices (O(1) unlink).
 //! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument.
-//! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes (`proto::native`).
+//! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes: `native`,
+//!   the foreign `lockd`, `locker`, `officer`, `livemutex`, and their shared `foreign` helpers.
+//! - `testrng` (tests only): the seeded SplitMix64 of every model and fuzz test.
 //!
-//! Nothing here locks, shares or allocates per request: one thread owns every structure.
+//! Nothing here locks or shares, and the native hot path allocates nothing in steady
+//! state: one thread owns every structure.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
