@@ -452,10 +452,13 @@ impl Server {
                 Source::Shared(n) => &self.rbuf[pos..n],
                 Source::Partial => &conn.partial[pos..],
             };
-            if input.is_empty()
-                || conn.phase != Phase::Open
-                || conn.out.len() >= self.cfg.output_high_water
-            {
+            if input.is_empty() || conn.phase != Phase::Open {
+                break;
+            }
+            if conn.out.len() >= self.cfg.output_high_water {
+                // Backpressure with requests still buffered: `flush` resumes the
+                // connection once its output drains (no readiness event will).
+                conn.paused = true;
                 break;
             }
             let now = self.clock.now();

@@ -339,12 +339,14 @@ fn slow_reader_is_paused_with_bounded_memory_others_served_then_gets_every_reply
 fn reader_past_output_limit_is_disconnected_and_its_lock_released() {
     let mut server = Proc::spawn(&["--output-high-water", "4096", "--output-limit", "65536"]);
     let addr = server.addr;
-    // The slow client takes 3000 locks with a 2 s hold deadline, and one without.
+    // The slow client takes 3000 locks with an 8 s hold deadline, and one without. The
+    // deadline must outlast the LIST flood below: if the holds expired first (a slow
+    // machine), LIST would shrink to one row and nothing would fill its output.
     let mut slow = Client::connect(addr);
     let mut wire = Vec::new();
     for i in 0..3000 {
         wire.extend_from_slice(
-            format!("h{i} LOCK list-padding-lock-name-number-{i:05} wait=0 hold=2000\n").as_bytes(),
+            format!("h{i} LOCK list-padding-lock-name-number-{i:05} wait=0 hold=8000\n").as_bytes(),
         );
     }
     slow.send_bytes(&wire);
