@@ -337,7 +337,7 @@ fn slow_reader_is_paused_with_bounded_memory_others_served_then_gets_every_reply
 
 #[test]
 fn reader_past_output_limit_is_disconnected_and_its_lock_released() {
-    let mut server = Proc::spawn(&["--output-high-water", "4096", "--output-limit", "65536"]);
+    let mut server = Proc::spawn(&["--output-high-water", "4096", "--output-limit", "16384"]);
     let addr = server.addr;
     // The slow client takes 3000 locks with an 8 s hold deadline, and one without. The
     // deadline must outlast the LIST flood below: if the holds expired first (a slow
