@@ -1,9 +1,10 @@
 //! The poll loop: one thread, one `mio::Poll`, every connection in one `Slab`.
 //!
 //! Each iteration: wait for readiness (the timeout is the timer wheel's next deadline),
-//! accept until `WouldBlock`, read each readable connection until `WouldBlock` (or its
-//! fairness budget) and decode every complete request, fire due deadlines, flush every
-//! connection with pending output once, then reap the connections that closed.
+//! accept until `WouldBlock`, read each readable connection until its socket is drained
+//! (see `Drain`) or its fairness budget is used and decode every complete request, fire
+//! due deadlines, flush every connection with pending output once, then reap the
+//! connections that closed.
 //!
 //! Replies never go straight to a socket: a codec appends them to its connection's
 //! output buffer and the connection joins the `dirty` list; engine events for other
