@@ -20,10 +20,13 @@
 //!   owns no claim.
 
 use crate::fence::Fence;
-use crate::table::{Acquire, ClaimId, FindError, Grant, LockInfo, Mode, State, Table};
+use crate::table::{Acquire, ClaimId, Grant, State, Table};
 use crate::wheel::{TimerId, Wheel};
 use smallvec::SmallVec;
 use std::net::SocketAddr;
+
+/// What codecs need of the table's vocabulary, so that they depend on the engine alone.
+pub use crate::table::{FindError, LockInfo, Mode, MAX_NAME};
 
 /// Identifies a connection: the server's connection key.
 pub type ClientId = u32;
