@@ -8,7 +8,8 @@
 //! through two chains (per lock and per owner); the timer wheel threads its entries
 //! through one (per slot).
 //!
-//! Invariants (checked by the callers' model tests):
+//! # Invariants
+//! Checked by this module's model test and by its users' model tests:
 //! - `len == 0` iff `head == NIL` iff `tail == NIL`;
 //! - walking `next` from `head` visits exactly `len` elements and ends at `tail`, and
 //!   every element's `prev` is the one visited before it;

@@ -677,6 +677,51 @@ mod tests {
     }
 
     #[test]
+    fn parse_types_requests_and_keeps_the_rest_of_the_line() {
+        assert_eq!(parse(b""), Ok(None));
+        assert_eq!(parse(b"G x"), Err(&b"G"[..]));
+        assert_eq!(
+            parse(b"sg a b "),
+            Ok(Some((
+                Verb::SharedGet,
+                Request::Get {
+                    shared: true,
+                    name: b"a b "
+                }
+            )))
+        );
+        assert_eq!(
+            parse(b"d"),
+            Ok(Some((
+                Verb::Dump,
+                Request::Holders {
+                    shared: false,
+                    name: None
+                }
+            )))
+        );
+        assert_eq!(
+            parse(b"sd "),
+            Ok(Some((
+                Verb::SharedDump,
+                Request::Holders {
+                    shared: true,
+                    name: Some(b"")
+                }
+            )))
+        );
+        assert_eq!(
+            parse(b"dump shared"),
+            Ok(Some((Verb::FullDump, Request::Dump { shared: true })))
+        );
+        assert_eq!(parse(b"q"), Ok(Some((Verb::Query, Request::Query))));
+        assert_eq!(
+            parse(b"iam"),
+            Ok(Some((Verb::Iam, Request::Iam { name: b"" })))
+        );
+    }
+
+    #[test]
     fn verbs_are_case_sensitive_words() {
         for v in Verb::ALL {
             assert_eq!(Verb::from_word(v.as_str().as_bytes()), Some(v));

@@ -1,4 +1,4 @@
-//! The locker protocol (`shared/spec/compat.md`, "locker"): the binary frames of bobrik's
+//! The locker protocol: the binary frames of bobrik's
 //! `locker` server (Node), spoken by the `locker` npm client (`lib/Locker.js`).
 //!
 //! # Format
@@ -31,7 +31,7 @@
 //! - Unlock `seq` -> release of the hold granted to that lock request -> `(seq,0,1)`;
 //!   an unknown, expired or already released sequence -> `(seq,0,0)`.
 //! - Names: a locker name maps to the engine name
-//!   [`super::foreign::engine_name`]`("", NAME)`, as lockd's and officer's do: itself for
+//!   [`super::names::engine_name`]`("", NAME)`, as lockd's and officer's do: itself for
 //!   ordinary names, with bytes `0x00..=0x20`, `0x7F` and `%` written as `%XX` and the
 //!   empty name as `%`. So locker's `foo` is the same lock as native `LOCK foo`, lockd's
 //!   `g foo` and officer's `foo`, and `"job 1"` shows as `job%201` in native `LIST`. A

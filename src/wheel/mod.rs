@@ -9,7 +9,7 @@
 //! unlinking anywhere are O(1) and allocate nothing. The entries themselves live in one
 //! [`slab::Slab`]; a [`TimerId`] is the slab key. Besides the 384 slot lists there is
 //! one *pending* list for timers inserted with a deadline `<= now`. A level's slot
-//! arithmetic, lists and bitmap are in [`level`].
+//! arithmetic, lists and bitmap are in `level`.
 //!
 //! # Invariants (relative to the current `now`)
 //!
