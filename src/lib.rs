@@ -1,16 +1,30 @@
 //! lockbox: a network lock server on one `mio` poll loop.
 //!
 //! # Layout
+//! Each layer calls only the ones below it: server -> proto -> engine -> table ->
+//! wheel / list.
 //! - [`config`]: `Config` and the command-line parser that builds it.
 //! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap.
-//! - [`engine`]: the protocol-agnostic core: table + wheel + clients + stats; requests in, events out.
+//! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes, each a
+//!   typed `parse` then `execute` behind the [`proto::Wire`] contract:
+//!   - [`proto::native`] (grammar in its `parse` module), and the foreign
+//!     [`proto::lockd`], [`proto::locker`], [`proto::officer`], [`proto::livemutex`];
+//!   - their shared parts: [`proto::framing`] (lines), [`proto::json`] (the JSON
+//!     writer), [`proto::names`] (foreign names to engine names), [`proto::requests`]
+//!     (client-named requests).
+//! - [`engine`]: the protocol-agnostic core: table + wheel + clients + counters; requests
+//!   in, events out. It re-exports the table's vocabulary the codecs use.
 //! - [`table`]: the lock table: locks, holds and waiters in slabs, linked in intrusive FIFO lists.
 //! - [`fence`]: fencing tokens, strictly increasing across grants and restarts.
-//! - [`list`]: intrusive doubly linked lists threaded through slab indices (O(1) unlink).
 //! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument.
-//! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes: `native`,
-//!   the foreign `lockd`, `locker`, `officer`, `livemutex`, and their shared `foreign` helpers.
+//!   Its per-level slot arithmetic and bitmaps are in `wheel::level`.
+//! - [`list`]: the one intrusive doubly linked list, threaded through slab indices (O(1)
+//!   unlink), used by the table and the wheel.
 //! - `testrng` (tests only): the seeded SplitMix64 of every model and fuzz test.
+//!
+//! Tests live beside the code they test, not inside it: `engine/tests`, `table/tests`
+//! (unit tests, and a `model` against a reference), `wheel/tests.rs`,
+//! `proto/native/tests.rs`; small modules keep a `tests` module at their end.
 //!
 //! Nothing here locks or shares, and the native hot path allocates nothing in steady
 //! state: one thread owns every structure.

@@ -4,9 +4,12 @@
 //! entry of some `Slab<T>`) carries one [`Link`] per list it can be in, reached through
 //! a [`Chain`] (a pair of accessor functions). Unlinking is O(1) from the element's
 //! index alone, which is what lets a disconnect, a timeout or a cancel remove a waiter
-//! from the middle of a FIFO queue without searching it.
+//! from the middle of a FIFO queue without searching it. The lock table threads claims
+//! through two chains (per lock and per owner); the timer wheel threads its entries
+//! through one (per slot).
 //!
-//! Invariants (checked by the callers' model tests):
+//! # Invariants
+//! Checked by this module's model test and by its users' model tests:
 //! - `len == 0` iff `head == NIL` iff `tail == NIL`;
 //! - walking `next` from `head` visits exactly `len` elements and ends at `tail`, and
 //!   every element's `prev` is the one visited before it;
@@ -129,6 +132,13 @@ impl List {
         self.len -= 1;
     }
 
+    /// Unlinks and returns the first element, in O(1).
+    pub fn pop_front<T>(&mut self, slab: &mut Slab<T>, chain: &Chain<T>) -> Option<u32> {
+        let idx = self.front()?;
+        self.unlink(slab, chain, idx);
+        Some(idx)
+    }
+
     /// Iterates the element indices front to back.
     pub fn iter<'a, T>(&self, slab: &'a Slab<T>, chain: Chain<T>) -> Iter<'a, T> {
         Iter {
@@ -171,7 +181,7 @@ mod tests {
         get_mut: |n| &mut n.0,
     };
 
-    /// Random pushes and unlinks from anywhere, against a VecDeque.
+    /// Random pushes, pops and unlinks from anywhere, against a VecDeque.
     #[test]
     fn model() {
         for seed in 0..20 {
@@ -180,7 +190,11 @@ mod tests {
             let mut list = List::EMPTY;
             let mut model: VecDeque<u32> = VecDeque::new();
             for step in 0..2000 {
-                if model.is_empty() || rng.chance(55) {
+                if !model.is_empty() && rng.chance(10) {
+                    let idx = list.pop_front(&mut slab, &CHAIN);
+                    assert_eq!(idx, model.pop_front(), "seed {seed} step {step}");
+                    slab.remove(idx.unwrap() as usize);
+                } else if model.is_empty() || rng.chance(55) {
                     let idx = slab.insert(Node(Link::UNLINKED)) as u32;
                     list.push_back(&mut slab, &CHAIN, idx);
                     model.push_back(idx);

@@ -34,7 +34,8 @@
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
 use crate::fence::{wall_clock_ns, Fence};
-use crate::proto::{Codec, Ctx, Progress, Protocol, Stats};
+use crate::proto::native::{secret_from_file, MAX_SECRET};
+use crate::proto::{Codec, Ctx, Progress, Protocol, Totals};
 use log::{debug, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -62,10 +63,6 @@ const OUT_KEEP: usize = 64 * 1024;
 const PARTIAL_KEEP: usize = 1024;
 /// Pause before retrying `accept` after it failed (e.g. out of file descriptors).
 const ACCEPT_BACKOFF_MS: u64 = 100;
-/// Longest AUTH secret.
-const MAX_SECRET: usize = 1024;
-/// Sent (best effort) to a connection refused by `--max-connections`.
-const TOO_MANY_CONNECTIONS: &[u8] = b"* ERR limit too many connections\n";
 
 /// A connection's lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,7 +158,7 @@ pub struct Server {
     clock: Clock,
     conns: Slab<Conn>,
     engine: Engine,
-    stats: Stats,
+    stats: Totals,
     rbuf: Box<[u8]>,
     events: Vec<Event>,
     dirty: Vec<usize>,
@@ -217,7 +214,7 @@ impl Server {
             clock,
             conns: Slab::new(),
             engine,
-            stats: Stats::default(),
+            stats: Totals::default(),
             rbuf: vec![0; READ_CHUNK].into_boxed_slice(),
             events: Vec::new(),
             dirty: Vec::new(),
@@ -329,8 +326,8 @@ impl Server {
             if self.conns.len() >= self.cfg.max_connections {
                 // Refuse politely and move on; the socket closes when dropped.
                 debug!("refused {addr}: {} connections", self.conns.len());
-                if protocol == Protocol::Native {
-                    let _ = stream.write(TOO_MANY_CONNECTIONS);
+                if let Some(refusal) = protocol.refusal() {
+                    let _ = stream.write(refusal);
                 }
                 continue;
             }
@@ -658,16 +655,14 @@ fn read_secret(path: &std::path::Path) -> io::Result<Box<[u8]>> {
             format!("cannot read auth file {}: {e}", path.display()),
         )
     })?;
-    let line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if !crate::proto::native::valid_name(line, MAX_SECRET) {
+    let Some(secret) = secret_from_file(&text) else {
         let why = format!(
             "auth file {}: the secret must be 1 to {MAX_SECRET} bytes with no spaces or control characters",
             path.display()
         );
         return Err(io::Error::new(io::ErrorKind::InvalidData, why));
-    }
-    Ok(line.into())
+    };
+    Ok(secret.into())
 }
 
 /// Writes as much of `buf` as the socket takes; `Ok(n)` with n < len on WouldBlock.

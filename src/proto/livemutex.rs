@@ -1,4 +1,4 @@
-//! The live-mutex protocol (`shared/spec/compat.md`, "live-mutex"): JSON lines as spoken
+//! The live-mutex protocol: JSON lines as spoken
 //! by the `live-mutex` npm client (`dist/client.js`) to its broker (`dist/broker.js`).
 //!
 //! # Format
@@ -25,7 +25,7 @@
 //! `key` as the client sent them; the client checks both.
 //!
 //! # Mapping onto the engine
-//! - Keys: a key maps to the engine name [`super::foreign::engine_name`]`("", KEY)`, as
+//! - Keys: a key maps to the engine name [`super::names::engine_name`]`("", KEY)`, as
 //!   lockd's and officer's names do: itself for ordinary keys, with bytes `0x00..=0x20`,
 //!   `0x7F` and `%` written as `%XX` and the empty key as `%`. So key `foo` is the same
 //!   lock as native `LOCK foo`, lockd's `g foo`, officer's and locker's `foo`. A key
@@ -100,14 +100,13 @@
 //!   queued after its `acquired:false`, and a later grant is dropped by the client and
 //!   held until its ttl (or the disconnect), as with the original.
 
-use super::foreign::{
-    engine_name, holders, push_json_array, push_json_str, utf8_name, waiters, EngineName,
-    RequestMap, Status,
-};
-use super::{frame_line, Ctx, Line, Progress, Protocol};
+use super::framing::{decode_line, Flow};
+use super::json::{push_array, push_str, Object};
+use super::names::{engine_name, holders, utf8_name, waiters, EngineName};
+use super::requests::{RequestMap, Status};
+use super::{Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
-use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind, Tag};
-use crate::table::Mode;
+use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind, Mode, Tag};
 use serde_json::{Map, Value};
 
 /// The broker's default hold when `ttl` is missing or 0 (`lockExpiresAfter`), ms.
@@ -152,78 +151,27 @@ pub struct Session {
     requests: RequestMap<Tag>,
 }
 
-/// A JSON object being written: `{"k":v,...}` then a line end.
-struct Obj<'a> {
-    out: &'a mut Vec<u8>,
-    first: bool,
-}
-
-impl<'a> Obj<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Obj { out, first: true }
-    }
-    fn key(&mut self, k: &str) -> &mut Vec<u8> {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
-        self.out
-    }
-    fn str(self, k: &str, v: &str) -> Self {
-        self.bytes(k, v.as_bytes())
-    }
-    /// A string field from bytes that came from a JSON string (so UTF-8).
-    fn bytes(mut self, k: &str, v: &[u8]) -> Self {
-        push_json_str(self.key(k), v);
-        self
-    }
-    fn opt_str(self, k: &str, v: Option<&str>) -> Self {
-        match v {
-            Some(v) => self.str(k, v),
-            None => self,
-        }
-    }
-    fn raw(mut self, k: &str, v: &str) -> Self {
-        self.key(k).extend_from_slice(v.as_bytes());
-        self
-    }
-    fn num(mut self, k: &str, v: u64) -> Self {
-        super::push_u64(self.key(k), v);
-        self
-    }
-    fn bool(self, k: &str, v: bool) -> Self {
-        self.raw(k, if v { "true" } else { "false" })
-    }
-    fn end(self) {
-        self.out.extend_from_slice(b"}\n");
-    }
-}
-
 /// A lock reply `{"readersCount":0,"uuid":U,"key":K,"lockRequestCount":N,"type":"lock","acquired":B}`.
 fn write_lock_reply(out: &mut Vec<u8>, uuid: &[u8], key: &[u8], waiting: u32, acquired: bool) {
-    Obj::new(out)
+    Object::new(out)
         .num("readersCount", 0)
         .bytes("uuid", uuid)
         .bytes("key", key)
         .num("lockRequestCount", u64::from(waiting))
         .str("type", "lock")
         .bool("acquired", acquired)
-        .end();
+        .end_line();
 }
 
 /// An error reply to a request of type `ty` (`None`: unknown type).
 fn write_error(cx: &mut Ctx, ty: Option<&str>, uuid: Option<&str>, key: Option<&str>, e: &str) {
     cx.stats.errors_total += 1;
-    Obj::new(cx.out)
+    Object::new(cx.out)
         .opt_str("key", key)
         .opt_str("uuid", uuid)
         .opt_str("type", ty)
         .str("error", e)
-        .end();
+        .end_line();
 }
 
 /// A string field.
@@ -273,6 +221,141 @@ fn parse_max(v: Option<&Value>) -> Result<Mode, &'static str> {
     }
 }
 
+/// A parsed live-mutex message.
+#[derive(Clone, Copy, Debug)]
+pub enum Request<'a> {
+    /// `version`, `lock-received`, `lock-received-rejected`, or a give-up naming no
+    /// request: no answer.
+    Ignored,
+    /// `lock`, with every field checked.
+    Lock {
+        /// The request's uuid.
+        uuid: &'a str,
+        /// The key as sent.
+        key: &'a str,
+        /// The key's engine name.
+        name: EngineName,
+        /// The hold from `ttl` (`None`: no deadline).
+        hold: Option<u32>,
+        /// Exclusive, or a semaphore of `max` holders.
+        mode: Mode,
+    },
+    /// `unlock`.
+    Unlock {
+        /// The uuid to answer with (none: no answer).
+        uuid: Option<&'a str>,
+        /// The key as sent.
+        key: &'a str,
+        /// The key's engine name.
+        name: EngineName,
+        /// `_uuid`: the lock request to end, when it is a valid uuid.
+        lock_uuid: Option<&'a str>,
+        /// `force`, as JavaScript reads it.
+        force: bool,
+    },
+    /// `lock-client-timeout` / `lock-client-error`: the client gave up on a request.
+    Abandon {
+        /// The request's uuid.
+        uuid: &'a str,
+        /// The key as sent.
+        key: &'a str,
+        /// The key's engine name.
+        name: EngineName,
+    },
+    /// `ls`.
+    Ls {
+        /// The uuid to answer with.
+        uuid: Option<&'a str>,
+    },
+    /// `lock-info-request`.
+    Info {
+        /// The uuid to answer with.
+        uuid: Option<&'a str>,
+        /// The key as sent (it has an engine name).
+        key: &'a str,
+    },
+    /// Anything malformed: answered with an `error` reply.
+    Refused {
+        /// The `type` to answer with (`None`: unknown type).
+        ty: Option<&'static str>,
+        /// The uuid as sent.
+        uuid: Option<&'a str>,
+        /// The key as sent.
+        key: Option<&'a str>,
+        /// The error text.
+        error: &'static str,
+    },
+}
+
+/// Parses one JSON message (see the module doc for the fields of each type).
+pub fn parse<'a>(value: &'a Value) -> Request<'a> {
+    let Value::Object(obj) = value else {
+        return Request::Refused {
+            ty: None,
+            uuid: None,
+            key: None,
+            error: MALFORMED,
+        };
+    };
+    let uuid = str_field(obj, "uuid");
+    let key = str_field(obj, "key");
+    let refused = |ty, error| Request::Refused {
+        ty,
+        uuid,
+        key,
+        error,
+    };
+    let named = |k: Option<&'a str>| k.and_then(|k| Some((k, lock_name(k.as_bytes())?)));
+    match str_field(obj, "type") {
+        Some("version" | "lock-received" | "lock-received-rejected") => Request::Ignored,
+        Some("lock") => {
+            let fail = |e| refused(Some("lock"), e);
+            let Some(uuid) = uuid.filter(|u| valid_uuid(u)) else {
+                return fail("uuid must be a string of 1 to 255 bytes");
+            };
+            let Some((key, name)) = named(key) else {
+                return fail(BAD_KEY);
+            };
+            let hold = match parse_ttl(obj.get("ttl")) {
+                Ok(h) => h,
+                Err(e) => return fail(e),
+            };
+            match parse_max(obj.get("max")) {
+                Ok(mode) => Request::Lock {
+                    uuid,
+                    key,
+                    name,
+                    hold,
+                    mode,
+                },
+                Err(e) => fail(e),
+            }
+        }
+        Some("unlock") => match named(key) {
+            Some((key, name)) => Request::Unlock {
+                uuid,
+                key,
+                name,
+                lock_uuid: str_field(obj, "_uuid").filter(|u| valid_uuid(u)),
+                force: obj.get("force").is_some_and(truthy),
+            },
+            None => refused(Some("unlock"), BAD_KEY),
+        },
+        Some("lock-client-timeout" | "lock-client-error") => {
+            match (uuid.filter(|u| valid_uuid(u)), named(key)) {
+                (Some(uuid), Some((key, name))) => Request::Abandon { uuid, key, name },
+                _ => Request::Ignored,
+            }
+        }
+        Some("ls") => Request::Ls { uuid },
+        Some("lock-info-request") => match named(key) {
+            Some((key, _)) => Request::Info { uuid, key },
+            None => refused(Some("lock-info-response"), BAD_KEY),
+        },
+        _ => refused(None, MALFORMED),
+    }
+}
+
 impl Session {
     /// A session for a new connection.
     pub fn new(cfg: &Config) -> Self {
@@ -282,114 +365,49 @@ impl Session {
         }
     }
 
-    /// Decodes and handles at most one line.
-    pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        match frame_line(input, self.max_line) {
-            Line::Incomplete => Progress::Incomplete,
-            Line::TooLong(_, consumed) => self.too_long(consumed, cx),
-            Line::Complete(line, consumed) => {
-                self.handle(line, cx);
-                Progress::Consumed(consumed)
+    /// Executes one parsed message.
+    fn execute(&mut self, request: Request, cx: &mut Ctx) {
+        match request {
+            Request::Ignored => {}
+            Request::Lock {
+                uuid,
+                key,
+                name,
+                hold,
+                mode,
+            } => self.lock(uuid, key, name.as_bytes(), hold, mode, cx),
+            Request::Unlock {
+                uuid,
+                key,
+                name,
+                lock_uuid,
+                force,
+            } => self.unlock(uuid, key, name.as_bytes(), lock_uuid, force, cx),
+            Request::Abandon { uuid, key, name } => {
+                let tag = make_tag(uuid.as_bytes(), key.as_bytes());
+                self.end_request(&tag, name.as_bytes(), cx);
             }
-        }
-    }
-
-    fn too_long(&mut self, consumed: usize, cx: &mut Ctx) -> Progress {
-        log::debug!(
-            "client {}: live-mutex line over {} bytes, closing",
-            cx.client,
-            self.max_line
-        );
-        cx.stats.errors_total += 1;
-        Progress::Close(consumed)
-    }
-
-    /// Writes an engine event: a grant is the unprompted `acquired:true`; expiry is silent.
-    pub fn encode_event(&mut self, event: &Event, engine: &Engine, out: &mut Vec<u8>) {
-        let Some((uuid, key)) = split_tag(&event.tag) else {
-            debug_assert!(false, "bad live-mutex tag");
-            return;
-        };
-        match event.kind {
-            EventKind::Granted { token, .. } => {
-                self.requests.granted(&event.tag[..], token);
-                let w = lock_name(key).map_or(0, |n| waiters(engine, n.as_bytes()));
-                write_lock_reply(out, uuid, key, w, true);
-            }
-            EventKind::Timeout => {
-                // Waits have no deadline here; say so plainly if one ever ends.
-                self.requests.timed_out(&event.tag[..]);
-                Obj::new(out)
-                    .bytes("uuid", uuid)
-                    .bytes("key", key)
-                    .str("type", "lock")
-                    .str("error", "lock request timed out")
-                    .end();
-            }
-            EventKind::Expired { token } => self.requests.expired(&event.tag[..], token),
-        }
-    }
-
-    /// The connection is closing: the engine releases its claims right after.
-    pub fn on_close(&mut self, _cx: &mut Ctx) {
-        self.requests.clear();
-    }
-
-    fn handle(&mut self, line: &[u8], cx: &mut Ctx) {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        let value: Value = match serde_json::from_slice(line) {
-            Ok(v) => v,
-            Err(e) => {
-                log::debug!("client {}: live-mutex line is not JSON: {e}", cx.client);
-                cx.stats.errors_total += 1;
-                return;
-            }
-        };
-        let Value::Object(obj) = value else {
-            write_error(cx, None, None, None, MALFORMED);
-            return;
-        };
-        let uuid = str_field(&obj, "uuid");
-        let key = str_field(&obj, "key");
-        match str_field(&obj, "type") {
-            Some("version" | "lock-received" | "lock-received-rejected") => {}
-            Some("lock") => self.lock(&obj, uuid, key, cx),
-            Some("unlock") => self.unlock(&obj, uuid, key, cx),
-            Some("lock-client-timeout" | "lock-client-error") => self.abandon(uuid, key, cx),
-            Some("ls") => write_ls(cx, uuid),
-            Some("lock-info-request") => match key {
-                Some(k) if lock_name(k.as_bytes()).is_some() => write_info(cx, uuid, k),
-                _ => write_error(cx, Some("lock-info-response"), uuid, key, BAD_KEY),
-            },
-            _ => write_error(cx, None, uuid, key, MALFORMED),
+            Request::Ls { uuid } => write_ls(cx, uuid),
+            Request::Info { uuid, key } => write_info(cx, uuid, key),
+            Request::Refused {
+                ty,
+                uuid,
+                key,
+                error,
+            } => write_error(cx, ty, uuid, key, error),
         }
     }
 
     fn lock(
         &mut self,
-        obj: &Map<String, Value>,
-        uuid: Option<&str>,
-        key: Option<&str>,
+        uuid: &str,
+        key: &str,
+        name: &[u8],
+        hold: Option<u32>,
+        mode: Mode,
         cx: &mut Ctx,
     ) {
-        let fail = |cx: &mut Ctx, e: &str| write_error(cx, Some("lock"), uuid, key, e);
-        let Some(uuid) = uuid.filter(|u| valid_uuid(u)) else {
-            return fail(cx, "uuid must be a string of 1 to 255 bytes");
-        };
-        let Some((key, name)) = key.and_then(|k| Some((k, lock_name(k.as_bytes())?))) else {
-            return fail(cx, BAD_KEY);
-        };
-        let name = name.as_bytes();
-        let hold = match parse_ttl(obj.get("ttl")) {
-            Ok(h) => h,
-            Err(e) => return fail(cx, e),
-        };
-        let mode = match parse_max(obj.get("max")) {
-            Ok(m) => m,
-            Err(e) => return fail(cx, e),
-        };
+        let fail = |cx: &mut Ctx, e: &str| write_error(cx, Some("lock"), Some(uuid), Some(key), e);
         let (uuid_b, key_b) = (uuid.as_bytes(), key.as_bytes());
         let tag = make_tag(uuid_b, key_b);
         // The same request again (a client retry): answer with where it is.
@@ -434,18 +452,15 @@ impl Session {
 
     fn unlock(
         &mut self,
-        obj: &Map<String, Value>,
         uuid: Option<&str>,
-        key: Option<&str>,
+        key: &str,
+        name: &[u8],
+        lock_uuid: Option<&str>,
+        force: bool,
         cx: &mut Ctx,
     ) {
-        let Some((key, name)) = key.and_then(|k| Some((k, lock_name(k.as_bytes())?))) else {
-            return write_error(cx, Some("unlock"), uuid, key, BAD_KEY);
-        };
-        let name = name.as_bytes();
-        let force = obj.get("force").is_some_and(truthy);
         let mut unlocked = false;
-        if let Some(lock_uuid) = str_field(obj, "_uuid").filter(|u| valid_uuid(u)) {
+        if let Some(lock_uuid) = lock_uuid {
             let tag = make_tag(lock_uuid.as_bytes(), key.as_bytes());
             unlocked = self.end_request(&tag, name, cx);
         }
@@ -463,7 +478,7 @@ impl Session {
             // The original answers only requests that carry a uuid.
             return;
         };
-        let obj = Obj::new(cx.out)
+        let obj = Object::new(cx.out)
             .str("uuid", uuid)
             .str("key", key)
             .num("lockRequestCount", u64::from(waiters(cx.engine, name)))
@@ -471,20 +486,12 @@ impl Session {
         if unlocked {
             obj.bool("unlocked", true)
                 .opt_str("warning", warning.as_deref())
-                .end();
+                .end_line();
         } else {
             cx.stats.errors_total += 1;
-            obj.str("error", WRONG_UUID).bool("unlocked", false).end();
-        }
-    }
-
-    /// `lock-client-timeout` / `lock-client-error`: the client gave up on a request.
-    fn abandon(&mut self, uuid: Option<&str>, key: Option<&str>, cx: &mut Ctx) {
-        if let (Some(uuid), Some(key)) = (uuid, key) {
-            if let (true, Some(name)) = (valid_uuid(uuid), lock_name(key.as_bytes())) {
-                let tag = make_tag(uuid.as_bytes(), key.as_bytes());
-                self.end_request(&tag, name.as_bytes(), cx);
-            }
+            obj.str("error", WRONG_UUID)
+                .bool("unlocked", false)
+                .end_line();
         }
     }
 
@@ -508,6 +515,63 @@ impl Session {
     }
 }
 
+impl Wire for Session {
+    /// Decodes and executes at most one line.
+    fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        decode_line(
+            Protocol::LiveMutex,
+            input,
+            self.max_line,
+            cx,
+            |_, cx| cx.stats.errors_total += 1,
+            |line, cx| {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    return Flow::Continue;
+                }
+                match serde_json::from_slice::<Value>(line) {
+                    Ok(value) => self.execute(parse(&value), cx),
+                    Err(e) => {
+                        log::debug!("client {}: live-mutex line is not JSON: {e}", cx.client);
+                        cx.stats.errors_total += 1;
+                    }
+                }
+                Flow::Continue
+            },
+        )
+    }
+
+    /// Writes an engine event: a grant is the unprompted `acquired:true`; expiry is silent.
+    fn encode_event(&mut self, event: &Event, engine: &Engine, out: &mut Vec<u8>) {
+        let Some((uuid, key)) = split_tag(&event.tag) else {
+            debug_assert!(false, "bad live-mutex tag");
+            return;
+        };
+        match event.kind {
+            EventKind::Granted { token, .. } => {
+                self.requests.granted(&event.tag[..], token);
+                let w = lock_name(key).map_or(0, |n| waiters(engine, n.as_bytes()));
+                write_lock_reply(out, uuid, key, w, true);
+            }
+            EventKind::Timeout => {
+                // Waits have no deadline here; say so plainly if one ever ends.
+                self.requests.timed_out(&event.tag[..]);
+                Object::new(out)
+                    .bytes("uuid", uuid)
+                    .bytes("key", key)
+                    .str("type", "lock")
+                    .str("error", "lock request timed out")
+                    .end_line();
+            }
+            EventKind::Expired { token } => self.requests.expired(&event.tag[..], token),
+        }
+    }
+
+    /// The connection is closing: the engine releases its claims right after.
+    fn on_close(&mut self, _cx: &mut Ctx) {
+        self.requests.clear();
+    }
+}
+
 /// JavaScript truthiness, for `force`.
 fn truthy(v: &Value) -> bool {
     match v {
@@ -528,14 +592,12 @@ fn write_ls(cx: &mut Ctx, uuid: Option<&str>) {
         .filter_map(|(name, _)| utf8_name(name))
         .collect();
     keys.sort_unstable();
-    let out = &mut *cx.out;
-    out.extend_from_slice(b"{\"ls_result\":");
-    push_json_array(out, keys, |out, key| push_json_str(out, key.as_bytes()));
-    if let Some(uuid) = uuid {
-        out.extend_from_slice(b",\"uuid\":");
-        push_json_str(out, uuid.as_bytes());
-    }
-    out.extend_from_slice(b"}\n");
+    Object::new(cx.out)
+        .with(b"ls_result", |out| {
+            push_array(out, keys, |out, key| push_str(out, key.as_bytes()))
+        })
+        .opt_str("uuid", uuid)
+        .end_line();
 }
 
 /// `lock-info-request`.
@@ -543,15 +605,15 @@ fn write_info(cx: &mut Ctx, uuid: Option<&str>, key: &str) {
     let (holders, waiters) = lock_name(key.as_bytes())
         .and_then(|n| cx.engine.inspect(n.as_bytes()))
         .map_or((0, 0), |(info, _)| (info.holders, info.waiters));
-    Obj::new(cx.out)
+    Object::new(cx.out)
         .str("key", key)
         .opt_str("uuid", uuid)
-        .raw("lockholderUUIDs", "[]")
+        .with(b"lockholderUUIDs", |out| out.extend_from_slice(b"[]"))
         .num("lockRequestCount", u64::from(waiters))
         .bool("isLocked", holders > 0)
         .bool("lockInfo", true)
         .str("type", "lock-info-response")
-        .end();
+        .end_line();
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The lockd / glockd protocol (`shared/spec/compat.md`, "lockd / glockd").
+//! The lockd / glockd protocol: text lines, try-locks in two namespaces.
 //!
 //! # Wire
 //! A request is a line: a word, then optionally one space and a lock name that runs to
@@ -19,7 +19,7 @@
 //! - **Shared** `sg NAME` is a shared claim (no cap) on [`SHARED_PREFIX`]` + `[`engine_name`]`(NAME)`,
 //!   e.g. `%shared:x`; lockd's two namespaces never collide (see below), and native
 //!   clients see lockd's shared locks under that prefix in `LIST`.
-//! - **Name escaping** ([`super::foreign`]). Engine names are 1 to 255 bytes without
+//! - **Name escaping** ([`super::names`]). Engine names are 1 to 255 bytes without
 //!   controls, space or DEL; lockd names are anything but `\n`. [`engine_name`] writes
 //!   each byte `0x00..=0x20`, `0x7F` and `%` as `%XX` (uppercase hex) and leaves every
 //!   other byte alone; the empty name becomes `%`. So `job 1` is `job%201` in `LIST`, and
@@ -53,7 +53,7 @@
 //!   `a%20b`, shows decoded as `a b`). A name over the limit is therefore seen by other
 //!   connections as the `ip:port`. `who [NAME]` lists named clients sorted by address;
 //!   an empty NAME lists them all (no registry name is empty).
-//! - **Counters** ([`Counters`], in [`super::Stats`]): per-command counts (counted even
+//! - **Counters** ([`Tally`], in [`super::Totals`]): per-command counts (counted even
 //!   when the feature is disabled), `invalid_commands`, `orphans` and `shared_orphans`
 //!   (holds a closing connection still had, counted in [`Session::on_close`]). `q`
 //!   prints them with `connections` (every live connection of the lock box, all
@@ -79,13 +79,12 @@
 //! - `dump` is JSON (glockd printed Go's `map[...]` syntax); the blank line is not
 //!   counted as an invalid command.
 
-use super::foreign::{
-    client_name, engine_name, holders, push_json_addr, push_json_array, push_json_object, wire_name,
-};
-use super::{frame_line, push_addr, push_u64, Ctx, Line, Progress};
+use super::framing::{decode_line, Flow};
+use super::json::{push_array, push_map, push_quoted_addr};
+use super::names::{client_name, engine_name, holders, wire_name};
+use super::{push_addr, push_u64, Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
-use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event};
-use crate::table::Mode;
+use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, Mode};
 use memchr::memchr;
 use std::borrow::Cow;
 
@@ -108,7 +107,7 @@ pub enum Verb {
     /// `me`: this connection's address and name.
     Me,
     /// `q`: counters.
-    Stats,
+    Query,
     /// `r NAME`: release.
     Release,
     /// `sd [NAME]`: shared holders.
@@ -132,7 +131,7 @@ impl Verb {
         Verb::Inspect,
         Verb::Iam,
         Verb::Me,
-        Verb::Stats,
+        Verb::Query,
         Verb::Release,
         Verb::SharedDump,
         Verb::SharedGet,
@@ -150,7 +149,7 @@ impl Verb {
             Verb::Inspect => "i",
             Verb::Iam => "iam",
             Verb::Me => "me",
-            Verb::Stats => "q",
+            Verb::Query => "q",
             Verb::Release => "r",
             Verb::SharedDump => "sd",
             Verb::SharedGet => "sg",
@@ -173,9 +172,9 @@ impl Verb {
     }
 }
 
-/// lockd's server-wide counters.
+/// lockd's server-wide counters, printed by `q`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
+pub struct Tally {
     /// Requests per verb (indexed by [`Verb`]).
     pub commands: [u64; Verb::ALL.len()],
     /// Lines whose word is no lockd command.
@@ -184,6 +183,99 @@ pub struct Counters {
     pub orphans: u64,
     /// Shared holds released because their connection closed.
     pub shared_orphans: u64,
+}
+
+/// A parsed lockd request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// `g NAME` / `sg NAME`: take the exclusive or a shared lock.
+    Get {
+        /// The shared namespace.
+        shared: bool,
+        /// The lockd name.
+        name: &'a [u8],
+    },
+    /// `r NAME` / `sr NAME`: release it.
+    Release {
+        /// The shared namespace.
+        shared: bool,
+        /// The lockd name.
+        name: &'a [u8],
+    },
+    /// `i NAME` / `si NAME`: is it held?
+    Inspect {
+        /// The shared namespace.
+        shared: bool,
+        /// The lockd name.
+        name: &'a [u8],
+    },
+    /// `d [NAME]` / `sd [NAME]`: holders, of every lock when no name was given.
+    Holders {
+        /// The shared namespace.
+        shared: bool,
+        /// `None`: no space after the word; `Some(b"")`: the empty name.
+        name: Option<&'a [u8]>,
+    },
+    /// `dump [shared]`: the namespace as JSON.
+    Dump {
+        /// `dump shared`.
+        shared: bool,
+    },
+    /// `me`.
+    Me,
+    /// `iam [NAME]`: set (or, empty, clear) the registry name.
+    Iam {
+        /// The name as sent.
+        name: &'a [u8],
+    },
+    /// `who [NAME]`: named clients (all when NAME is empty).
+    Who {
+        /// The name to look for.
+        name: &'a [u8],
+    },
+    /// `q`.
+    Query,
+}
+
+/// Parses one request line: `Ok(None)` for an empty line, `Err(word)` for a word that
+/// is no lockd command.
+pub fn parse(line: &[u8]) -> Result<Option<(Verb, Request<'_>)>, &[u8]> {
+    if line.is_empty() {
+        return Ok(None);
+    }
+    // `None`: no space after the word (`d`); `Some(b"")`: an explicit empty name (`d `).
+    let (word, given) = match memchr(b' ', line) {
+        Some(i) => (&line[..i], Some(&line[i + 1..])),
+        None => (line, None),
+    };
+    let name = given.unwrap_or_default();
+    let verb = Verb::from_word(word).ok_or(word)?;
+    let request = match verb {
+        Verb::Get | Verb::SharedGet => Request::Get {
+            shared: verb == Verb::SharedGet,
+            name,
+        },
+        Verb::Release | Verb::SharedRelease => Request::Release {
+            shared: verb == Verb::SharedRelease,
+            name,
+        },
+        Verb::Inspect | Verb::SharedInspect => Request::Inspect {
+            shared: verb == Verb::SharedInspect,
+            name,
+        },
+        Verb::Dump | Verb::SharedDump => Request::Holders {
+            shared: verb == Verb::SharedDump,
+            name: given,
+        },
+        Verb::FullDump => Request::Dump {
+            shared: name == b"shared",
+        },
+        Verb::Me => Request::Me,
+        Verb::Iam => Request::Iam { name },
+        Verb::Who => Request::Who { name },
+        Verb::Query => Request::Query,
+    };
+    Ok(Some((verb, request)))
 }
 
 /// Which of lockd's namespaces an engine name is in, with its lockd name.
@@ -215,64 +307,8 @@ impl Session {
         }
     }
 
-    /// Decodes and handles at most one request line.
-    pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        match frame_line(input, self.max_line) {
-            Line::Incomplete => Progress::Incomplete,
-            // lockd has no error reply: a silent drop would leave the client waiting.
-            Line::TooLong(_, consumed) => {
-                log::debug!(
-                    "lockd client {}: line over {} bytes, closing",
-                    cx.client,
-                    self.max_line
-                );
-                Progress::Close(consumed)
-            }
-            Line::Complete(line, consumed) => {
-                self.handle(line, cx);
-                Progress::Consumed(consumed)
-            }
-        }
-    }
-
-    /// lockd never waits and never sets a hold deadline, so no event concerns it.
-    pub fn encode_event(&mut self, event: &Event, _engine: &Engine, _out: &mut Vec<u8>) {
-        log::debug!("lockd: unexpected event {event:?}");
-    }
-
-    /// The connection is closing: its remaining holds are orphans.
-    pub fn on_close(&mut self, cx: &mut Ctx) {
-        let (mut exclusive, mut shared) = (0, 0);
-        for h in cx.engine.holds_of(cx.client) {
-            if h.shared {
-                shared += 1;
-            } else {
-                exclusive += 1;
-            }
-        }
-        cx.stats.lockd.orphans += exclusive;
-        cx.stats.lockd.shared_orphans += shared;
-    }
-
-    fn handle(&mut self, line: &[u8], cx: &mut Ctx) {
-        if line.is_empty() {
-            return;
-        }
-        // `None`: no space after the word (`d`); `Some(b"")`: an explicit empty name (`d `).
-        let (word, given) = match memchr(b' ', line) {
-            Some(i) => (&line[..i], Some(&line[i + 1..])),
-            None => (line, None),
-        };
-        let arg = given.unwrap_or_default();
-        let Some(verb) = Verb::from_word(word) else {
-            cx.stats.lockd.invalid_commands += 1;
-            log::debug!(
-                "lockd client {}: invalid command {:?}",
-                cx.client,
-                String::from_utf8_lossy(word)
-            );
-            return;
-        };
+    /// Executes one parsed request.
+    fn execute(&mut self, verb: Verb, request: Request, cx: &mut Ctx) {
         cx.stats.lockd.commands[verb as usize] += 1;
         let disabled = match verb {
             Verb::Dump | Verb::SharedDump | Verb::FullDump => !self.dump,
@@ -284,11 +320,14 @@ impl Session {
             cx.out.extend_from_slice(b"0 disabled\n");
             return;
         }
-        match verb {
-            Verb::Get => get(cx, arg),
-            Verb::Release | Verb::SharedRelease => {
-                let shared = verb == Verb::SharedRelease;
-                let ok = engine_name(namespace(shared), arg).is_some_and(|n| {
+        match request {
+            Request::Get {
+                shared: false,
+                name,
+            } => get(cx, name),
+            Request::Get { shared: true, name } => shared_get(cx, name),
+            Request::Release { shared, name } => {
+                let ok = engine_name(namespace(shared), name).is_some_and(|n| {
                     cx.engine
                         .release(cx.client, n.as_bytes(), None, cx.now)
                         .is_ok()
@@ -299,11 +338,10 @@ impl Session {
                     (true, true) => "Shared Lock Release Success",
                     (true, false) => "Shared Lock Release Failure",
                 };
-                answer(cx.out, u64::from(ok), text, arg);
+                answer(cx.out, u64::from(ok), text, name);
             }
-            Verb::Inspect | Verb::SharedInspect => {
-                let shared = verb == Verb::SharedInspect;
-                let n = engine_name(namespace(shared), arg)
+            Request::Inspect { shared, name } => {
+                let n = engine_name(namespace(shared), name)
                     .map_or(0, |n| holders(cx.engine, n.as_bytes()));
                 let (text, n) = match (shared, n > 0) {
                     (false, true) => ("Lock Is Locked", 1),
@@ -311,23 +349,21 @@ impl Session {
                     (true, true) => ("Shared Lock Is Locked", n),
                     (true, false) => ("Shared Lock Not Locked", 0),
                 };
-                answer(cx.out, u64::from(n), text, arg);
+                answer(cx.out, u64::from(n), text, name);
             }
-            Verb::SharedGet => shared_get(cx, arg),
-            Verb::Dump => self.write_holders(cx, false, given),
-            Verb::SharedDump => self.write_holders(cx, true, given),
-            Verb::FullDump => write_json_dump(cx, arg == b"shared"),
-            Verb::Me => {
+            Request::Holders { shared, name } => self.write_holders(cx, shared, name),
+            Request::Dump { shared } => write_json_dump(cx, shared),
+            Request::Me => {
                 cx.out.extend_from_slice(b"1 ");
                 push_addr(cx.out, cx.engine, cx.client);
                 cx.out.push(b' ');
                 self.push_label(cx.out, cx.engine, cx.client, cx.client);
                 cx.out.push(b'\n');
             }
-            Verb::Iam => {
-                self.name = (!arg.is_empty()).then(|| Box::from(arg));
-                let engine_name = client_name(arg);
-                if engine_name.is_none() && !arg.is_empty() {
+            Request::Iam { name } => {
+                self.name = (!name.is_empty()).then(|| Box::from(name));
+                let engine_name = client_name(name);
+                if engine_name.is_none() && !name.is_empty() {
                     log::debug!(
                         "lockd client {}: name over the native limit once escaped; \
                          known to this connection only",
@@ -338,8 +374,8 @@ impl Session {
                     .set_name(cx.client, engine_name.as_ref().map(|n| n.as_bytes()));
                 cx.out.extend_from_slice(b"1 ok\n");
             }
-            Verb::Who => self.write_who(cx, arg),
-            Verb::Stats => write_stats(cx),
+            Request::Who { name } => self.write_who(cx, name),
+            Request::Query => write_stats(cx),
         }
     }
 
@@ -430,6 +466,55 @@ impl Session {
     }
 }
 
+impl Wire for Session {
+    /// Decodes and executes at most one request line.
+    fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        // lockd has no error reply for a line too long: closing beats a silent drop,
+        // which would leave the client waiting.
+        decode_line(
+            Protocol::Lockd,
+            input,
+            self.max_line,
+            cx,
+            |_, _| {},
+            |line, cx| {
+                match parse(line) {
+                    Ok(Some((verb, request))) => self.execute(verb, request, cx),
+                    Ok(None) => {}
+                    Err(word) => {
+                        cx.stats.lockd.invalid_commands += 1;
+                        log::debug!(
+                            "lockd client {}: invalid command {:?}",
+                            cx.client,
+                            String::from_utf8_lossy(word)
+                        );
+                    }
+                }
+                Flow::Continue
+            },
+        )
+    }
+
+    /// lockd never waits and never sets a hold deadline, so no event concerns it.
+    fn encode_event(&mut self, event: &Event, _engine: &Engine, _out: &mut Vec<u8>) {
+        log::debug!("lockd: unexpected event {event:?}");
+    }
+
+    /// The connection is closing: its remaining holds are orphans.
+    fn on_close(&mut self, cx: &mut Ctx) {
+        let (mut exclusive, mut shared) = (0, 0);
+        for h in cx.engine.holds_of(cx.client) {
+            if h.shared {
+                shared += 1;
+            } else {
+                exclusive += 1;
+            }
+        }
+        cx.stats.lockd.orphans += exclusive;
+        cx.stats.lockd.shared_orphans += shared;
+    }
+}
+
 /// The engine-name prefix of a namespace.
 fn namespace(shared: bool) -> &'static [u8] {
     if shared {
@@ -514,14 +599,14 @@ fn write_json_dump(cx: &mut Ctx, shared: bool) {
         .collect();
     rows.sort_unstable();
     let engine = &*cx.engine;
-    push_json_object(cx.out, rows, |out, name| {
+    push_map(cx.out, rows, |out, name| {
         let mut holds = engine.holds_on(name).map(|(_, client)| client);
         if shared {
-            push_json_array(out, holds, |out, client| {
-                push_json_addr(out, engine, client)
+            push_array(out, holds, |out, client| {
+                push_quoted_addr(out, engine, client)
             });
         } else if let Some(client) = holds.next() {
-            push_json_addr(out, engine, client);
+            push_quoted_addr(out, engine, client);
         } else {
             out.extend_from_slice(b"\"\"");
         }
@@ -573,7 +658,7 @@ mod tests {
 
     #[test]
     fn namespaces_never_meet() {
-        for name in crate::proto::foreign::SAMPLE_NAMES {
+        for name in crate::proto::names::SAMPLE_NAMES {
             let e = engine_name(b"", name).unwrap();
             let s = engine_name(SHARED_PREFIX, name).unwrap();
             assert_eq!(classify(s.as_bytes()), Some((true, name.to_vec())));
@@ -589,6 +674,51 @@ mod tests {
         let fits = MAX_NAME - SHARED_PREFIX.len();
         assert!(engine_name(SHARED_PREFIX, &vec![b'a'; fits]).is_some());
         assert!(engine_name(SHARED_PREFIX, &vec![b'a'; fits + 1]).is_none());
+    }
+
+    #[test]
+    fn parse_types_requests_and_keeps_the_rest_of_the_line() {
+        assert_eq!(parse(b""), Ok(None));
+        assert_eq!(parse(b"G x"), Err(&b"G"[..]));
+        assert_eq!(
+            parse(b"sg a b "),
+            Ok(Some((
+                Verb::SharedGet,
+                Request::Get {
+                    shared: true,
+                    name: b"a b "
+                }
+            )))
+        );
+        assert_eq!(
+            parse(b"d"),
+            Ok(Some((
+                Verb::Dump,
+                Request::Holders {
+                    shared: false,
+                    name: None
+                }
+            )))
+        );
+        assert_eq!(
+            parse(b"sd "),
+            Ok(Some((
+                Verb::SharedDump,
+                Request::Holders {
+                    shared: true,
+                    name: Some(b"")
+                }
+            )))
+        );
+        assert_eq!(
+            parse(b"dump shared"),
+            Ok(Some((Verb::FullDump, Request::Dump { shared: true })))
+        );
+        assert_eq!(parse(b"q"), Ok(Some((Verb::Query, Request::Query))));
+        assert_eq!(
+            parse(b"iam"),
+            Ok(Some((Verb::Iam, Request::Iam { name: b"" })))
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The locker protocol (`shared/spec/compat.md`, "locker"): the binary frames of bobrik's
+//! The locker protocol: the binary frames of bobrik's
 //! `locker` server (Node), spoken by the `locker` npm client (`lib/Locker.js`).
 //!
 //! # Format
@@ -31,7 +31,7 @@
 //! - Unlock `seq` -> release of the hold granted to that lock request -> `(seq,0,1)`;
 //!   an unknown, expired or already released sequence -> `(seq,0,0)`.
 //! - Names: a locker name maps to the engine name
-//!   [`super::foreign::engine_name`]`("", NAME)`, as lockd's and officer's do: itself for
+//!   [`super::names::engine_name`]`("", NAME)`, as lockd's and officer's do: itself for
 //!   ordinary names, with bytes `0x00..=0x20`, `0x7F` and `%` written as `%XX` and the
 //!   empty name as `%`. So locker's `foo` is the same lock as native `LOCK foo`, lockd's
 //!   `g foo` and officer's `foo`, and `"job 1"` shows as `job%201` in native `LIST`. A
@@ -63,11 +63,11 @@
 //! - A frame whose action is neither 0 nor 1 is consumed and ignored (counted in
 //!   `errors_total`), as in the original.
 
-use super::foreign::{engine_name, RequestMap, Status};
-use super::{Ctx, Progress};
+use super::names::engine_name;
+use super::requests::{RequestMap, Status};
+use super::{Ctx, Progress, Wire};
 use crate::config::Config;
-use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind};
-use crate::table::Mode;
+use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind, Mode};
 
 /// Size of a request header.
 pub const HEADER: usize = 14;
@@ -161,11 +161,8 @@ impl Session {
         }
     }
 
-    /// Decodes and handles at most one request.
-    pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        let Some((frame, size)) = parse(input) else {
-            return Progress::Incomplete;
-        };
+    /// Executes one request frame.
+    fn execute(&mut self, frame: Frame, cx: &mut Ctx) {
         match frame.action {
             ACTION_LOCK => self.lock(&frame, cx),
             ACTION_UNLOCK => self.unlock(frame.seq, cx),
@@ -174,31 +171,6 @@ impl Session {
                 cx.stats.errors_total += 1;
             }
         }
-        Progress::Consumed(size)
-    }
-
-    /// Writes an engine event: grants and timeouts are answered, expiries are silent.
-    pub fn encode_event(&mut self, event: &Event, _engine: &Engine, out: &mut Vec<u8>) {
-        let Some(seq) = seq_of(&event.tag) else {
-            debug_assert!(false, "locker tag of {} bytes", event.tag.len());
-            return;
-        };
-        match event.kind {
-            EventKind::Granted { token, .. } => {
-                self.live.granted(&seq, token);
-                encode_reply(out, seq, ACTION_LOCK, true);
-            }
-            EventKind::Timeout => {
-                self.live.timed_out(&seq);
-                encode_reply(out, seq, ACTION_LOCK, false);
-            }
-            EventKind::Expired { token } => self.live.expired(&seq, token),
-        }
-    }
-
-    /// The connection is closing: the engine releases its claims right after.
-    pub fn on_close(&mut self, _cx: &mut Ctx) {
-        self.live.clear();
     }
 
     fn lock(&mut self, frame: &Frame, cx: &mut Ctx) {
@@ -253,6 +225,41 @@ impl Session {
             Some((_, Status::Gone)) | None => false,
         };
         encode_reply(cx.out, seq, ACTION_UNLOCK, ok);
+    }
+}
+
+impl Wire for Session {
+    /// Decodes and handles at most one request.
+    fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        let Some((frame, size)) = parse(input) else {
+            return Progress::Incomplete;
+        };
+        self.execute(frame, cx);
+        Progress::Consumed(size)
+    }
+
+    /// Writes an engine event: grants and timeouts are answered, expiries are silent.
+    fn encode_event(&mut self, event: &Event, _engine: &Engine, out: &mut Vec<u8>) {
+        let Some(seq) = seq_of(&event.tag) else {
+            debug_assert!(false, "locker tag of {} bytes", event.tag.len());
+            return;
+        };
+        match event.kind {
+            EventKind::Granted { token, .. } => {
+                self.live.granted(&seq, token);
+                encode_reply(out, seq, ACTION_LOCK, true);
+            }
+            EventKind::Timeout => {
+                self.live.timed_out(&seq);
+                encode_reply(out, seq, ACTION_LOCK, false);
+            }
+            EventKind::Expired { token } => self.live.expired(&seq, token),
+        }
+    }
+
+    /// The connection is closing: the engine releases its claims right after.
+    fn on_close(&mut self, _cx: &mut Ctx) {
+        self.live.clear();
     }
 }
 

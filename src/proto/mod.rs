@@ -1,24 +1,41 @@
 //! Wire codecs: each turns bytes into [`Engine`] calls and engine events into bytes.
 //!
-//! A codec sees one connection's buffered input and decodes at most one request per
-//! [`Codec::decode`] call, writing that request's immediate reply into the
-//! connection's output buffer. `Incomplete` means "need more bytes", never failure.
-//! Deferred answers arrive later as engine [`Event`]s and are written by
-//! [`Codec::encode_event`]. Neither the engine nor the server knows any wire format.
+//! Every codec has one shape: a typed request parsed in one place (`parse(bytes) ->
+//! Request`), then executed against the engine (`execute(Request, &mut Ctx)`), and a
+//! per-connection `Session` that keeps the [`Wire`] contract: it sees the connection's
+//! buffered input and decodes at most one request per [`Wire::decode`] call, writing
+//! that request's immediate reply into the connection's output buffer; deferred answers
+//! arrive later as engine [`Event`]s and are written by [`Wire::encode_event`].
+//! Neither the engine nor the server knows any wire format.
+//!
+//! - [`native`]: lockbox's own protocol; [`lockd`], [`locker`], [`officer`],
+//!   [`livemutex`]: the foreign protocols lockbox speaks for migrating clients.
+//! - [`framing`]: line framing shared by the line protocols; [`json`]: the JSON writer;
+//!   [`names`]: foreign names to engine names; [`requests`]: the map of client-named
+//!   requests (locker, live-mutex).
+//!
+//! # Invariants
+//! - `Incomplete` means "need more bytes", never failure: a codec consumes nothing then.
+//! - A codec buffers at most one request's worth of input (lines are bounded by
+//!   `--max-line`, locker frames by their one-byte length).
 
-pub mod foreign;
+pub mod framing;
+pub mod json;
 pub mod livemutex;
 pub mod lockd;
 pub mod locker;
+pub mod names;
 pub mod native;
 pub mod officer;
+pub mod requests;
 
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
 
-/// Counters kept by the server and the codecs for `STATS`.
+/// Server-wide totals of the wire side, kept by the server and the codecs for native
+/// `STATS` and lockd's `q`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
+pub struct Totals {
     /// Bytes read from clients.
     pub bytes_in: u64,
     /// Bytes written to clients.
@@ -27,8 +44,8 @@ pub struct Stats {
     pub errors_total: u64,
     /// Native requests parsed, per verb (indexed by [`native::Verb`]).
     pub native_commands: [u64; native::Verb::ALL.len()],
-    /// lockd's own counters (its `q` command).
-    pub lockd: lockd::Counters,
+    /// lockd's own tally (its `q` command).
+    pub lockd: lockd::Tally,
 }
 
 /// Everything a codec may touch while it handles one request.
@@ -41,8 +58,8 @@ pub struct Ctx<'a> {
     pub out: &'a mut Vec<u8>,
     /// Current time, ms on the engine's clock.
     pub now: u64,
-    /// Server-wide counters.
-    pub stats: &'a mut Stats,
+    /// Server-wide totals.
+    pub stats: &'a mut Totals,
     /// The AUTH secret, when the server requires one.
     pub secret: Option<&'a [u8]>,
 }
@@ -61,7 +78,7 @@ pub enum Progress {
 /// The wire protocols a listener can speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
-    /// lockbox's own protocol (`shared/spec/protocol.md`).
+    /// lockbox's own protocol.
     Native,
     /// lockd / glockd text lines.
     Lockd,
@@ -97,6 +114,27 @@ impl Protocol {
         v.extend(optional.into_iter().filter_map(|(p, a)| Some((p, a?))));
         v
     }
+
+    /// What to send (best effort) to a connection refused by `--max-connections`, for
+    /// the protocols that can say so.
+    pub fn refusal(self) -> Option<&'static [u8]> {
+        match self {
+            Protocol::Native => Some(native::TOO_MANY_CONNECTIONS),
+            _ => None,
+        }
+    }
+}
+
+/// The contract of a codec's per-connection state.
+pub trait Wire {
+    /// Decodes and executes at most one request from `input`.
+    fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress;
+
+    /// Writes an engine event for this connection.
+    fn encode_event(&mut self, event: &Event, engine: &Engine, out: &mut Vec<u8>);
+
+    /// Called just before the engine forgets the connection (its claims still exist).
+    fn on_close(&mut self, _cx: &mut Ctx) {}
 }
 
 /// One connection's codec state.
@@ -114,6 +152,19 @@ pub enum Codec {
     LiveMutex(livemutex::Session),
 }
 
+/// Calls the same [`Wire`] method on whichever session `codec` holds.
+macro_rules! each_session {
+    ($codec:expr, $s:ident => $call:expr) => {
+        match $codec {
+            Codec::Native($s) => $call,
+            Codec::Lockd($s) => $call,
+            Codec::Locker($s) => $call,
+            Codec::Officer($s) => $call,
+            Codec::LiveMutex($s) => $call,
+        }
+    };
+}
+
 impl Codec {
     /// A fresh session of `protocol` for a new connection.
     pub fn new(protocol: Protocol, cfg: &Config) -> Codec {
@@ -128,66 +179,17 @@ impl Codec {
 
     /// Decodes and handles at most one request from `input`.
     pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        match self {
-            Codec::Native(s) => s.decode(input, cx),
-            Codec::Lockd(s) => s.decode(input, cx),
-            Codec::Locker(s) => s.decode(input, cx),
-            Codec::Officer(s) => s.decode(input, cx),
-            Codec::LiveMutex(s) => s.decode(input, cx),
-        }
+        each_session!(self, s => s.decode(input, cx))
     }
 
     /// Writes an engine event for this connection.
     pub fn encode_event(&mut self, event: &Event, engine: &Engine, out: &mut Vec<u8>) {
-        match self {
-            Codec::Native(s) => s.encode_event(event, engine, out),
-            Codec::Lockd(s) => s.encode_event(event, engine, out),
-            Codec::Locker(s) => s.encode_event(event, engine, out),
-            Codec::Officer(s) => s.encode_event(event, engine, out),
-            Codec::LiveMutex(s) => s.encode_event(event, engine, out),
-        }
+        each_session!(self, s => s.encode_event(event, engine, out))
     }
 
     /// Called just before the engine forgets the connection (its claims still exist).
     pub fn on_close(&mut self, cx: &mut Ctx) {
-        match self {
-            Codec::Native(_) => {}
-            Codec::Lockd(s) => s.on_close(cx),
-            Codec::Locker(s) => s.on_close(cx),
-            Codec::Officer(s) => s.on_close(cx),
-            Codec::LiveMutex(s) => s.on_close(cx),
-        }
-    }
-}
-
-/// One request line framed out of a connection's buffered input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Line<'a> {
-    /// A complete line (without `\n` and a `\r` before it) and the bytes it used.
-    Complete(&'a [u8], usize),
-    /// No `\n` yet, and the partial line is still within the limit.
-    Incomplete,
-    /// Over `max_line`: the line (or its start) and the bytes to drop. Every line
-    /// protocol closes the connection then, so a line that never ends costs at most
-    /// `max_line` bytes of buffer.
-    TooLong(&'a [u8], usize),
-}
-
-/// Frames the first `\n`-terminated line of `input`, allowing at most `max_line` bytes
-/// before the line end (a `\r` just before the `\n` does not count).
-pub fn frame_line(input: &[u8], max_line: usize) -> Line<'_> {
-    match memchr::memchr(b'\n', input) {
-        Some(nl) => {
-            let line = input[..nl].strip_suffix(b"\r").unwrap_or(&input[..nl]);
-            if line.len() > max_line {
-                Line::TooLong(line, nl + 1)
-            } else {
-                Line::Complete(line, nl + 1)
-            }
-        }
-        // The partial line may still get a `\r` before its `\n`: allow one byte more.
-        None if input.len() > max_line + 1 => Line::TooLong(input, input.len()),
-        None => Line::Incomplete,
+        each_session!(self, s => s.on_close(cx))
     }
 }
 
@@ -227,19 +229,6 @@ pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{frame_line, Line};
-
-    #[test]
-    fn frames_lines() {
-        assert_eq!(frame_line(b"a\nb", 10), Line::Complete(b"a", 2));
-        assert_eq!(frame_line(b"a\r\n", 1), Line::Complete(b"a", 3));
-        assert_eq!(frame_line(b"\n", 10), Line::Complete(b"", 1));
-        assert_eq!(frame_line(b"abc", 3), Line::Incomplete);
-        assert_eq!(frame_line(b"abc\r", 3), Line::Incomplete);
-        assert_eq!(frame_line(b"abcde", 3), Line::TooLong(b"abcde", 5));
-        assert_eq!(frame_line(b"abcd\nx", 3), Line::TooLong(b"abcd", 5));
-    }
-
     #[test]
     fn push_u64_digits() {
         for n in [0u64, 7, 10, 99, 1234567890, u64::MAX] {

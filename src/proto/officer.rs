@@ -1,4 +1,4 @@
-//! The officer protocol (`shared/spec/compat.md`, "officer"): JSON lines both ways.
+//! The officer protocol: JSON lines both ways.
 //!
 //! # Wire
 //! One JSON object per `\n`-terminated line (a trailing `\r` is dropped), with a
@@ -13,7 +13,7 @@
 //!
 //! # Mapping onto the engine
 //! - **Names.** An officer name maps to the engine name
-//!   [`super::foreign::engine_name`]`("", NAME)`: itself for ordinary names, with bytes
+//!   [`super::names::engine_name`]`("", NAME)`: itself for ordinary names, with bytes
 //!   `0x00..=0x20`, `0x7F` and `%` escaped as `%XX` (so `"my lock"` is `my%20lock` in native
 //!   `LIST`). The same name therefore is the same lock for officer, lockd's `g` and native
 //!   `LOCK`. A name whose escaped form is over 255 bytes is a malformed request (closes).
@@ -58,14 +58,12 @@
 //!   at the instant of each timeout needs the engine to pass it with the event (or to
 //!   route events between timers); the codec cannot see it afterwards.
 
-use super::foreign::{
-    engine_name, push_json_addr, push_json_array, push_json_object, push_json_str, utf8_name,
-    wire_name,
-};
-use super::{frame_line, Ctx, Line, Progress};
+use super::framing::{decode_line, Flow};
+use super::json::{push_array, push_map, push_quoted_addr, push_str, Object};
+use super::names::{engine_name, utf8_name, wire_name};
+use super::{Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
-use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind};
-use crate::table::Mode;
+use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind, Mode};
 use serde_json::{Map, Value};
 
 /// Per-connection state.
@@ -146,54 +144,48 @@ impl Session {
             max_line: cfg.max_line,
         }
     }
+}
 
-    /// Decodes and handles at most one request line.
-    pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        let (line, consumed) = match frame_line(input, self.max_line) {
-            Line::Incomplete => return Progress::Incomplete,
-            Line::TooLong(_, consumed) => {
-                log::debug!(
-                    "officer client {}: line over {} bytes, closing",
-                    cx.client,
-                    self.max_line
-                );
-                return Progress::Close(consumed);
-            }
-            Line::Complete(line, consumed) => (line, consumed),
-        };
-        let value: Value = match serde_json::from_slice(line) {
-            Ok(v) => v,
-            Err(e) => {
-                log::debug!("officer client {}: bad JSON ({e}), closing", cx.client);
-                return Progress::Close(consumed);
-            }
-        };
-        let Some(request) = value.as_object().and_then(parse) else {
-            log::debug!("officer client {}: invalid request, closing", cx.client);
-            return Progress::Close(consumed);
-        };
-        match handle(request, cx) {
-            Ok(()) => Progress::Consumed(consumed),
-            Err(()) => Progress::Close(consumed),
-        }
+impl Wire for Session {
+    /// Decodes and executes at most one request line.
+    fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        decode_line(
+            Protocol::Officer,
+            input,
+            self.max_line,
+            cx,
+            |_, _| {},
+            |line, cx| {
+                let value: Value = match serde_json::from_slice(line) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        log::debug!("officer client {}: bad JSON ({e}), closing", cx.client);
+                        return Flow::Close;
+                    }
+                };
+                let Some(request) = value.as_object().and_then(parse) else {
+                    log::debug!("officer client {}: invalid request, closing", cx.client);
+                    return Flow::Close;
+                };
+                execute(request, cx)
+            },
+        )
     }
 
     /// Writes an engine event: a deferred grant or a wait that ran out.
-    pub fn encode_event(&mut self, event: &Event, engine: &Engine, out: &mut Vec<u8>) {
+    fn encode_event(&mut self, event: &Event, engine: &Engine, out: &mut Vec<u8>) {
         let name = wire_name(&event.tag).unwrap_or_default();
         match event.kind {
-            EventKind::Granted { .. } => write_result(out, &name, b"acquired"),
-            EventKind::Timeout => write_with_queue(out, engine, &event.tag, &name, b"timed_out"),
+            EventKind::Granted { .. } => write_result(out, &name, "acquired"),
+            EventKind::Timeout => write_with_queue(out, engine, &event.tag, &name, "timed_out"),
             // officer never sets a hold deadline.
             EventKind::Expired { .. } => {}
         }
     }
-
-    /// Nothing to do: the engine cancels this connection's waits and releases its holds.
-    pub fn on_close(&mut self, _cx: &mut Ctx) {}
 }
 
-fn handle(request: Request, cx: &mut Ctx) -> Result<(), ()> {
+/// Executes one request; `Flow::Close` for a name officer could not have stored.
+fn execute(request: Request, cx: &mut Ctx) -> Flow {
     let me = cx.client;
     match request {
         Request::Lock {
@@ -203,21 +195,21 @@ fn handle(request: Request, cx: &mut Ctx) -> Result<(), ()> {
         } => {
             let Some(en) = engine_name(b"", name.as_bytes()) else {
                 log::debug!("officer client {me}: lock name too long, closing");
-                return Err(());
+                return Flow::Close;
             };
             let en = en.as_bytes();
             if let Some((info, holder)) = cx.engine.inspect(en) {
                 if holder.is_some_and(|h| h.client == me) {
-                    write_result(cx.out, name.as_bytes(), b"already_acquired");
-                    return Ok(());
+                    write_result(cx.out, name.as_bytes(), "already_acquired");
+                    return Flow::Continue;
                 }
                 if cx.engine.waits_of(me).any(|w| w.name == en) {
-                    return Ok(());
+                    return Flow::Continue;
                 }
                 if queue_max.is_some_and(|q| u64::from(info.holders) + u64::from(info.waiters) >= q)
                 {
-                    write_with_queue(cx.out, cx.engine, en, name.as_bytes(), b"queue_maxed");
-                    return Ok(());
+                    write_with_queue(cx.out, cx.engine, en, name.as_bytes(), "queue_maxed");
+                    return Flow::Continue;
                 }
             }
             let req = AcquireRequest {
@@ -228,13 +220,13 @@ fn handle(request: Request, cx: &mut Ctx) -> Result<(), ()> {
                 queue: None,
             };
             match cx.engine.acquire(me, en, &req, cx.now) {
-                Acquired::Granted { .. } => write_result(cx.out, name.as_bytes(), b"acquired"),
+                Acquired::Granted { .. } => write_result(cx.out, name.as_bytes(), "acquired"),
                 Acquired::Queued => {}
                 Acquired::Timeout => {
-                    write_with_queue(cx.out, cx.engine, en, name.as_bytes(), b"timed_out")
+                    write_with_queue(cx.out, cx.engine, en, name.as_bytes(), "timed_out")
                 }
                 Acquired::QueueFull | Acquired::Limit => {
-                    write_with_queue(cx.out, cx.engine, en, name.as_bytes(), b"queue_maxed")
+                    write_with_queue(cx.out, cx.engine, en, name.as_bytes(), "queue_maxed")
                 }
             }
         }
@@ -244,55 +236,52 @@ fn handle(request: Request, cx: &mut Ctx) -> Result<(), ()> {
                 cx.engine.release(me, en, None, cx.now).is_ok()
                     || cx.engine.cancel(me, en, cx.now, |_| {}) > 0
             });
-            let result: &[u8] = if released {
-                b"released"
+            let result = if released {
+                "released"
             } else {
-                b"release_failed"
+                "release_failed"
             };
             write_result(cx.out, name.as_bytes(), result);
         }
         Request::Reset => {
             cx.engine.reset(me, cx.now, |_| {});
-            cx.out
-                .extend_from_slice(b"{\"result\":\"reset_succeeded\"}\n");
+            Object::new(cx.out)
+                .str("result", "reset_succeeded")
+                .end_line();
         }
         Request::Locks => write_locks(cx),
         Request::Connections => write_connections(cx),
-        Request::MyLocks => {
-            cx.out.extend_from_slice(b"{\"value\":");
-            write_names_of(cx.out, cx.engine, me);
-            cx.out.extend_from_slice(b",\"result\":\"my_locks\"}\n");
-        }
+        Request::MyLocks => Object::new(cx.out)
+            .with(b"value", |out| write_names_of(out, cx.engine, me))
+            .str("result", "my_locks")
+            .end_line(),
         Request::KeepAlive => {}
     }
-    Ok(())
+    Flow::Continue
 }
 
 /// `{"name":N,"result":R}`.
-fn write_result(out: &mut Vec<u8>, name: &[u8], result: &[u8]) {
-    out.extend_from_slice(b"{\"name\":");
-    push_json_str(out, name);
-    out.extend_from_slice(b",\"result\":\"");
-    out.extend_from_slice(result);
-    out.extend_from_slice(b"\"}\n");
+fn write_result(out: &mut Vec<u8>, name: &[u8], result: &str) {
+    Object::new(out)
+        .bytes("name", name)
+        .str("result", result)
+        .end_line();
 }
 
 /// `{"name":N,"queue":[holders then waiters],"result":R}`.
-fn write_with_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8], name: &[u8], result: &[u8]) {
-    out.extend_from_slice(b"{\"name\":");
-    push_json_str(out, name);
-    out.extend_from_slice(b",\"queue\":");
-    write_queue(out, engine, en);
-    out.extend_from_slice(b",\"result\":\"");
-    out.extend_from_slice(result);
-    out.extend_from_slice(b"\"}\n");
+fn write_with_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8], name: &[u8], result: &str) {
+    Object::new(out)
+        .bytes("name", name)
+        .with(b"queue", |out| write_queue(out, engine, en))
+        .str("result", result)
+        .end_line();
 }
 
 /// `["ip:port",...]`: holders in grant order, then waiters in FIFO order.
 fn write_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8]) {
     let holders = engine.holds_on(en).map(|(_, c)| c);
-    push_json_array(out, holders.chain(engine.waiters_on(en)), |out, client| {
-        push_json_addr(out, engine, client)
+    push_array(out, holders.chain(engine.waiters_on(en)), |out, client| {
+        push_quoted_addr(out, engine, client)
     });
 }
 
@@ -302,7 +291,7 @@ fn write_names_of(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
         .holds_of(client)
         .chain(engine.waits_of(client))
         .filter_map(|c| utf8_name(c.name));
-    push_json_array(out, names, |out, name| push_json_str(out, name.as_bytes()));
+    push_array(out, names, |out, name| push_str(out, name.as_bytes()));
 }
 
 /// `{"value":{entries},"result":"<result>"}`.
@@ -312,11 +301,10 @@ fn write_value<T>(
     value: impl FnMut(&mut Vec<u8>, T),
     result: &str,
 ) {
-    out.extend_from_slice(b"{\"value\":");
-    push_json_object(out, entries, value);
-    out.extend_from_slice(b",\"result\":\"");
-    out.extend_from_slice(result.as_bytes());
-    out.extend_from_slice(b"\"}\n");
+    Object::new(out)
+        .with(b"value", |out| push_map(out, entries, value))
+        .str("result", result)
+        .end_line();
 }
 
 /// `locks`: every lock with an officer name, sorted, with its queue.

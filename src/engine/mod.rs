@@ -1,0 +1,625 @@
+//! The engine: the lock table, the timer wheel and the client registry behind one API
+//! that knows nothing of any wire format.
+//!
+//! Codecs ([`crate::proto`]) turn bytes into calls here and the results back into bytes.
+//! A call's own answer is its return value. Everything that happens *later* or *to
+//! another connection* (a waiter granted, a wait timed out, a hold expired) is queued
+//! as an [`Event`] addressed to a client, with the tag the codec gave the request;
+//! the server routes events to their connections' codecs after every call.
+//!
+//! Time is a millisecond count passed into every call that needs it, so tests drive
+//! the engine without sleeping. Deadlines are computed as `now + ms + 1`: `now` is
+//! truncated to the millisecond, and the extra millisecond makes sure a deadline never
+//! fires before `ms` full milliseconds have passed since the request arrived.
+//!
+//! # Invariants
+//! - A claim has a timer iff it waits with a `wait` deadline or is held with a `hold`
+//!   deadline; the timer's payload names the claim and which deadline it is.
+//! - Client slots are indexed by the server's connection key; a slot is `Some` exactly
+//!   between [`Engine::connect`] and [`Engine::disconnect`], and a client with no slot
+//!   owns no claim.
+
+use crate::fence::Fence;
+use crate::table::{Acquire, ClaimId, Grant, State, Table};
+use crate::wheel::{TimerId, Wheel};
+use smallvec::SmallVec;
+use std::net::SocketAddr;
+
+/// What codecs need of the table's vocabulary, so that they depend on the engine alone.
+pub use crate::table::{FindError, LockInfo, Mode, MAX_NAME};
+
+/// Identifies a connection: the server's connection key.
+pub type ClientId = u32;
+
+/// The codec's handle for a request (the native request id, a locker sequence number,
+/// ...): copied into events about that request. Up to 32 bytes are stored inline.
+pub type Tag = SmallVec<[u8; 32]>;
+
+/// Which deadline a timer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Deadline {
+    Wait,
+    Hold,
+}
+
+/// The engine's per-claim data.
+#[derive(Debug)]
+pub struct Pending {
+    tag: Tag,
+    timer: Option<TimerId>,
+    hold: Option<u32>,
+}
+
+/// An acquire request, as every codec expresses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcquireRequest<'a> {
+    /// The lock name (already validated by the codec: 1 to 255 bytes).
+    pub name: &'a [u8],
+    /// Exclusive or shared (with an optional cap).
+    pub mode: Mode,
+    /// How long to wait: `None` = as long as the connection lives, `Some(0)` = try once.
+    pub wait: Option<u32>,
+    /// How long the hold may last after the grant; `None` = until released.
+    pub hold: Option<u32>,
+    /// Refuse at once when this many requests already wait.
+    pub queue: Option<u32>,
+}
+
+/// The immediate answer to an acquire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acquired {
+    /// Granted now.
+    Granted {
+        /// Fencing token.
+        token: u64,
+        /// Holds of the lock, this one included.
+        holders: u32,
+    },
+    /// Queued: an [`Event`] will follow (granted, timeout or cancelled).
+    Queued,
+    /// Not grantable and `wait` was 0.
+    Timeout,
+    /// `queue` or more requests already wait.
+    QueueFull,
+    /// This client already has `max_pending` holds and waits.
+    Limit,
+}
+
+/// What happened to a queued request or a hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A waiter was granted.
+    Granted {
+        /// Fencing token.
+        token: u64,
+        /// Holds of the lock right after the grant, this one included.
+        holders: u32,
+        /// The request was shared.
+        shared: bool,
+    },
+    /// A wait ran out.
+    Timeout,
+    /// A hold deadline passed and the lock was taken back.
+    Expired {
+        /// The token of the hold that expired.
+        token: u64,
+    },
+}
+
+/// A deferred notification for one client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Whom it is for.
+    pub client: ClientId,
+    /// The tag of the request it answers.
+    pub tag: Tag,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// A connected client.
+#[derive(Debug)]
+pub struct Client {
+    addr: SocketAddr,
+    name: Option<Box<[u8]>>,
+    group: u8,
+}
+
+impl Client {
+    /// The peer address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// The friendly name, if set.
+    pub fn name(&self) -> Option<&[u8]> {
+        self.name.as_deref()
+    }
+}
+
+/// Engine-wide counters (current values are computed on demand).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Connections ever accepted.
+    pub connections_total: u64,
+    /// Grants, immediate and deferred.
+    pub grants_total: u64,
+    /// Waits that ran out, including `wait=0` tries that found the lock busy.
+    pub timeouts_total: u64,
+    /// Holds taken back at their deadline.
+    pub expired_total: u64,
+    /// Holds released because their connection closed.
+    pub released_on_disconnect_total: u64,
+}
+
+/// Who holds a lock exclusively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// The hold's token.
+    pub token: u64,
+    /// The connection holding it.
+    pub client: ClientId,
+}
+
+/// One claim as codecs see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimView<'a> {
+    /// The lock name.
+    pub name: &'a [u8],
+    /// The request's tag.
+    pub tag: &'a [u8],
+    /// The fencing token, when held.
+    pub token: Option<u64>,
+    /// The request was shared.
+    pub shared: bool,
+}
+
+/// The protocol-agnostic core.
+pub struct Engine {
+    table: Table<Pending>,
+    wheel: Wheel<(ClaimId, Deadline)>,
+    clients: Vec<Option<Client>>,
+    connections: usize,
+    counters: Counters,
+    events: Vec<Event>,
+    granted: Vec<Grant>,
+    fired: Vec<(u64, (ClaimId, Deadline))>,
+    scratch: Vec<ClaimId>,
+    started: u64,
+    max_pending: u32,
+}
+
+impl Engine {
+    /// An empty engine at time `now` (ms), issuing tokens from `fence`, allowing each
+    /// client at most `max_pending` holds plus waits.
+    pub fn new(fence: Fence, now: u64, max_pending: u32) -> Self {
+        Engine {
+            table: Table::new(fence),
+            wheel: Wheel::new(now),
+            clients: Vec::new(),
+            connections: 0,
+            counters: Counters::default(),
+            events: Vec::new(),
+            granted: Vec::new(),
+            fired: Vec::new(),
+            scratch: Vec::new(),
+            started: now,
+            max_pending,
+        }
+    }
+
+    /// Registers a new connection under `id` (which must be free).
+    pub fn connect(&mut self, id: ClientId, addr: SocketAddr) {
+        self.connect_in(id, addr, 0);
+    }
+
+    /// Registers a new connection under `id` in `group`: an opaque label (the server
+    /// uses the protocol) that [`Engine::force_release`] respects.
+    pub fn connect_in(&mut self, id: ClientId, addr: SocketAddr, group: u8) {
+        let i = id as usize;
+        if i >= self.clients.len() {
+            self.clients.resize_with(i + 1, || None);
+        }
+        debug_assert!(
+            self.clients[i].is_none(),
+            "client slot {id} reused while live"
+        );
+        self.clients[i] = Some(Client {
+            addr,
+            name: None,
+            group,
+        });
+        self.connections += 1;
+        self.counters.connections_total += 1;
+    }
+
+    /// Forgets a connection: cancels its waits (silently), then releases its holds,
+    /// granting the next waiters (events for their clients). Returns holds released.
+    pub fn disconnect(&mut self, id: ClientId, now: u64) -> u32 {
+        let (released, _) = self.reset(id, now, |_| {});
+        if let Some(slot) = self.clients.get_mut(id as usize) {
+            if slot.take().is_some() {
+                self.connections -= 1;
+            }
+        }
+        self.counters.released_on_disconnect_total += u64::from(released);
+        released
+    }
+
+    /// Sets a client's friendly name (`None` clears it).
+    pub fn set_name(&mut self, id: ClientId, name: Option<&[u8]>) {
+        if let Some(Some(c)) = self.clients.get_mut(id as usize) {
+            c.name = name.map(Box::from);
+        }
+    }
+
+    /// A connected client.
+    pub fn client(&self, id: ClientId) -> Option<&Client> {
+        self.clients.get(id as usize)?.as_ref()
+    }
+
+    /// Every connected client with its (holds, waits).
+    pub fn clients(&self) -> impl Iterator<Item = (ClientId, &Client, (u32, u32))> + '_ {
+        self.clients.iter().enumerate().filter_map(|(i, c)| {
+            let c = c.as_ref()?;
+            Some((i as ClientId, c, self.table.owner_counts(i as ClientId)))
+        })
+    }
+
+    /// Asks for a lock. See [`Acquired`] for the answers; a `Queued` request is answered
+    /// later by an event with `tag`.
+    pub fn acquire(
+        &mut self,
+        client: ClientId,
+        tag: &[u8],
+        req: &AcquireRequest,
+        now: u64,
+    ) -> Acquired {
+        let (holds, waits) = self.table.owner_counts(client);
+        if holds + waits >= self.max_pending {
+            return Acquired::Limit;
+        }
+        let data = Pending {
+            tag: Tag::from_slice(tag),
+            timer: None,
+            hold: req.hold,
+        };
+        match self.table.acquire(
+            client,
+            req.name,
+            req.mode,
+            req.wait != Some(0),
+            req.queue,
+            data,
+        ) {
+            Acquire::Granted {
+                claim,
+                token,
+                holders,
+            } => {
+                self.counters.grants_total += 1;
+                self.start_hold_timer(claim, now);
+                Acquired::Granted { token, holders }
+            }
+            Acquire::Queued { claim } => {
+                if let Some(ms) = req.wait {
+                    let id = self
+                        .wheel
+                        .insert(deadline(now, ms), (claim, Deadline::Wait));
+                    self.table.claim_mut(claim).data.timer = Some(id);
+                }
+                Acquired::Queued
+            }
+            Acquire::Busy => {
+                self.counters.timeouts_total += 1;
+                Acquired::Timeout
+            }
+            Acquire::QueueFull => Acquired::QueueFull,
+        }
+    }
+
+    /// Releases `client`'s hold on `name` (the one with `token`, or its only one).
+    pub fn release(
+        &mut self,
+        client: ClientId,
+        name: &[u8],
+        token: Option<u64>,
+        now: u64,
+    ) -> Result<(), FindError> {
+        let claim = self.table.find_hold(client, name, token)?;
+        self.remove(claim, now);
+        Ok(())
+    }
+
+    /// Moves the deadline of `client`'s hold on `name` with `token` to `now + hold`.
+    pub fn extend(
+        &mut self,
+        client: ClientId,
+        name: &[u8],
+        token: u64,
+        hold: u32,
+        now: u64,
+    ) -> Result<(), FindError> {
+        let claim = self.table.find_hold(client, name, Some(token))?;
+        if let Some(t) = self.table.claim_mut(claim).data.timer.take() {
+            self.wheel.cancel(t);
+        }
+        self.table.claim_mut(claim).data.hold = Some(hold);
+        self.start_hold_timer(claim, now);
+        Ok(())
+    }
+
+    /// Ends `client`'s waits whose tag is `tag`, calling `on_cancel` for each in request
+    /// order. Returns how many.
+    pub fn cancel(
+        &mut self,
+        client: ClientId,
+        tag: &[u8],
+        now: u64,
+        mut on_cancel: impl FnMut(&[u8]),
+    ) -> u32 {
+        self.scratch.clear();
+        let table = &self.table;
+        self.scratch.extend(
+            table
+                .waits_of(client)
+                .filter(|&c| table.claim(c).data.tag.as_slice() == tag),
+        );
+        for _ in &self.scratch {
+            on_cancel(tag);
+        }
+        self.withdraw_scratch(now)
+    }
+
+    /// Cancels every wait of `client` (calling `on_cancel` with each tag, in request
+    /// order), then releases every hold. Returns (released, cancelled).
+    pub fn reset(
+        &mut self,
+        client: ClientId,
+        now: u64,
+        mut on_cancel: impl FnMut(&[u8]),
+    ) -> (u32, u32) {
+        self.scratch.clear();
+        self.scratch.extend(self.table.waits_of(client));
+        for &claim in &self.scratch {
+            on_cancel(&self.table.claim(claim).data.tag);
+        }
+        let cancelled = self.withdraw_scratch(now);
+        let mut released = 0;
+        while let Some(claim) = self.table.first_hold(client) {
+            self.remove(claim, now);
+            released += 1;
+        }
+        (released, cancelled)
+    }
+
+    /// Fires every deadline due at `now`: timeouts, expiries and the grants they cause.
+    pub fn advance(&mut self, now: u64) {
+        if self.wheel.next_wake().is_none_or(|t| t > now) {
+            return;
+        }
+        let mut fired = std::mem::take(&mut self.fired);
+        self.wheel.advance(now, &mut fired);
+        // First forget every fired timer, so that grants below never cancel one of them.
+        for &(_, (claim, _)) in &fired {
+            self.table.claim_mut(claim).data.timer = None;
+        }
+        for &(_, (claim, which)) in &fired {
+            // A claim granted by an earlier entry of this batch has outlived its wait
+            // deadline: skip that entry. (No claim is created during advance, so an
+            // index still names the claim its timer was set for.)
+            if !self.table.contains(claim) {
+                continue;
+            }
+            let c = self.table.claim(claim);
+            match (which, c.state()) {
+                (Deadline::Wait, State::Waiting) => {
+                    self.counters.timeouts_total += 1;
+                    let event = Event {
+                        client: c.owner(),
+                        tag: c.data.tag.clone(),
+                        kind: EventKind::Timeout,
+                    };
+                    self.events.push(event);
+                }
+                (Deadline::Hold, State::Held { token }) => {
+                    self.counters.expired_total += 1;
+                    let event = Event {
+                        client: c.owner(),
+                        tag: c.data.tag.clone(),
+                        kind: EventKind::Expired { token },
+                    };
+                    self.events.push(event);
+                }
+                _ => continue,
+            }
+            self.remove(claim, now);
+        }
+        fired.clear();
+        self.fired = fired;
+    }
+
+    /// The earliest time at which [`Engine::advance`] may have work (a lower bound).
+    pub fn next_wake(&self) -> Option<u64> {
+        self.wheel.next_wake()
+    }
+
+    /// Moves the queued events into `into` (which should be empty; capacity is kept).
+    pub fn take_events(&mut self, into: &mut Vec<Event>) {
+        debug_assert!(into.is_empty(), "take_events into a non-empty buffer");
+        std::mem::swap(&mut self.events, into);
+    }
+
+    /// True when events wait to be taken.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The state of one lock (`None` when free).
+    pub fn inspect(&self, name: &[u8]) -> Option<(LockInfo, Option<Holder>)> {
+        let info = self.table.inspect(name)?;
+        let holder = if info.exclusive {
+            self.table.holds_on(name).next().map(|c| {
+                let claim = self.table.claim(c);
+                Holder {
+                    token: claim.token().unwrap_or(0),
+                    client: claim.owner(),
+                }
+            })
+        } else {
+            None
+        };
+        Some((info, holder))
+    }
+
+    /// Every lock with holds or waiters, in no particular order.
+    pub fn locks(&self) -> impl Iterator<Item = (&[u8], LockInfo)> + '_ {
+        self.table.locks()
+    }
+
+    /// The holds of `name` (token, client), in grant order.
+    pub fn holds_on<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = (u64, ClientId)> + 'a {
+        self.table.holds_on(name).map(|c| {
+            let claim = self.table.claim(c);
+            (claim.token().unwrap_or(0), claim.owner())
+        })
+    }
+
+    /// The waiters of `name` (client), in FIFO order.
+    pub fn waiters_on<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = ClientId> + 'a {
+        self.table
+            .waiters_on(name)
+            .map(|c| self.table.claim(c).owner())
+    }
+
+    /// The holds of `client`, in grant order.
+    pub fn holds_of(&self, client: ClientId) -> impl Iterator<Item = ClaimView<'_>> + '_ {
+        self.table.holds_of(client).map(|c| self.view(c))
+    }
+
+    /// The waits of `client`, in request order.
+    pub fn waits_of(&self, client: ClientId) -> impl Iterator<Item = ClaimView<'_>> + '_ {
+        self.table.waits_of(client).map(|c| self.view(c))
+    }
+
+    fn view(&self, c: ClaimId) -> ClaimView<'_> {
+        let claim = self.table.claim(c);
+        ClaimView {
+            name: self.table.claim_name(c),
+            tag: &claim.data.tag,
+            token: claim.token(),
+            shared: matches!(claim.mode(), Mode::Shared { .. }),
+        }
+    }
+
+    /// Releases every hold on `name` owned by a client of `group` (a foreign protocol's
+    /// "force unlock" among its own clients); returns how many.
+    ///
+    /// The holds are listed before any is released, so the waiters that the releases
+    /// grant keep their grants. Holds of other groups are never touched: a force unlock in
+    /// one protocol cannot silently take a lock from a client of another.
+    pub fn force_release(&mut self, name: &[u8], group: u8, now: u64) -> u32 {
+        self.scratch.clear();
+        let (table, clients) = (&self.table, &self.clients);
+        self.scratch.extend(table.holds_on(name).filter(|&c| {
+            let owner = table.claim(c).owner() as usize;
+            clients
+                .get(owner)
+                .and_then(Option::as_ref)
+                .is_some_and(|o| o.group == group)
+        }));
+        let n = self.scratch.len() as u32;
+        while let Some(claim) = self.scratch.pop() {
+            self.remove(claim, now);
+        }
+        n
+    }
+
+    /// Counters since start.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Milliseconds since the engine started.
+    pub fn uptime(&self, now: u64) -> u64 {
+        now.saturating_sub(self.started)
+    }
+
+    /// Current (connections, locks, holds, waiters).
+    pub fn gauges(&self) -> (usize, usize, usize, usize) {
+        (
+            self.connections,
+            self.table.lock_count(),
+            self.table.hold_count(),
+            self.table.wait_count(),
+        )
+    }
+
+    /// Removes the waits listed in `scratch` (one client's, in request order), latest
+    /// first, and returns how many.
+    ///
+    /// Latest first matters when the client waits twice on one lock: removing a waiter
+    /// can only grant requests queued *behind* it, and none of those is one of the
+    /// client's earlier waits, so no wait being cancelled is ever granted on the way.
+    fn withdraw_scratch(&mut self, now: u64) -> u32 {
+        let n = self.scratch.len() as u32;
+        while let Some(claim) = self.scratch.pop() {
+            debug_assert_eq!(
+                self.table.claim(claim).state(),
+                State::Waiting,
+                "cancelling a granted claim {claim}"
+            );
+            self.remove(claim, now);
+        }
+        n
+    }
+
+    /// Removes a claim, cancelling its timer, and processes the grants it causes.
+    fn remove(&mut self, claim: ClaimId, now: u64) {
+        if let Some(t) = self.table.claim_mut(claim).data.timer.take() {
+            self.wheel.cancel(t);
+        }
+        let mut granted = std::mem::take(&mut self.granted);
+        self.table.remove(claim, &mut granted);
+        for g in granted.drain(..) {
+            self.counters.grants_total += 1;
+            let c = self.table.claim_mut(g.claim);
+            if let Some(t) = c.data.timer.take() {
+                self.wheel.cancel(t);
+            }
+            let shared = matches!(c.mode(), Mode::Shared { .. });
+            let token = c.token().unwrap_or(0);
+            let event = Event {
+                client: c.owner(),
+                tag: c.data.tag.clone(),
+                kind: EventKind::Granted {
+                    token,
+                    holders: g.holders,
+                    shared,
+                },
+            };
+            self.events.push(event);
+            self.start_hold_timer(g.claim, now);
+        }
+        self.granted = granted;
+    }
+
+    /// Starts the hold timer of a just-granted (or extended) claim, if it has a hold.
+    fn start_hold_timer(&mut self, claim: ClaimId, now: u64) {
+        let c = self.table.claim_mut(claim);
+        debug_assert!(c.data.timer.is_none(), "claim {claim} already has a timer");
+        if let Some(ms) = c.data.hold {
+            let id = self
+                .wheel
+                .insert(deadline(now, ms), (claim, Deadline::Hold));
+            self.table.claim_mut(claim).data.timer = Some(id);
+        }
+    }
+}
+
+/// The deadline for a duration of `ms` starting in millisecond `now` (see module doc).
+fn deadline(now: u64, ms: u32) -> u64 {
+    now + u64::from(ms) + 1
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,608 @@
+//! Deadlines, events and counters of the engine, one behaviour per test, and its
+//! memory budget; [`model`] checks it against a reference that predicts every answer
+//! and event. Time is an argument: no test sleeps.
+
+use super::*;
+
+mod model;
+
+const X: Mode = Mode::Exclusive;
+const S: Mode = Mode::Shared { max: 0 };
+
+fn addr() -> SocketAddr {
+    "127.0.0.1:4000".parse().unwrap()
+}
+
+/// An engine at time 0 with clients 0..4 connected.
+fn engine_with(max_pending: u32) -> Engine {
+    let mut e = Engine::new(Fence::starting_at(1), 0, max_pending);
+    for c in 0..4 {
+        e.connect(c, addr());
+    }
+    e
+}
+
+fn engine() -> Engine {
+    engine_with(1000)
+}
+
+fn req(name: &[u8], mode: Mode, wait: Option<u32>, hold: Option<u32>) -> AcquireRequest<'_> {
+    AcquireRequest {
+        name,
+        mode,
+        wait,
+        hold,
+        queue: None,
+    }
+}
+
+/// Waits as long as the connection lives, holds until released.
+fn forever(name: &[u8], mode: Mode) -> AcquireRequest<'_> {
+    req(name, mode, None, None)
+}
+
+fn events(e: &mut Engine) -> Vec<Event> {
+    let mut v = Vec::new();
+    e.take_events(&mut v);
+    v
+}
+
+fn ev(client: ClientId, tag: &str, kind: EventKind) -> Event {
+    Event {
+        client,
+        tag: Tag::from_slice(tag.as_bytes()),
+        kind,
+    }
+}
+
+fn granted(token: u64, holders: u32, shared: bool) -> EventKind {
+    EventKind::Granted {
+        token,
+        holders,
+        shared,
+    }
+}
+
+/// (holders, waiters) of a lock; (0, 0) when free.
+fn counts(e: &Engine, name: &[u8]) -> (u32, u32) {
+    e.inspect(name)
+        .map_or((0, 0), |(i, _)| (i.holders, i.waiters))
+}
+
+#[test]
+fn force_release_keeps_the_grants_it_causes_and_other_groups_holds() {
+    let mut e = Engine::new(Fence::starting_at(1), 0, 1000);
+    for c in 0..3 {
+        e.connect_in(c, addr(), 7);
+    }
+    e.connect_in(3, addr(), 0);
+    // Group 7: a holder and two waiters on "a".
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    assert_eq!(e.acquire(1, b"w1", &forever(b"a", X), 0), Acquired::Queued);
+    assert_eq!(e.acquire(2, b"w2", &forever(b"a", X), 0), Acquired::Queued);
+    assert_eq!(e.force_release(b"a", 7, 0), 1, "only the hold that existed");
+    assert_eq!(events(&mut e), vec![ev(1, "w1", granted(2, 1, false))]);
+    assert_eq!(
+        counts(&e, b"a"),
+        (1, 1),
+        "w1 keeps its grant, w2 still waits"
+    );
+    assert_eq!(e.holds_on(b"a").collect::<Vec<_>>(), vec![(2, 1)]);
+    // Group 0's hold on "b" is out of group 7's reach.
+    assert!(matches!(
+        e.acquire(3, b"n", &forever(b"b", X), 0),
+        Acquired::Granted { .. }
+    ));
+    assert_eq!(e.force_release(b"b", 7, 0), 0);
+    assert_eq!(counts(&e, b"b"), (1, 0));
+    assert!(events(&mut e).is_empty());
+}
+
+#[test]
+fn wait_deadline_fires_at_now_plus_wait_plus_one() {
+    for (now, wait) in [(100, 10), (100, 0), (100, 1000), (63, 1), (4095, 70_000)] {
+        let mut e = engine();
+        let held = e.acquire(0, b"h", &forever(b"a", X), now);
+        assert_eq!(
+            held,
+            Acquired::Granted {
+                token: 1,
+                holders: 1
+            }
+        );
+        let w = req(b"a", X, Some(wait), None);
+        if wait == 0 {
+            // wait=0 is a try: answered at once, no deadline.
+            assert_eq!(e.acquire(1, b"w", &w, now), Acquired::Timeout);
+            assert_eq!(e.next_wake(), None);
+            continue;
+        }
+        assert_eq!(e.acquire(1, b"w", &w, now), Acquired::Queued);
+        let deadline = now + u64::from(wait) + 1;
+        let ctx = format!("now {now} wait {wait}");
+        assert!(
+            e.next_wake().is_some_and(|t| t <= deadline),
+            "{ctx}: {:?}",
+            e.next_wake()
+        );
+        // `wait` full milliseconds after the request's millisecond: not yet.
+        e.advance(deadline - 1);
+        assert_eq!(events(&mut e), vec![], "{ctx}: fired early");
+        assert_eq!(counts(&e, b"a"), (1, 1), "{ctx}");
+        assert!(
+            e.next_wake().is_some_and(|t| t <= deadline),
+            "{ctx}: {:?}",
+            e.next_wake()
+        );
+        e.advance(deadline);
+        assert_eq!(
+            events(&mut e),
+            vec![ev(1, "w", EventKind::Timeout)],
+            "{ctx}"
+        );
+        assert_eq!(counts(&e, b"a"), (1, 0), "{ctx}");
+        assert_eq!(e.counters().timeouts_total, 1, "{ctx}");
+        assert_eq!(e.next_wake(), None, "{ctx}");
+    }
+}
+
+#[test]
+fn hold_expiry_grants_the_next_waiter_in_the_same_advance() {
+    let mut e = engine();
+    let h = e.acquire(0, b"h", &req(b"a", X, None, Some(10)), 0);
+    assert_eq!(
+        h,
+        Acquired::Granted {
+            token: 1,
+            holders: 1
+        }
+    );
+    assert_eq!(e.acquire(1, b"w", &forever(b"a", X), 5), Acquired::Queued);
+    e.advance(10);
+    assert_eq!(events(&mut e), vec![]);
+    e.advance(11);
+    assert_eq!(
+        events(&mut e),
+        vec![
+            ev(0, "h", EventKind::Expired { token: 1 }),
+            ev(1, "w", granted(2, 1, false)),
+        ]
+    );
+    assert_eq!(
+        e.inspect(b"a").unwrap().1,
+        Some(Holder {
+            token: 2,
+            client: 1
+        })
+    );
+    assert_eq!(
+        e.release(0, b"a", None, 12),
+        Err(FindError::NotHeld),
+        "expired"
+    );
+    assert_eq!(
+        e.release(0, b"a", Some(1), 12),
+        Err(FindError::NotHeld),
+        "expired"
+    );
+    let c = e.counters();
+    assert_eq!(
+        (c.grants_total, c.expired_total, c.timeouts_total),
+        (2, 1, 0)
+    );
+    // The new holder has no deadline: nothing more ever fires.
+    assert_eq!(e.next_wake(), None);
+}
+
+#[test]
+fn a_waiter_granted_in_the_batch_of_its_own_wait_deadline_is_granted_not_timed_out() {
+    // Holder with hold=10 and waiter with wait=10 at the same `now`: same deadline.
+    for advance_to in [11, 12, 40, 5000] {
+        let mut e = engine();
+        e.acquire(0, b"h", &req(b"a", X, None, Some(10)), 0);
+        assert_eq!(
+            e.acquire(1, b"w", &req(b"a", X, Some(10), Some(3)), 0),
+            Acquired::Queued
+        );
+        e.advance(advance_to);
+        assert_eq!(
+            events(&mut e),
+            vec![
+                ev(0, "h", EventKind::Expired { token: 1 }),
+                ev(1, "w", granted(2, 1, false)),
+            ],
+            "advance to {advance_to}"
+        );
+        assert_eq!(e.counters().timeouts_total, 0, "advance to {advance_to}");
+        // The grant started the waiter's own hold deadline at the advance's `now`.
+        e.advance(advance_to + 3);
+        assert_eq!(events(&mut e), vec![], "advance to {advance_to}");
+        e.advance(advance_to + 4);
+        assert_eq!(
+            events(&mut e),
+            vec![ev(1, "w", EventKind::Expired { token: 2 })]
+        );
+        assert_eq!(e.gauges(), (4, 0, 0, 0));
+    }
+}
+
+#[test]
+fn a_wait_deadline_before_the_expiry_in_one_batch_times_out_first() {
+    let mut e = engine();
+    e.acquire(0, b"h", &req(b"a", X, None, Some(20)), 0); // expires at 21
+    e.acquire(1, b"w", &req(b"a", X, Some(5), None), 0); // times out at 6
+    e.acquire(2, b"v", &req(b"a", X, Some(50), None), 0); // would time out at 51
+    e.advance(100);
+    assert_eq!(
+        events(&mut e),
+        vec![
+            ev(1, "w", EventKind::Timeout),
+            ev(0, "h", EventKind::Expired { token: 1 }),
+            ev(2, "v", granted(2, 1, false)),
+        ]
+    );
+}
+
+#[test]
+fn extend_moves_the_expiry() {
+    let mut e = engine();
+    e.acquire(0, b"h", &req(b"a", X, None, Some(10)), 0); // expires at 11
+    assert_eq!(e.extend(0, b"a", 1, 50, 5), Ok(())); // now at 56
+    assert_eq!(
+        e.extend(0, b"a", 2, 50, 5),
+        Err(FindError::NotHeld),
+        "wrong token"
+    );
+    assert_eq!(
+        e.extend(1, b"a", 1, 50, 5),
+        Err(FindError::NotHeld),
+        "not the owner"
+    );
+    assert_eq!(
+        e.extend(0, b"b", 1, 50, 5),
+        Err(FindError::NotHeld),
+        "other name"
+    );
+    e.advance(11);
+    e.advance(55);
+    assert_eq!(events(&mut e), vec![]);
+    assert!(e.next_wake().is_some_and(|t| t <= 56));
+    // Shortening works too.
+    assert_eq!(e.extend(0, b"a", 1, 0, 55), Ok(())); // now at 56
+    e.advance(56);
+    assert_eq!(
+        events(&mut e),
+        vec![ev(0, "h", EventKind::Expired { token: 1 })]
+    );
+    assert_eq!(
+        e.extend(0, b"a", 1, 50, 57),
+        Err(FindError::NotHeld),
+        "expired"
+    );
+    // A hold without a deadline gets one.
+    e.acquire(0, b"g", &forever(b"a", X), 60);
+    assert_eq!(e.next_wake(), None);
+    assert_eq!(e.extend(0, b"a", 2, 7, 60), Ok(()));
+    e.advance(67);
+    assert_eq!(events(&mut e), vec![]);
+    e.advance(68);
+    assert_eq!(
+        events(&mut e),
+        vec![ev(0, "g", EventKind::Expired { token: 2 })]
+    );
+}
+
+#[test]
+fn cancel_ends_the_waits_with_that_tag_in_request_order() {
+    let mut e = engine();
+    e.acquire(0, b"h", &forever(b"a", X), 0);
+    e.acquire(0, b"h", &forever(b"b", X), 0);
+    for (tag, name) in [("t", b"a"), ("u", b"a"), ("t", b"b")] {
+        assert_eq!(
+            e.acquire(1, tag.as_bytes(), &req(name, X, Some(100), None), 1),
+            Acquired::Queued
+        );
+    }
+    let mut seen = Vec::new();
+    assert_eq!(e.cancel(1, b"t", 2, |t| seen.push(t.to_vec())), 2);
+    assert_eq!(seen, vec![b"t".to_vec(), b"t".to_vec()]);
+    assert_eq!(e.waiters_on(b"a").collect::<Vec<_>>(), vec![1]);
+    assert_eq!(counts(&e, b"b"), (1, 0));
+    assert_eq!(
+        events(&mut e),
+        vec![],
+        "a cancelled wait gets no event from the engine"
+    );
+    // Not waiting (any more, or another client's, or a hold's tag): 0, no calls.
+    assert_eq!(e.cancel(1, b"t", 3, |_| panic!("nothing to cancel")), 0);
+    assert_eq!(e.cancel(2, b"u", 3, |_| panic!("nothing to cancel")), 0);
+    assert_eq!(e.cancel(0, b"h", 3, |_| panic!("nothing to cancel")), 0);
+    // The cancelled waits' deadlines are gone: only "u" times out.
+    e.advance(200);
+    assert_eq!(events(&mut e), vec![ev(1, "u", EventKind::Timeout)]);
+    assert_eq!(e.counters().timeouts_total, 1);
+}
+
+#[test]
+fn cancelling_the_head_exclusive_waiter_grants_the_shared_waiters_behind_it() {
+    let mut e = engine();
+    assert_eq!(
+        e.acquire(0, b"s1", &forever(b"a", S), 0),
+        Acquired::Granted {
+            token: 1,
+            holders: 1
+        }
+    );
+    assert_eq!(e.acquire(1, b"x", &forever(b"a", X), 0), Acquired::Queued);
+    assert_eq!(e.acquire(2, b"s2", &forever(b"a", S), 0), Acquired::Queued);
+    assert_eq!(
+        e.acquire(3, b"s3", &req(b"a", Mode::Shared { max: 3 }, None, None), 0),
+        Acquired::Queued
+    );
+    assert_eq!(e.cancel(1, b"x", 1, |_| {}), 1);
+    assert_eq!(
+        events(&mut e),
+        vec![
+            ev(2, "s2", granted(2, 2, true)),
+            ev(3, "s3", granted(3, 3, true))
+        ]
+    );
+    assert_eq!(
+        e.holds_on(b"a").collect::<Vec<_>>(),
+        vec![(1, 0), (2, 2), (3, 3)]
+    );
+    assert_eq!(e.inspect(b"a").unwrap().1, None, "shared: no single holder");
+}
+
+#[test]
+fn reset_cancels_waits_then_releases_holds() {
+    let mut e = engine();
+    e.acquire(0, b"h1", &forever(b"a", X), 0);
+    e.acquire(0, b"h2", &forever(b"b", S), 0);
+    e.acquire(2, b"o1", &forever(b"c", X), 0);
+    e.acquire(2, b"o2", &forever(b"d", X), 0);
+    e.acquire(0, b"q1", &req(b"c", X, Some(30), None), 0);
+    e.acquire(0, b"q2", &forever(b"d", S), 0);
+    e.acquire(1, b"w", &forever(b"a", S), 0);
+    let mut tags = Vec::new();
+    assert_eq!(e.reset(0, 1, |t| tags.push(t.to_vec())), (2, 2));
+    assert_eq!(tags, vec![b"q1".to_vec(), b"q2".to_vec()]);
+    assert_eq!(events(&mut e), vec![ev(1, "w", granted(5, 1, true))]);
+    assert_eq!(
+        e.gauges(),
+        (4, 3, 3, 0),
+        "a (client 1), c and d (client 2); b is gone"
+    );
+    assert_eq!(e.reset(0, 2, |_| panic!("nothing left")), (0, 0));
+    e.advance(100);
+    assert_eq!(events(&mut e), vec![], "q1's wait deadline was cancelled");
+    assert_eq!(
+        e.client(0).map(Client::addr),
+        Some(addr()),
+        "reset keeps the connection"
+    );
+}
+
+#[test]
+fn disconnect_releases_holds_cancels_waits_and_counts() {
+    let mut e = engine();
+    e.acquire(0, b"h1", &forever(b"a", X), 0); // token 1
+    e.acquire(0, b"h2", &req(b"b", S, None, Some(5)), 0); // token 2
+    e.acquire(1, b"o", &forever(b"c", X), 0); // token 3
+    assert_eq!(e.acquire(0, b"q", &forever(b"c", X), 0), Acquired::Queued);
+    assert_eq!(e.acquire(1, b"w", &forever(b"a", X), 0), Acquired::Queued);
+    assert_eq!(
+        e.acquire(2, b"t", &req(b"a", X, Some(0), None), 0),
+        Acquired::Timeout
+    );
+    assert_eq!(e.acquire(2, b"v", &forever(b"b", X), 0), Acquired::Queued);
+    assert_eq!(e.disconnect(0, 3), 2);
+    assert_eq!(
+        events(&mut e),
+        vec![
+            ev(1, "w", granted(4, 1, false)),
+            ev(2, "v", granted(5, 1, false))
+        ]
+    );
+    assert!(e.client(0).is_none());
+    assert_eq!(
+        e.clients().map(|(id, _, n)| (id, n)).collect::<Vec<_>>(),
+        vec![(1, (2, 0)), (2, (1, 0)), (3, (0, 0)),]
+    );
+    assert_eq!(e.gauges(), (3, 3, 3, 0));
+    e.advance(100);
+    assert_eq!(events(&mut e), vec![], "h2's hold deadline was cancelled");
+    let c = e.counters();
+    assert_eq!(
+        c,
+        Counters {
+            connections_total: 4,
+            grants_total: 5,
+            timeouts_total: 1,
+            expired_total: 0,
+            released_on_disconnect_total: 2,
+        }
+    );
+    // The slot can be reused.
+    e.connect(0, addr());
+    assert_eq!(
+        e.acquire(0, b"n", &forever(b"d", X), 101),
+        Acquired::Granted {
+            token: 6,
+            holders: 1
+        }
+    );
+    assert_eq!((e.counters().connections_total, e.gauges().0), (5, 4));
+}
+
+#[test]
+fn max_pending_counts_holds_and_waits() {
+    let mut e = engine_with(2);
+    e.acquire(0, b"1", &forever(b"a", X), 0);
+    assert_eq!(e.acquire(0, b"2", &forever(b"a", X), 0), Acquired::Queued);
+    assert_eq!(e.acquire(0, b"3", &forever(b"b", X), 0), Acquired::Limit);
+    assert_eq!(
+        e.acquire(0, b"3", &req(b"b", X, Some(0), None), 0),
+        Acquired::Limit
+    );
+    assert_eq!(
+        e.acquire(1, b"1", &forever(b"b", X), 0),
+        Acquired::Granted {
+            token: 2,
+            holders: 1
+        }
+    );
+    assert_eq!(e.gauges(), (4, 2, 2, 1), "a refusal leaves no trace");
+    // Releasing the hold grants the wait: 1 pending (the new hold), room for one more.
+    assert_eq!(e.release(0, b"a", None, 1), Ok(()));
+    assert_eq!(events(&mut e), vec![ev(0, "2", granted(3, 1, false))]);
+    assert_eq!(
+        e.acquire(0, b"3", &forever(b"c", X), 1),
+        Acquired::Granted {
+            token: 4,
+            holders: 1
+        }
+    );
+    assert_eq!(e.acquire(0, b"4", &forever(b"d", X), 1), Acquired::Limit);
+    assert_eq!(e.counters().grants_total, 4, "a refusal is not a grant");
+}
+
+#[test]
+fn wait_zero_on_a_busy_lock_is_an_immediate_timeout() {
+    let mut e = engine();
+    let try_once = req(b"a", S, Some(0), Some(10));
+    assert_eq!(
+        e.acquire(0, b"1", &try_once, 0),
+        Acquired::Granted {
+            token: 1,
+            holders: 1
+        }
+    );
+    assert_eq!(
+        e.acquire(1, b"2", &try_once, 0),
+        Acquired::Granted {
+            token: 2,
+            holders: 2
+        }
+    );
+    e.acquire(2, b"x", &forever(b"a", X), 0);
+    // Compatible with the holds, but an exclusive waits ahead of it.
+    assert_eq!(e.acquire(3, b"3", &try_once, 0), Acquired::Timeout);
+    assert_eq!(
+        e.acquire(3, b"4", &req(b"a", X, Some(0), None), 0),
+        Acquired::Timeout
+    );
+    assert_eq!(e.counters().timeouts_total, 2);
+    assert_eq!(counts(&e, b"a"), (2, 1));
+    assert_eq!(
+        events(&mut e),
+        vec![],
+        "a try is answered by its return value only"
+    );
+}
+
+#[test]
+fn queue_limit_refuses_when_that_many_wait() {
+    let mut e = engine();
+    e.acquire(0, b"h", &forever(b"a", X), 0);
+    let q1 = AcquireRequest {
+        queue: Some(1),
+        ..forever(b"a", X)
+    };
+    assert_eq!(e.acquire(1, b"1", &q1, 0), Acquired::Queued);
+    assert_eq!(e.acquire(2, b"2", &q1, 0), Acquired::QueueFull);
+    let q2 = AcquireRequest {
+        queue: Some(2),
+        ..forever(b"a", S)
+    };
+    assert_eq!(e.acquire(2, b"2", &q2, 0), Acquired::Queued);
+    assert_eq!(e.acquire(3, b"3", &q2, 0), Acquired::QueueFull);
+    // A free lock is granted whatever the limit.
+    let q0 = AcquireRequest {
+        queue: Some(0),
+        ..forever(b"b", X)
+    };
+    assert_eq!(
+        e.acquire(3, b"3", &q0, 0),
+        Acquired::Granted {
+            token: 2,
+            holders: 1
+        }
+    );
+    assert_eq!(e.gauges(), (4, 2, 2, 2));
+    let c = e.counters();
+    assert_eq!((c.grants_total, c.timeouts_total), (2, 0));
+}
+
+/// Client 0 waits twice on one lock: an exclusive request, and a shared one that the
+/// current (shared) hold would admit once the exclusive is gone. RESET must cancel
+/// both: the spec's "cancel every wait", `OK 0 2`.
+#[test]
+fn reset_cancels_a_clients_second_wait_on_the_same_lock() {
+    let mut e = engine();
+    e.acquire(1, b"h", &forever(b"a", S), 0);
+    assert_eq!(e.acquire(0, b"w1", &forever(b"a", X), 0), Acquired::Queued);
+    assert_eq!(e.acquire(0, b"w2", &forever(b"a", S), 0), Acquired::Queued);
+    let mut tags = Vec::new();
+    let got = e.reset(0, 1, |t| tags.push(t.to_vec()));
+    assert_eq!(
+        events(&mut e),
+        vec![],
+        "nothing is granted to a wait being cancelled"
+    );
+    assert_eq!(got, (0, 2), "(released, cancelled): client 0 held nothing");
+    assert_eq!(tags, vec![b"w1".to_vec(), b"w2".to_vec()]);
+    assert_eq!(e.counters().grants_total, 1);
+    assert_eq!(e.holds_on(b"a").collect::<Vec<_>>(), vec![(1, 1)]);
+}
+
+/// Same situation, on disconnect: no event for the closing client, nothing counted as
+/// released on disconnect.
+#[test]
+fn disconnect_cancels_a_clients_second_wait_on_the_same_lock() {
+    let mut e = engine();
+    e.acquire(1, b"h", &forever(b"a", S), 0);
+    e.acquire(0, b"w1", &forever(b"a", X), 0);
+    e.acquire(0, b"w2", &forever(b"a", S), 0);
+    assert_eq!(e.disconnect(0, 1), 0, "client 0 held nothing");
+    assert_eq!(events(&mut e), vec![]);
+    let c = e.counters();
+    assert_eq!((c.grants_total, c.released_on_disconnect_total), (1, 0));
+}
+
+/// CANCEL of a request id that two pending waits share (the spec allows reusing ids):
+/// both are pending, so both are cancelled; neither is granted.
+#[test]
+fn cancel_of_a_shared_tag_never_grants_one_of_the_cancelled_waits() {
+    let mut e = engine();
+    e.acquire(1, b"h", &forever(b"a", S), 0);
+    e.acquire(0, b"t", &forever(b"a", X), 0);
+    e.acquire(0, b"t", &forever(b"a", S), 0);
+    assert_eq!(e.cancel(0, b"t", 1, |_| {}), 2);
+    assert_eq!(
+        events(&mut e),
+        vec![],
+        "a wait being cancelled is not granted"
+    );
+    assert_eq!(e.counters().grants_total, 1);
+    assert_eq!(e.holds_on(b"a").collect::<Vec<_>>(), vec![(1, 1)]);
+}
+
+/// The memory per hold that PERF.md's "1M held locks" figure rests on: a claim (in its
+/// slab), a lock (in its slab) and an index slot. Growing either struct is a decision to
+/// take on purpose, with PERF.md updated.
+#[test]
+fn claim_and_lock_stay_within_their_budget() {
+    let claim = std::mem::size_of::<crate::table::Claim<Pending>>();
+    let lock = crate::table::lock_size();
+    assert!(claim <= 96, "a claim grew to {claim} bytes");
+    assert!(lock <= 64, "a lock grew to {lock} bytes");
+    assert_eq!(
+        std::mem::size_of::<Tag>(),
+        40,
+        "request tags are 32 bytes inline"
+    );
+}

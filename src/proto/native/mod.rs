@@ -1,0 +1,432 @@
+//! The native lockbox protocol, version 1: the grammar ([`parse`]) and the session that
+//! executes parsed requests against the engine.
+//!
+//! # Format
+//! ```text
+//! line     = *blank id 1*blank verb *(1*blank arg) *blank [CR] LF
+//! blank    = SP / HTAB
+//! id       = 1*32( ALPHA / DIGIT / "_" / "." / ":" / "-" )
+//! verb     = case-insensitive word (LOCK, SHARE, UNLOCK, ...)
+//! name     = 1*255( %x21-7E / %x80-FF )        ; no controls, space or DEL
+//! option   = key "=" number                     ; each key at most once, any order
+//! number   = 1*DIGIT                            ; unsigned decimal, range checked
+//!
+//! LOCK    name [wait=ms] [hold=ms] [queue=n]
+//! SHARE   name [max=n] [wait=ms] [hold=ms] [queue=n]
+//! UNLOCK  name [token]
+//! EXTEND  name token hold=ms
+//! CANCEL  request-id
+//! RESET | WHOAMI | CLIENTS | STATS | PING | QUIT
+//! INSPECT name
+//! LIST    [prefix]
+//! NAME    client-name                            ; 1 to 64 bytes, name rules
+//! AUTH    secret
+//! ```
+//! Parsing borrows from the input line and allocates nothing; [`parse()`] is the only
+//! place a line's grammar is decided. A blank line is no request and gets no reply.
+//!
+//! # Invariants
+//! - Every request line gets exactly one reply line (or, for `LIST`, `CLIENTS` and
+//!   `STATS`, rows then one `END`), except `LOCK`/`SHARE` that queue: their answer is a
+//!   later event with the same id.
+//! - Until `AUTH` succeeds on a server with a secret, only `PING`, `QUIT` and `AUTH`
+//!   are executed.
+
+use super::framing::{decode_line, Flow};
+use super::{push_addr, push_label, push_u64, Ctx, Progress, Protocol, Wire};
+use crate::config::Config;
+use crate::engine::{Acquired, Engine, Event, EventKind, FindError, Mode};
+
+mod parse;
+#[cfg(test)]
+mod tests;
+
+use parse::Tokens;
+pub use parse::{
+    parse, valid_id, valid_name, ErrorCode, ParseError, Request, RequestLine, Verb,
+    MAX_CLIENT_NAME, MAX_ID, MAX_NAME,
+};
+
+/// Longest AUTH secret.
+pub const MAX_SECRET: usize = 1024;
+
+/// Sent (best effort) to a connection refused by `--max-connections`.
+pub const TOO_MANY_CONNECTIONS: &[u8] = b"* ERR limit too many connections\n";
+
+/// The AUTH secret in the text of an auth file: its first line without the line end,
+/// when that is 1 to [`MAX_SECRET`] bytes with no spaces or control characters.
+pub fn secret_from_file(text: &[u8]) -> Option<&[u8]> {
+    let line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    valid_name(line, MAX_SECRET).then_some(line)
+}
+
+/// Per-connection state of the native codec.
+#[derive(Debug)]
+pub struct Session {
+    max_line: usize,
+    /// AUTH succeeded (or none is required).
+    authed: bool,
+}
+
+impl Session {
+    /// A session for a new connection.
+    pub fn new(cfg: &Config) -> Self {
+        Session {
+            max_line: cfg.max_line,
+            authed: cfg.auth_file.is_none(),
+        }
+    }
+
+    /// Executes one parsed request line.
+    fn execute(&mut self, line: RequestLine, cx: &mut Ctx) -> Flow {
+        let RequestLine { id, verb, request } = line;
+        cx.stats.native_commands[verb as usize] += 1;
+        // `authed` starts true when the server has no secret.
+        if !self.authed && !matches!(verb, Verb::Ping | Verb::Quit | Verb::Auth) {
+            error(cx, Some(id), ErrorCode::AuthRequired, "AUTH first");
+            return Flow::Continue;
+        }
+        let now = cx.now;
+        match request {
+            Request::Acquire(a) => match cx.engine.acquire(cx.client, id, &a, now) {
+                Acquired::Granted { token, holders } => {
+                    let shared = matches!(a.mode, Mode::Shared { .. });
+                    write_granted(cx.out, id, token, shared.then_some(holders));
+                }
+                Acquired::Queued => {}
+                Acquired::Timeout => reply(cx.out, id, b"TIMEOUT"),
+                Acquired::QueueFull => error(
+                    cx,
+                    Some(id),
+                    ErrorCode::QueueFull,
+                    "too many requests already wait",
+                ),
+                Acquired::Limit => error(
+                    cx,
+                    Some(id),
+                    ErrorCode::Limit,
+                    "too many holds and waits on this connection",
+                ),
+            },
+            Request::Unlock { name, token } => match cx.engine.release(cx.client, name, token, now)
+            {
+                Ok(()) => reply(cx.out, id, b"OK"),
+                Err(e) => find_error(cx, id, e),
+            },
+            Request::Extend { name, token, hold } => {
+                match cx.engine.extend(cx.client, name, token, hold, now) {
+                    Ok(()) => reply(cx.out, id, b"OK"),
+                    Err(e) => find_error(cx, id, e),
+                }
+            }
+            Request::Cancel { rid } => {
+                let out = &mut *cx.out;
+                let n = cx
+                    .engine
+                    .cancel(cx.client, rid, now, |tag| reply(out, tag, b"CANCELLED"));
+                if n == 0 {
+                    error(
+                        cx,
+                        Some(id),
+                        ErrorCode::NotWaiting,
+                        "no pending wait with that id",
+                    );
+                } else {
+                    start(cx.out, id, b"OK");
+                    push_u64(cx.out, u64::from(n));
+                    cx.out.push(b'\n');
+                }
+            }
+            Request::Reset => {
+                let out = &mut *cx.out;
+                let (released, cancelled) = cx
+                    .engine
+                    .reset(cx.client, now, |tag| reply(out, tag, b"CANCELLED"));
+                start(cx.out, id, b"OK");
+                push_u64(cx.out, u64::from(released));
+                cx.out.push(b' ');
+                push_u64(cx.out, u64::from(cancelled));
+                cx.out.push(b'\n');
+            }
+            Request::Inspect { name } => write_inspect(cx, id, name),
+            Request::List { prefix } => write_list(cx, id, prefix),
+            Request::Name { name } => {
+                cx.engine.set_name(cx.client, Some(name));
+                reply(cx.out, id, b"OK");
+            }
+            Request::Whoami => {
+                start(cx.out, id, b"OK");
+                push_addr(cx.out, cx.engine, cx.client);
+                cx.out.push(b' ');
+                push_label(cx.out, cx.engine, cx.client);
+                cx.out.push(b'\n');
+            }
+            Request::Clients => write_clients(cx, id),
+            Request::Stats => write_stats(cx, id),
+            Request::Ping => reply(cx.out, id, b"PONG"),
+            Request::Quit => {
+                reply(cx.out, id, b"OK");
+                return Flow::Close;
+            }
+            Request::Auth { secret } => match cx.secret {
+                // No secret configured: every client is already allowed.
+                None => reply(cx.out, id, b"OK"),
+                Some(expected) if constant_time_eq(secret, expected) => {
+                    self.authed = true;
+                    reply(cx.out, id, b"OK");
+                }
+                Some(_) => {
+                    log::debug!("client {}: wrong AUTH secret, closing", cx.client);
+                    error(cx, Some(id), ErrorCode::AuthFailed, "wrong secret; closing");
+                    return Flow::Close;
+                }
+            },
+        }
+        Flow::Continue
+    }
+}
+
+impl Wire for Session {
+    /// Decodes and executes at most one line.
+    fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        decode_line(
+            Protocol::Native,
+            input,
+            self.max_line,
+            cx,
+            too_long,
+            |line, cx| match parse(line) {
+                Ok(Some(line)) => self.execute(line, cx),
+                Ok(None) => Flow::Continue,
+                Err(e) => {
+                    log::debug!("client {}: {} ({})", cx.client, e.code.as_str(), e.text);
+                    error(cx, e.id, e.code, e.text);
+                    Flow::Continue
+                }
+            },
+        )
+    }
+
+    /// Writes an engine event as a native reply line.
+    fn encode_event(&mut self, event: &Event, _engine: &Engine, out: &mut Vec<u8>) {
+        encode_event(event, out)
+    }
+}
+
+/// Replies `line_too_long` (with the line's id if it can be read); the line framing
+/// closes the connection.
+fn too_long(line: &[u8], cx: &mut Ctx) {
+    let id = Tokens(line).next().filter(|id| valid_id(id));
+    error(
+        cx,
+        id,
+        ErrorCode::LineTooLong,
+        "request line too long; closing",
+    );
+}
+
+/// Compares in time that depends only on the lengths, not on where bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u64;
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= u64::from(x ^ y);
+    }
+    diff == 0
+}
+
+/// Writes an engine event as a native reply line.
+fn encode_event(event: &Event, out: &mut Vec<u8>) {
+    match event.kind {
+        EventKind::Granted {
+            token,
+            holders,
+            shared,
+        } => write_granted(out, &event.tag, token, shared.then_some(holders)),
+        EventKind::Timeout => reply(out, &event.tag, b"TIMEOUT"),
+        EventKind::Expired { token } => {
+            start(out, &event.tag, b"EXPIRED");
+            push_u64(out, token);
+            out.push(b'\n');
+        }
+    }
+}
+
+/// `<id> <word>` followed by a space, ready for fields.
+fn start(out: &mut Vec<u8>, id: &[u8], word: &[u8]) {
+    out.extend_from_slice(id);
+    out.push(b' ');
+    out.extend_from_slice(word);
+    out.push(b' ');
+}
+
+/// A whole `<id> <word>\n` line.
+fn reply(out: &mut Vec<u8>, id: &[u8], word: &[u8]) {
+    out.extend_from_slice(id);
+    out.push(b' ');
+    out.extend_from_slice(word);
+    out.push(b'\n');
+}
+
+fn write_granted(out: &mut Vec<u8>, id: &[u8], token: u64, holders: Option<u32>) {
+    start(out, id, b"OK");
+    push_u64(out, token);
+    if let Some(h) = holders {
+        out.push(b' ');
+        push_u64(out, u64::from(h));
+    }
+    out.push(b'\n');
+}
+
+fn error(cx: &mut Ctx, id: Option<&[u8]>, code: ErrorCode, text: &str) {
+    cx.stats.errors_total += 1;
+    start(cx.out, id.unwrap_or(b"*"), b"ERR");
+    cx.out.extend_from_slice(code.as_str().as_bytes());
+    cx.out.push(b' ');
+    cx.out.extend_from_slice(text.as_bytes());
+    cx.out.push(b'\n');
+}
+
+fn find_error(cx: &mut Ctx, id: &[u8], e: FindError) {
+    match e {
+        FindError::NotHeld => error(
+            cx,
+            Some(id),
+            ErrorCode::NotHeld,
+            "not held by this connection",
+        ),
+        FindError::TokenRequired => error(
+            cx,
+            Some(id),
+            ErrorCode::TokenRequired,
+            "several holds on this name: give the token",
+        ),
+    }
+}
+
+fn push_counts(out: &mut Vec<u8>, mode: &[u8], holders: u32, waiters: u32) {
+    out.extend_from_slice(b"mode=");
+    out.extend_from_slice(mode);
+    out.extend_from_slice(b" holders=");
+    push_u64(out, u64::from(holders));
+    out.extend_from_slice(b" waiters=");
+    push_u64(out, u64::from(waiters));
+}
+
+fn mode_word(exclusive: bool, holders: u32) -> &'static [u8] {
+    match (holders, exclusive) {
+        (0, _) => b"free",
+        (_, true) => b"exclusive",
+        (_, false) => b"shared",
+    }
+}
+
+fn write_inspect(cx: &mut Ctx, id: &[u8], name: &[u8]) {
+    start(cx.out, id, b"OK");
+    match cx.engine.inspect(name) {
+        None => push_counts(cx.out, b"free", 0, 0),
+        Some((info, holder)) => {
+            push_counts(
+                cx.out,
+                mode_word(info.exclusive, info.holders),
+                info.holders,
+                info.waiters,
+            );
+            if let Some(h) = holder {
+                cx.out.extend_from_slice(b" token=");
+                push_u64(cx.out, h.token);
+                cx.out.extend_from_slice(b" owner=");
+                push_label(cx.out, cx.engine, h.client);
+            }
+        }
+    }
+    cx.out.push(b'\n');
+}
+
+fn write_list(cx: &mut Ctx, id: &[u8], prefix: &[u8]) {
+    // Introspection, not the hot path: sorting needs a list of the matching names.
+    let mut rows: Vec<_> = cx
+        .engine
+        .locks()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (name, info) in &rows {
+        start(cx.out, id, b"ITEM");
+        cx.out.extend_from_slice(name);
+        cx.out.push(b' ');
+        push_counts(
+            cx.out,
+            mode_word(info.exclusive, info.holders),
+            info.holders,
+            info.waiters,
+        );
+        cx.out.push(b'\n');
+    }
+    write_end(cx.out, id, rows.len());
+}
+
+fn write_end(out: &mut Vec<u8>, id: &[u8], rows: usize) {
+    start(out, id, b"END");
+    push_u64(out, rows as u64);
+    out.push(b'\n');
+}
+
+fn write_clients(cx: &mut Ctx, id: &[u8]) {
+    let mut rows = 0;
+    for (client, _, (holds, waits)) in cx.engine.clients() {
+        start(cx.out, id, b"CLIENT");
+        push_addr(cx.out, cx.engine, client);
+        cx.out.extend_from_slice(b" name=");
+        push_label(cx.out, cx.engine, client);
+        cx.out.extend_from_slice(b" holds=");
+        push_u64(cx.out, u64::from(holds));
+        cx.out.extend_from_slice(b" waits=");
+        push_u64(cx.out, u64::from(waits));
+        cx.out.push(b'\n');
+        rows += 1;
+    }
+    write_end(cx.out, id, rows);
+}
+
+fn write_stats(cx: &mut Ctx, id: &[u8]) {
+    let c = cx.engine.counters();
+    let (connections, locks, holds, waiters) = cx.engine.gauges();
+    let s = &*cx.stats;
+    let mut rows: Vec<(&str, u64)> = vec![
+        ("uptime_ms", cx.engine.uptime(cx.now)),
+        ("connections", connections as u64),
+        ("connections_total", c.connections_total),
+        ("locks", locks as u64),
+        ("holds", holds as u64),
+        ("waiters", waiters as u64),
+        ("grants_total", c.grants_total),
+        ("timeouts_total", c.timeouts_total),
+        ("expired_total", c.expired_total),
+        (
+            "released_on_disconnect_total",
+            c.released_on_disconnect_total,
+        ),
+        ("errors_total", s.errors_total),
+        ("bytes_in", s.bytes_in),
+        ("bytes_out", s.bytes_out),
+    ];
+    let cmd_rows = Verb::ALL
+        .iter()
+        .map(|v| (v.as_str(), s.native_commands[*v as usize]));
+    let first_cmd = rows.len();
+    rows.extend(cmd_rows);
+    for (i, (key, value)) in rows.iter().enumerate() {
+        start(cx.out, id, b"STAT");
+        if i >= first_cmd {
+            cx.out.extend_from_slice(b"cmd_");
+        }
+        cx.out.extend_from_slice(key.as_bytes());
+        cx.out.push(b' ');
+        push_u64(cx.out, *value);
+        cx.out.push(b'\n');
+    }
+    write_end(cx.out, id, rows.len());
+}

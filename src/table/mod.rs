@@ -1,0 +1,572 @@
+//! The lock table: every lock with holders or waiters, and every claim on one.
+//!
+//! A **claim** is one acquire request: it is either *waiting* in its lock's FIFO queue or
+//! *held* (granted, with a fencing token). Claims live in one `Slab` and never move, so a
+//! claim's index is its identity from request to release, and the engine can hang a
+//! timer and a reply tag on it. Each claim is threaded through two intrusive lists
+//! ([`crate::list`]): its lock's `holds` or `waiters`, and its owner's `holds` or `waits`.
+//! Locks live in a second `Slab`; a `hashbrown::HashTable` of lock indices, hashed by
+//! name, finds them (the name is stored once, in the lock).
+//!
+//! # Invariants
+//! - A lock exists iff it has at least one hold or waiter; it is removed (memory
+//!   returned) by the operation that empties it.
+//! - `exclusive` holds: a lock with an exclusive hold has exactly one hold. A lock's holds
+//!   are all shared or all exclusive.
+//! - FIFO: a waiter is never granted before a waiter queued ahead of it on the same
+//!   lock. After every operation the head waiter, if any, is *incompatible* with the
+//!   current holds (otherwise it would have been granted): the queue never stalls.
+//! - Compatibility: an exclusive claim needs no holds; a shared claim needs no exclusive
+//!   hold and, with `max = n`, fewer than `n` shared holds.
+//! - Tokens strictly increase over every grant ([`crate::fence`]).
+//! - An owner's `holds` / `waits` lists hold exactly its held / waiting claims, so a
+//!   disconnect costs O(own claims), not O(table).
+
+use crate::fence::Fence;
+use crate::list::{Chain, Link, List};
+use hashbrown::{DefaultHashBuilder, HashTable};
+use slab::Slab;
+use smallvec::SmallVec;
+use std::hash::BuildHasher;
+
+/// A lock name: at most 255 bytes; short names are stored inline.
+pub type Name = SmallVec<[u8; INLINE_NAME]>;
+
+/// The longest lock name, in bytes (every codec enforces it before calling in).
+pub const MAX_NAME: usize = 255;
+
+/// Names up to this many bytes are stored inside the lock, without a heap buffer.
+pub const INLINE_NAME: usize = 24;
+
+/// Heap buffers of dropped long names kept for reuse, so that locks with names longer
+/// than the inline 24 bytes do not allocate in steady state either.
+const SPARE_NAMES: usize = 256;
+
+/// Index of a claim: stable from request until release, reused afterwards.
+pub type ClaimId = u32;
+
+/// Identifies a connection (its owner slot); chosen by the caller.
+pub type OwnerId = u32;
+
+/// What a claim asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Alone: no other hold at the same time.
+    Exclusive,
+    /// With other shared holds; `max` > 0 caps their number (a counting semaphore).
+    Shared {
+        /// Granted only while fewer than `max` shared holds exist; 0 = no cap.
+        max: u32,
+    },
+}
+
+/// Where a claim is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Queued on its lock.
+    Waiting,
+    /// Granted with this fencing token.
+    Held {
+        /// The fencing token of the grant.
+        token: u64,
+    },
+}
+
+/// One acquire request, waiting or held, plus the caller's payload `P`.
+#[derive(Debug)]
+pub struct Claim<P> {
+    lock: u32,
+    owner: OwnerId,
+    mode: Mode,
+    /// The fencing token when held; 0 while waiting (tokens start at 1).
+    token: u64,
+    by_lock: Link,
+    by_owner: Link,
+    /// The caller's data (the engine keeps the reply tag and the timer here).
+    pub data: P,
+}
+
+impl<P> Claim<P> {
+    /// The connection that made the request.
+    pub fn owner(&self) -> OwnerId {
+        self.owner
+    }
+    /// Exclusive or shared.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    /// Waiting or held.
+    pub fn state(&self) -> State {
+        match self.token {
+            0 => State::Waiting,
+            token => State::Held { token },
+        }
+    }
+    /// The fencing token, when held.
+    pub fn token(&self) -> Option<u64> {
+        (self.token != 0).then_some(self.token)
+    }
+}
+
+fn by_lock<P>() -> Chain<Claim<P>> {
+    Chain {
+        get: |c| &c.by_lock,
+        get_mut: |c| &mut c.by_lock,
+    }
+}
+
+fn by_owner<P>() -> Chain<Claim<P>> {
+    Chain {
+        get: |c| &c.by_owner,
+        get_mut: |c| &mut c.by_owner,
+    }
+}
+
+#[derive(Debug)]
+struct Lock {
+    name: Name,
+    holds: List,
+    waiters: List,
+    /// The holds (if any) are exclusive.
+    exclusive: bool,
+}
+
+/// A connection's claims.
+#[derive(Debug, Default, Clone, Copy)]
+struct Owner {
+    holds: List,
+    waits: List,
+}
+
+/// Result of [`Table::acquire`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Acquire {
+    /// Granted at once.
+    Granted {
+        /// The new claim (held).
+        claim: ClaimId,
+        /// Its fencing token.
+        token: u64,
+        /// Holds of the lock now, this one included.
+        holders: u32,
+    },
+    /// Queued behind `ahead` earlier waiters or incompatible holds.
+    Queued {
+        /// The new claim (waiting).
+        claim: ClaimId,
+    },
+    /// Not grantable now and the caller would not wait.
+    Busy,
+    /// Not grantable now and at least `queue` requests already wait.
+    QueueFull,
+}
+
+/// Why a hold could not be found for release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FindError {
+    /// The owner holds nothing on that name (or not that token).
+    NotHeld,
+    /// The owner holds several claims on that name and named no token.
+    TokenRequired,
+}
+
+/// One waiter granted by a release, cancel or timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The claim, now held.
+    pub claim: ClaimId,
+    /// Holds of its lock right after this grant, this one included.
+    pub holders: u32,
+}
+
+/// A claim just removed from the table.
+#[derive(Debug)]
+pub struct Removed<P> {
+    /// Whether it was waiting or held (with its token).
+    pub state: State,
+    /// The caller's payload, handed back.
+    pub data: P,
+}
+
+/// A read-only view of one lock, for introspection.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LockInfo {
+    /// Holds are exclusive (else shared, when holders > 0).
+    pub exclusive: bool,
+    /// Number of holds.
+    pub holders: u32,
+    /// Number of waiters.
+    pub waiters: u32,
+}
+
+/// The lock table. `P` is the caller's per-claim payload.
+pub struct Table<P> {
+    hasher: DefaultHashBuilder,
+    index: HashTable<u32>,
+    locks: Slab<Lock>,
+    claims: Slab<Claim<P>>,
+    owners: Vec<Owner>,
+    fence: Fence,
+    held: usize,
+    /// Spilled name buffers of removed locks, reused by new locks (at most `SPARE_NAMES`).
+    spare_names: Vec<Name>,
+}
+
+impl<P> Table<P> {
+    /// An empty table issuing tokens from `fence`.
+    pub fn new(fence: Fence) -> Self {
+        Table {
+            hasher: DefaultHashBuilder::default(),
+            index: HashTable::new(),
+            locks: Slab::new(),
+            claims: Slab::new(),
+            owners: Vec::new(),
+            fence,
+            held: 0,
+            spare_names: Vec::new(),
+        }
+    }
+
+    /// Number of locks with holds or waiters.
+    pub fn lock_count(&self) -> usize {
+        self.locks.len()
+    }
+    /// Number of held claims.
+    pub fn hold_count(&self) -> usize {
+        self.held
+    }
+    /// Number of waiting claims.
+    pub fn wait_count(&self) -> usize {
+        self.claims.len() - self.held
+    }
+
+    /// True when `id` is a live claim.
+    pub fn contains(&self, id: ClaimId) -> bool {
+        self.claims.contains(id as usize)
+    }
+    /// A claim by index; it must be live.
+    pub fn claim(&self, id: ClaimId) -> &Claim<P> {
+        &self.claims[id as usize]
+    }
+    /// A claim by index, mutably; it must be live.
+    pub fn claim_mut(&mut self, id: ClaimId) -> &mut Claim<P> {
+        &mut self.claims[id as usize]
+    }
+    /// The name of a live claim's lock.
+    pub fn claim_name(&self, id: ClaimId) -> &[u8] {
+        &self.locks[self.claims[id as usize].lock as usize].name
+    }
+
+    /// Number of holds and waits of `owner`.
+    pub fn owner_counts(&self, owner: OwnerId) -> (u32, u32) {
+        self.owners
+            .get(owner as usize)
+            .map_or((0, 0), |o| (o.holds.len(), o.waits.len()))
+    }
+    /// The first held claim of `owner`, if any (to release all, one at a time).
+    pub fn first_hold(&self, owner: OwnerId) -> Option<ClaimId> {
+        self.owners.get(owner as usize)?.holds.front()
+    }
+    /// The first waiting claim of `owner`, if any.
+    #[cfg(test)]
+    pub fn first_wait(&self, owner: OwnerId) -> Option<ClaimId> {
+        self.owners.get(owner as usize)?.waits.front()
+    }
+    /// The held claims of `owner`, in grant order.
+    pub fn holds_of(&self, owner: OwnerId) -> impl Iterator<Item = ClaimId> + '_ {
+        let list = self
+            .owners
+            .get(owner as usize)
+            .map_or(List::EMPTY, |o| o.holds);
+        list.iter(&self.claims, by_owner())
+    }
+    /// The waiting claims of `owner`, in request order.
+    pub fn waits_of(&self, owner: OwnerId) -> impl Iterator<Item = ClaimId> + '_ {
+        let list = self
+            .owners
+            .get(owner as usize)
+            .map_or(List::EMPTY, |o| o.waits);
+        list.iter(&self.claims, by_owner())
+    }
+
+    fn find_lock(&self, hash: u64, name: &[u8]) -> Option<u32> {
+        let locks = &self.locks;
+        self.index
+            .find(hash, |&l| locks[l as usize].name.as_slice() == name)
+            .copied()
+    }
+
+    fn hash(&self, name: &[u8]) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    /// Looks a lock up by name.
+    pub fn inspect(&self, name: &[u8]) -> Option<LockInfo> {
+        let l = self.find_lock(self.hash(name), name)?;
+        let lock = &self.locks[l as usize];
+        Some(LockInfo {
+            exclusive: lock.exclusive,
+            holders: lock.holds.len(),
+            waiters: lock.waiters.len(),
+        })
+    }
+
+    /// The held claims of lock `name`, in grant order.
+    pub fn holds_on<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = ClaimId> + 'a {
+        let list = self
+            .find_lock(self.hash(name), name)
+            .map_or(List::EMPTY, |l| self.locks[l as usize].holds);
+        list.iter(&self.claims, by_lock())
+    }
+
+    /// The waiting claims of lock `name`, in FIFO order.
+    pub fn waiters_on<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = ClaimId> + 'a {
+        let list = self
+            .find_lock(self.hash(name), name)
+            .map_or(List::EMPTY, |l| self.locks[l as usize].waiters);
+        list.iter(&self.claims, by_lock())
+    }
+
+    /// Every lock, in no particular order: (name, info).
+    pub fn locks(&self) -> impl Iterator<Item = (&[u8], LockInfo)> + '_ {
+        self.locks.iter().map(|(_, l)| {
+            (
+                l.name.as_slice(),
+                LockInfo {
+                    exclusive: l.exclusive,
+                    holders: l.holds.len(),
+                    waiters: l.waiters.len(),
+                },
+            )
+        })
+    }
+
+    /// Asks for `name` in `mode` on behalf of `owner`.
+    ///
+    /// Granted at once only when nobody waits and the holds are compatible (strict FIFO).
+    /// Otherwise: `Busy` if `may_wait` is false, `QueueFull` if `queue` is set and at least
+    /// that many already wait, else `Queued`.
+    pub fn acquire(
+        &mut self,
+        owner: OwnerId,
+        name: &[u8],
+        mode: Mode,
+        may_wait: bool,
+        queue: Option<u32>,
+        data: P,
+    ) -> Acquire {
+        debug_assert!(
+            !name.is_empty() && name.len() <= MAX_NAME,
+            "bad name length {}",
+            name.len()
+        );
+        let hash = self.hash(name);
+        let l = match self.find_lock(hash, name) {
+            Some(l) => l,
+            None => {
+                let l = self.locks.insert(Lock {
+                    name: new_name(&mut self.spare_names, name),
+                    holds: List::EMPTY,
+                    waiters: List::EMPTY,
+                    exclusive: false,
+                }) as u32;
+                let (locks, hasher) = (&self.locks, &self.hasher);
+                // Growing the index rehashes every name (amortized O(1) per insert); not
+                // storing the hash saves 8 bytes per lock.
+                self.index.insert_unique(hash, l, |&i| {
+                    hasher.hash_one(locks[i as usize].name.as_slice())
+                });
+                l
+            }
+        };
+        let lock = &self.locks[l as usize];
+        let grantable = lock.waiters.is_empty() && compatible(lock, mode);
+        if !grantable {
+            if !may_wait {
+                return Acquire::Busy;
+            }
+            if queue.is_some_and(|q| lock.waiters.len() >= q) {
+                return Acquire::QueueFull;
+            }
+        }
+        let claim = self.claims.insert(Claim {
+            lock: l,
+            owner,
+            mode,
+            token: 0,
+            by_lock: Link::UNLINKED,
+            by_owner: Link::UNLINKED,
+            data,
+        }) as u32;
+        if grantable {
+            let token = self.hold(l, claim);
+            Acquire::Granted {
+                claim,
+                token,
+                holders: self.locks[l as usize].holds.len(),
+            }
+        } else {
+            self.locks[l as usize]
+                .waiters
+                .push_back(&mut self.claims, &by_lock(), claim);
+            owner_slot(&mut self.owners, owner).waits.push_back(
+                &mut self.claims,
+                &by_owner(),
+                claim,
+            );
+            Acquire::Queued { claim }
+        }
+    }
+
+    /// Links an unlinked claim as a hold of lock `l` and issues its token.
+    fn hold(&mut self, l: u32, claim: ClaimId) -> u64 {
+        let token = self.fence.issue();
+        let c = &mut self.claims[claim as usize];
+        debug_assert!(token != 0, "token 0 means waiting");
+        c.token = token;
+        let (owner, exclusive) = (c.owner, c.mode == Mode::Exclusive);
+        let lock = &mut self.locks[l as usize];
+        lock.exclusive = exclusive;
+        lock.holds.push_back(&mut self.claims, &by_lock(), claim);
+        owner_slot(&mut self.owners, owner)
+            .holds
+            .push_back(&mut self.claims, &by_owner(), claim);
+        self.held += 1;
+        token
+    }
+
+    /// Grants waiters from the head of lock `l`'s queue while they are compatible.
+    fn grant_waiters(&mut self, l: u32, granted: &mut Vec<Grant>) {
+        while let Some(head) = self.locks[l as usize].waiters.front() {
+            let mode = self.claims[head as usize].mode;
+            if !compatible(&self.locks[l as usize], mode) {
+                break;
+            }
+            let owner = self.claims[head as usize].owner;
+            self.locks[l as usize]
+                .waiters
+                .unlink(&mut self.claims, &by_lock(), head);
+            self.owners[owner as usize]
+                .waits
+                .unlink(&mut self.claims, &by_owner(), head);
+            self.hold(l, head);
+            granted.push(Grant {
+                claim: head,
+                holders: self.locks[l as usize].holds.len(),
+            });
+        }
+    }
+
+    /// Removes a claim, waiting or held, and grants whatever waiters that unblocks
+    /// (appended to `granted` in grant order). Drops the lock if it is now empty.
+    pub fn remove(&mut self, claim: ClaimId, granted: &mut Vec<Grant>) -> Removed<P> {
+        let c = &self.claims[claim as usize];
+        let (l, owner, state) = (c.lock, c.owner, c.state());
+        let lock = &mut self.locks[l as usize];
+        let own = &mut self.owners[owner as usize];
+        match state {
+            State::Waiting => {
+                lock.waiters.unlink(&mut self.claims, &by_lock(), claim);
+                own.waits.unlink(&mut self.claims, &by_owner(), claim);
+            }
+            State::Held { .. } => {
+                lock.holds.unlink(&mut self.claims, &by_lock(), claim);
+                own.holds.unlink(&mut self.claims, &by_owner(), claim);
+                self.held -= 1;
+            }
+        }
+        let data = self.claims.remove(claim as usize).data;
+        self.grant_waiters(l, granted);
+        let lock = &self.locks[l as usize];
+        if lock.holds.is_empty() && lock.waiters.is_empty() {
+            let hash = self.hash(&lock.name);
+            match self.index.find_entry(hash, |&i| i == l) {
+                Ok(entry) => {
+                    entry.remove();
+                }
+                Err(_) => debug_assert!(false, "lock {l} missing from the index"),
+            }
+            let lock = self.locks.remove(l as usize);
+            if lock.name.spilled() && self.spare_names.len() < SPARE_NAMES {
+                self.spare_names.push(lock.name);
+            }
+        }
+        Removed { state, data }
+    }
+
+    /// Finds `owner`'s hold on `name`: the one with `token`, or the only one.
+    ///
+    /// Walks whichever list is shorter: the lock's holds or the owner's holds.
+    pub fn find_hold(
+        &self,
+        owner: OwnerId,
+        name: &[u8],
+        token: Option<u64>,
+    ) -> Result<ClaimId, FindError> {
+        let Some(l) = self.find_lock(self.hash(name), name) else {
+            return Err(FindError::NotHeld);
+        };
+        let Some(own) = self.owners.get(owner as usize) else {
+            return Err(FindError::NotHeld);
+        };
+        let lock = &self.locks[l as usize];
+        let mine = |&c: &ClaimId| {
+            let claim = &self.claims[c as usize];
+            claim.lock == l && claim.owner == owner && token.is_none_or(|t| claim.token == t)
+        };
+        let (list, chain) = if lock.holds.len() <= own.holds.len() {
+            (lock.holds, by_lock())
+        } else {
+            (own.holds, by_owner())
+        };
+        let mut found = list.iter(&self.claims, chain).filter(mine);
+        match (found.next(), found.next()) {
+            (None, _) => Err(FindError::NotHeld),
+            (Some(c), None) => Ok(c),
+            (Some(_), Some(_)) => Err(FindError::TokenRequired),
+        }
+    }
+}
+
+/// A lock name, in a recycled heap buffer when it does not fit inline.
+fn new_name(spare: &mut Vec<Name>, name: &[u8]) -> Name {
+    match spare.pop() {
+        Some(mut buf) if name.len() > INLINE_NAME => {
+            buf.clear();
+            buf.extend_from_slice(name);
+            buf
+        }
+        Some(buf) => {
+            spare.push(buf);
+            Name::from_slice(name)
+        }
+        None => Name::from_slice(name),
+    }
+}
+
+/// The owner's slot, created on first use.
+fn owner_slot(owners: &mut Vec<Owner>, owner: OwnerId) -> &mut Owner {
+    let i = owner as usize;
+    if i >= owners.len() {
+        owners.resize(i + 1, Owner::default());
+    }
+    &mut owners[i]
+}
+
+fn compatible(lock: &Lock, mode: Mode) -> bool {
+    match mode {
+        Mode::Exclusive => lock.holds.is_empty(),
+        Mode::Shared { max } => {
+            lock.holds.is_empty() || (!lock.exclusive && (max == 0 || lock.holds.len() < max))
+        }
+    }
+}
+
+/// The size of one lock entry, for the engine's memory budget test.
+#[cfg(test)]
+pub(crate) fn lock_size() -> usize {
+    std::mem::size_of::<Lock>()
+}
+
+#[cfg(test)]
+mod tests;

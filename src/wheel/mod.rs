@@ -1,0 +1,294 @@
+//! Hierarchical timer wheel with 1 ms resolution.
+//!
+//! # Data structure
+//!
+//! The wheel has 6 levels of 64 slots each. A slot of level `L` spans
+//! `64^L` ms and a whole level spans `64^(L+1)` ms, so the wheel reaches
+//! `2^36 - 1` ms ahead of its clock `now`. Every slot is a FIFO [`crate::list::List`]
+//! of entries, threaded through their slab indices, so linking at the tail and
+//! unlinking anywhere are O(1) and allocate nothing. The entries themselves live in one
+//! [`slab::Slab`]; a [`TimerId`] is the slab key. Besides the 384 slot lists there is
+//! one *pending* list for timers inserted with a deadline `<= now`. A level's slot
+//! arithmetic, lists and bitmap are in `level`.
+//!
+//! # Invariants (relative to the current `now`)
+//!
+//! - An entry with deadline `d <= now` is in the pending list (it was inserted
+//!   already due and fires on the next [`Wheel::advance`]).
+//! - An entry with `d > now` is at level `L = level_for(now, d)`: the index of the
+//!   most significant bit in which `now` and `d` differ, divided by 6 (bits 0..5
+//!   map to level 0); differences at bit 36 or above map to the top level 5.
+//!   Its slot is `(d >> 6L) & 63`. Because `d - now <= 2^36 - 1` (inserts are
+//!   clamped), a top-level slot index `<=` the current one means "next rotation";
+//!   that is the only place where the wheel wraps.
+//! - Consequently all entries with the same deadline share one list, in the order
+//!   they were inserted (lists are pushed at the tail, popped at the head, and a
+//!   cascade moves a whole list in order).
+//! - Each level's `occupied` bitmap has bit `s` set iff slot `s`'s list is non-empty.
+//!   The slot `now` is in is empty below the top level (its entries would belong to a
+//!   lower level), so the next slot due at a level is found by rotating the bitmap to
+//!   start just after that slot and taking `trailing_zeros` (at the top level the
+//!   current slot thereby comes last, as befits next-rotation entries). The first
+//!   non-empty level holds the earliest slot, because every entry of a lower level
+//!   lies inside the current slot of each higher level.
+//! - An entry's `list` field names the list its [`Link`] is in.
+//! - Near a `2^36` boundary a timer only a few ms away can sit in the top level; it is
+//!   still never fired early, [`Wheel::next_wake`] just reports its slot start.
+//!
+//! # Firing
+//!
+//! [`Wheel::advance`] repeatedly takes the earliest due slot whose *start* time is
+//! `<= now`, moves the clock to that start, fires the entries whose deadline equals it
+//! (always all of them at level 0) and cascades the rest down to the level they now
+//! belong to. A timer is therefore **never fired before its deadline**, and always by
+//! the first `advance` whose argument reaches it. The cost is proportional to the
+//! occupied slots visited plus the entries moved, never to the elapsed milliseconds.
+
+use crate::list::{Chain, Link, List, NIL};
+use level::{level_for, slot_for, Expiration, Level, LEVELS, MAX_DELTA, SLOTS};
+use slab::Slab;
+
+mod level;
+
+/// Index of the pending list (deadlines already due at insertion) in an entry's `list`.
+const PENDING: usize = LEVELS * SLOTS;
+
+/// Handle to a scheduled timer.
+///
+/// Valid from [`Wheel::insert`] until the timer fires or is cancelled; after that the
+/// same number may be handed out again by a later insert, so holders must drop it.
+///
+/// It holds the slab key plus one, so `Option<TimerId>` is as small as a `u32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimerId(std::num::NonZeroU32);
+
+impl TimerId {
+    fn from_key(key: u32) -> TimerId {
+        TimerId(std::num::NonZeroU32::MIN.saturating_add(key))
+    }
+    fn key(self) -> u32 {
+        self.0.get() - 1
+    }
+}
+
+/// A scheduled timer.
+struct Entry<T> {
+    /// Absolute deadline (ms), after clamping.
+    deadline: u64,
+    /// Its place in its slot's (or the pending) list.
+    link: Link,
+    /// Which list: `level * SLOTS + slot`, or `PENDING`.
+    list: u16,
+    value: T,
+}
+
+/// The chain the slot lists are threaded through.
+fn chain<T>() -> Chain<Entry<T>> {
+    Chain {
+        get: |e| &e.link,
+        get_mut: |e| &mut e.link,
+    }
+}
+
+/// Hierarchical timer wheel with 1 ms resolution.
+///
+/// Time is an argument: the wheel never reads a clock. Deadlines are absolute ms on the
+/// caller's clock; see the module documentation for the layout and guarantees.
+pub struct Wheel<T> {
+    /// The time last advanced to.
+    now: u64,
+    /// The slot lists, level 0 first.
+    levels: Box<[Level; LEVELS]>,
+    /// Timers inserted already due.
+    pending: List,
+    entries: Slab<Entry<T>>,
+}
+
+impl<T> Wheel<T> {
+    /// A wheel whose clock starts at `now` (ms).
+    pub fn new(now: u64) -> Self {
+        Wheel {
+            now,
+            levels: Box::new([Level::EMPTY; LEVELS]),
+            pending: List::EMPTY,
+            entries: Slab::new(),
+        }
+    }
+
+    /// Time the wheel has advanced to (the `now` of the last [`advance`](Self::advance),
+    /// or of [`new`](Self::new)).
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Schedules `value` to fire at `deadline` (absolute ms); O(1).
+    ///
+    /// A deadline `<= now()` fires on the next [`advance`](Self::advance), whatever its
+    /// argument. A deadline more than `2^36 - 1` ms after `now()` is clamped to
+    /// `now() + 2^36 - 1` (about 2.2 years); [`deadline`](Self::deadline) and the fired
+    /// pair then report the clamped value.
+    pub fn insert(&mut self, deadline: u64, value: T) -> TimerId {
+        let deadline = deadline.min(self.now.saturating_add(MAX_DELTA));
+        let list = self.list_for(deadline);
+        let key = self.entries.insert(Entry {
+            deadline,
+            link: Link::UNLINKED,
+            list: list as u16,
+            value,
+        });
+        assert!(key < NIL as usize, "wheel: more than 2^32 - 1 timers");
+        let key = key as u32;
+        self.link(key, list);
+        TimerId::from_key(key)
+    }
+
+    /// Removes a scheduled timer and returns its value; O(1).
+    ///
+    /// `id` must be live (inserted and neither fired nor cancelled since).
+    pub fn cancel(&mut self, id: TimerId) -> T {
+        debug_assert!(
+            self.entries.contains(id.key() as usize),
+            "wheel: cancel of {id:?}, which is not scheduled (fired or cancelled already?)"
+        );
+        self.unlink(id.key());
+        self.entries.remove(id.key() as usize).value
+    }
+
+    /// The deadline of a scheduled timer (after clamping, see [`insert`](Self::insert)).
+    ///
+    /// `id` must be live.
+    pub fn deadline(&self, id: TimerId) -> u64 {
+        debug_assert!(
+            self.entries.contains(id.key() as usize),
+            "wheel: deadline of {id:?}, which is not scheduled"
+        );
+        self.entries[id.key() as usize].deadline
+    }
+
+    /// A lower bound on the earliest deadline, for the poll timeout; O(levels).
+    ///
+    /// `None` when nothing is scheduled. Otherwise `t` with `now() <= t`, and
+    /// `t <= ` the earliest deadline whenever that deadline is `>= now()`; a timer
+    /// inserted already due makes it `now()`. When the earliest timer sits in level 0
+    /// (less than 64 ms away, same 64 ms block) `t` is exactly its deadline; further
+    /// out it is the start of the timer's slot, so the caller may wake early, call
+    /// [`advance`](Self::advance) (which cascades and fires nothing yet) and ask again.
+    pub fn next_wake(&self) -> Option<u64> {
+        if !self.pending.is_empty() {
+            return Some(self.now);
+        }
+        self.next_expiration().map(|e| e.start)
+    }
+
+    /// Moves the clock to `now` and fires every timer with deadline `<= now`, appending
+    /// `(deadline, value)` to `fired` in nondecreasing deadline order (insertion order
+    /// among equal deadlines).
+    ///
+    /// `now` must be `>= now()` (an earlier `now` is treated as `now()` in release
+    /// builds). Cost: occupied slots visited plus entries fired or cascaded.
+    pub fn advance(&mut self, now: u64, fired: &mut Vec<(u64, T)>) {
+        debug_assert!(
+            now >= self.now,
+            "wheel: advance to {now} but the clock is already at {}",
+            self.now
+        );
+        let now = now.max(self.now);
+        let chain = chain();
+
+        // Timers inserted already due: all deadlines <= the old now < any wheel entry.
+        let start = fired.len();
+        while let Some(key) = self.pending.pop_front(&mut self.entries, &chain) {
+            let entry = self.entries.remove(key as usize);
+            fired.push((entry.deadline, entry.value));
+        }
+        // Stable: equal deadlines keep insertion order.
+        fired[start..].sort_by_key(|f| f.0);
+
+        while let Some(exp) = self.next_expiration() {
+            if exp.start > now {
+                break;
+            }
+            debug_assert!(
+                exp.start > self.now,
+                "wheel: expiration {exp:?} not after clock {}",
+                self.now
+            );
+            self.now = exp.start;
+            let mut due = self.levels[exp.level].take_slot(exp.slot);
+            while let Some(key) = due.pop_front(&mut self.entries, &chain) {
+                let deadline = self.entries[key as usize].deadline;
+                debug_assert!(
+                    deadline >= exp.start && (exp.level > 0 || deadline == exp.start),
+                    "wheel: entry {key} with deadline {deadline} found in {exp:?}"
+                );
+                if deadline <= exp.start {
+                    let entry = self.entries.remove(key as usize);
+                    fired.push((entry.deadline, entry.value));
+                } else {
+                    let list = self.list_for(deadline);
+                    debug_assert!(
+                        list / SLOTS < exp.level,
+                        "wheel: cascade of entry {key} (deadline {deadline}) from {exp:?} \
+                         to list {list} is not downwards"
+                    );
+                    self.link(key, list);
+                }
+            }
+        }
+        self.now = now;
+    }
+
+    /// Number of scheduled timers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is scheduled.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The list (`level * SLOTS + slot`, or `PENDING`) an entry with `deadline` belongs
+    /// to at `self.now`.
+    fn list_for(&self, deadline: u64) -> usize {
+        if deadline <= self.now {
+            PENDING
+        } else {
+            let level = level_for(self.now, deadline);
+            level * SLOTS + slot_for(deadline, level)
+        }
+    }
+
+    /// The earliest non-empty slot and its start time; O(levels).
+    fn next_expiration(&self) -> Option<Expiration> {
+        self.levels
+            .iter()
+            .enumerate()
+            .find_map(|(level, l)| l.next_expiration(level, self.now))
+    }
+
+    /// Appends entry `key` at the tail of list `list` and records the list in it.
+    fn link(&mut self, key: u32, list: usize) {
+        self.entries[key as usize].list = list as u16;
+        let chain = chain();
+        if list == PENDING {
+            self.pending.push_back(&mut self.entries, &chain, key);
+        } else {
+            self.levels[list / SLOTS].push(list % SLOTS, &mut self.entries, &chain, key);
+        }
+    }
+
+    /// Unlinks entry `key` from the list it is in (the entry stays in the slab).
+    fn unlink(&mut self, key: u32) {
+        let list = usize::from(self.entries[key as usize].list);
+        let chain = chain();
+        if list == PENDING {
+            self.pending.unlink(&mut self.entries, &chain, key);
+        } else {
+            self.levels[list / SLOTS].unlink(list % SLOTS, &mut self.entries, &chain, key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
