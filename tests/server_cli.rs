@@ -138,3 +138,51 @@ fn help_shows_ranges_and_the_output_rule() {
     }
     assert!(!out.stdout.contains(".."), "{}", out.stdout);
 }
+
+/// The systemd units in dist/ start lockbox with flags it accepts, and give it at least
+/// one file descriptor per allowed connection plus some room.
+#[test]
+fn dist_units_use_valid_flags_and_enough_descriptors() {
+    for (unit, instance) in [("lockbox.service", ""), ("lockbox@.service", "7001")] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("dist")
+            .join(unit);
+        let text = std::fs::read_to_string(&path).expect("read unit");
+        let value = |key: &str| -> String {
+            let hits: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .collect();
+            assert_eq!(hits.len(), 1, "{unit}: one {key}= expected");
+            hits[0].replace("%S", "/var/lib").replace("%i", instance)
+        };
+        let exec = value("ExecStart");
+        let args: Vec<&str> = exec
+            .split_whitespace()
+            .skip(1)
+            .filter(|a| !a.starts_with('$'))
+            .collect();
+        let cfg = match lockbox::config::parse_args(&args) {
+            Ok(lockbox::config::Command::Run(cfg)) => cfg,
+            other => panic!("{unit}: {args:?}: {other:?}"),
+        };
+        assert!(cfg.state_file.is_some(), "{unit}: no --state-file");
+        if !instance.is_empty() {
+            assert_eq!(cfg.listen.port().to_string(), instance, "{unit}");
+            assert!(
+                cfg.state_file
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .ends_with(instance),
+                "{unit}: one state file per instance"
+            );
+        }
+        let nofile: usize = value("LimitNOFILE").parse().expect("LimitNOFILE number");
+        assert!(
+            nofile >= cfg.max_connections + 32,
+            "{unit}: LimitNOFILE={nofile} for --max-connections {}",
+            cfg.max_connections
+        );
+    }
+}
