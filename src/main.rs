@@ -11,7 +11,7 @@ fn main() {
             return;
         }
         Ok(Command::Version) => {
-            println!("lockbox {}", env!("CARGO_PKG_VERSION"));
+            println!("lockbox {}", lockbox::config::VERSION);
             return;
         }
         Err(e) => {

@@ -194,7 +194,7 @@ impl Server {
             Some(path) => {
                 Fence::with_state_file(path, wall_clock_ns()).map_err(io::Error::other)?
             }
-            None => Fence::from_wall_clock(),
+            None => Fence::from_wall_clock().map_err(io::Error::other)?,
         };
         let secret = match &cfg.auth_file {
             Some(path) => Some(read_secret(path)?),
