@@ -1,10 +1,10 @@
-//! Byte-level tests of the locker codec (`shared/spec/compat.md`, "locker") against an
+//! Byte-level tests of the locker codec (`docs/compat.md`, "locker") against an
 //! in-process server: every frame form, waits, timeouts, silent hold expiry, unlock by
 //! sequence, FIFO, disconnect cleanup and pipelined frames split anywhere.
 //!
 //! Every read has a timeout, so a missing reply fails the test instead of hanging it.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Native protocol: framing, ids, every verb's reply form and every error code
-//! (spec: /work/shared/spec/protocol.md, "Framing", "Replies", "Verbs", "Errors").
+//! (`docs/protocol.md`, "Framing", "Replies", "Verbs", "Errors").
 
-mod common;
+use crate::common;
 
 use common::*;
 use lockbox::config::Config;

@@ -1,8 +1,8 @@
-//! Native protocol: lock semantics (spec "Locks and holds" and the LOCK, SHARE,
+//! Native protocol: lock semantics (`docs/protocol.md`, "Locks and holds" and the LOCK, SHARE,
 //! UNLOCK, EXTEND, CANCEL and RESET verbs): FIFO, read/write rule, semaphores,
 //! deadlines, expiry, disconnects, tokens.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

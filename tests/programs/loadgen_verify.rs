@@ -1,5 +1,5 @@
 //! loadgen's `--verify` against a real server: mutual exclusion, increasing tokens,
-//! semaphore caps and exactly-once replies, checked while load runs (issue 3).
+//! semaphore caps and exactly-once replies, checked while load runs.
 
 use lockbox::config::Config;
 use lockbox::server::Server;

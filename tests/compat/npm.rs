@@ -1,13 +1,13 @@
 //! The real npm clients (`locker`, `live-mutex`) against an in-process server, by
-//! running the node scripts in `tests/npm/`.
+//! running the node scripts in `tests/compat/npm/`.
 //!
-//! Needs the packages of `tests/npm/package.json` installed somewhere and
+//! Needs the packages of `tests/compat/npm/package.json` installed somewhere and
 //! `LOCKBOX_NPM_DIR` naming that directory (the one holding `node_modules`); `.ci/run`
 //! does it. Without it the tests print why they are skipped and pass, unless
 //! `LOCKBOX_REQUIRE_NPM=1`, which makes a missing install a failure. `LOCKBOX_NODE`
 //! names the node binary (default `node`).
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -30,13 +30,13 @@ fn npm_dir() -> Option<PathBuf> {
             assert!(
                 modules.join("locker").is_dir() && modules.join("live-mutex").is_dir(),
                 "LOCKBOX_NPM_DIR={} has no node_modules/locker and node_modules/live-mutex: \
-                 run `npm ci` there with tests/npm/package.json and package-lock.json",
+                 run `npm ci` there with tests/compat/npm/package.json and package-lock.json",
                 dir.display()
             );
             Some(dir)
         }
         None if required => panic!(
-            "LOCKBOX_REQUIRE_NPM=1 but LOCKBOX_NPM_DIR is not set: install tests/npm/package.json \
+            "LOCKBOX_REQUIRE_NPM=1 but LOCKBOX_NPM_DIR is not set: install tests/compat/npm/package.json \
              with npm into a directory and point LOCKBOX_NPM_DIR at it (see .ci/run)"
         ),
         None => {
@@ -62,10 +62,10 @@ impl Drop for Reaper {
     }
 }
 
-/// Runs `node tests/npm/<script> <addr>` and asserts it exits 0, showing its output.
+/// Runs `node tests/compat/npm/<script> <addr>` and asserts it exits 0, showing its output.
 fn run_script(npm: &Path, script: &str, addr: SocketAddr) {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = manifest.join("tests").join("npm").join(script);
+    let path = manifest.join("tests/compat/npm").join(script);
     let node = std::env::var_os("LOCKBOX_NODE").unwrap_or_else(|| "node".into());
     let child = Command::new(&node)
         .arg("--no-deprecation")

@@ -1,5 +1,4 @@
-//! Hardening: limits, backpressure, partial lines, AUTH and the fencing state file
-//! (issue 4, "Limits and backpressure", "Auth and fencing state", "Tests that must exist").
+//! Hardening: limits, backpressure, partial lines, AUTH and the fencing state file.
 //!
 //! - Slow reader: a client that pipelines and never reads is paused at the high-water
 //!   mark (server RSS stays bounded, everybody else is served, it gets every reply once it
@@ -17,7 +16,7 @@
 //!
 //! Child processes are the real binary, killed on drop; only 127.0.0.1 is used.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

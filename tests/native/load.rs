@@ -1,7 +1,7 @@
 //! Native protocol under load: deep pipelining, a thousand concurrent connections,
 //! large multi-line replies. Every loop is bounded in count and in time.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::io::Write;

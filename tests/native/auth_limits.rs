@@ -1,6 +1,6 @@
 //! Native protocol: AUTH (`auth_required`, `auth_failed`) and server limits (`limit`).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 // The real `live-mutex` npm client (0.2.25) against lockbox's --livemutex-listen.
 //
-//   NODE_PATH=<npm dir>/node_modules node tests/npm/livemutex.js 127.0.0.1:PORT
+//   NODE_PATH=<npm dir>/node_modules node tests/compat/npm/livemutex.js 127.0.0.1:PORT
 //   (or LOCKBOX_LIVEMUTEX_ADDR=127.0.0.1:PORT)
 //
 // Covers lock, unlock, wait (busy then granted), retries with the same uuid, give-up

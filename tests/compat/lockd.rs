@@ -1,11 +1,11 @@
 //! lockd / glockd compatibility: byte-exact replies to every command of the table in
-//! `shared/spec/compat.md` ("lockd / glockd"), over a real socket to an in-process server.
+//! `docs/compat.md` ("lockd / glockd"), over a real socket to an in-process server.
 //!
 //! Multi-line replies (`d`, `sd`, `who`, `q`) have no terminator in lockd, so
 //! `Lockd::rows` sends a sentinel `i` request after the command and collects the lines
 //! before its reply.
 
-mod common;
+use crate::common;
 
 use common::{start_with_listeners, Client, Listeners, REPLY_TIMEOUT, SILENCE_MS};
 use lockbox::config::Config;

@@ -1,11 +1,11 @@
-//! Message-level tests of the live-mutex codec (`shared/spec/compat.md`, "live-mutex")
+//! Message-level tests of the live-mutex codec (`docs/compat.md`, "live-mutex")
 //! against an in-process server: every message form, busy-then-granted, repeated uuids,
 //! unlock by `_uuid` and by force, ttl expiry, semaphores, disconnect cleanup, limits
 //! and pipelined lines split anywhere.
 //!
 //! Every read has a timeout, so a missing reply fails the test instead of hanging it.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The `lockbox` binary: flags, exit codes, startup log, serving on `127.0.0.1:0`.
 //! Every child process is killed on drop (also when a test panics).
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::time::Duration;

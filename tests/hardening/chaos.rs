@@ -1,4 +1,4 @@
-//! Hardening, chaos (issue 4, "Tests that must exist": chaos).
+//! Hardening, chaos.
 //!
 //! A bounded run (default 200 connections or 10 s, whichever ends first) of random
 //! LOCK / SHARE max=n / UNLOCK / EXTEND / CANCEL / INSPECT / PING on a few contended
@@ -27,7 +27,7 @@
 //! `LOCKBOX_CHAOS_SECS`, `LOCKBOX_CHAOS_CONNS` bound the run (lower them on a slow
 //! machine); `LOCKBOX_CHAOS_SEED` replays a run.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Read, Write};

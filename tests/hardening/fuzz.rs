@@ -1,4 +1,4 @@
-//! Hardening, hostile input (issue 4, "Tests that must exist": fuzz-style).
+//! Hardening, hostile input (fuzz-style).
 //!
 //! - The parser `lockbox::proto::native::parse` is fed seeded random bytes, structured
 //!   lines built from a small grammar (with exactly one known defect or none, so the
@@ -14,7 +14,7 @@
 //! Seeded: `LOCKBOX_FUZZ_SEED=<n>` replays a run; `LOCKBOX_FUZZ_SCALE=<percent>` scales
 //! the number of cases (default 100).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -1,6 +1,6 @@
 // The real `locker` npm client (node-locker 0.1.0) against lockbox's --locker-listen.
 //
-//   NODE_PATH=<npm dir>/node_modules node tests/npm/locker.js 127.0.0.1:PORT
+//   NODE_PATH=<npm dir>/node_modules node tests/compat/npm/locker.js 127.0.0.1:PORT
 //   (or LOCKBOX_LOCKER_ADDR=127.0.0.1:PORT)
 //
 // Covers lock, unlock, wait, wait timeout, silent hold expiry, FIFO and disconnect.

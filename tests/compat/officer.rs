@@ -1,7 +1,7 @@
 //! officer compatibility: byte-exact JSON replies (officer's key order) to every request
-//! of `shared/spec/compat.md` ("officer"), over a real socket to an in-process server.
+//! of `docs/compat.md` ("officer"), over a real socket to an in-process server.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_deadline_within, start_with_listeners, Client, Listeners, REPLY_TIMEOUT, SILENCE_MS,

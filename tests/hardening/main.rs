@@ -1,0 +1,10 @@
+//! Hardening suite: hostile input (`fuzz`), random load with abrupt disconnects checked
+//! against the protocol's guarantees (`chaos`), and limits, backpressure, AUTH and the
+//! fencing state file (`limits`). Every run is seeded and bounded in count and time.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod chaos;
+mod fuzz;
+mod limits;
