@@ -67,12 +67,12 @@
 //! name `<prefix><i>` with `i` uniform in `0..K` (`--locks K`, seeded PRNG `--seed`),
 //! routes it, and runs:
 //! - lockbox lock/share: `LOCK name` (or `SHARE name max=M`) with `wait=`/`hold=` when
-//!   given -> `OK token` -> hold for `--work-ms` (a timer in the loop) -> `UNLOCK name
+//!   given -> `OK token` -> hold for `--work` (a timer in the loop) -> `UNLOCK name
 //!   token` -> `OK`. `TIMEOUT` ends the cycle as a timeout, `ERR` as an error. An
 //!   `EXPIRED` event while holding ends the cycle as expired; if it arrives after the
 //!   `UNLOCK` was sent, the `ERR not_held` reply is expected and the cycle counts.
 //! - Redis: `SET name token NX PX hold` (hold = `--hold`, default 30000 ms), a nil reply
-//!   is retried after `--retry-ms` until `--wait` runs out (then a timeout; no `--wait`:
+//!   is retried after `--retry` until `--wait` runs out (then a timeout; no `--wait`:
 //!   retry until the run stops); release with the compare-and-delete `EVAL` script
 //!   ([`REDIS_UNLOCK_SCRIPT`]); a `0` result means the key had expired (counted as
 //!   expired, the cycle still counts). Tokens are random 64-bit values in hex.
@@ -89,7 +89,7 @@
 //!
 //! The run stops issuing new cycles after `--duration` or when `--cycles` cycles have
 //! completed, then drains: in-flight cycles finish (holds are released) for at most
-//! `--drain-s`; requests still unanswered then are reported as `unanswered`. `--timeout-s`
+//! `--drain`; requests still unanswered then are reported as `unanswered`. `--timeout`
 //! bounds the whole run (connect, work and drain). Connections that the server closes
 //! end their client (pending requests count as errors).
 //!
@@ -135,7 +135,7 @@ mod verify;
 mod worker;
 
 pub use options::{
-    parse_args, usage, CycleKind, Options, Target, UsageError, DEFAULT_LOCKBOX_ADDR,
+    parse_args, usage, version, CycleKind, Options, Target, UsageError, DEFAULT_LOCKBOX_ADDR,
     DEFAULT_REDIS_ADDR, DEFAULT_REDIS_HOLD_MS, REDIS_UNLOCK_SCRIPT,
 };
 pub use report::{CpuUsage, Latency, Report, ServerUsage};

@@ -7,6 +7,10 @@
 use std::fmt;
 use std::time::Duration;
 
+mod units;
+
+use units::{parse_time, whole_millis, Unit};
+
 /// The kind of server loadgen talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -79,26 +83,30 @@ pub struct Options {
     pub locks: u64,
     /// `--prefix P`: lock names are `P0`..`P(K-1)` (default `lg:`).
     pub prefix: String,
-    /// `--work-ms W`: hold time before unlocking, 0 = unlock at once (default 0).
+    /// `--work TIME` (or `--work-ms`), in ms: hold time before unlocking, 0 = unlock at
+    /// once (default 0).
     pub work_ms: u64,
-    /// `--wait MS`: `wait=` option (Redis: how long to keep retrying). Default: absent.
+    /// `--wait TIME`, in ms: `wait=` option (Redis: how long to keep retrying).
+    /// Default: absent.
     pub wait_ms: Option<u64>,
-    /// `--hold MS`: `hold=` option (Redis: `PX`, default 30000). Default: absent.
+    /// `--hold TIME`, in ms: `hold=` option (Redis: `PX`, default 30000). Default: absent.
     pub hold_ms: Option<u64>,
     /// `--max M`: `SHARE ... max=M` (share mode only).
     pub max: Option<u64>,
-    /// `--duration S` (seconds, fractions allowed); default 10 s when `--cycles` is absent.
+    /// `--duration TIME`; default 10 s when `--cycles` is absent.
     pub duration: Option<Duration>,
     /// `--cycles N`: stop after N completed cycles in total.
     pub cycles: Option<u64>,
-    /// `--timeout-s S`: hard bound on the whole run (default duration + drain + 30 s,
+    /// `--timeout TIME` (or `--timeout-s`): hard bound on the whole run (default duration + drain + 30 s,
     /// or 300 s with `--cycles` alone). [`parse_args`] derives it; when you build
     /// `Options` by hand and lengthen `duration`, lengthen this too.
     pub timeout: Duration,
-    /// `--drain-s S`: how long in-flight cycles may take to finish after the stop
+    /// `--drain TIME` (or `--drain-s`): how long in-flight cycles may take to finish
+    /// after the stop
     /// (default 10 s).
     pub drain: Duration,
-    /// `--retry-ms MS`: Redis retry interval when the lock is busy (default 1).
+    /// `--retry TIME` (or `--retry-ms`), in ms: Redis retry interval when the lock is
+    /// busy (default 1).
     pub retry_ms: u64,
     /// `--seed N`: seed of the name-choosing PRNG (default 1).
     pub seed: u64,
@@ -146,6 +154,8 @@ impl Default for Options {
 pub enum UsageError {
     /// `-h` / `--help` was given: print [`usage`] and exit 0.
     Help,
+    /// `-V` / `--version` was given: print [`version`] and exit 0.
+    Version,
     /// A bad argument, with a one-line explanation.
     Invalid(String),
 }
@@ -154,6 +164,7 @@ impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UsageError::Help => f.write_str("help requested"),
+            UsageError::Version => f.write_str("version requested"),
             UsageError::Invalid(m) => f.write_str(m),
         }
     }
@@ -161,54 +172,146 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// The `--help` text.
+/// Most `--clients`.
+const CLIENTS_MAX: u64 = 1_000_000;
+/// Most `--pipeline`.
+const PIPELINE_MAX: u64 = 100_000;
+/// Most `--clients` x `--pipeline` (cycles in flight).
+const IN_FLIGHT_MAX: u64 = 10_000_000;
+/// Most `--threads`.
+const THREADS_MAX: u64 = 256;
+/// Most `--locks`, and most `--max` and `--server-pid`.
+const U32_MAX: u64 = u32::MAX as u64;
+/// Most `--work`, `--wait` and `--hold`, in ms (what the server accepts).
+const MS_MAX: u64 = u32::MAX as u64;
+/// Most `--retry`, in ms.
+const RETRY_MS_MAX: u64 = 60_000;
+/// Most `--cycles`.
+const CYCLES_MAX: u64 = u64::MAX / 2;
+/// Most `--server` addresses.
+const SERVERS_MAX: usize = 1024;
+/// Longest `--prefix`, in bytes.
+const PREFIX_MAX: usize = 200;
+/// Shortest `--duration` and `--timeout`.
+const DURATION_MIN: Duration = Duration::from_millis(1);
+/// Longest `--duration` and `--drain`.
+const DURATION_MAX: Duration = Duration::from_secs(10_000_000);
+/// Longest `--timeout`.
+const TIMEOUT_MAX: Duration = Duration::from_secs(100_000_000);
+/// Added to `--duration` + `--drain` for the default `--timeout`.
+const TIMEOUT_SLACK: Duration = Duration::from_secs(30);
+/// The default `--timeout` with `--cycles` and no `--duration`.
+const TIMEOUT_CYCLES_ONLY: Duration = Duration::from_secs(300);
+
+/// The `--version` text: `loadgen` and its version.
+pub fn version() -> String {
+    format!("loadgen {}\n", env!("CARGO_PKG_VERSION"))
+}
+
+/// The `--help` text: every flag with its range and default.
 pub fn usage() -> String {
-    "\
+    let d = Options::default();
+    format!(
+        "\
 Usage: loadgen [OPTIONS]
 
 Load generator and checker for lockbox (and Redis locks, for comparison).
 
+Times are written 500ms or 3s (fractions allowed: 1.5s). A plain number is in
+milliseconds for --work, --wait, --hold and --retry, in seconds for --duration,
+--drain and --timeout. --work-ms, --retry-ms, --drain-s and --timeout-s are the
+older names of --work, --retry, --drain and --timeout.
+
 Target:
   --target lockbox|redis   server kind (default lockbox)
-  --server ADDR            server address, repeatable or comma-separated; several
-                           servers shard names by rendezvous hashing
-                           (default 127.0.0.1:7654, redis 127.0.0.1:6379)
+  --server ADDR            HOST:PORT, repeatable or comma-separated, 1 to {SERVERS_MAX}
+                           addresses; several shard names by rendezvous hashing
+                           (default {DEFAULT_LOCKBOX_ADDR}, redis {DEFAULT_REDIS_ADDR})
 Workload:
   --mode lock|share|ping   cycle kind (default lock)
-  --clients N              logical clients, one connection per server each (default 50)
-  --pipeline D             cycles outstanding per client (default 1)
-  --threads T              poll loops / threads (default 1)
-  --locks K                distinct lock names PREFIX0..PREFIX(K-1) (default 10000)
-  --prefix P               lock name prefix (default lg:)
-  --work-ms W              hold time before unlock, ms (default 0)
-  --wait MS                wait= option (redis: retry budget) (default: none)
-  --hold MS                hold= option (redis: PX, default 30000) (default: none)
-  --max M                  share mode: SHARE ... max=M (default: none)
-  --retry-ms MS            redis: retry interval when busy (default 1)
-  --seed N                 PRNG seed for name choice (default 1)
+  --clients N              logical clients, one connection per server each
+                           (1 to {CLIENTS_MAX}, default {clients})
+  --pipeline D             cycles outstanding per client
+                           (1 to {PIPELINE_MAX}, default {pipeline});
+                           clients x pipeline at most {IN_FLIGHT_MAX}
+  --threads T              poll loops / threads (1 to {THREADS_MAX}, at most --clients,
+                           default {threads})
+  --locks K                distinct lock names PREFIX0..PREFIX(K-1)
+                           (1 to {U32_MAX}, default {locks})
+  --prefix P               lock name prefix, at most {PREFIX_MAX} bytes, no spaces or
+                           control characters (default {prefix})
+  --work TIME              hold time before unlock
+                           (0 to {MS_MAX}ms, default {work}ms)
+  --wait TIME              wait= option (redis: retry budget)
+                           (0 to {MS_MAX}ms, default none)
+  --hold TIME              hold= option (redis: PX)
+                           (0 to {MS_MAX}ms, redis 1ms and up;
+                           default none, redis {DEFAULT_REDIS_HOLD_MS}ms)
+  --max M                  share mode: SHARE ... max=M
+                           (1 to {U32_MAX}, default none)
+  --retry TIME             redis: retry interval when busy
+                           (0 to {RETRY_MS_MAX}ms, default {retry}ms)
+  --seed N                 PRNG seed for name choice
+                           (0 to {u64_max}, default {seed})
 Length:
-  --duration S             seconds of load (default 10 unless --cycles)
+  --duration TIME          length of the load ({dur_min} to {dur_max};
+                           default 10s unless --cycles)
   --cycles N               stop after N completed cycles
-  --drain-s S              time allowed to finish in-flight cycles (default 10)
-  --timeout-s S            hard bound on the whole run
-                           (default duration + drain + 30, or 300 with --cycles)
+                           (1 to {CYCLES_MAX}, default none)
+  --drain TIME             time allowed to finish in-flight cycles
+                           (0 to {dur_max}, default {drain})
+  --timeout TIME           hard bound on the whole run ({dur_min} to {timeout_max};
+                           default duration + drain + {slack},
+                           or {cycles_only} with --cycles alone)
 Output:
   --verify                 check mutual exclusion, token order, shared max and
                            exactly-once replies; exit 1 on any violation
   --json                   print one JSON object instead of the summary
   --quiet                  no progress lines on stderr
   --server-pid PID         report the server's RSS, peak RSS and CPU time
+                           (1 to {U32_MAX}, default none)
   -h, --help               this text
+  -V, --version            loadgen's version
 
 Exit status: 0 ok; 1 violations, lost connections or no run; 2 bad arguments.
-"
-    .to_string()
+",
+        clients = d.clients,
+        pipeline = d.pipeline,
+        threads = d.threads,
+        locks = d.locks,
+        prefix = d.prefix,
+        work = d.work_ms,
+        retry = d.retry_ms,
+        seed = d.seed,
+        u64_max = u64::MAX,
+        dur_min = fmt_time(DURATION_MIN),
+        dur_max = fmt_time(DURATION_MAX),
+        drain = fmt_time(d.drain),
+        timeout_max = fmt_time(TIMEOUT_MAX),
+        slack = fmt_time(TIMEOUT_SLACK),
+        cycles_only = fmt_time(TIMEOUT_CYCLES_ONLY),
+    )
+}
+
+/// A time as the help and the errors print it: whole seconds as `3s`, else `500ms`.
+fn fmt_time(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> UsageError {
     UsageError::Invalid(msg.into())
 }
 
+/// A flag's message: `--name: what`.
+fn flag_err(name: &str, what: impl fmt::Display) -> UsageError {
+    invalid(format!("--{name}: {what}"))
+}
+
+/// A whole-number flag in `min to max`.
 fn opt_u64(
     m: &getopts::Matches,
     name: &str,
@@ -221,34 +324,108 @@ fn opt_u64(
     let v: u64 = s
         .trim()
         .parse()
-        .map_err(|_| invalid(format!("--{name}: '{s}' is not a whole number")))?;
+        .map_err(|_| flag_err(name, format!("'{s}' is not a whole number")))?;
     if v < min || v > max {
-        return Err(invalid(format!(
-            "--{name}: {v} is out of range {min}..={max}"
-        )));
+        return Err(flag_err(
+            name,
+            format!("{v} is out of range ({min} to {max})"),
+        ));
     }
     Ok(Some(v))
 }
 
-fn opt_secs(
+/// The value of a time flag given as `name` or by its older name `old`, with the
+/// flag name used (never both).
+fn time_arg(
     m: &getopts::Matches,
     name: &str,
-    min: f64,
-    max: f64,
-) -> Result<Option<Duration>, UsageError> {
-    let Some(s) = m.opt_str(name) else {
+    old: Option<&str>,
+) -> Result<Option<(String, String)>, UsageError> {
+    let new = m.opt_str(name).map(|v| (name.to_string(), v));
+    let old = old.and_then(|o| m.opt_str(o).map(|v| (o.to_string(), v)));
+    match (new, old) {
+        (Some(_), Some((o, _))) => Err(invalid(format!(
+            "--{name} and --{o} are the same flag: give one"
+        ))),
+        (n, o) => Ok(n.or(o)),
+    }
+}
+
+/// A time flag in whole milliseconds, `0 to max` ms; a plain number is milliseconds.
+fn opt_ms(
+    m: &getopts::Matches,
+    name: &str,
+    old: Option<&str>,
+    max: u64,
+) -> Result<Option<u64>, UsageError> {
+    let Some((flag, s)) = time_arg(m, name, old)? else {
         return Ok(None);
     };
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| invalid(format!("--{name}: '{s}' is not a number of seconds")))?;
-    if !v.is_finite() || v < min || v > max {
-        return Err(invalid(format!(
-            "--{name}: {s} is out of range {min}..={max} seconds"
-        )));
+    let d = parse_time(&s, Unit::Millis).map_err(|e| flag_err(&flag, e))?;
+    let ms = whole_millis(&s, d).map_err(|e| flag_err(&flag, e))?;
+    if ms > max {
+        return Err(flag_err(
+            &flag,
+            format!(
+                "'{s}' is out of range (0 to {max}{})",
+                Unit::Millis.suffix()
+            ),
+        ));
     }
-    Ok(Some(Duration::from_secs_f64(v)))
+    Ok(Some(ms))
+}
+
+/// A time flag in `min to max`; a plain number is seconds.
+fn opt_time(
+    m: &getopts::Matches,
+    name: &str,
+    old: Option<&str>,
+    min: Duration,
+    max: Duration,
+) -> Result<Option<Duration>, UsageError> {
+    let Some((flag, s)) = time_arg(m, name, old)? else {
+        return Ok(None);
+    };
+    let d = parse_time(&s, Unit::Secs).map_err(|e| flag_err(&flag, e))?;
+    if d < min || d > max {
+        let min = if min.is_zero() {
+            "0".to_string()
+        } else {
+            fmt_time(min)
+        };
+        return Err(flag_err(
+            &flag,
+            format!("'{s}' is out of range ({min} to {})", fmt_time(max)),
+        ));
+    }
+    Ok(Some(d))
+}
+
+/// `getopts`' complaint as one lowercase line naming the flag with its dashes.
+fn getopts_error(e: getopts::Fail) -> UsageError {
+    let dashes = |n: &str| {
+        if n.chars().count() == 1 {
+            format!("-{n}")
+        } else {
+            format!("--{n}")
+        }
+    };
+    let bare = |n: &str| n.trim_start_matches('-').to_string();
+    match e {
+        getopts::Fail::ArgumentMissing(n) => {
+            invalid(format!("{}: needs a value", dashes(&bare(&n))))
+        }
+        getopts::Fail::UnrecognizedOption(n) => {
+            invalid(format!("{}: unknown flag", dashes(&bare(&n))))
+        }
+        getopts::Fail::OptionMissing(n) => invalid(format!("{}: missing", dashes(&bare(&n)))),
+        getopts::Fail::OptionDuplicated(n) => {
+            invalid(format!("{}: given more than once", dashes(&bare(&n))))
+        }
+        getopts::Fail::UnexpectedArgument(n) => {
+            invalid(format!("{}: takes no value", dashes(&bare(&n))))
+        }
+    }
 }
 
 /// Check that `addr` looks like `host:port` (resolution happens in [`run`]).
@@ -270,7 +447,7 @@ fn check_addr(addr: &str) -> Result<(), UsageError> {
 /// Parse command-line arguments (without the program name) into [`Options`].
 ///
 /// Errors are one-line messages meant for stderr (the binary exits 2 on them);
-/// `-h`/`--help` gives [`UsageError::Help`].
+/// `-h`/`--help` gives [`UsageError::Help`], `-V`/`--version` [`UsageError::Version`].
 ///
 /// ```
 /// let opts = loadgen::parse_args(&[
@@ -287,9 +464,12 @@ fn check_addr(addr: &str) -> Result<(), UsageError> {
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Options, UsageError> {
     let m = flag_spec()
         .parse(args.iter().map(|a| a.as_ref()))
-        .map_err(|e| invalid(e.to_string()))?;
+        .map_err(getopts_error)?;
     if m.opt_present("help") {
         return Err(UsageError::Help);
+    }
+    if m.opt_present("version") {
+        return Err(UsageError::Version);
     }
     if let Some(extra) = m.free.first() {
         return Err(invalid(format!("unexpected argument '{extra}'")));
@@ -314,21 +494,26 @@ fn flag_spec() -> getopts::Options {
         .optopt("", "threads", "threads", "T")
         .optopt("", "locks", "distinct locks", "K")
         .optopt("", "prefix", "lock name prefix", "P")
-        .optopt("", "work-ms", "hold time", "W")
-        .optopt("", "wait", "wait ms", "MS")
-        .optopt("", "hold", "hold ms", "MS")
+        .optopt("", "work", "hold time", "TIME")
+        .optopt("", "work-ms", "older name of --work", "TIME")
+        .optopt("", "wait", "wait time", "TIME")
+        .optopt("", "hold", "hold time", "TIME")
         .optopt("", "max", "shared max", "M")
-        .optopt("", "duration", "seconds", "S")
+        .optopt("", "duration", "load time", "TIME")
         .optopt("", "cycles", "cycles", "N")
-        .optopt("", "timeout-s", "hard timeout", "S")
-        .optopt("", "drain-s", "drain timeout", "S")
-        .optopt("", "retry-ms", "redis retry", "MS")
+        .optopt("", "timeout", "hard timeout", "TIME")
+        .optopt("", "timeout-s", "older name of --timeout", "TIME")
+        .optopt("", "drain", "drain timeout", "TIME")
+        .optopt("", "drain-s", "older name of --drain", "TIME")
+        .optopt("", "retry", "redis retry", "TIME")
+        .optopt("", "retry-ms", "older name of --retry", "TIME")
         .optopt("", "seed", "seed", "N")
         .optopt("", "server-pid", "server pid", "PID")
         .optflag("", "verify", "verify")
         .optflag("", "json", "json")
         .optflag("", "quiet", "quiet")
-        .optflag("h", "help", "help");
+        .optflag("h", "help", "help")
+        .optflag("V", "version", "version");
     spec
 }
 
@@ -363,8 +548,11 @@ fn parse_target(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageError>
             servers.push(part.to_string());
         }
     }
-    if servers.len() > 1024 {
-        return Err(invalid("--server: at most 1024 servers"));
+    if servers.len() > SERVERS_MAX {
+        return Err(invalid(format!(
+            "--server: {} addresses, at most {SERVERS_MAX}",
+            servers.len()
+        )));
     }
     o.servers = if servers.is_empty() {
         vec![match o.target {
@@ -378,75 +566,77 @@ fn parse_target(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageError>
     Ok(())
 }
 
-/// `--clients`, `--pipeline`, `--threads`, `--locks`, `--prefix`, `--work-ms`, `--wait`,
+/// `--clients`, `--pipeline`, `--threads`, `--locks`, `--prefix`, `--work`, `--wait`,
 /// `--hold` and `--max`.
 fn parse_workload(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageError> {
-    if let Some(v) = opt_u64(m, "clients", 1, 1_000_000)? {
+    if let Some(v) = opt_u64(m, "clients", 1, CLIENTS_MAX)? {
         o.clients = v as usize;
     }
-    if let Some(v) = opt_u64(m, "pipeline", 1, 100_000)? {
+    if let Some(v) = opt_u64(m, "pipeline", 1, PIPELINE_MAX)? {
         o.pipeline = v as usize;
     }
-    if o.clients.saturating_mul(o.pipeline) > 10_000_000 {
-        return Err(invalid(
-            "--clients x --pipeline: at most 10000000 cycles in flight",
-        ));
+    if (o.clients as u64).saturating_mul(o.pipeline as u64) > IN_FLIGHT_MAX {
+        return Err(invalid(format!(
+            "--clients x --pipeline: at most {IN_FLIGHT_MAX} cycles in flight"
+        )));
     }
-    if let Some(v) = opt_u64(m, "threads", 1, 256)? {
+    if let Some(v) = opt_u64(m, "threads", 1, THREADS_MAX)? {
         o.threads = v as usize;
     }
     o.threads = o.threads.min(o.clients);
-    if let Some(v) = opt_u64(m, "locks", 1, u64::from(u32::MAX))? {
+    if let Some(v) = opt_u64(m, "locks", 1, U32_MAX)? {
         o.locks = v;
     }
     if let Some(p) = m.opt_str("prefix") {
-        if p.len() > 200 {
-            return Err(invalid("--prefix: at most 200 bytes"));
+        if p.len() > PREFIX_MAX {
+            return Err(invalid(format!(
+                "--prefix: {} bytes, at most {PREFIX_MAX}",
+                p.len()
+            )));
         }
         if p.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(invalid("--prefix: no spaces or control characters"));
         }
         o.prefix = p;
     }
-    const MS_MAX: u64 = u32::MAX as u64;
-    if let Some(v) = opt_u64(m, "work-ms", 0, MS_MAX)? {
+    if let Some(v) = opt_ms(m, "work", Some("work-ms"), MS_MAX)? {
         o.work_ms = v;
     }
-    o.wait_ms = opt_u64(m, "wait", 0, MS_MAX)?;
-    o.hold_ms = opt_u64(m, "hold", 0, MS_MAX)?;
-    o.max = opt_u64(m, "max", 1, MS_MAX)?;
+    o.wait_ms = opt_ms(m, "wait", None, MS_MAX)?;
+    o.hold_ms = opt_ms(m, "hold", None, MS_MAX)?;
+    o.max = opt_u64(m, "max", 1, U32_MAX)?;
     Ok(())
 }
 
-/// `--cycles`, `--duration`, `--drain-s` and `--timeout-s` (derived when absent).
+/// `--cycles`, `--duration`, `--drain` and `--timeout` (derived when absent).
 fn parse_length(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageError> {
-    o.cycles = opt_u64(m, "cycles", 1, u64::MAX / 2)?;
-    o.duration = opt_secs(m, "duration", 0.001, 1e7)?;
+    o.cycles = opt_u64(m, "cycles", 1, CYCLES_MAX)?;
+    o.duration = opt_time(m, "duration", None, DURATION_MIN, DURATION_MAX)?;
     if o.duration.is_none() && o.cycles.is_none() {
         o.duration = Some(Duration::from_secs(10));
     }
-    if let Some(d) = opt_secs(m, "drain-s", 0.0, 1e7)? {
+    if let Some(d) = opt_time(m, "drain", Some("drain-s"), Duration::ZERO, DURATION_MAX)? {
         o.drain = d;
     }
-    o.timeout = match opt_secs(m, "timeout-s", 0.001, 1e8)? {
+    o.timeout = match opt_time(m, "timeout", Some("timeout-s"), DURATION_MIN, TIMEOUT_MAX)? {
         Some(t) => t,
         None => match o.duration {
-            Some(d) => d + o.drain + Duration::from_secs(30),
-            None => Duration::from_secs(300),
+            Some(d) => d + o.drain + TIMEOUT_SLACK,
+            None => TIMEOUT_CYCLES_ONLY,
         },
     };
     Ok(())
 }
 
-/// `--retry-ms`, `--seed`, `--server-pid`, `--verify`, `--json` and `--quiet`.
+/// `--retry`, `--seed`, `--server-pid`, `--verify`, `--json` and `--quiet`.
 fn parse_rest(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageError> {
-    if let Some(v) = opt_u64(m, "retry-ms", 0, 60_000)? {
+    if let Some(v) = opt_ms(m, "retry", Some("retry-ms"), RETRY_MS_MAX)? {
         o.retry_ms = v;
     }
     if let Some(v) = opt_u64(m, "seed", 0, u64::MAX)? {
         o.seed = v;
     }
-    o.server_pid = opt_u64(m, "server-pid", 1, u64::from(u32::MAX))?.map(|p| p as u32);
+    o.server_pid = opt_u64(m, "server-pid", 1, U32_MAX)?.map(|p| p as u32);
     o.verify = m.opt_present("verify");
     o.json = m.opt_present("json");
     o.quiet = m.opt_present("quiet");
@@ -464,7 +654,7 @@ fn check_combinations(o: &Options) -> Result<(), UsageError> {
         }
         if o.hold_ms == Some(0) {
             return Err(invalid(
-                "--hold 0 is not valid with --target redis (PX must be >= 1)",
+                "--hold: 0 is not valid with --target redis (PX is 1ms or more)",
             ));
         }
     }
@@ -472,7 +662,7 @@ fn check_combinations(o: &Options) -> Result<(), UsageError> {
         && (o.work_ms > 0 || o.wait_ms.is_some() || o.hold_ms.is_some() || o.max.is_some())
     {
         return Err(invalid(
-            "--mode ping takes no --work-ms, --wait, --hold or --max",
+            "--mode ping takes no --work, --wait, --hold or --max",
         ));
     }
     Ok(())

@@ -94,6 +94,20 @@ fn parse_errors() {
     assert!(err("--duration inf").contains("--duration"));
     assert!(err("--wait 4294967296").contains("--wait"));
     assert!(err("--bogus").to_lowercase().contains("bogus"));
+    // Flag errors are one lowercase line naming the flag with its dashes.
+    assert_eq!(err("--bogus"), "--bogus: unknown flag");
+    assert_eq!(err("-x"), "-x: unknown flag");
+    assert_eq!(err("--clients"), "--clients: needs a value");
+    assert_eq!(
+        err("--clients 1 --clients 2"),
+        "--clients: given more than once"
+    );
+    assert_eq!(
+        err("--clients 0"),
+        "--clients: 0 is out of range (1 to 1000000)"
+    );
+    assert_eq!(parse("--version"), Err(UsageError::Version));
+    assert_eq!(parse("-V"), Err(UsageError::Version));
     assert!(err("--clients").to_lowercase().contains("clients"));
     assert!(err("--clients 1 --clients 2").contains("clients"));
     assert!(err("stray").contains("unexpected argument"));
