@@ -140,7 +140,7 @@ pub struct Report {
     pub lost_clients: u64,
     /// `--verify` violations (see the crate documentation).
     pub violations: u64,
-    /// Whether `--timeout-s` cut the run short.
+    /// Whether `--timeout` cut the run short.
     pub hit_timeout: bool,
     /// Acquire latency (request sent to grant; Redis: first `SET` to `OK`); ping: round trip.
     pub acquire: Latency,
@@ -155,23 +155,52 @@ pub struct Report {
     pub server: Option<ServerUsage>,
     /// Evidence for the first violations (at most 50).
     pub violation_samples: Vec<String>,
+    /// Violations whose evidence was left out of `violation_samples` (the sample limit
+    /// was reached).
+    pub violation_samples_omitted: u64,
     /// The first error messages (at most 50).
     pub error_samples: Vec<String>,
+    /// Error messages left out of `error_samples` (the sample limit was reached).
+    pub error_samples_omitted: u64,
 }
+
+/// Width of the label column of the summary; each label is the JSON key of the value
+/// it shows.
+const LABEL: usize = 20;
 
 fn fmt_lat(f: &mut fmt::Formatter<'_>, label: &str, l: &Latency) -> fmt::Result {
     if l.count == 0 {
-        return writeln!(f, "{label:<14}-");
+        return writeln!(f, "{label:<LABEL$}-");
     }
     writeln!(
         f,
-        "{label:<14}p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {:.1}  (n={})",
+        "{label:<LABEL$}p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {:.1}  (n={})",
         l.p50, l.p90, l.p99, l.p999, l.max, l.mean, l.count
     )
 }
 
 fn opt_ms(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// The sample lines under `label`, then how many were left out.
+fn fmt_samples(
+    f: &mut fmt::Formatter<'_>,
+    label: &str,
+    samples: &[String],
+    omitted: u64,
+) -> fmt::Result {
+    for s in samples {
+        writeln!(f, "{label:<LABEL$}{s}")?;
+    }
+    if omitted > 0 {
+        writeln!(
+            f,
+            "{label:<LABEL$}... and {omitted} more like these, left out (the first {} are shown)",
+            samples.len()
+        )?;
+    }
+    Ok(())
 }
 
 /// A poll-loop thread at or above this CPU percentage may have limited the run.
@@ -187,7 +216,8 @@ impl fmt::Display for CpuUsage {
             .collect();
         writeln!(
             f,
-            "loadgen CPU   {:.0}% of one core (user {:.2} s, sys {:.2} s, {} cores); per thread {}",
+            "{:<LABEL$}{:.0}% of one core (user_s {:.2}, sys_s {:.2}, cores {}); thread_percent {}",
+            "loadgen_cpu",
             self.percent,
             self.user_s,
             self.sys_s,
@@ -201,7 +231,8 @@ impl fmt::Display for CpuUsage {
         {
             writeln!(
                 f,
-                "              note: a loadgen thread was near 100% CPU, loadgen may have been the limit"
+                "{:<LABEL$}note: a loadgen thread was near 100% CPU, loadgen may have been the limit",
+                ""
             )?;
         }
         Ok(())
@@ -213,7 +244,8 @@ impl fmt::Display for ServerUsage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "server        pid {}: RSS {:.1} MiB, peak {:.1} MiB, CPU {:.2} s = {:.2} us/cycle",
+            "{:<LABEL$}pid {}: RSS {:.1} MiB, peak {:.1} MiB, cpu_s {:.2} = {:.2} cpu_us_per_cycle",
+            "server",
             self.pid,
             self.rss_kb as f64 / 1024.0,
             self.peak_rss_kb as f64 / 1024.0,
@@ -227,7 +259,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} {}: {} clients x pipeline {} on {} thread(s), {} locks, work {} ms, wait {}, hold {}{}",
+            "{} {}: clients {}, pipeline {}, threads {}, locks {}, work_ms {}, wait_ms {}, hold_ms {}{}",
             self.target.as_str(),
             self.mode.as_str(),
             self.clients,
@@ -239,11 +271,16 @@ impl fmt::Display for Report {
             opt_ms(self.hold_ms),
             self.max.map_or(String::new(), |m| format!(", max {m}")),
         )?;
-        writeln!(f, "servers       {}", self.servers.join(", "))?;
+        writeln!(f, "{:<LABEL$}{}", "servers", self.servers.join(", "))?;
         writeln!(
             f,
-            "cycles        {} in {:.2} s = {:.0} cycles/s  ({} in total, {:.2} s with connect and drain)",
-            self.window_cycles, self.elapsed_s, self.cycles_per_sec, self.cycles, self.total_s
+            "{:<LABEL$}{} in {:.2} s (elapsed_s) = {:.0} cycles_per_sec",
+            "window_cycles", self.window_cycles, self.elapsed_s, self.cycles_per_sec
+        )?;
+        writeln!(
+            f,
+            "{:<LABEL$}{} in {:.2} s (total_s, with connect and drain)",
+            "cycles", self.cycles, self.total_s
         )?;
         if self.servers.len() > 1 {
             let per: Vec<String> = self
@@ -252,25 +289,26 @@ impl fmt::Display for Report {
                 .zip(&self.per_server_cycles)
                 .map(|(s, c)| format!("{s}={c}"))
                 .collect();
-            writeln!(f, "per server    {}", per.join("  "))?;
+            writeln!(f, "{:<LABEL$}{}", "per_server_cycles", per.join("  "))?;
         }
-        fmt_lat(f, "acquire (us)", &self.acquire)?;
+        fmt_lat(f, "acquire_us", &self.acquire)?;
         if self.mode != CycleKind::Ping {
-            fmt_lat(f, "release (us)", &self.release)?;
+            fmt_lat(f, "release_us", &self.release)?;
         }
         if self.timeout_lateness.count > 0 {
-            fmt_lat(f, "late TO (us)", &self.timeout_lateness)?;
+            fmt_lat(f, "timeout_lateness_us", &self.timeout_lateness)?;
         }
         writeln!(
             f,
-            "outcomes      timeouts {}  errors {}  expired {}  unanswered {}  lost clients {}{}",
+            "{:<LABEL$}timeouts {}  errors {}  expired {}  unanswered {}  lost_clients {}{}",
+            "outcomes",
             self.timeouts,
             self.errors,
             self.expired,
             self.unanswered,
             self.lost_clients,
             if self.hit_timeout {
-                "  (run cut by --timeout-s)"
+                "  hit_timeout (run cut by --timeout)"
             } else {
                 ""
             }
@@ -281,18 +319,21 @@ impl fmt::Display for Report {
         if let Some(s) = &self.server {
             write!(f, "{s}")?;
         }
-        for e in &self.error_samples {
-            writeln!(f, "error         {e}")?;
+        fmt_samples(
+            f,
+            "error_samples",
+            &self.error_samples,
+            self.error_samples_omitted,
+        )?;
+        if self.verify || self.violations > 0 {
+            writeln!(f, "{:<LABEL$}{}", "violations", self.violations)?;
         }
-        if self.verify {
-            writeln!(f, "verify        {} violation(s)", self.violations)?;
-        } else if self.violations > 0 {
-            writeln!(f, "violations    {}", self.violations)?;
-        }
-        for v in &self.violation_samples {
-            writeln!(f, "VIOLATION     {v}")?;
-        }
-        Ok(())
+        fmt_samples(
+            f,
+            "violation_samples",
+            &self.violation_samples,
+            self.violation_samples_omitted,
+        )
     }
 }
 

@@ -1,6 +1,6 @@
 //! One run from start to end: resolve the servers, build the [`Plan`] the poll loops
 //! share, start them, stop the load at `--duration` (or after `--cycles`), print a
-//! progress line per second, enforce `--timeout-s`, then add the loops' tallies up
+//! progress line per second, enforce `--timeout`, then add the loops' tallies up
 //! into a [`Report`].
 //!
 //! Owns the controlling thread and what it shares with the poll loops ([`Plan`],
@@ -21,7 +21,7 @@ use crate::procfs::{cpu_secs_between, read_cpu_secs, read_status_kb};
 use crate::report::{new_histogram, CpuUsage, Latency, Report, ServerUsage};
 use crate::shard::{fmix64, PrefixRouter};
 use crate::verify::Verifier;
-use crate::worker::{self, WorkerInit, WorkerResult};
+use crate::worker::{self, Samples, WorkerInit, WorkerResult};
 
 /// Why a run could not happen at all.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -454,8 +454,8 @@ fn control(
     false
 }
 
-/// The progress lines on stderr: one per second with that interval's cycles and
-/// acquire latency, and the run's timeouts and errors so far.
+/// The progress lines on stderr: one per second with that per-second interval's
+/// cycles and acquire latency, and the run's timeouts and errors so far.
 struct Progress {
     quiet: bool,
     next_print: Instant,
@@ -495,7 +495,8 @@ impl Progress {
                 }
             };
             eprintln!(
-                "loadgen: {:>4}s {:>9} cycles/s  acquire p50 {} us p99 {} us  timeouts {}  errors {}{}",
+                "loadgen: {:>4}s  per-second interval: {:>9} cycles, acquire_us p50 {} p99 {};  \
+                 run so far: timeouts {}, errors {}{}",
                 self.second,
                 self.interval.cycles,
                 q(0.5),
@@ -546,7 +547,9 @@ fn blank_report(opts: &Options, threads: usize, hold_ms: Option<u64>) -> Report 
         cpu: None,
         server: None,
         violation_samples: Vec::new(),
+        violation_samples_omitted: 0,
         error_samples: Vec::new(),
+        error_samples_omitted: 0,
     }
 }
 
@@ -573,8 +576,8 @@ fn add_tallies(r: &mut Report, results: &[WorkerResult]) -> Vec<f64> {
         let _ = acq.add(&s.acquire);
         let _ = rel.add(&s.release);
         let _ = late.add(&s.timeout_lateness);
-        keep_samples(&mut r.violation_samples, &s.violation_samples);
-        keep_samples(&mut r.error_samples, &s.error_samples);
+        r.violation_samples_omitted += keep_samples(&mut r.violation_samples, &s.violation_samples);
+        r.error_samples_omitted += keep_samples(&mut r.error_samples, &s.error_samples);
         if let Some(p) = w.cpu_percent {
             thread_percent.push(p);
         }
@@ -590,13 +593,12 @@ fn add_tallies(r: &mut Report, results: &[WorkerResult]) -> Vec<f64> {
     thread_percent
 }
 
-/// Append `more` to `kept` up to [`SAMPLES_MAX`] in all.
-fn keep_samples(kept: &mut Vec<String>, more: &[String]) {
-    for m in more {
-        if kept.len() < SAMPLES_MAX {
-            kept.push(m.clone());
-        }
-    }
+/// Append a loop's samples to `kept` up to [`SAMPLES_MAX`] in all; returns how many of
+/// its messages are left out (those it did not keep either included).
+fn keep_samples(kept: &mut Vec<String>, more: &Samples) -> u64 {
+    let room = SAMPLES_MAX.saturating_sub(kept.len()).min(more.kept.len());
+    kept.extend_from_slice(&more.kept[..room]);
+    more.omitted + (more.kept.len() - room) as u64
 }
 
 /// loadgen's CPU use between the readings `cpu0` and `cpu1`, `wall` seconds apart.
@@ -638,3 +640,6 @@ fn server_usage(pid: u32, cpu0: Option<(f64, f64)>, cycles: u64) -> Option<Serve
         },
     })
 }
+
+#[cfg(test)]
+mod tests;

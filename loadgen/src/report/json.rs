@@ -189,7 +189,9 @@ impl Report {
                 &or_null(self.server.as_ref().map(ServerUsage::json)),
             );
         j.strs("violation_samples", &self.violation_samples)
-            .strs("error_samples", &self.error_samples);
+            .strs("error_samples", &self.error_samples)
+            .u64("violation_samples_omitted", self.violation_samples_omitted)
+            .u64("error_samples_omitted", self.error_samples_omitted);
         j.finish()
     }
 }

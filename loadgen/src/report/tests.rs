@@ -47,7 +47,9 @@ fn sample_report() -> Report {
         }),
         server: None,
         violation_samples: vec!["line\none".into()],
-        error_samples: vec![],
+        violation_samples_omitted: 0,
+        error_samples: vec!["e1".into(), "e2".into()],
+        error_samples_omitted: 7,
     }
 }
 
@@ -85,7 +87,9 @@ fn report_json_shape() {
         "\"loadgen_cpu\":{\"user_s\":0.5,\"sys_s\":0.25,\"percent\":60,\"thread_percent\":[60],\"cores\":2}",
         "\"server\":null",
         "\"violation_samples\":[\"line\\none\"]",
-        "\"error_samples\":[]",
+        "\"error_samples\":[\"e1\",\"e2\"]",
+        "\"violation_samples_omitted\":0",
+        "\"error_samples_omitted\":7",
         "\"total_s\":1.25",
     ] {
         assert!(j.contains(key), "missing {key} in {j}");
@@ -117,11 +121,23 @@ fn report_json_shape() {
 #[test]
 fn report_display() {
     let text = sample_report().to_string();
-    assert!(text.contains("cycles        990 in 1.00 s = 990 cycles/s"));
-    assert!(text.contains("acquire (us)  p50"));
-    assert!(text.contains("per server    127.0.0.1:7654=600"));
-    assert!(text.contains("verify        0 violation(s)"));
-    assert!(text.contains("VIOLATION     line"));
+    // Each label is the JSON key of the value it shows.
+    assert!(text.contains("window_cycles       990 in 1.00 s (elapsed_s) = 990 cycles_per_sec"));
+    assert!(text.contains("cycles              1000 in 1.25 s (total_s"));
+    assert!(text.contains("acquire_us          p50"));
+    assert!(text.contains("per_server_cycles   127.0.0.1:7654=600"));
+    assert!(text.contains("lost_clients 0"));
+    assert!(text.contains("violations          0"));
+    assert!(text.contains("violation_samples   line"));
+    // Left-out samples are counted, not silently dropped.
+    assert!(text.contains("error_samples       e2\n"));
+    assert!(text.contains(
+        "error_samples       ... and 7 more like these, left out (the first 2 are shown)"
+    ));
+    assert!(!text.contains("more like these, left out (the first 1"));
+    let mut late = sample_report();
+    late.timeout_lateness = late.acquire.clone();
+    assert!(late.to_string().contains("timeout_lateness_us p50"));
 }
 
 #[test]

@@ -94,8 +94,33 @@ pub(crate) struct Tally {
     pub(crate) release: Histogram<u64>,
     /// How late `TIMEOUT` replies came after `--wait`, microseconds.
     pub(crate) timeout_lateness: Histogram<u64>,
-    pub(crate) violation_samples: Vec<String>,
-    pub(crate) error_samples: Vec<String>,
+    /// Evidence of the first violations.
+    pub(crate) violation_samples: Samples,
+    /// The first error messages.
+    pub(crate) error_samples: Samples,
+}
+
+/// The first [`SAMPLES_PER_THREAD`] messages of one kind, and how many more there were.
+pub(crate) struct Samples {
+    pub(crate) kept: Vec<String>,
+    pub(crate) omitted: u64,
+}
+
+impl Samples {
+    fn new() -> Samples {
+        Samples {
+            kept: Vec::new(),
+            omitted: 0,
+        }
+    }
+
+    fn push(&mut self, msg: String) {
+        if self.kept.len() < SAMPLES_PER_THREAD {
+            self.kept.push(msg);
+        } else {
+            self.omitted += 1;
+        }
+    }
 }
 
 impl Tally {
@@ -112,8 +137,8 @@ impl Tally {
             acquire: new_histogram(),
             release: new_histogram(),
             timeout_lateness: new_histogram(),
-            violation_samples: Vec::new(),
-            error_samples: Vec::new(),
+            violation_samples: Samples::new(),
+            error_samples: Samples::new(),
         }
     }
 }
@@ -451,16 +476,12 @@ impl Worker {
     fn error(&mut self, msg: String) {
         self.tally.errors += 1;
         self.interval.errors += 1;
-        if self.tally.error_samples.len() < SAMPLES_PER_THREAD {
-            self.tally.error_samples.push(msg);
-        }
+        self.tally.error_samples.push(msg);
     }
 
     fn violation(&mut self, msg: String) {
         self.tally.violations += 1;
-        if self.tally.violation_samples.len() < SAMPLES_PER_THREAD {
-            self.tally.violation_samples.push(msg);
-        }
+        self.tally.violation_samples.push(msg);
     }
 
     /// A protocol anomaly: a violation under `--verify`, an error otherwise.

@@ -157,7 +157,7 @@ impl Worker {
         }
     }
 
-    /// `SET NX` found the lock taken: retry after `--retry-ms`, time out when `--wait`
+    /// `SET NX` found the lock taken: retry after `--retry`, time out when `--wait`
     /// would run out first, or retire the slot when the run is stopping.
     fn on_busy(&mut self, s: usize, now: Instant) {
         let waited = now.saturating_duration_since(self.slots[s].t_start);
