@@ -1,5 +1,6 @@
 //! `loadgen`: parse arguments, run, print the report, exit 0 (ok), 1 (violations, lost
-//! connections or no run at all) or 2 (bad arguments). See the library documentation.
+//! connections or no run at all) or 2 (bad arguments); `--help` and `--version` print
+//! and exit 0. See the library documentation.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -10,6 +11,10 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(loadgen::UsageError::Help) => {
             print!("{}", loadgen::usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(loadgen::UsageError::Version) => {
+            print!("{}", loadgen::version());
             return ExitCode::SUCCESS;
         }
         Err(loadgen::UsageError::Invalid(msg)) => {

@@ -1,0 +1,150 @@
+//! The report's text and JSON forms on a fixed sample.
+
+use super::json::json_f64;
+use super::*;
+
+fn sample_report() -> Report {
+    let mut h = new_histogram();
+    for v in 1..=1000u64 {
+        h.record(v).unwrap();
+    }
+    Report {
+        target: Target::Lockbox,
+        mode: CycleKind::Lock,
+        servers: vec!["127.0.0.1:7654".into(), "a\"b:1".into()],
+        clients: 50,
+        pipeline: 1,
+        threads: 1,
+        locks: 10,
+        work_ms: 0,
+        wait_ms: None,
+        hold_ms: Some(5),
+        max: None,
+        seed: 1,
+        verify: true,
+        elapsed_s: 1.0,
+        total_s: 1.25,
+        cycles: 1000,
+        window_cycles: 990,
+        cycles_per_sec: 990.0,
+        per_server_cycles: vec![600, 400],
+        timeouts: 1,
+        errors: 2,
+        expired: 3,
+        unanswered: 0,
+        lost_clients: 0,
+        violations: 0,
+        hit_timeout: false,
+        acquire: Latency::from_histogram(&h),
+        release: Latency::default(),
+        timeout_lateness: Latency::default(),
+        cpu: Some(CpuUsage {
+            user_s: 0.5,
+            sys_s: 0.25,
+            percent: 60.0,
+            thread_percent: vec![60.0],
+            cores: 2,
+        }),
+        server: None,
+        violation_samples: vec!["line\none".into()],
+        violation_samples_omitted: 0,
+        error_samples: vec!["e1".into(), "e2".into()],
+        error_samples_omitted: 7,
+    }
+}
+
+#[test]
+fn latency_from_histogram() {
+    let r = sample_report();
+    assert_eq!(r.acquire.count, 1000);
+    assert!((499..=501).contains(&r.acquire.p50));
+    assert!((989..=991).contains(&r.acquire.p99));
+    assert_eq!(r.acquire.max, 1000);
+    assert_eq!(
+        Latency::from_histogram(&new_histogram()),
+        Latency::default()
+    );
+}
+
+#[test]
+fn report_json_shape() {
+    let j = sample_report().to_json();
+    assert!(j.starts_with('{') && j.ends_with('}'));
+    assert!(!j.contains('\n'));
+    for key in [
+        "\"target\":\"lockbox\"",
+        "\"mode\":\"lock\"",
+        "\"servers\":[\"127.0.0.1:7654\",\"a\\\"b:1\"]",
+        "\"cycles\":1000",
+        "\"cycles_per_sec\":990",
+        "\"per_server_cycles\":[600,400]",
+        "\"wait_ms\":null",
+        "\"hold_ms\":5",
+        "\"violations\":0",
+        "\"verify\":true",
+        "\"acquire_us\":{\"count\":1000,\"p50\":",
+        "\"release_us\":{\"count\":0,",
+        "\"loadgen_cpu\":{\"user_s\":0.5,\"sys_s\":0.25,\"percent\":60,\"thread_percent\":[60],\"cores\":2}",
+        "\"server\":null",
+        "\"violation_samples\":[\"line\\none\"]",
+        "\"error_samples\":[\"e1\",\"e2\"]",
+        "\"violation_samples_omitted\":0",
+        "\"error_samples_omitted\":7",
+        "\"total_s\":1.25",
+    ] {
+        assert!(j.contains(key), "missing {key} in {j}");
+    }
+    // Balanced braces and brackets outside strings.
+    let (mut depth, mut in_str, mut esc) = (0i32, false, false);
+    for c in j.chars() {
+        if in_str {
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, '\\') => esc = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth -= 1,
+            _ => {}
+        }
+        assert!(depth >= 0);
+    }
+    assert_eq!(depth, 0);
+    assert!(!in_str);
+}
+
+#[test]
+fn report_display() {
+    let text = sample_report().to_string();
+    // Each label is the JSON key of the value it shows.
+    assert!(text.contains("window_cycles       990 in 1.00 s (elapsed_s) = 990 cycles_per_sec"));
+    assert!(text.contains("cycles              1000 in 1.25 s (total_s"));
+    assert!(text.contains("acquire_us          p50"));
+    assert!(text.contains("per_server_cycles   127.0.0.1:7654=600"));
+    assert!(text.contains("lost_clients 0"));
+    assert!(text.contains("violations          0"));
+    assert!(text.contains("violation_samples   line"));
+    // Left-out samples are counted, not silently dropped.
+    assert!(text.contains("error_samples       e2\n"));
+    assert!(text.contains(
+        "error_samples       ... and 7 more like these, left out (the first 2 are shown)"
+    ));
+    assert!(!text.contains("more like these, left out (the first 1"));
+    let mut late = sample_report();
+    late.timeout_lateness = late.acquire.clone();
+    assert!(late.to_string().contains("timeout_lateness_us p50"));
+}
+
+#[test]
+fn json_numbers() {
+    assert_eq!(json_f64(1.0), "1");
+    assert_eq!(json_f64(0.0), "0");
+    assert_eq!(json_f64(12.3456), "12.346");
+    assert_eq!(json_f64(f64::NAN), "null");
+    assert_eq!(json_f64(100.0), "100");
+}

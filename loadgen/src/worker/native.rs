@@ -1,0 +1,248 @@
+//! lockbox's line protocol, client side: the requests a cycle sends (`PING`, `LOCK` /
+//! `SHARE` with their options, `UNLOCK`) and the replies and `EXPIRED` events it reads,
+//! matched to their slot by request id.
+//!
+//! Request ids are decimal: the k-th request of pipeline slot j is `j + D*k`, so a reply
+//! maps to its slot as `id % D` and an id that is not the slot's expected one is a
+//! reply to no pending request.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{SlotState, Worker, NO_ID};
+use crate::ascii::{parse_u64, push_u64, show};
+use crate::options::{CycleKind, Options};
+
+/// The connection check: request line.
+pub(crate) const HELLO: &[u8] = b"lg-hello PING\n";
+/// The connection check: expected reply line (without the newline).
+pub(crate) const HELLO_REPLY: &[u8] = b"lg-hello PONG";
+
+/// ` max=M wait=W hold=H\n` (those given) ending every `LOCK` / `SHARE` of a run.
+pub(crate) fn acquire_suffix(opts: &Options) -> Vec<u8> {
+    let mut suffix = Vec::new();
+    if opts.mode == CycleKind::Share {
+        if let Some(m) = opts.max {
+            let _ = write!(suffix, " max={m}");
+        }
+    }
+    if let Some(w) = opts.wait_ms {
+        let _ = write!(suffix, " wait={w}");
+    }
+    if let Some(h) = opts.hold_ms {
+        let _ = write!(suffix, " hold={h}");
+    }
+    suffix.push(b'\n');
+    suffix
+}
+
+impl Worker {
+    /// The next request id of slot `s`, now the one whose reply it expects.
+    fn next_id(&mut self, s: usize) -> u64 {
+        let slot = &mut self.slots[s];
+        let id = u64::from(slot.j) + self.plan.pipeline as u64 * slot.k;
+        slot.k += 1;
+        slot.expect = id;
+        id
+    }
+
+    /// Append the full name of lock number `name` to connection `ci`'s output.
+    fn push_name(&mut self, ci: usize, name: u64) {
+        let b = &mut self.conns[ci].wbuf;
+        b.extend_from_slice(&self.plan.prefix);
+        push_u64(b, name);
+    }
+
+    /// Queue `ID PING`, `ID LOCK name ...` or `ID SHARE name ...` for slot `s`.
+    pub(super) fn write_native_acquire(&mut self, s: usize, ci: usize) {
+        let id = self.next_id(s);
+        let mode = self.plan.mode;
+        let b = &mut self.conns[ci].wbuf;
+        push_u64(b, id);
+        match mode {
+            CycleKind::Ping => b.extend_from_slice(b" PING\n"),
+            CycleKind::Lock | CycleKind::Share => {
+                b.extend_from_slice(if mode == CycleKind::Lock {
+                    b" LOCK "
+                } else {
+                    b" SHARE "
+                });
+                self.push_name(ci, self.slots[s].name);
+                let plan = Arc::clone(&self.plan);
+                self.conns[ci].wbuf.extend_from_slice(&plan.acquire_suffix);
+            }
+        }
+    }
+
+    /// Queue `ID UNLOCK name token` for slot `s`.
+    pub(super) fn write_native_unlock(&mut self, s: usize, ci: usize) {
+        let (name, token) = (self.slots[s].name, self.slots[s].token);
+        let id = self.next_id(s);
+        let b = &mut self.conns[ci].wbuf;
+        push_u64(b, id);
+        b.extend_from_slice(b" UNLOCK ");
+        self.push_name(ci, name);
+        let b = &mut self.conns[ci].wbuf;
+        b.push(b' ');
+        push_u64(b, token);
+        b.push(b'\n');
+    }
+
+    /// Handle every complete line of `input`; returns the bytes used.
+    pub(super) fn consume_lines(&mut self, ci: usize, input: &[u8], now: Instant) -> usize {
+        let mut pos = 0;
+        while let Some(nl) = input[pos..].iter().position(|&b| b == b'\n') {
+            let mut line = &input[pos..pos + nl];
+            pos += nl + 1;
+            if let Some(l) = line.strip_suffix(b"\r") {
+                line = l;
+            }
+            self.on_line(ci, line, now);
+            if self.conns[ci].dead {
+                break;
+            }
+        }
+        pos
+    }
+
+    /// One reply or event line from connection `ci`.
+    fn on_line(&mut self, ci: usize, line: &[u8], now: Instant) {
+        let mut words = line
+            .split(|&b| b == b' ' || b == b'\t')
+            .filter(|t| !t.is_empty());
+        let Some(idb) = words.next() else {
+            return;
+        };
+        let kind = words.next().unwrap_or(b"");
+        let Some(id) = parse_u64(idb) else {
+            self.anomaly(format!(
+                "reply with an id loadgen never sent: '{}'",
+                show(line)
+            ));
+            return;
+        };
+        let args = [words.next().unwrap_or(b""), words.next().unwrap_or(b"")];
+        let reply = ReplyLine {
+            id,
+            kind,
+            args,
+            raw: line,
+        };
+        let d = self.plan.pipeline as u64;
+        let s = self.conns[ci].client as usize * self.plan.pipeline + (id % d) as usize;
+        if kind == b"EXPIRED" {
+            self.on_expired(ci, s, &reply, now);
+        } else {
+            self.on_reply(ci, s, &reply, now);
+        }
+    }
+
+    /// `ID EXPIRED token`: the hold of slot `s` ended at the server.
+    fn on_expired(&mut self, ci: usize, s: usize, reply: &ReplyLine<'_>, now: Instant) {
+        let token = parse_u64(reply.args[0]);
+        let slot = &self.slots[s];
+        let ok = slot.hold_id == reply.id
+            && slot.server == self.conns[ci].server
+            && matches!(slot.st, SlotState::Hold | SlotState::Release)
+            && token == Some(slot.token)
+            && !slot.expired;
+        if !ok {
+            self.anomaly(format!(
+                "EXPIRED event for a hold loadgen does not have: '{}'",
+                show(reply.raw)
+            ));
+            return;
+        }
+        self.tally.expired += 1;
+        self.slots[s].expired = true;
+        if self.slots[s].st == SlotState::Hold {
+            self.release_hold(s);
+            self.slots[s].gen = self.slots[s].gen.wrapping_add(1);
+            self.fail_cycle(s, now);
+        }
+    }
+
+    /// `ID KIND args...`: the reply to slot `s`'s pending request.
+    fn on_reply(&mut self, ci: usize, s: usize, reply: &ReplyLine<'_>, now: Instant) {
+        let server = self.conns[ci].server;
+        let st = self.slots[s].st;
+        if self.slots[s].expect != reply.id || self.slots[s].server != server || !st.awaits_reply()
+        {
+            self.anomaly(format!(
+                "reply to no pending request (unknown id or second reply) from {}: '{}'",
+                self.plan.servers[server as usize],
+                show(reply.raw)
+            ));
+            return;
+        }
+        self.slots[s].expect = NO_ID;
+        match (st, reply.kind) {
+            (SlotState::Ping, b"PONG") => self.on_pong(s, now),
+            (SlotState::Acquire, b"OK") => self.on_native_grant(ci, s, reply, now),
+            (SlotState::Acquire, b"TIMEOUT") => self.on_timeout(s, now),
+            (SlotState::Release, b"OK") => self.on_released(s, now),
+            (SlotState::Release, b"ERR")
+                if self.slots[s].expired && reply.args[0] == b"not_held" =>
+            {
+                self.on_released(s, now)
+            }
+            (_, b"ERR") => {
+                let what = match st {
+                    SlotState::Acquire => "acquire",
+                    SlotState::Release => "UNLOCK",
+                    _ => "PING",
+                };
+                let name = self.plan.name_string(self.slots[s].name);
+                self.error(format!(
+                    "{what} of {name} on {}: '{}'",
+                    self.plan.servers[server as usize],
+                    show(reply.raw)
+                ));
+                self.fail_cycle(s, now);
+            }
+            _ => {
+                let msg = format!(
+                    "unexpected reply from {} in state {:?}: '{}'",
+                    self.plan.servers[server as usize],
+                    st,
+                    show(reply.raw)
+                );
+                self.on_unexpected(s, msg, now);
+            }
+        }
+    }
+
+    /// `ID OK token` (share mode: `ID OK token holders`).
+    fn on_native_grant(&mut self, ci: usize, s: usize, reply: &ReplyLine<'_>, now: Instant) {
+        let share = self.plan.mode == CycleKind::Share;
+        let token = parse_u64(reply.args[0]);
+        let holders = if share {
+            parse_u64(reply.args[1])
+        } else {
+            Some(0)
+        };
+        match (token, holders) {
+            (Some(t), Some(h)) => {
+                self.slots[s].hold_id = reply.id;
+                self.on_grant(s, ci, t, share.then_some(h), now);
+            }
+            _ => {
+                self.anomaly(format!("malformed grant: '{}'", show(reply.raw)));
+                self.fail_cycle(s, now);
+            }
+        }
+    }
+}
+
+/// One line from the server, split into words (borrowed from the read buffer).
+struct ReplyLine<'a> {
+    /// The request id it answers (or, for `EXPIRED`, the id of the acquire).
+    id: u64,
+    /// `OK`, `TIMEOUT`, `ERR`, `PONG`, `EXPIRED`...
+    kind: &'a [u8],
+    /// The next two words (empty when absent).
+    args: [&'a [u8]; 2],
+    /// The whole line, for messages.
+    raw: &'a [u8],
+}
