@@ -12,6 +12,7 @@ pub mod lockd;
 pub mod locker;
 pub mod native;
 pub mod officer;
+pub mod redis_scripts;
 pub mod resp;
 
 use crate::config::Config;
