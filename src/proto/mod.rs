@@ -27,7 +27,9 @@ pub mod locker;
 pub mod names;
 pub mod native;
 pub mod officer;
+pub mod redis_scripts;
 pub mod requests;
+pub mod resp;
 
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
