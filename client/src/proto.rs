@@ -7,7 +7,7 @@
 //! ```
 //! use lockbox_client::proto::{parse_line, Assembler, Frame, Reply, Request};
 //!
-//! let req = Request::lock("jobs:42").wait(2000).hold(30_000);
+//! let req: Request = Request::lock("jobs:42").wait(2000).hold(30_000).into();
 //! req.validate().unwrap();
 //! let mut out = Vec::new();
 //! req.encode("7", &mut out);
