@@ -356,9 +356,9 @@ impl Drop for ClientInner {
 /// An async lockbox client: one connection shared by every clone and task.
 ///
 /// Cloning is cheap and every clone uses the same connection; requests from many tasks
-/// are pipelined on it and their replies routed by request id. The connection closes
-/// (releasing any hold not owned by a live [`Guard`]... and those too, once they drop)
-/// when the last clone and guard are gone.
+/// are pipelined on it and their replies routed by request id. Guards keep the client
+/// alive; the connection closes when the last clone and the last guard are gone.
+/// Methods spawn tasks on the current tokio runtime (connect inside one).
 ///
 /// ```
 /// # fn main() -> Result<(), lockbox_client::Error> {
@@ -870,7 +870,8 @@ impl Guard {
 
     /// Completes when the hold is lost: [`Lost::Expired`] when its `hold` ran out,
     /// [`Lost::Reset`] after a `RESET`, [`Lost::ConnectionLost`] when the connection
-    /// died. Stop the work the lock protects when it does. The future owns what it
+    /// died, and [`Lost::Released`] (for a future moved elsewhere) once the guard
+    /// released the hold itself. Stop the work the lock protects when it does. The future owns what it
     /// needs, so it can be moved into another task.
     pub fn lost(&self) -> LostFuture {
         LostFuture {

@@ -29,6 +29,8 @@ pub enum Lost {
     Reset,
     /// The connection closed or failed; the server releases a closed connection's holds.
     ConnectionLost,
+    /// The guard released (or dropped, or detached) the hold itself.
+    Released,
 }
 
 enum State {
@@ -194,6 +196,7 @@ impl Session {
     /// unless the hold is already gone.
     pub fn release_detached(&mut self, id: u64, token: u64) {
         if let Some(e) = self.entries.remove(&id) {
+            e.lost_wakers.into_iter().for_each(Waker::wake);
             if let (None, Some(name)) = (e.lost, e.name) {
                 self.submit_detached(Request::Unlock {
                     name,
@@ -205,15 +208,19 @@ impl Session {
 
     /// Forgets entry `id` without sending anything (a released or detached guard).
     pub fn forget(&mut self, id: u64) {
-        self.entries.remove(&id);
+        if let Some(e) = self.entries.remove(&id) {
+            // Pending `lost()` futures of a released guard complete (with `Released`).
+            e.lost_wakers.into_iter().for_each(Waker::wake);
+        }
     }
 
-    /// Why hold `id` is gone, if it is.
+    /// Why hold `id` is gone, if it is (an id with no entry was released by its guard,
+    /// or went with the connection).
     pub fn lost(&self, id: u64) -> Option<Lost> {
         match self.entries.get(&id) {
             Some(e) => e.lost,
             None if self.closed => Some(Lost::ConnectionLost),
-            None => None,
+            None => Some(Lost::Released),
         }
     }
 
@@ -398,6 +405,7 @@ mod tests {
         s.release_detached(a, 77);
         assert_eq!(out(&mut s), "", "an expired hold is not unlocked again");
         assert_eq!(s.len(), 0);
+        assert_eq!(s.lost(a), Some(Lost::Released));
     }
 
     #[test]

@@ -31,6 +31,12 @@ async fn guard_learns_its_hold_expired() {
         other.inspect("l:exp").await.unwrap().token,
         Some(taken.token())
     );
+    // A lost() future moved to another task completes when the guard releases.
+    let g = c.lock("l:rel").await.unwrap();
+    let watcher = tokio::spawn(g.lost());
+    g.release().await.unwrap();
+    let why = tokio::time::timeout(SOON, watcher).await.unwrap().unwrap();
+    assert_eq!(why, Lost::Released);
     // hold=0: granted then expired at once; the guard is lost right away.
     let z = c.lock("l:zero").hold(0).await.unwrap();
     let lost = tokio::time::timeout(SOON, z.lost()).await.unwrap();
