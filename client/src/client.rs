@@ -1,0 +1,925 @@
+//! The async client: one TCP connection carrying many concurrent requests, routed by
+//! request id, with guards for holds and reconnection for new requests.
+//!
+//! # Invariants
+//! - One connection has one reader task and one writer task (spawned on the tokio
+//!   runtime that connected); callers queue requests into the connection's
+//!   [`Session`] and wake the writer, the reader routes every reply line to its entry.
+//! - A guard and its keep-alive talk only to the connection that granted the hold
+//!   (a hold cannot move to another connection); only new requests reconnect.
+//! - Dropping any pending request future tells the session ([`Session::abandon`]), so
+//!   an acquire never leaves an orphan wait or hold.
+
+use crate::error::{Error, Result};
+use crate::proto::{
+    Acquire, ClientInfo, Grant, LockInfo, LockKind, LockSummary, Reply, Request, Stats, WhoAmI,
+};
+use crate::session::{Lost, Session};
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+/// Default connect timeout (TCP connect plus the AUTH/NAME/PING handshake).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default number of connection attempts a new request makes after a connection is lost.
+pub const DEFAULT_RECONNECT_ATTEMPTS: u32 = 6;
+/// First delay between reconnect attempts; it doubles after each failure.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
+/// Longest delay between reconnect attempts.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How to connect: secret, client name, timeouts, reconnect backoff.
+///
+/// ```
+/// use lockbox_client::ConnectOptions;
+/// use std::time::Duration;
+///
+/// let opts = ConnectOptions::new()
+///     .auth("s3cret")
+///     .name("billing-worker-1")
+///     .connect_timeout(Duration::from_secs(2));
+/// assert_eq!(opts.get_name(), Some("billing-worker-1"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    auth: Option<String>,
+    name: Option<String>,
+    connect_timeout: Duration,
+    reconnect_attempts: u32,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            auth: None,
+            name: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            reconnect_attempts: DEFAULT_RECONNECT_ATTEMPTS,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// The defaults: no secret, no name, [`DEFAULT_CONNECT_TIMEOUT`], reconnect with
+    /// [`DEFAULT_RECONNECT_ATTEMPTS`] attempts from [`DEFAULT_BACKOFF_INITIAL`] up to
+    /// [`DEFAULT_BACKOFF_MAX`].
+    pub fn new() -> Self {
+        ConnectOptions::default()
+    }
+
+    /// Sends `AUTH <secret>` first on every connection (also fine on an open server).
+    pub fn auth(mut self, secret: impl Into<String>) -> Self {
+        self.auth = Some(secret.into());
+        self
+    }
+
+    /// Sends `NAME <name>` on every connection: how `CLIENTS` and `INSPECT owner=`
+    /// show this client.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The client name, if set.
+    pub fn get_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Bound on one connection attempt: TCP connect and handshake.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Attempts (at least 1) a new request makes when the connection was lost.
+    pub fn reconnect_attempts(mut self, n: u32) -> Self {
+        self.reconnect_attempts = n.max(1);
+        self
+    }
+
+    /// First and longest delay between reconnect attempts (doubling in between).
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial;
+        self.backoff_max = max.max(initial);
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(s) = &self.auth {
+            Request::Auth { secret: s.clone() }.validate()?;
+        }
+        if let Some(n) = &self.name {
+            Request::Name { name: n.clone() }.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// One connection: its session, the writer's wake-up, and whether it lives.
+pub(crate) struct Conn {
+    session: Mutex<Session>,
+    write: Notify,
+    alive: AtomicBool,
+    /// Set when the client is gone: the writer flushes and shuts the socket down.
+    shutdown: AtomicBool,
+}
+
+impl Conn {
+    fn new() -> Conn {
+        Conn {
+            session: Mutex::new(Session::new()),
+            write: Notify::new(),
+            alive: AtomicBool::new(true),
+            shutdown: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn session(&self) -> MutexGuard<'_, Session> {
+        // A panic while holding the lock cannot leave the session half-updated in a way
+        // that matters more than losing the connection; keep going.
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Queues a request and wakes the writer.
+    fn submit(&self, req: Request) -> Result<u64> {
+        let id = self.session().submit(req)?;
+        self.write.notify_one();
+        Ok(id)
+    }
+
+    /// Sends `req` and waits for its reply.
+    pub(crate) async fn call(self: &Arc<Self>, req: Request) -> Result<Reply> {
+        let id = self.submit(req)?;
+        ReplyFuture::new(self.clone(), id).await
+    }
+
+    /// Runs a session operation that may queue bytes, then wakes the writer.
+    pub(crate) fn with_session(&self, f: impl FnOnce(&mut Session)) {
+        f(&mut self.session());
+        self.write.notify_one();
+    }
+
+    /// The connection is gone: fail everything pending, lose every hold.
+    fn fail(&self) {
+        self.alive.store(false, Ordering::Release);
+        let mut wake = Vec::new();
+        self.session().close(&mut wake);
+        self.write.notify_one();
+        wake.into_iter().for_each(Waker::wake);
+    }
+
+    fn shut_down(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        self.write.notify_one();
+    }
+}
+
+async fn writer(conn: Arc<Conn>, mut w: OwnedWriteHalf) {
+    let mut buf = Vec::new();
+    loop {
+        let (had, closed) = {
+            let mut s = conn.session();
+            (s.take_out(&mut buf), s.is_closed())
+        };
+        if closed {
+            break;
+        }
+        if !had {
+            if conn.shutdown.load(Ordering::Acquire) {
+                break;
+            }
+            conn.write.notified().await;
+            continue;
+        }
+        if w.write_all(&buf).await.is_err() {
+            conn.fail();
+            break;
+        }
+        buf.clear();
+    }
+    // Dropping the write half shuts the socket's write side down: the server answers
+    // what it got, then closes, and the reader sees the end.
+    let _ = w.shutdown().await;
+}
+
+async fn reader(conn: Arc<Conn>, mut r: OwnedReadHalf) {
+    let mut lines = crate::proto::LineBuffer::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut wake = Vec::new();
+    'read: loop {
+        let n = match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        lines.extend(&chunk[..n]);
+        let mut broken = false;
+        {
+            let mut s = conn.session();
+            loop {
+                match lines.next_line() {
+                    Ok(Some(line)) => {
+                        if s.on_line(line, &mut wake).is_err() {
+                            broken = true;
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+        }
+        // Replies may have queued requests (an UNLOCK of a grant nobody took).
+        conn.write.notify_one();
+        wake.drain(..).for_each(Waker::wake);
+        if broken {
+            break 'read;
+        }
+    }
+    conn.fail();
+}
+
+/// Connects once: TCP (with TCP_NODELAY), tasks, then `AUTH`, `NAME` and `PING`
+/// pipelined, all within the connect timeout.
+async fn connect_once(addr: &str, opts: &ConnectOptions) -> Result<Arc<Conn>> {
+    let timeout = opts.connect_timeout;
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Err(_) => return Err(Error::ConnectTimeout(addr.to_string())),
+        Ok(r) => r?,
+    };
+    stream.set_nodelay(true)?;
+    let (r, w) = stream.into_split();
+    let conn = Arc::new(Conn::new());
+    tokio::spawn(reader(conn.clone(), r));
+    tokio::spawn(writer(conn.clone(), w));
+    let handshake = async {
+        let mut ids = Vec::new();
+        if let Some(secret) = &opts.auth {
+            ids.push(conn.submit(Request::Auth {
+                secret: secret.clone(),
+            })?);
+        }
+        if let Some(name) = &opts.name {
+            ids.push(conn.submit(Request::Name { name: name.clone() })?);
+        }
+        ids.push(conn.submit(Request::Ping)?);
+        for id in ids {
+            ReplyFuture::new(conn.clone(), id).await?;
+        }
+        Ok::<_, Error>(())
+    };
+    let result = match tokio::time::timeout(timeout, handshake).await {
+        Err(_) => Err(Error::ConnectTimeout(addr.to_string())),
+        Ok(r) => r,
+    };
+    match result {
+        Ok(()) => Ok(conn),
+        Err(e) => {
+            conn.shut_down();
+            conn.fail();
+            Err(e)
+        }
+    }
+}
+
+/// Waits for one request's reply; dropping it abandons the request.
+pub(crate) struct ReplyFuture {
+    conn: Arc<Conn>,
+    id: u64,
+    done: bool,
+}
+
+impl ReplyFuture {
+    fn new(conn: Arc<Conn>, id: u64) -> Self {
+        ReplyFuture {
+            conn,
+            id,
+            done: false,
+        }
+    }
+}
+
+impl Future for ReplyFuture {
+    type Output = Result<Reply>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Reply>> {
+        let r = self.conn.session().poll_reply(self.id, cx);
+        if r.is_ready() {
+            self.done = true;
+        }
+        r
+    }
+}
+
+impl Drop for ReplyFuture {
+    fn drop(&mut self) {
+        if !self.done {
+            let id = self.id;
+            self.conn.with_session(|s| s.abandon(id));
+        }
+    }
+}
+
+struct ClientInner {
+    addr: String,
+    opts: ConnectOptions,
+    current: Mutex<Arc<Conn>>,
+    reconnect: tokio::sync::Mutex<()>,
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        let conn = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        conn.shut_down();
+    }
+}
+
+/// An async lockbox client: one connection shared by every clone and task.
+///
+/// Cloning is cheap and every clone uses the same connection; requests from many tasks
+/// are pipelined on it and their replies routed by request id. Guards keep the client
+/// alive; the connection closes when the last clone and the last guard are gone.
+/// Methods spawn tasks on the current tokio runtime (connect inside one).
+///
+/// ```
+/// # fn main() -> Result<(), lockbox_client::Error> {
+/// # let server = lockbox::server::Server::bind(lockbox::config::Config {
+/// #     listen: "127.0.0.1:0".parse().unwrap(),
+/// #     ..Default::default()
+/// # })?;
+/// # let addr = server.local_addr().to_string();
+/// # std::thread::spawn(move || server.run());
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// use lockbox_client::Client;
+///
+/// let client = Client::connect(addr).await?;
+/// let guard = client.lock("jobs:42").wait(2000).hold(30_000).await?;
+/// println!("working on job 42 with fencing token {}", guard.token());
+/// guard.release().await?;
+/// # Ok(())
+/// # })
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.inner.addr)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects to `addr` (`host:port`) with the default options.
+    pub async fn connect(addr: impl Into<String>) -> Result<Client> {
+        Client::connect_with(addr, ConnectOptions::new()).await
+    }
+
+    /// Connects to `addr` with `opts`. Fails with the server's error if `AUTH` or
+    /// `NAME` is refused, [`Error::ConnectTimeout`] after the connect timeout.
+    pub async fn connect_with(addr: impl Into<String>, opts: ConnectOptions) -> Result<Client> {
+        opts.validate()?;
+        let addr = addr.into();
+        let conn = connect_once(&addr, &opts).await?;
+        Ok(Client {
+            inner: Arc::new(ClientInner {
+                addr,
+                opts,
+                current: Mutex::new(conn),
+                reconnect: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The address this client connects to, as given.
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    fn current(&self) -> Arc<Conn> {
+        self.inner
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The live connection, reconnecting with backoff if it was lost.
+    async fn conn(&self) -> Result<Arc<Conn>> {
+        let c = self.current();
+        if c.alive() {
+            return Ok(c);
+        }
+        let _one_at_a_time = self.inner.reconnect.lock().await;
+        let c = self.current();
+        if c.alive() {
+            return Ok(c);
+        }
+        let opts = &self.inner.opts;
+        let mut delay = opts.backoff_initial;
+        let mut attempt = 1;
+        loop {
+            match connect_once(&self.inner.addr, opts).await {
+                Ok(conn) => {
+                    *self.inner.current.lock().unwrap_or_else(|e| e.into_inner()) = conn.clone();
+                    return Ok(conn);
+                }
+                // Retrying does not fix a refused secret or name.
+                Err(e @ (Error::AuthFailed(_) | Error::AuthRequired(_) | Error::BadName(_))) => {
+                    return Err(e)
+                }
+                Err(e) if attempt >= opts.reconnect_attempts => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(opts.backoff_max);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// True while the current connection is up (a new request reconnects if not).
+    pub fn is_connected(&self) -> bool {
+        self.current().alive()
+    }
+
+    /// An exclusive lock on `name`: set options on the builder, then `.await` it for a
+    /// [`Guard`]. Without `wait` it waits as long as the connection lives.
+    pub fn lock(&self, name: impl Into<String>) -> LockBuilder {
+        LockBuilder::new(self.clone(), Request::lock(name))
+    }
+
+    /// A shared lock on `name` (a read lock); with [`LockBuilder::max`], a counted one
+    /// (a semaphore of `max` holders).
+    pub fn share(&self, name: impl Into<String>) -> LockBuilder {
+        LockBuilder::new(self.clone(), Request::share(name))
+    }
+
+    /// Sends any request and returns its typed reply. A grant obtained this way is not
+    /// guarded: release it with [`Client::unlock`] and its token.
+    pub async fn request(&self, req: Request) -> Result<Reply> {
+        req.validate()?;
+        let conn = self.conn().await?;
+        let id = conn.submit(req)?;
+        let reply = ReplyFuture::new(conn.clone(), id).await?;
+        if matches!(reply, Reply::Granted(_)) {
+            conn.session().forget(id);
+        }
+        Ok(reply)
+    }
+
+    /// `UNLOCK <name> [<token>]`.
+    pub async fn unlock(&self, name: &str, token: Option<u64>) -> Result<()> {
+        let req = Request::Unlock {
+            name: name.to_string(),
+            token,
+        };
+        expect_ok(self.request(req).await?)
+    }
+
+    /// `EXTEND <name> <token> hold=<ms>`.
+    pub async fn extend(&self, name: &str, token: u64, hold_ms: u32) -> Result<()> {
+        let req = Request::Extend {
+            name: name.to_string(),
+            token,
+            hold: hold_ms,
+        };
+        expect_ok(self.request(req).await?)
+    }
+
+    /// `CANCEL <request-id>`: ends this connection's waits with that id; returns how
+    /// many. (Dropping an acquire future cancels it; this is for ids you chose.)
+    pub async fn cancel(&self, request_id: &str) -> Result<u64> {
+        let req = Request::Cancel {
+            id: request_id.to_string(),
+        };
+        match self.request(req).await? {
+            Reply::Cancelled(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `RESET`: releases every hold and cancels every wait of this connection; returns
+    /// (released, cancelled). Guards of this connection report [`Lost::Reset`].
+    pub async fn reset(&self) -> Result<(u64, u64)> {
+        match self.request(Request::Reset).await? {
+            Reply::Reset {
+                released,
+                cancelled,
+            } => Ok((released, cancelled)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `INSPECT <name>`.
+    pub async fn inspect(&self, name: &str) -> Result<LockInfo> {
+        let req = Request::Inspect {
+            name: name.to_string(),
+        };
+        match self.request(req).await? {
+            Reply::Inspect(i) => Ok(i),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `LIST [<prefix>]`: locks with holders or waiters, sorted by name.
+    pub async fn list(&self, prefix: Option<&str>) -> Result<Vec<LockSummary>> {
+        let req = Request::List {
+            prefix: prefix.map(str::to_string),
+        };
+        match self.request(req).await? {
+            Reply::List(l) => Ok(l),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `NAME <name>` for the current connection (use [`ConnectOptions::name`] to
+    /// name every connection, reconnects included).
+    pub async fn set_name(&self, name: &str) -> Result<()> {
+        let req = Request::Name {
+            name: name.to_string(),
+        };
+        expect_ok(self.request(req).await?)
+    }
+
+    /// `WHOAMI`.
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        match self.request(Request::Whoami).await? {
+            Reply::Whoami(w) => Ok(w),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `CLIENTS`.
+    pub async fn clients(&self) -> Result<Vec<ClientInfo>> {
+        match self.request(Request::Clients).await? {
+            Reply::Clients(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `STATS`.
+    pub async fn stats(&self) -> Result<Stats> {
+        match self.request(Request::Stats).await? {
+            Reply::Stats(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `PING`.
+    pub async fn ping(&self) -> Result<()> {
+        match self.request(Request::Ping).await? {
+            Reply::Pong => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `AUTH <secret>` on the current connection (use [`ConnectOptions::auth`] to
+    /// authenticate every connection, reconnects included).
+    pub async fn auth(&self, secret: &str) -> Result<()> {
+        let req = Request::Auth {
+            secret: secret.to_string(),
+        };
+        expect_ok(self.request(req).await?)
+    }
+
+    /// `QUIT`: the server answers and closes the connection, releasing its holds. A
+    /// later request reconnects.
+    pub async fn quit(&self) -> Result<()> {
+        expect_ok(self.request(Request::Quit).await?)
+    }
+}
+
+fn unexpected(r: Reply) -> Error {
+    Error::Protocol(format!("unexpected reply {r:?}"))
+}
+
+fn expect_ok(r: Reply) -> Result<()> {
+    match r {
+        Reply::Ok => Ok(()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A `LOCK` or `SHARE` being built; `.await` it for a [`Guard`].
+///
+/// Dropping the future before it completes (a `select!`, a `timeout`, an aborted task)
+/// sends `CANCEL` for the request; a grant that crossed the `CANCEL` is released at
+/// once.
+#[must_use = "a lock request does nothing until awaited"]
+#[derive(Debug)]
+pub struct LockBuilder {
+    client: Client,
+    acquire: Acquire,
+    max: Option<u32>,
+    keep_alive: bool,
+}
+
+impl LockBuilder {
+    fn new(client: Client, acquire: Acquire) -> Self {
+        LockBuilder {
+            client,
+            acquire,
+            max: None,
+            keep_alive: false,
+        }
+    }
+
+    /// Wait at most `ms` for the lock (`0`: try once); then [`Error::Timeout`].
+    pub fn wait(mut self, ms: u32) -> Self {
+        self.acquire.wait = Some(ms);
+        self
+    }
+
+    /// A lease: the server takes the lock back `ms` after the grant (the guard then
+    /// reports [`Lost::Expired`]) unless extended.
+    pub fn hold(mut self, ms: u32) -> Self {
+        self.acquire.hold = Some(ms);
+        self
+    }
+
+    /// Fail with [`Error::QueueFull`] instead of waiting behind `n` or more waiters.
+    pub fn queue(mut self, n: u32) -> Self {
+        self.acquire.queue = Some(n);
+        self
+    }
+
+    /// For [`Client::share`]: at most `n` (>= 1) shared holders, a counting semaphore.
+    /// On an exclusive lock this is a [`Error::BadOption`].
+    pub fn max(mut self, n: u32) -> Self {
+        self.max = Some(n);
+        self
+    }
+
+    /// With a `hold`: while the guard lives, send `EXTEND` every `hold / 3`, so a live
+    /// client keeps the lock and a dead or cut-off one loses it within `hold`.
+    pub fn keep_alive(mut self, on: bool) -> Self {
+        self.keep_alive = on;
+        self
+    }
+
+    async fn run(self) -> Result<Guard> {
+        let LockBuilder {
+            client,
+            mut acquire,
+            max,
+            keep_alive,
+        } = self;
+        if let Some(n) = max {
+            match acquire.kind {
+                LockKind::Shared { .. } => acquire.kind = LockKind::Shared { max: Some(n) },
+                LockKind::Exclusive => {
+                    return Err(Error::BadOption("max= is only for shared locks".into()))
+                }
+            }
+        }
+        let hold = acquire.hold;
+        let keep_alive = match (keep_alive, hold) {
+            (false, _) => None,
+            (true, Some(h)) => Some(h),
+            (true, None) => {
+                return Err(Error::BadOption(
+                    "keep_alive needs a hold= to keep alive".into(),
+                ))
+            }
+        };
+        let name = acquire.name.clone();
+        let req = Request::Acquire(acquire);
+        req.validate()?;
+        let conn = client.conn().await?;
+        let id = conn.submit(req)?;
+        let grant = match ReplyFuture::new(conn.clone(), id).await? {
+            Reply::Granted(g) => g,
+            other => {
+                conn.session().forget(id);
+                return Err(unexpected(other));
+            }
+        };
+        Ok(Guard::new(client, conn, id, name, grant, keep_alive))
+    }
+}
+
+impl IntoFuture for LockBuilder {
+    type Output = Result<Guard>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Guard>> + Send>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// A granted lock. Dropping it releases the hold (`UNLOCK <name> <token>`, sent in the
+/// background); [`Guard::release`] does the same and waits for the answer.
+#[must_use = "dropping a guard releases the lock at once"]
+pub struct Guard {
+    client: Client,
+    conn: Arc<Conn>,
+    id: u64,
+    name: String,
+    grant: Grant,
+    armed: bool,
+    keep_alive: Option<AbortHandle>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("name", &self.name)
+            .field("token", &self.grant.token)
+            .field("holders", &self.grant.holders)
+            .finish()
+    }
+}
+
+impl Guard {
+    fn new(
+        client: Client,
+        conn: Arc<Conn>,
+        id: u64,
+        name: String,
+        grant: Grant,
+        keep_alive: Option<u32>,
+    ) -> Guard {
+        let keep_alive = keep_alive.map(|hold| {
+            tokio::spawn(keep_alive_loop(
+                conn.clone(),
+                id,
+                name.clone(),
+                grant.token,
+                hold,
+            ))
+            .abort_handle()
+        });
+        Guard {
+            client,
+            conn,
+            id,
+            name,
+            grant,
+            armed: true,
+            keep_alive,
+        }
+    }
+
+    /// The fencing token: strictly increasing over every grant of the server. Pass it
+    /// to the storage you protect and have it refuse writes with an older token.
+    pub fn token(&self) -> u64 {
+        self.grant.token
+    }
+
+    /// The lock name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// For shared locks: the shared holds at the grant, this one included.
+    pub fn holders(&self) -> Option<u64> {
+        self.grant.holders
+    }
+
+    /// The client this guard came from.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Resets the hold's deadline to now + `hold_ms` (also gives a hold without one a
+    /// deadline). [`Error::NotHeld`] if the hold is already gone.
+    pub async fn extend(&self, hold_ms: u32) -> Result<()> {
+        let req = Request::Extend {
+            name: self.name.clone(),
+            token: self.grant.token,
+            hold: hold_ms,
+        };
+        expect_ok(self.conn.call(req).await?)
+    }
+
+    /// [`Guard::extend`] as a future that owns what it needs.
+    pub(crate) fn extend_owned(
+        &self,
+        hold_ms: u32,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let conn = self.conn.clone();
+        let req = Request::Extend {
+            name: self.name.clone(),
+            token: self.grant.token,
+            hold: hold_ms,
+        };
+        async move { expect_ok(conn.call(req).await?) }
+    }
+
+    /// Releases the lock and waits for the server's answer. [`Error::NotHeld`] means
+    /// the hold was already gone (it expired); [`Error::ConnectionLost`] that the
+    /// connection died (which released it).
+    pub async fn release(mut self) -> Result<()> {
+        self.stop_keep_alive();
+        self.armed = false;
+        let id = self.id;
+        self.conn.session().forget(id);
+        let req = Request::Unlock {
+            name: std::mem::take(&mut self.name),
+            token: Some(self.grant.token),
+        };
+        expect_ok(self.conn.call(req).await?)
+    }
+
+    /// Gives up the guard without releasing: the hold stays until its `hold` runs out,
+    /// an explicit `UNLOCK` with [`Guard::token`], or the connection closes. Returns
+    /// the token.
+    pub fn detach(mut self) -> u64 {
+        self.stop_keep_alive();
+        self.armed = false;
+        let id = self.id;
+        self.conn.session().forget(id);
+        self.grant.token
+    }
+
+    /// Stops the keep-alive (if any): the hold then runs out `hold` ms after the last
+    /// `EXTEND`. Tests use it to play a stuck client.
+    pub fn stop_keep_alive(&mut self) {
+        if let Some(h) = self.keep_alive.take() {
+            h.abort();
+        }
+    }
+
+    /// Why the hold is gone, if it is.
+    pub fn is_lost(&self) -> Option<Lost> {
+        self.conn.session().lost(self.id)
+    }
+
+    /// Completes when the hold is lost: [`Lost::Expired`] when its `hold` ran out,
+    /// [`Lost::Reset`] after a `RESET`, [`Lost::ConnectionLost`] when the connection
+    /// died, and [`Lost::Released`] (for a future moved elsewhere) once the guard
+    /// released the hold itself. Stop the work the lock protects when it does. The future owns what it
+    /// needs, so it can be moved into another task.
+    pub fn lost(&self) -> LostFuture {
+        LostFuture {
+            conn: self.conn.clone(),
+            id: self.id,
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.stop_keep_alive();
+        if self.armed {
+            let (id, token) = (self.id, self.grant.token);
+            self.conn.with_session(|s| s.release_detached(id, token));
+        }
+    }
+}
+
+/// Completes when a guard's hold is lost (see [`Guard::lost`]).
+pub struct LostFuture {
+    conn: Arc<Conn>,
+    id: u64,
+}
+
+impl Future for LostFuture {
+    type Output = Lost;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Lost> {
+        self.conn.session().poll_lost(self.id, cx)
+    }
+}
+
+async fn keep_alive_loop(conn: Arc<Conn>, id: u64, name: String, token: u64, hold: u32) {
+    let every = Duration::from_millis(u64::from((hold / 3).max(1)));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if conn.session().lost(id).is_some() {
+            return;
+        }
+        let req = Request::Extend {
+            name: name.clone(),
+            token,
+            hold,
+        };
+        if conn.call(req).await.is_err() {
+            return;
+        }
+    }
+}

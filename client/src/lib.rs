@@ -1,0 +1,93 @@
+//! A Rust client for lockbox: async and blocking clients, lock guards with fencing
+//! tokens, kept-alive leases, and sharding over several servers.
+//!
+//! ```
+//! # fn main() -> Result<(), lockbox_client::Error> {
+//! # let server = lockbox::server::Server::bind(lockbox::config::Config {
+//! #     listen: "127.0.0.1:0".parse().unwrap(),
+//! #     ..Default::default()
+//! # })?;
+//! # let addr = server.local_addr().to_string();
+//! # std::thread::spawn(move || server.run());
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! use lockbox_client::{Client, Error};
+//!
+//! let client = Client::connect(addr).await?;
+//! // Wait up to 2 s for the lock; the server takes it back 30 s after the grant.
+//! let guard = client.lock("jobs:42").wait(2000).hold(30_000).await?;
+//! println!("job 42 is ours, fencing token {}", guard.token());
+//!
+//! // Somebody else trying at the same time gets a timeout.
+//! let other = client.lock("jobs:42").wait(0).await;
+//! assert!(matches!(other, Err(Error::Timeout)));
+//!
+//! guard.release().await?; // or just drop the guard
+//! # Ok(())
+//! # })
+//! # }
+//! ```
+//!
+//! # What you get
+//! - [`Client`]: one TCP connection (TCP_NODELAY) shared by every clone and task;
+//!   requests are pipelined and their replies routed by request id. `lock(name)` and
+//!   `share(name)` return a [`LockBuilder`] (`.wait(ms)`, `.hold(ms)`, `.queue(n)`,
+//!   `.max(n)`, `.keep_alive(true)`) that you `.await` for a [`Guard`]. One method per
+//!   other verb (`inspect`, `list`, `stats`, ...), and [`Client::request`] for any
+//!   [`proto::Request`].
+//! - [`Guard`]: [`Guard::token`] (the fencing token), [`Guard::extend`],
+//!   [`Guard::release`]; dropping it releases the lock. [`Guard::lost`] completes when
+//!   the hold is gone: it expired, a `RESET` released it, or the connection died.
+//! - **Cancellation is safe**: dropping a lock future before it completes (a
+//!   `tokio::select!`, a `tokio::time::timeout`, an aborted task) sends `CANCEL`; a grant
+//!   that crossed the `CANCEL` on the wire is released at once. No orphan waits, no
+//!   orphan holds.
+//! - **Leases kept alive**: `.hold(ms).keep_alive(true)` sends `EXTEND` every `hold / 3`
+//!   while the guard lives, so a live client keeps the lock and a crashed or cut-off
+//!   one loses it within `hold`.
+//! - **Connection loss**: everything pending fails with [`Error::ConnectionLost`],
+//!   every guard reports [`Lost::ConnectionLost`] (the server released those holds), and
+//!   the next request reconnects with exponential backoff ([`ConnectOptions`]).
+//! - [`blocking::Client`]: the same API without async, `Send + Sync`, for threads and
+//!   scripts.
+//! - [`Cluster`]: N servers, each name routed to one by [`shard::rendezvous_route`].
+//! - [`proto`] and [`session`]: the protocol without I/O (typed requests, validation
+//!   with the server's rules, encoder, request ids, reply decoder), for other drivers.
+//! - One [`Error`] enum: the server's error codes as variants (`NotHeld`, `QueueFull`,
+//!   `TokenRequired`, `Limit`, `AuthFailed`, ...) plus `Timeout`, `Cancelled`,
+//!   `ConnectionLost`, `ConnectTimeout`, `Protocol`, `Io`. Names and options are checked
+//!   before sending: a bad name is [`Error::BadName`] without a round trip.
+//!
+//! # Features
+//! - `runtime` (default): the async client, [`blocking`] and [`Cluster`], on tokio.
+//!   Without it (`default-features = false`) the crate is [`proto`], [`session`],
+//!   [`shard`] and [`Error`], with no tokio dependency.
+//!
+//! # Examples
+//! `examples/` in the crate: `lock_job` (lock a job with a lease), `semaphore` (a
+//! counted lock), `reader_writer` (shared and exclusive), `fencing` (the token passed to
+//! a storage write), and `bench` (lock cycles per second over one connection).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod proto;
+pub mod session;
+pub mod shard;
+
+#[cfg(feature = "runtime")]
+pub mod blocking;
+#[cfg(feature = "runtime")]
+mod client;
+#[cfg(feature = "runtime")]
+mod cluster;
+
+#[cfg(feature = "runtime")]
+pub use client::{
+    Client, ConnectOptions, Guard, LockBuilder, LostFuture, DEFAULT_BACKOFF_INITIAL,
+    DEFAULT_BACKOFF_MAX, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECT_ATTEMPTS,
+};
+#[cfg(feature = "runtime")]
+pub use cluster::Cluster;
+pub use error::{Error, Result};
+pub use proto::{ClientInfo, Grant, LockInfo, LockSummary, Mode, Reply, Stats, WhoAmI};
+pub use session::Lost;

@@ -1,0 +1,501 @@
+//! The state of one connection without I/O: pending requests by id, the bytes to send,
+//! and what each reply line does. The async driver (`client`) owns one per connection
+//! behind a mutex, feeds it the lines it reads, and writes out what it queues.
+//!
+//! # Invariants
+//! - Every request id is used once per connection ([`IdAllocator`]), so a reply line
+//!   belongs to at most one entry; lines for unknown ids (a finished request's late
+//!   event) are ignored.
+//! - An abandoned acquire (its future dropped before it returned) never leaves a hold
+//!   behind: while it waits, a `CANCEL` is queued; if the grant comes anyway (it
+//!   crossed the `CANCEL` on the wire), an `UNLOCK <name> <token>` is queued at once.
+//! - An entry of a granted acquire lives until its guard releases, detaches or drops,
+//!   so `EXPIRED` reaches the guard.
+//! - After [`Session::close`], every waiting request is finished with
+//!   `ConnectionLost` (or the server's connection-level error), every hold is marked
+//!   lost, nothing more is queued, and every new request fails at once.
+
+use crate::error::{Error, Result};
+use crate::proto::{parse_id, parse_line, Assembler, Frame, IdAllocator, Reply, Request};
+use std::collections::HashMap;
+use std::task::{Context, Poll, Waker};
+
+/// Why a guard's hold is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lost {
+    /// Its `hold` ran out and the server took the lock back (`EXPIRED <token>`).
+    Expired(u64),
+    /// A `RESET` on the connection released it.
+    Reset,
+    /// The connection closed or failed; the server releases a closed connection's holds.
+    ConnectionLost,
+    /// The guard released (or dropped, or detached) the hold itself.
+    Released,
+}
+
+enum State {
+    /// Sent (or queued), reply not complete.
+    Waiting { asm: Assembler, discard: bool },
+    /// Reply complete, not yet taken by the caller.
+    Done(Result<Reply>),
+    /// A grant owned by a guard.
+    Held,
+}
+
+struct Entry {
+    state: State,
+    /// For acquires: the lock name (to release a grant nobody will take).
+    name: Option<String>,
+    waker: Option<Waker>,
+    lost: Option<Lost>,
+    lost_wakers: Vec<Waker>,
+}
+
+/// The connection-level error the server sent with id `*` (e.g. `limit`).
+struct Fatal {
+    code: String,
+    text: String,
+}
+
+/// One connection's protocol state.
+#[derive(Default)]
+pub struct Session {
+    ids: IdAllocator,
+    out: Vec<u8>,
+    entries: HashMap<u64, Entry>,
+    closed: bool,
+    fatal: Option<Fatal>,
+}
+
+fn add_waker(list: &mut Vec<Waker>, w: &Waker) {
+    if !list.iter().any(|x| x.will_wake(w)) {
+        list.push(w.clone());
+    }
+}
+
+impl Session {
+    /// A fresh session.
+    pub fn new() -> Session {
+        Session::default()
+    }
+
+    /// True once [`Session::close`] ran.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Queues `req` (validated by the caller) and returns its id.
+    pub fn submit(&mut self, req: Request) -> Result<u64> {
+        self.submit_inner(req, false)
+    }
+
+    /// Queues a request whose reply nobody waits for (an internal `UNLOCK` or `CANCEL`).
+    fn submit_detached(&mut self, req: Request) {
+        let _ = self.submit_inner(req, true);
+    }
+
+    fn submit_inner(&mut self, req: Request, discard: bool) -> Result<u64> {
+        if self.closed {
+            return Err(self.lost_error());
+        }
+        let id = self.ids.next_id();
+        req.encode(&id.to_string(), &mut self.out);
+        let asm = Assembler::new(&req);
+        let name = match req {
+            Request::Acquire(a) => Some(a.name),
+            _ => None,
+        };
+        self.entries.insert(
+            id,
+            Entry {
+                state: State::Waiting { asm, discard },
+                name,
+                waker: None,
+                lost: None,
+                lost_wakers: Vec::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// Moves the queued bytes into `buf` (which must be empty); true if there were any.
+    pub fn take_out(&mut self, buf: &mut Vec<u8>) -> bool {
+        std::mem::swap(&mut self.out, buf);
+        !buf.is_empty()
+    }
+
+    /// Polls request `id`'s reply. A grant is handed out once and its entry kept (as
+    /// held) for its guard; any other reply removes the entry.
+    pub fn poll_reply(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Reply>> {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return Poll::Ready(Err(Error::ConnectionLost));
+        };
+        match &mut e.state {
+            State::Waiting { .. } => {
+                match &e.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => e.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            State::Held => Poll::Ready(Err(Error::Protocol("reply taken twice".into()))),
+            State::Done(_) => {
+                if matches!(e.state, State::Done(Ok(Reply::Granted(_)))) {
+                    let State::Done(r) = std::mem::replace(&mut e.state, State::Held) else {
+                        unreachable!()
+                    };
+                    e.waker = None;
+                    return Poll::Ready(r);
+                }
+                match self.entries.remove(&id) {
+                    Some(Entry {
+                        state: State::Done(r),
+                        ..
+                    }) => Poll::Ready(r),
+                    _ => unreachable!(),
+                }
+            }
+        }
+    }
+
+    /// The caller of `id` stopped waiting before taking its reply. A waiting acquire
+    /// is cancelled; a grant nobody took is released; anything else is forgotten.
+    pub fn abandon(&mut self, id: u64) {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        match &mut e.state {
+            State::Waiting { discard, .. } => {
+                *discard = true;
+                e.waker = None;
+                if e.name.is_some() {
+                    self.submit_detached(Request::Cancel { id: id.to_string() });
+                }
+            }
+            State::Done(_) => {
+                if let Some(Entry {
+                    state: State::Done(Ok(Reply::Granted(g))),
+                    name: Some(name),
+                    lost,
+                    ..
+                }) = self.entries.remove(&id)
+                {
+                    if lost.is_none() {
+                        self.submit_detached(Request::Unlock {
+                            name,
+                            token: Some(g.token),
+                        });
+                    }
+                }
+            }
+            State::Held => {}
+        }
+    }
+
+    /// A guard dropped its hold: forget the entry and queue `UNLOCK <name> <token>`
+    /// unless the hold is already gone.
+    pub fn release_detached(&mut self, id: u64, token: u64) {
+        if let Some(e) = self.entries.remove(&id) {
+            e.lost_wakers.into_iter().for_each(Waker::wake);
+            if let (None, Some(name)) = (e.lost, e.name) {
+                self.submit_detached(Request::Unlock {
+                    name,
+                    token: Some(token),
+                });
+            }
+        }
+    }
+
+    /// Forgets entry `id` without sending anything (a released or detached guard).
+    pub fn forget(&mut self, id: u64) {
+        if let Some(e) = self.entries.remove(&id) {
+            // Pending `lost()` futures of a released guard complete (with `Released`).
+            e.lost_wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    /// Why hold `id` is gone, if it is (an id with no entry was released by its guard,
+    /// or went with the connection).
+    pub fn lost(&self, id: u64) -> Option<Lost> {
+        match self.entries.get(&id) {
+            Some(e) => e.lost,
+            None if self.closed => Some(Lost::ConnectionLost),
+            None => Some(Lost::Released),
+        }
+    }
+
+    /// Polls for hold `id` being lost.
+    pub fn poll_lost(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Lost> {
+        if let Some(l) = self.lost(id) {
+            return Poll::Ready(l);
+        }
+        if let Some(e) = self.entries.get_mut(&id) {
+            add_waker(&mut e.lost_wakers, cx.waker());
+        }
+        Poll::Pending
+    }
+
+    /// Handles one reply line; wakers to wake (after unlocking) go to `wake`. An error
+    /// means the server broke the protocol: close the connection.
+    pub fn on_line(&mut self, line: &[u8], wake: &mut Vec<Waker>) -> Result<()> {
+        let text = String::from_utf8_lossy(line);
+        let (id, frame) = parse_line(&text)?;
+        if id == "*" {
+            if let Frame::Err { code, text } = frame {
+                // A connection-level error (e.g. `limit`); the server closes next.
+                self.fatal = Some(Fatal {
+                    code: code.to_string(),
+                    text: text.to_string(),
+                });
+            }
+            return Ok(());
+        }
+        let Some(n) = parse_id(id) else {
+            return Ok(());
+        };
+        let Some(e) = self.entries.get_mut(&n) else {
+            return Ok(());
+        };
+        if let Frame::Expired(token) = frame {
+            let granted = match &e.state {
+                State::Held => true,
+                State::Done(Ok(Reply::Granted(g))) => g.token == token,
+                _ => false,
+            };
+            if granted && e.lost.is_none() {
+                e.lost = Some(Lost::Expired(token));
+                wake.append(&mut e.lost_wakers);
+            }
+            return Ok(());
+        }
+        let State::Waiting { asm, discard } = &mut e.state else {
+            return Ok(());
+        };
+        let Some(result) = asm.push(frame) else {
+            return Ok(());
+        };
+        let is_reset = matches!(result, Ok(Reply::Reset { .. }));
+        if *discard {
+            let name = e.name.take();
+            self.entries.remove(&n);
+            if let (Ok(Reply::Granted(g)), Some(name)) = (result, name) {
+                // The grant crossed our CANCEL: give it back.
+                self.submit_detached(Request::Unlock {
+                    name,
+                    token: Some(g.token),
+                });
+            }
+        } else {
+            e.state = State::Done(result);
+            if let Some(w) = e.waker.take() {
+                wake.push(w);
+            }
+        }
+        if is_reset {
+            // RESET released every hold of this connection.
+            for e in self.entries.values_mut() {
+                let held = matches!(e.state, State::Held | State::Done(Ok(Reply::Granted(_))));
+                if held && e.lost.is_none() {
+                    e.lost = Some(Lost::Reset);
+                    wake.append(&mut e.lost_wakers);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection is gone: finish everything (see the module invariants).
+    pub fn close(&mut self, wake: &mut Vec<Waker>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.out = Vec::new();
+        let mut finished = Vec::new();
+        for (&id, e) in self.entries.iter_mut() {
+            match &e.state {
+                State::Waiting { discard: true, .. } => finished.push(id),
+                State::Waiting { .. } => {
+                    e.state = State::Done(Err(match &self.fatal {
+                        Some(f) => Error::from_code(&f.code, &f.text),
+                        None => Error::ConnectionLost,
+                    }));
+                    if let Some(w) = e.waker.take() {
+                        wake.push(w);
+                    }
+                }
+                State::Done(Ok(Reply::Granted(_))) | State::Held => {
+                    if e.lost.is_none() {
+                        e.lost = Some(Lost::ConnectionLost);
+                    }
+                    wake.append(&mut e.lost_wakers);
+                }
+                State::Done(_) => {}
+            }
+        }
+        for id in finished {
+            self.entries.remove(&id);
+        }
+    }
+
+    fn lost_error(&self) -> Error {
+        match &self.fatal {
+            Some(f) => Error::from_code(&f.code, &f.text),
+            None => Error::ConnectionLost,
+        }
+    }
+
+    /// Number of entries (pending requests plus holds of live guards).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Grant;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Flag;
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    fn cx_waker() -> Waker {
+        Waker::from(Arc::new(Flag))
+    }
+
+    fn out(s: &mut Session) -> String {
+        let mut b = Vec::new();
+        s.take_out(&mut b);
+        String::from_utf8(b).unwrap()
+    }
+
+    fn feed(s: &mut Session, line: &str) {
+        let mut w = Vec::new();
+        s.on_line(line.as_bytes(), &mut w).unwrap();
+    }
+
+    fn poll(s: &mut Session, id: u64) -> Poll<Result<Reply>> {
+        let w = cx_waker();
+        s.poll_reply(id, &mut Context::from_waker(&w))
+    }
+
+    #[test]
+    fn routes_by_id_in_completion_order() {
+        let mut s = Session::new();
+        let a = s.submit(Request::lock("x").into()).unwrap();
+        let b = s.submit(Request::Ping).unwrap();
+        assert_eq!(out(&mut s), "1 LOCK x\n2 PING\n");
+        assert!(poll(&mut s, a).is_pending());
+        feed(&mut s, "2 PONG");
+        assert!(matches!(poll(&mut s, b), Poll::Ready(Ok(Reply::Pong))));
+        feed(&mut s, "1 OK 77");
+        assert!(matches!(
+            poll(&mut s, a),
+            Poll::Ready(Ok(Reply::Granted(Grant { token: 77, .. })))
+        ));
+        // The grant's entry stays for its guard, and gets EXPIRED.
+        assert_eq!(s.lost(a), None);
+        feed(&mut s, "1 EXPIRED 77");
+        assert_eq!(s.lost(a), Some(Lost::Expired(77)));
+        s.release_detached(a, 77);
+        assert_eq!(out(&mut s), "", "an expired hold is not unlocked again");
+        assert_eq!(s.len(), 0);
+        assert_eq!(s.lost(a), Some(Lost::Released));
+    }
+
+    #[test]
+    fn abandoned_wait_is_cancelled() {
+        let mut s = Session::new();
+        let a = s.submit(Request::lock("x").into()).unwrap();
+        out(&mut s);
+        s.abandon(a);
+        assert_eq!(out(&mut s), "2 CANCEL 1\n");
+        feed(&mut s, "1 CANCELLED");
+        feed(&mut s, "2 OK 1");
+        assert_eq!(out(&mut s), "");
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn grant_that_crossed_the_cancel_is_released() {
+        let mut s = Session::new();
+        let a = s.submit(Request::lock("x").into()).unwrap();
+        out(&mut s);
+        s.abandon(a);
+        assert_eq!(out(&mut s), "2 CANCEL 1\n");
+        // The server granted before it read the CANCEL.
+        feed(&mut s, "1 OK 99");
+        assert_eq!(out(&mut s), "3 UNLOCK x 99\n");
+        feed(&mut s, "2 ERR not_waiting no pending wait with that id");
+        feed(&mut s, "3 OK");
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn grant_received_but_not_taken_is_released() {
+        let mut s = Session::new();
+        let a = s.submit(Request::share("q").into()).unwrap();
+        out(&mut s);
+        feed(&mut s, "1 OK 5 1");
+        s.abandon(a);
+        assert_eq!(out(&mut s), "2 UNLOCK q 5\n");
+    }
+
+    #[test]
+    fn close_fails_pending_and_loses_holds() {
+        let mut s = Session::new();
+        let a = s.submit(Request::lock("x").into()).unwrap();
+        let b = s.submit(Request::lock("y").into()).unwrap();
+        feed(&mut s, "1 OK 1");
+        assert!(poll(&mut s, a).is_ready());
+        let mut w = Vec::new();
+        s.close(&mut w);
+        assert_eq!(s.lost(a), Some(Lost::ConnectionLost));
+        assert!(matches!(
+            poll(&mut s, b),
+            Poll::Ready(Err(Error::ConnectionLost))
+        ));
+        assert!(matches!(
+            s.submit(Request::Ping),
+            Err(Error::ConnectionLost)
+        ));
+        assert_eq!(out(&mut s), "");
+    }
+
+    #[test]
+    fn connection_level_error_is_reported_to_pending() {
+        let mut s = Session::new();
+        let a = s.submit(Request::Ping).unwrap();
+        feed(&mut s, "* ERR limit too many connections");
+        s.close(&mut Vec::new());
+        assert!(matches!(poll(&mut s, a), Poll::Ready(Err(Error::Limit(_)))));
+    }
+
+    #[test]
+    fn reset_loses_every_hold() {
+        let mut s = Session::new();
+        let a = s.submit(Request::lock("x").into()).unwrap();
+        feed(&mut s, "1 OK 1");
+        assert!(poll(&mut s, a).is_ready());
+        let r = s.submit(Request::Reset).unwrap();
+        feed(&mut s, "2 OK 1 0");
+        assert!(matches!(
+            poll(&mut s, r),
+            Poll::Ready(Ok(Reply::Reset { .. }))
+        ));
+        assert_eq!(s.lost(a), Some(Lost::Reset));
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error() {
+        let mut s = Session::new();
+        assert!(s.on_line(b"nonsense", &mut Vec::new()).is_err());
+        // Unknown ids are ignored.
+        s.on_line(b"42 OK", &mut Vec::new()).unwrap();
+    }
+}
