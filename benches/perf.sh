@@ -7,6 +7,7 @@
 #   bash benches/perf.sh timers         # 4. wait-deadline lateness (>= 100k timeouts)
 #   bash benches/perf.sh instructions   # 5. callgrind instructions + mallocs per cycle, CPU us/cycle, syscalls/cycle
 #   bash benches/perf.sh micro          # 6. cargo bench --bench core (divan)
+#   bash benches/perf.sh redis-dialect  # 7. the same Redis client workload: lockbox --redis-listen vs redis-server
 #   bash benches/perf.sh all            # all of the above, in that order
 #   bash benches/perf.sh env            # only the machine description
 #
@@ -209,6 +210,47 @@ cmd_throughput() {
                         --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" $flags
                 else
                     LG_CPUS=$cpus lg "$TABLE_DIR/$id.redis.$r.json" --duration "$DUR" \
+                        --target redis --server "127.0.0.1:$RD_PORT" --server-pid "$RD_PID" $flags
+                fi
+            done
+        done
+        load "round $r"
+    done
+    stop "$LB_PID"
+    stop "$RD_PID"
+    python3 "$HELP" throughput "$TABLE_DIR" "$RUNS" >"$TABLE_DIR/summary.md"
+    finish
+}
+
+# ---------------------------------------------------------------------------------------
+# 7. redis-dialect: one Redis workload (SET NX PX, retry, compare-and-delete EVAL), one
+#    loadgen, one wire protocol: lockbox --redis-listen vs redis-server
+# ---------------------------------------------------------------------------------------
+
+REDIS_DIALECT_CONFIGS=(
+    "c50x1|--clients 50 --pipeline 1 --locks 10000"
+    "c50x32|--clients 50 --pipeline 32 --locks 10000"
+)
+
+cmd_redis_dialect() {
+    begin redis-dialect
+    build
+    local rd_listen
+    rd_listen=$(free_port)
+    start_lockbox --redis-listen "127.0.0.1:$rd_listen"
+    wait_port "$rd_listen" 10
+    start_redis
+    local r cfg id flags first
+    for ((r = 1; r <= RUNS; r++)); do
+        for cfg in "${REDIS_DIALECT_CONFIGS[@]}"; do
+            IFS='|' read -r id flags <<<"$cfg"
+            for first in $( ((r % 2)) && echo "lockbox redis" || echo "redis lockbox"); do
+                # shellcheck disable=SC2086
+                if [ "$first" = lockbox ]; then
+                    lg "$TABLE_DIR/$id.lockbox.$r.json" --duration "$DUR" \
+                        --target redis --server "127.0.0.1:$rd_listen" --server-pid "$LB_PID" $flags
+                else
+                    lg "$TABLE_DIR/$id.redis.$r.json" --duration "$DUR" \
                         --target redis --server "127.0.0.1:$RD_PORT" --server-pid "$RD_PID" $flags
                 fi
             done
@@ -602,6 +644,7 @@ memory) cmd_memory ;;
 timers) cmd_timers ;;
 instructions) cmd_instructions ;;
 micro) cmd_micro ;;
+redis-dialect) cmd_redis_dialect ;;
 env) cmd_env ;;
 all)
     cmd_throughput

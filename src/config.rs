@@ -95,6 +95,8 @@ pub struct Config {
     pub officer_listen: Option<SocketAddr>,
     /// live-mutex (JSON lines) protocol listener.
     pub livemutex_listen: Option<SocketAddr>,
+    /// Redis lock dialect (RESP) listener.
+    pub redis_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -115,6 +117,7 @@ impl Default for Config {
             locker_listen: None,
             officer_listen: None,
             livemutex_listen: None,
+            redis_listen: None,
         }
     }
 }
@@ -265,6 +268,12 @@ fn options() -> getopts::Options {
         "also speak the live-mutex JSON protocol here (default: off)",
         "ADDR",
     );
+    o.optopt(
+        "",
+        "redis-listen",
+        "also speak Redis's lock dialect (RESP) here (default: off)",
+        "ADDR",
+    );
     o.optflag("h", "help", "print this help and exit");
     o.optflag(
         "V",
@@ -362,6 +371,7 @@ where
     cfg.locker_listen = addr("locker-listen")?;
     cfg.officer_listen = addr("officer-listen")?;
     cfg.livemutex_listen = addr("livemutex-listen")?;
+    cfg.redis_listen = addr("redis-listen")?;
     cfg.lockd_dump = !m.opt_present("lockd-no-dump");
     cfg.lockd_registry = !m.opt_present("lockd-no-registry");
     Ok(Command::Run(Box::new(cfg)))
@@ -490,6 +500,7 @@ mod tests {
         assert_eq!(c.locker_listen.unwrap().port(), 4545);
         assert!(!c.lockd_dump && c.lockd_registry);
         assert_eq!((c.officer_listen, c.livemutex_listen), (None, None));
+        assert_eq!(c.redis_listen, None);
         assert!(run(&["--max-connections", "0"]).is_err());
         assert!(run(&["--output-high-water", "70000", "--output-limit", "65536"]).is_err());
         assert!(run(&["--lockd-listen", "nope"])
@@ -518,6 +529,7 @@ mod tests {
                     "--locker-listen",
                     "--officer-listen",
                     "--livemutex-listen",
+                    "--redis-listen",
                 ] {
                     assert!(t.contains(flag), "help lacks {flag}");
                 }
@@ -554,6 +566,14 @@ mod tests {
             run(&["--officer-listen", "9001"]).unwrap().officer_listen,
             Some(SocketAddr::from(([127, 0, 0, 1], 9001)))
         );
+        assert_eq!(
+            run(&["--redis-listen", "6380"]).unwrap().redis_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 6380)))
+        );
+        assert!(run(&["--redis-listen", "nope"])
+            .unwrap_err()
+            .0
+            .contains("--redis-listen"));
         for (bad, says) in [
             ("70000", "port '70000' is not a number from 0 to 65535"),
             ("localhost:", "port '' is not a number from 0 to 65535"),
@@ -651,7 +671,7 @@ mod tests {
             let exempt = item.starts_with(" -h,") || item.starts_with(" -V,");
             assert!(exempt || item.contains("(default"), "no default: {item}");
         }
-        assert_eq!(flags, 17);
+        assert_eq!(flags, 18);
         assert!(!t.contains(".."), "no Rust range syntax");
     }
 

@@ -1,11 +1,27 @@
 //! A short run against a real Redis, started on a free loopback port. Skips (and says
-//! why) when `redis-server` is not installed.
+//! why) when `redis-server` is not installed, unless `CI=true` or
+//! `LOCKBOX_REQUIRE_REDIS_SERVER=1`, which make that a failure.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Redis(Child);
+
+/// Skipping is not allowed: in CI, or when asked.
+fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("LOCKBOX_REQUIRE_REDIS_SERVER").is_ok_and(|v| v == "1")
+}
+
+/// Prints the SKIP line, or fails when skipping is not allowed.
+fn skip(why: &str) {
+    assert!(
+        !required(),
+        "{why} (CI or LOCKBOX_REQUIRE_REDIS_SERVER=1: redis-server is required)"
+    );
+    println!("SKIP: {why}");
+}
 
 impl Drop for Redis {
     fn drop(&mut self) {
@@ -36,7 +52,9 @@ fn start_redis() -> Option<(Redis, String)> {
     let child = match child {
         Ok(c) => Redis(c),
         Err(e) => {
-            println!("SKIP: cannot start redis-server ({e}); install it with apt-get install redis-server");
+            skip(&format!(
+                "cannot start redis-server ({e}); install it with apt-get install redis-server"
+            ));
             return None;
         }
     };
@@ -48,7 +66,7 @@ fn start_redis() -> Option<(Redis, String)> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("SKIP: redis-server did not start listening on {addr}");
+    skip(&format!("redis-server did not start listening on {addr}"));
     None
 }
 

@@ -18,10 +18,19 @@
 //! - Client slots are indexed by the server's connection key; a slot is `Some` exactly
 //!   between [`Engine::connect`] and [`Engine::disconnect`], and a client with no slot
 //!   owns no claim.
+//! - **Detached holds** ([`Engine::acquire_detached`]) belong to no connection once
+//!   granted (their owner is [`DETACHED`]): they end at their hold deadline, or when
+//!   released or extended by token from any connection. Until the grant the request
+//!   waits as its connection's. No event is ever addressed to [`DETACHED`].
+//! - A claim has an entry in `attachments` iff it was made by `acquire_detached` (its
+//!   `Pending::detached` is set); the entry goes with the claim. `attachment_bytes` is
+//!   the sum of their value lengths, at most [`MAX_ATTACHMENT_BYTES`], and there are at
+//!   most [`MAX_DETACHED`] entries.
 
 use crate::fence::Fence;
 use crate::table::{Acquire, ClaimId, Grant, State, Table};
 use crate::wheel::{TimerId, Wheel};
+use hashbrown::HashMap;
 use smallvec::SmallVec;
 use std::net::SocketAddr;
 
@@ -30,6 +39,27 @@ pub use crate::table::{FindError, LockInfo, Mode, MAX_NAME};
 
 /// Identifies a connection: the server's connection key.
 pub type ClientId = u32;
+
+/// The "client" of a detached hold: no connection. [`Holder::client`] and
+/// [`Engine::holds_on`] report it for detached holds.
+pub const DETACHED: ClientId = crate::table::DETACHED;
+
+/// Most detached holds (and detached requests still waiting) at once; beyond it
+/// [`Engine::acquire_detached`] answers [`Acquired::Limit`].
+pub const MAX_DETACHED: usize = 1 << 20;
+
+/// Most bytes of one detached hold's attachment.
+pub const MAX_ATTACHMENT: usize = 64 * 1024;
+
+/// Most bytes of all attachments together.
+pub const MAX_ATTACHMENT_BYTES: usize = 256 * 1024 * 1024;
+
+/// Attachment buffers of removed detached holds kept for reuse (so a steady create and
+/// release cycle allocates nothing), each of at most [`SPARE_VALUE_CAPACITY`] bytes.
+const SPARE_VALUES: usize = 1024;
+
+/// The largest attachment buffer kept for reuse.
+const SPARE_VALUE_CAPACITY: usize = 4096;
 
 /// The codec's handle for a request (the native request id, a locker sequence number,
 /// ...): copied into events about that request. Up to 32 bytes are stored inline.
@@ -48,6 +78,39 @@ pub struct Pending {
     tag: Tag,
     timer: Option<TimerId>,
     hold: Option<u32>,
+    /// Made by `acquire_detached`: detached at its grant, and has an attachment.
+    detached: bool,
+}
+
+/// What a detached hold carries besides its claim.
+#[derive(Debug)]
+struct Attachment {
+    /// The group of the connection that made it.
+    origin: u8,
+    /// Opaque bytes set by the codec that made it (the Redis dialect's value).
+    value: Vec<u8>,
+}
+
+/// One detached hold as codecs see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DetachedHold<'a> {
+    /// Its fencing token (its identity).
+    pub token: u64,
+    /// The group of the connection that made it (see [`Engine::connect_in`]).
+    pub origin: u8,
+    /// When it ends (engine ms), or `None` for never.
+    pub deadline: Option<u64>,
+    /// Its attachment.
+    pub value: &'a [u8],
+}
+
+/// Why a detached hold's attachment could not be replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachError {
+    /// No detached hold with that token on that name.
+    NotHeld,
+    /// Over [`MAX_ATTACHMENT`] or [`MAX_ATTACHMENT_BYTES`].
+    Limit,
 }
 
 /// An acquire request, as every codec expresses it.
@@ -186,6 +249,9 @@ pub struct Engine {
     scratch: Vec<ClaimId>,
     started: u64,
     max_pending: u32,
+    attachments: HashMap<ClaimId, Attachment>,
+    attachment_bytes: usize,
+    spare_values: Vec<Vec<u8>>,
 }
 
 impl Engine {
@@ -204,6 +270,9 @@ impl Engine {
             scratch: Vec::new(),
             started: now,
             max_pending,
+            attachments: HashMap::new(),
+            attachment_bytes: 0,
+            spare_values: Vec::new(),
         }
     }
 
@@ -274,6 +343,44 @@ impl Engine {
         req: &AcquireRequest,
         now: u64,
     ) -> Acquired {
+        self.acquire_as(client, tag, req, None, now)
+    }
+
+    /// Asks for a lock whose hold, once granted, is **detached**: it leaves `client`
+    /// and lives on its own until its `hold` deadline (`None`: forever), or until
+    /// [`Engine::release`] / [`Engine::extend`] with its token from any client. It
+    /// carries `value` (at most [`MAX_ATTACHMENT`] bytes), which
+    /// [`Engine::detached_on`] shows and [`Engine::attach`] replaces. A wait before the
+    /// grant is `client`'s like any other (its disconnect cancels it); the grant event
+    /// goes to `client` too, but an expiry sends none.
+    ///
+    /// [`Acquired::Limit`] also when [`MAX_DETACHED`] or [`MAX_ATTACHMENT_BYTES`] would
+    /// be passed.
+    pub fn acquire_detached(
+        &mut self,
+        client: ClientId,
+        tag: &[u8],
+        req: &AcquireRequest,
+        value: &[u8],
+        now: u64,
+    ) -> Acquired {
+        if self.attachments.len() >= MAX_DETACHED
+            || value.len() > MAX_ATTACHMENT
+            || self.attachment_bytes + value.len() > MAX_ATTACHMENT_BYTES
+        {
+            return Acquired::Limit;
+        }
+        self.acquire_as(client, tag, req, Some(value), now)
+    }
+
+    fn acquire_as(
+        &mut self,
+        client: ClientId,
+        tag: &[u8],
+        req: &AcquireRequest,
+        detached: Option<&[u8]>,
+        now: u64,
+    ) -> Acquired {
         let (holds, waits) = self.table.owner_counts(client);
         if holds + waits >= self.max_pending {
             return Acquired::Limit;
@@ -282,6 +389,7 @@ impl Engine {
             tag: Tag::from_slice(tag),
             timer: None,
             hold: req.hold,
+            detached: detached.is_some(),
         };
         match self.table.acquire(
             client,
@@ -297,10 +405,17 @@ impl Engine {
                 holders,
             } => {
                 self.counters.grants_total += 1;
+                if let Some(value) = detached {
+                    self.attach_new(client, claim, value);
+                    self.table.detach(claim);
+                }
                 self.start_hold_timer(claim, now);
                 Acquired::Granted { token, holders }
             }
             Acquire::Queued { claim } => {
+                if let Some(value) = detached {
+                    self.attach_new(client, claim, value);
+                }
                 if let Some(ms) = req.wait {
                     let id = self
                         .wheel
@@ -325,9 +440,133 @@ impl Engine {
         token: Option<u64>,
         now: u64,
     ) -> Result<(), FindError> {
-        let claim = self.table.find_hold(client, name, token)?;
+        let claim = self.find_hold(client, name, token)?;
         self.remove(claim, now);
         Ok(())
+    }
+
+    /// `client`'s hold on `name` (with `token`, or its only one), else the detached
+    /// hold with `token`.
+    fn find_hold(
+        &self,
+        client: ClientId,
+        name: &[u8],
+        token: Option<u64>,
+    ) -> Result<ClaimId, FindError> {
+        match (self.table.find_hold(client, name, token), token) {
+            (Err(FindError::NotHeld), Some(t)) => {
+                self.table.find_detached(name, t).ok_or(FindError::NotHeld)
+            }
+            (found, _) => found,
+        }
+    }
+
+    /// The first detached hold on `name` (the only one, when exclusive), if any.
+    pub fn detached_on(&self, name: &[u8]) -> Option<DetachedHold<'_>> {
+        let claim = self.table.first_detached_on(name)?;
+        Some(self.detached_view(claim))
+    }
+
+    fn detached_view(&self, claim: ClaimId) -> DetachedHold<'_> {
+        let c = self.table.claim(claim);
+        let a = self.attachments.get(&claim);
+        DetachedHold {
+            token: c.token().unwrap_or(0),
+            origin: a.map_or(0, |a| a.origin),
+            deadline: c.data.timer.map(|t| self.wheel.deadline(t)),
+            value: a.map_or(&[][..], |a| &a.value),
+        }
+    }
+
+    /// Number of detached holds on `name`.
+    pub fn detached_count_on(&self, name: &[u8]) -> u32 {
+        self.table
+            .holds_on(name)
+            .filter(|&c| self.table.claim(c).owner() == DETACHED)
+            .count() as u32
+    }
+
+    /// Number of detached holds in the whole table.
+    pub fn detached_count(&self) -> usize {
+        self.table.detached_count()
+    }
+
+    /// Replaces the attachment of the detached hold on `name` with `token`.
+    pub fn attach(&mut self, name: &[u8], token: u64, value: &[u8]) -> Result<(), AttachError> {
+        let claim = self
+            .table
+            .find_detached(name, token)
+            .ok_or(AttachError::NotHeld)?;
+        let a = self
+            .attachments
+            .get_mut(&claim)
+            .ok_or(AttachError::NotHeld)?;
+        let bytes = self.attachment_bytes - a.value.len() + value.len();
+        if value.len() > MAX_ATTACHMENT || bytes > MAX_ATTACHMENT_BYTES {
+            return Err(AttachError::Limit);
+        }
+        a.value.clear();
+        a.value.extend_from_slice(value);
+        self.attachment_bytes = bytes;
+        Ok(())
+    }
+
+    /// Sets the deadline of the detached hold on `name` with `token` to `now + hold`
+    /// (`None`: it no longer ends by itself).
+    pub fn extend_detached(
+        &mut self,
+        name: &[u8],
+        token: u64,
+        hold: Option<u32>,
+        now: u64,
+    ) -> Result<(), FindError> {
+        let claim = self
+            .table
+            .find_detached(name, token)
+            .ok_or(FindError::NotHeld)?;
+        self.set_hold(claim, hold, now);
+        Ok(())
+    }
+
+    /// The hold deadlines (engine ms; `None`: none) of every hold on `name`, in grant order.
+    pub fn hold_deadlines<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = Option<u64>> + 'a {
+        self.table.holds_on(name).map(|c| {
+            self.table
+                .claim(c)
+                .data
+                .timer
+                .map(|t| self.wheel.deadline(t))
+        })
+    }
+
+    /// One past the highest lock slot in use (see [`Engine::lock_at`]).
+    pub fn lock_slots(&self) -> usize {
+        self.table.lock_slots()
+    }
+
+    /// The name of the lock in slot `i`, if any. A lock keeps its slot as long as it
+    /// lives, so a walk over the slots sees every lock that lives throughout it.
+    pub fn lock_at(&self, i: usize) -> Option<&[u8]> {
+        self.table.lock_at(i)
+    }
+
+    /// Records the attachment of a new detached claim.
+    fn attach_new(&mut self, client: ClientId, claim: ClaimId, value: &[u8]) {
+        let origin = self.client(client).map_or(0, |c| c.group);
+        let mut buf = self.spare_values.pop().unwrap_or_default();
+        buf.extend_from_slice(value);
+        self.attachment_bytes += value.len();
+        self.attachments
+            .insert(claim, Attachment { origin, value: buf });
+    }
+
+    /// Moves a held claim's deadline to `now + hold` (or takes it away).
+    fn set_hold(&mut self, claim: ClaimId, hold: Option<u32>, now: u64) {
+        if let Some(t) = self.table.claim_mut(claim).data.timer.take() {
+            self.wheel.cancel(t);
+        }
+        self.table.claim_mut(claim).data.hold = hold;
+        self.start_hold_timer(claim, now);
     }
 
     /// Moves the deadline of `client`'s hold on `name` with `token` to `now + hold`.
@@ -339,12 +578,8 @@ impl Engine {
         hold: u32,
         now: u64,
     ) -> Result<(), FindError> {
-        let claim = self.table.find_hold(client, name, Some(token))?;
-        if let Some(t) = self.table.claim_mut(claim).data.timer.take() {
-            self.wheel.cancel(t);
-        }
-        self.table.claim_mut(claim).data.hold = Some(hold);
-        self.start_hold_timer(claim, now);
+        let claim = self.find_hold(client, name, Some(token))?;
+        self.set_hold(claim, Some(hold), now);
         Ok(())
     }
 
@@ -423,6 +658,10 @@ impl Engine {
                 }
                 (Deadline::Hold, State::Held { token }) => {
                     self.counters.expired_total += 1;
+                    if c.owner() == DETACHED {
+                        self.remove(claim, now);
+                        continue;
+                    }
                     let event = Event {
                         client: c.owner(),
                         tag: c.data.tag.clone(),
@@ -579,7 +818,18 @@ impl Engine {
             self.wheel.cancel(t);
         }
         let mut granted = std::mem::take(&mut self.granted);
-        self.table.remove(claim, &mut granted);
+        let removed = self.table.remove(claim, &mut granted);
+        if removed.data.detached {
+            if let Some(a) = self.attachments.remove(&claim) {
+                self.attachment_bytes -= a.value.len();
+                let mut buf = a.value;
+                if self.spare_values.len() < SPARE_VALUES && buf.capacity() <= SPARE_VALUE_CAPACITY
+                {
+                    buf.clear();
+                    self.spare_values.push(buf);
+                }
+            }
+        }
         for g in granted.drain(..) {
             self.counters.grants_total += 1;
             let c = self.table.claim_mut(g.claim);
@@ -597,6 +847,9 @@ impl Engine {
                     shared,
                 },
             };
+            if c.data.detached {
+                self.table.detach(g.claim);
+            }
             self.events.push(event);
             self.start_hold_timer(g.claim, now);
         }

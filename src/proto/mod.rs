@@ -9,7 +9,8 @@
 //! Neither the engine nor the server knows any wire format.
 //!
 //! - [`native`]: lockbox's own protocol; [`lockd`], [`locker`], [`officer`],
-//!   [`livemutex`]: the foreign protocols lockbox speaks for migrating clients.
+//!   [`livemutex`]: the foreign protocols lockbox speaks for migrating clients;
+//!   [`redis`]: Redis's lock dialect (framing in [`resp`], scripts in [`redis_scripts`]).
 //! - [`framing`]: line framing shared by the line protocols; [`json`]: the JSON writer;
 //!   [`names`]: foreign names to engine names; [`requests`]: the map of client-named
 //!   requests (locker, live-mutex).
@@ -27,6 +28,7 @@ pub mod locker;
 pub mod names;
 pub mod native;
 pub mod officer;
+pub mod redis;
 pub mod redis_scripts;
 pub mod requests;
 pub mod resp;
@@ -90,6 +92,8 @@ pub enum Protocol {
     Officer,
     /// live-mutex's JSON lines.
     LiveMutex,
+    /// Redis's lock dialect over RESP.
+    Redis,
 }
 
 impl Protocol {
@@ -101,6 +105,7 @@ impl Protocol {
             Protocol::Locker => "locker",
             Protocol::Officer => "officer",
             Protocol::LiveMutex => "live-mutex",
+            Protocol::Redis => "redis",
         }
     }
 
@@ -111,6 +116,7 @@ impl Protocol {
             (Protocol::Locker, cfg.locker_listen),
             (Protocol::Officer, cfg.officer_listen),
             (Protocol::LiveMutex, cfg.livemutex_listen),
+            (Protocol::Redis, cfg.redis_listen),
         ];
         let mut v = vec![(Protocol::Native, cfg.listen)];
         v.extend(optional.into_iter().filter_map(|(p, a)| Some((p, a?))));
@@ -152,6 +158,8 @@ pub enum Codec {
     Officer(officer::Session),
     /// live-mutex.
     LiveMutex(livemutex::Session),
+    /// The Redis dialect.
+    Redis(redis::Session),
 }
 
 /// Calls the same [`Wire`] method on whichever session `codec` holds.
@@ -163,6 +171,7 @@ macro_rules! each_session {
             Codec::Locker($s) => $call,
             Codec::Officer($s) => $call,
             Codec::LiveMutex($s) => $call,
+            Codec::Redis($s) => $call,
         }
     };
 }
@@ -176,6 +185,7 @@ impl Codec {
             Protocol::Locker => Codec::Locker(locker::Session::new(cfg)),
             Protocol::Officer => Codec::Officer(officer::Session::new(cfg)),
             Protocol::LiveMutex => Codec::LiveMutex(livemutex::Session::new(cfg)),
+            Protocol::Redis => Codec::Redis(redis::Session::new(cfg)),
         }
     }
 

@@ -21,6 +21,9 @@
 //! - Tokens strictly increase over every grant ([`crate::fence`]).
 //! - An owner's `holds` / `waits` lists hold exactly its held / waiting claims, so a
 //!   disconnect costs O(own claims), not O(table).
+//! - A **detached** hold ([`Table::detach`]) has owner [`DETACHED`] and is on the table's
+//!   `detached` list instead of any owner's: no owner's release or disconnect touches it.
+//!   Only held claims are detached; a waiting claim always has a real owner.
 
 use crate::fence::Fence;
 use crate::list::{Chain, Link, List};
@@ -47,6 +50,9 @@ pub type ClaimId = u32;
 
 /// Identifies a connection (its owner slot); chosen by the caller.
 pub type OwnerId = u32;
+
+/// The owner of detached holds: no connection. Callers never use it as an owner id.
+pub const DETACHED: OwnerId = OwnerId::MAX;
 
 /// What a claim asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,6 +216,8 @@ pub struct Table<P> {
     held: usize,
     /// Spilled name buffers of removed locks, reused by new locks (at most `SPARE_NAMES`).
     spare_names: Vec<Name>,
+    /// Detached holds, in detach order.
+    detached: List,
 }
 
 impl<P> Table<P> {
@@ -224,7 +232,45 @@ impl<P> Table<P> {
             fence,
             held: 0,
             spare_names: Vec::new(),
+            detached: List::EMPTY,
         }
+    }
+
+    /// Number of detached holds.
+    pub fn detached_count(&self) -> usize {
+        self.detached.len() as usize
+    }
+
+    /// Makes a held claim detached: it leaves its owner's holds for the table's
+    /// `detached` list and its owner becomes [`DETACHED`]. A claim already detached is
+    /// left as it is.
+    pub fn detach(&mut self, claim: ClaimId) {
+        let c = &self.claims[claim as usize];
+        debug_assert!(c.token != 0, "detaching waiting claim {claim}");
+        let owner = c.owner;
+        if owner == DETACHED {
+            return;
+        }
+        self.owners[owner as usize]
+            .holds
+            .unlink(&mut self.claims, &by_owner(), claim);
+        self.claims[claim as usize].owner = DETACHED;
+        self.detached
+            .push_back(&mut self.claims, &by_owner(), claim);
+    }
+
+    /// The detached hold on `name` with `token`, if any.
+    pub fn find_detached(&self, name: &[u8], token: u64) -> Option<ClaimId> {
+        self.holds_on(name).find(|&c| {
+            let claim = &self.claims[c as usize];
+            claim.owner == DETACHED && claim.token == token
+        })
+    }
+
+    /// The first detached hold on `name` (in grant order), if any.
+    pub fn first_detached_on(&self, name: &[u8]) -> Option<ClaimId> {
+        self.holds_on(name)
+            .find(|&c| self.claims[c as usize].owner == DETACHED)
     }
 
     /// Number of locks with holds or waiters.
@@ -325,6 +371,17 @@ impl<P> Table<P> {
             .find_lock(self.hash(name), name)
             .map_or(List::EMPTY, |l| self.locks[l as usize].waiters);
         list.iter(&self.claims, by_lock())
+    }
+
+    /// One past the highest lock slot that may be in use: [`Table::lock_at`] is `None`
+    /// from here on. Slots are stable while their lock lives.
+    pub fn lock_slots(&self) -> usize {
+        self.locks.capacity()
+    }
+
+    /// The name of the lock in slot `i`, if one lives there.
+    pub fn lock_at(&self, i: usize) -> Option<&[u8]> {
+        self.locks.get(i).map(|l| l.name.as_slice())
     }
 
     /// Every lock, in no particular order: (name, info).
@@ -463,15 +520,20 @@ impl<P> Table<P> {
         let c = &self.claims[claim as usize];
         let (l, owner, state) = (c.lock, c.owner, c.state());
         let lock = &mut self.locks[l as usize];
-        let own = &mut self.owners[owner as usize];
         match state {
             State::Waiting => {
                 lock.waiters.unlink(&mut self.claims, &by_lock(), claim);
+                let own = &mut self.owners[owner as usize];
                 own.waits.unlink(&mut self.claims, &by_owner(), claim);
             }
             State::Held { .. } => {
                 lock.holds.unlink(&mut self.claims, &by_lock(), claim);
-                own.holds.unlink(&mut self.claims, &by_owner(), claim);
+                let list = if owner == DETACHED {
+                    &mut self.detached
+                } else {
+                    &mut self.owners[owner as usize].holds
+                };
+                list.unlink(&mut self.claims, &by_owner(), claim);
                 self.held -= 1;
             }
         }

@@ -95,6 +95,7 @@ pub fn start_with_listeners(foreign: &[Protocol], tweak: impl FnOnce(&mut Config
             Protocol::Locker => cfg.locker_listen = Some(any),
             Protocol::Officer => cfg.officer_listen = Some(any),
             Protocol::LiveMutex => cfg.livemutex_listen = Some(any),
+            Protocol::Redis => cfg.redis_listen = Some(any),
         }
     }
     let server = Server::bind(cfg).expect("Server::bind(127.0.0.1:0)");

@@ -94,6 +94,8 @@ enum Owned {
     Name(Vec<u8>),
     Auth(Vec<u8>),
     Plain(Verb),
+    /// `detached=1` (never generated here: any appearance is a mismatch).
+    Detached(Vec<u8>),
 }
 
 fn owned(r: &Request) -> Owned {
@@ -112,6 +114,7 @@ fn owned(r: &Request) -> Owned {
                 queue: a.queue,
             }
         }
+        Request::AcquireDetached(a) => Owned::Detached(a.name.to_vec()),
         Request::Unlock { name, token } => Owned::Unlock {
             name: name.to_vec(),
             token,

@@ -763,3 +763,56 @@ fn unlock_without_token_ignores_own_waits() {
     assert_eq!(got[1], "a3 OK", "{got:?}");
     ok_token(&got[0], "a2");
 }
+
+#[test]
+fn a_detached_hold_outlives_its_connection_and_any_connection_with_the_token_ends_it() {
+    let addr = start();
+    let mut a = Client::connect(addr);
+    let mut b = Client::connect(addr);
+    assert_err(&a.req("d0 LOCK job detached=1"), "d0", "bad_option");
+    assert_err(&a.req("d0 LOCK job hold=10 detached=2"), "d0", "bad_option");
+    let token = a.lock("d1", "job hold=60000 detached=1");
+    // A native wait queued behind it belongs to b.
+    b.send("w1 LOCK job wait=60000");
+    b.expect_silence(50);
+    let inspect = a.inspect("job");
+    assert!(
+        inspect.ends_with(&format!("token={token} owner=detached")),
+        "{inspect}"
+    );
+    let list = a.req_rows("l1 LIST job");
+    assert_eq!(
+        list[0],
+        "l1 ITEM job mode=exclusive holders=1 waiters=1 detached=1"
+    );
+    let clients = a.req_rows("c1 CLIENTS");
+    assert!(
+        clients.contains(&"c1 CLIENT detached name=detached holds=1 waits=0".to_string()),
+        "{clients:?}"
+    );
+    a.req("q QUIT");
+    a.expect_closed();
+    b.expect_silence(50);
+    let mut c = Client::connect(addr);
+    assert_err(&c.req("u0 UNLOCK job"), "u0", "not_held");
+    assert_eq!(c.req(&format!("e1 EXTEND job {token} hold=60000")), "e1 OK");
+    assert_eq!(c.req(&format!("u1 UNLOCK job {token}")), "u1 OK");
+    assert!(
+        b.recv().starts_with("w1 OK "),
+        "the native waiter is granted"
+    );
+    assert_err(&c.req(&format!("u2 UNLOCK job {token}")), "u2", "not_held");
+}
+
+#[test]
+fn a_detached_hold_ends_at_its_deadline_without_an_expired_line() {
+    let addr = start();
+    let mut a = Client::connect(addr);
+    let mut b = Client::connect(addr);
+    let (token, _) = a.share("s1", "q max=1 hold=100 detached=1");
+    b.send("w1 SHARE q max=1 wait=60000");
+    let granted = b.recv();
+    assert!(granted.starts_with("w1 OK "), "{granted}");
+    a.expect_silence(50);
+    assert_err(&a.req(&format!("u1 UNLOCK q {token}")), "u1", "not_held");
+}

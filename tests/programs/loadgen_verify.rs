@@ -103,3 +103,61 @@ fn holds_that_expire_and_waits_that_time_out() {
         "the deadlines under test never fired"
     );
 }
+
+/// loadgen's Redis client (SET NX PX, retry, compare-and-delete EVAL) against
+/// `--redis-listen`: the same checks, with expiry races from short key lifetimes.
+#[test]
+fn redis_target_against_the_redis_dialect() {
+    let cfg = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        redis_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Config::default()
+    };
+    let server = Server::bind(cfg).expect("bind");
+    let addr = server
+        .listener_addr(lockbox::proto::Protocol::Redis)
+        .expect("a redis listener")
+        .to_string();
+    std::thread::spawn(move || server.run());
+    for extra in [
+        &[
+            "--clients",
+            "8",
+            "--pipeline",
+            "2",
+            "--locks",
+            "2",
+            "--work-ms",
+            "1",
+            "--hold",
+            "3",
+            "--wait",
+            "500",
+        ][..],
+        &["--clients", "8", "--pipeline", "4", "--locks", "1000"][..],
+    ] {
+        let mut args = vec![
+            "--target",
+            "redis",
+            "--server",
+            &addr,
+            "--verify",
+            "--quiet",
+            "--duration",
+            "0.8",
+            "--timeout-s",
+            "30",
+        ];
+        args.extend_from_slice(extra);
+        let opts = loadgen::parse_args(&args).expect("loadgen arguments");
+        let r = loadgen::run(&opts).expect("loadgen run");
+        assert_eq!(r.violations, 0, "violations: {:?}", r.violation_samples);
+        assert_eq!(
+            (r.errors, r.lost_clients, r.unanswered),
+            (0, 0, 0),
+            "{:?}",
+            r.error_samples
+        );
+        assert!(r.cycles > 20, "{r}");
+    }
+}

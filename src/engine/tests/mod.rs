@@ -591,6 +591,120 @@ fn cancel_of_a_shared_tag_never_grants_one_of_the_cancelled_waits() {
     assert_eq!(e.holds_on(b"a").collect::<Vec<_>>(), vec![(1, 1)]);
 }
 
+#[test]
+fn a_detached_hold_outlives_its_connection_and_is_released_by_token_from_another() {
+    let mut e = engine();
+    let r = req(b"a", X, Some(0), Some(100));
+    let Acquired::Granted { token, .. } = e.acquire_detached(0, b"t0", &r, b"v", 0) else {
+        panic!("not granted")
+    };
+    assert_eq!(e.acquire(1, b"t1", &forever(b"a", X), 0), Acquired::Queued);
+    assert_eq!(e.disconnect(0, 1), 0, "a detached hold is no connection's");
+    assert_eq!(
+        e.holds_on(b"a").collect::<Vec<_>>(),
+        vec![(token, DETACHED)]
+    );
+    assert_eq!(e.inspect(b"a").unwrap().1.unwrap().client, DETACHED);
+    let d = e.detached_on(b"a").unwrap();
+    assert_eq!(
+        (d.token, d.deadline, d.value),
+        (token, Some(101), &b"v"[..])
+    );
+    assert_eq!(
+        e.clients().map(|c| c.2).collect::<Vec<_>>(),
+        vec![(0, 1), (0, 0), (0, 0)]
+    );
+    // Without its token nobody else has it; with it, anyone does.
+    assert_eq!(e.release(2, b"a", None, 2), Err(FindError::NotHeld));
+    assert_eq!(
+        e.release(2, b"a", Some(token + 7), 2),
+        Err(FindError::NotHeld)
+    );
+    assert_eq!(e.extend(2, b"a", token, 500, 2), Ok(()));
+    assert_eq!(e.detached_on(b"a").unwrap().deadline, Some(503));
+    assert_eq!(e.release(2, b"a", Some(token), 3), Ok(()));
+    let ev1 = events(&mut e);
+    assert_eq!(ev1.len(), 1);
+    assert_eq!((ev1[0].client, ev1[0].tag.as_slice()), (1, &b"t1"[..]));
+    assert_eq!((e.detached_count(), e.detached_on(b"a")), (0, None));
+}
+
+#[test]
+fn a_detached_hold_expires_silently_and_grants_the_next_waiter() {
+    let mut e = engine();
+    let r = req(b"a", X, Some(0), Some(10));
+    assert!(matches!(
+        e.acquire_detached(0, b"t0", &r, b"", 0),
+        Acquired::Granted { .. }
+    ));
+    assert_eq!(e.acquire(1, b"t1", &forever(b"a", X), 0), Acquired::Queued);
+    e.advance(10);
+    assert!(events(&mut e).is_empty(), "not due before now + hold + 1");
+    e.advance(11);
+    let got = events(&mut e);
+    assert_eq!(got.len(), 1, "only the waiter hears: {got:?}");
+    assert_eq!(got[0].client, 1);
+    assert!(matches!(got[0].kind, EventKind::Granted { .. }));
+    assert_eq!(e.counters().expired_total, 1);
+}
+
+#[test]
+fn a_detached_request_waits_as_its_connections_and_detaches_at_the_grant() {
+    let mut e = engine();
+    assert!(matches!(
+        e.acquire(0, b"t0", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    let r = req(b"a", X, None, None);
+    assert_eq!(
+        e.acquire_detached(1, b"t1", &r, b"val", 0),
+        Acquired::Queued
+    );
+    assert_eq!(e.clients().map(|c| c.2).collect::<Vec<_>>()[1], (0, 1));
+    assert_eq!(e.release(0, b"a", None, 1), Ok(()));
+    let got = events(&mut e);
+    assert_eq!(
+        (got.len(), got[0].client),
+        (1, 1),
+        "the grant goes to the asker"
+    );
+    assert_eq!(e.clients().map(|c| c.2).collect::<Vec<_>>()[1], (0, 0));
+    assert_eq!(e.detached_on(b"a").unwrap().value, b"val");
+    assert_eq!(
+        e.detached_on(b"a").unwrap().deadline,
+        None,
+        "no hold: never ends"
+    );
+    // A waiting detached request is cancelled with its connection.
+    assert_eq!(e.acquire_detached(2, b"t2", &r, b"", 2), Acquired::Queued);
+    e.disconnect(2, 3);
+    assert_eq!(counts(&e, b"a"), (1, 0));
+    e.advance(1_000_000);
+    assert_eq!(e.detached_count(), 1, "a hold without a deadline stays");
+}
+
+#[test]
+fn attachments_are_bounded_and_their_buffers_reused() {
+    let mut e = engine();
+    let r = req(b"a", X, Some(0), None);
+    let big = vec![7u8; MAX_ATTACHMENT + 1];
+    assert_eq!(e.acquire_detached(0, b"t", &r, &big, 0), Acquired::Limit);
+    let Acquired::Granted { token, .. } = e.acquire_detached(0, b"t", &r, b"abc", 0) else {
+        panic!()
+    };
+    assert_eq!(e.attach(b"a", token, &big), Err(AttachError::Limit));
+    assert_eq!(e.attach(b"a", token + 1, b"x"), Err(AttachError::NotHeld));
+    assert_eq!(e.attach(b"a", token, b"xyz!"), Ok(()));
+    assert_eq!(e.detached_on(b"a").unwrap().value, b"xyz!");
+    assert_eq!(e.attachment_bytes, 4);
+    e.release(0, b"a", Some(token), 0).unwrap();
+    assert_eq!((e.attachment_bytes, e.spare_values.len()), (0, 1));
+    let Acquired::Granted { .. } = e.acquire_detached(0, b"t", &r, b"abc", 0) else {
+        panic!()
+    };
+    assert_eq!(e.spare_values.len(), 0, "the buffer was reused");
+}
+
 /// The memory per hold that PERF.md's "1M held locks" figure rests on: a claim (in its
 /// slab), a lock (in its slab) and an index slot. Growing either struct is a decision to
 /// take on purpose, with PERF.md updated.

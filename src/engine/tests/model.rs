@@ -1,5 +1,5 @@
 //! The engine against a reference model that predicts every answer and event, driven
-//! by seeded random operations.
+//! by seeded random operations, with attached and detached holds mixed.
 
 use super::*;
 use crate::testrng::Rng;
@@ -23,7 +23,10 @@ fn rid_of(tag: &[u8]) -> Rid {
 /// A live request in the reference model.
 #[derive(Clone, Copy, Debug)]
 struct MReq {
+    /// The requesting client; [`DETACHED`] once a detached request is granted.
     client: ClientId,
+    /// Made with `acquire_detached` (its attachment is the request id's digits).
+    detached: bool,
     name: usize,
     mode: Mode,
     hold: Option<u32>,
@@ -85,6 +88,9 @@ impl EModel {
             let r = self.reqs.get_mut(&head).unwrap();
             r.timer = timer;
             r.token = Some(0); // the engine's token is filled in from its event
+            if r.detached {
+                r.client = DETACHED;
+            }
             let holders = self.holds[l].len() as u32;
             out.push((
                 head,
@@ -118,18 +124,23 @@ impl EModel {
         (ids(holds), ids(waits))
     }
 
+    /// `c`'s hold on `l` (with `token`, or its only one); failing that, with a token,
+    /// the detached hold on `l` with that token.
     fn find_hold(&self, c: ClientId, l: usize, token: Option<u64>) -> Result<Rid, FindError> {
-        let mine: Vec<Rid> = self.holds[l]
-            .iter()
-            .copied()
-            .filter(|h| {
-                let r = &self.reqs[h];
-                r.client == c && token.is_none_or(|t| r.token == Some(t))
-            })
-            .collect();
-        match mine[..] {
-            [] => Err(FindError::NotHeld),
-            [rid] => Ok(rid),
+        let find = |c: ClientId| -> Vec<Rid> {
+            self.holds[l]
+                .iter()
+                .copied()
+                .filter(|h| {
+                    let r = &self.reqs[h];
+                    r.client == c && token.is_none_or(|t| r.token == Some(t))
+                })
+                .collect()
+        };
+        match (&find(c)[..], token) {
+            ([], Some(_)) => find(DETACHED).first().copied().ok_or(FindError::NotHeld),
+            ([], None) => Err(FindError::NotHeld),
+            ([rid], _) => Ok(*rid),
             _ => Err(FindError::TokenRequired),
         }
     }
@@ -151,7 +162,8 @@ impl EModel {
     }
 
     /// Fires every deadline `<= now`, earliest first, equal ones in creation order.
-    fn advance(&mut self, now: u64, out: &mut Vec<(Rid, Want)>) {
+    /// Detached holds expire without an event: they are listed in `silent`.
+    fn advance(&mut self, now: u64, out: &mut Vec<(Rid, Want)>, silent: &mut Vec<Rid>) {
         let mut due: Vec<(u64, u64, Rid, bool)> = self
             .reqs
             .iter()
@@ -169,6 +181,10 @@ impl EModel {
                 }
                 // Granted earlier in this batch: it outlived its wait deadline.
                 (true, Some(_)) => continue,
+                (false, Some(_)) if self.reqs[&rid].client == DETACHED => {
+                    self.counters.expired_total += 1;
+                    silent.push(rid);
+                }
                 (false, Some(token)) => {
                     self.counters.expired_total += 1;
                     out.push((rid, Want::Expired { token }));
@@ -209,6 +225,12 @@ struct ESeen {
     released: u64,
     /// Grants of a request whose own wait deadline had passed (same batch).
     granted_at_own_deadline: u64,
+    /// Detached holds granted, released or extended by a client other than the one
+    /// that asked, expired silently, and outliving their connection.
+    detached_granted: u64,
+    detached_by_other: u64,
+    detached_expired: u64,
+    detached_orphaned: u64,
 }
 
 struct Sim {
@@ -375,6 +397,7 @@ impl Sim {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn acquire(
         &mut self,
         c: ClientId,
@@ -383,6 +406,7 @@ impl Sim {
         wait: Option<u32>,
         hold: Option<u32>,
         queue: Option<u32>,
+        detached: bool,
     ) {
         let rid = self.owner.len() as Rid;
         self.owner.push(c);
@@ -408,7 +432,12 @@ impl Sim {
             hold,
             queue,
         };
-        let got = self.e.acquire(c, &tag_of(rid), &req, now);
+        let tag = tag_of(rid);
+        let got = if detached {
+            self.e.acquire_detached(c, &tag, &req, &tag, now)
+        } else {
+            self.e.acquire(c, &tag, &req, now)
+        };
         let (got_m, token) = match got {
             Acquired::Granted { token, holders } => {
                 (Acquired::Granted { token: 0, holders }, token)
@@ -418,6 +447,7 @@ impl Sim {
         assert_eq!(got_m, want, "{}: acquire as request {rid}", self.ctx);
         let mut r = MReq {
             client: c,
+            detached,
             name: l,
             mode,
             hold,
@@ -438,6 +468,10 @@ impl Sim {
                 self.m.counters.grants_total += 1;
                 r.token = Some(token);
                 r.timer = self.m.timer(now, hold);
+                if detached {
+                    r.client = DETACHED;
+                    self.seen.detached_granted += 1;
+                }
                 self.m.holds[l].push(rid);
                 let deadline = hold.map(|h| now + u64::from(h) + 1);
                 self.life.insert(
@@ -478,6 +512,9 @@ impl Sim {
         let mut out = Vec::new();
         if let Ok(rid) = want {
             self.seen.released += 1;
+            if self.m.reqs[&rid].client == DETACHED && self.owner[rid as usize] != c {
+                self.seen.detached_by_other += 1;
+            }
             self.m.remove(rid, self.now, &mut out);
             self.life.insert(rid, Life::Over);
         }
@@ -495,6 +532,9 @@ impl Sim {
         );
         if let Ok(rid) = want {
             self.seen.extended += 1;
+            if self.m.reqs[&rid].client == DETACHED && self.owner[rid as usize] != c {
+                self.seen.detached_by_other += 1;
+            }
             let timer = self.m.timer(self.now, Some(hold));
             let r = self.m.reqs.get_mut(&rid).unwrap();
             r.hold = Some(hold);
@@ -534,10 +574,15 @@ impl Sim {
         self.events(out, true);
     }
 
-    /// Ends every request of `c` in the test's own records.
+    /// Ends every request of `c` in the test's own records, except its detached holds,
+    /// which outlive it.
     fn forget(&mut self, c: ClientId) {
         for (rid, life) in self.life.iter_mut() {
-            if self.owner[*rid as usize] == c {
+            let detached = self.m.reqs.get(rid).is_some_and(|r| r.client == DETACHED);
+            if detached && self.owner[*rid as usize] == c {
+                self.seen.detached_orphaned += 1;
+            }
+            if self.owner[*rid as usize] == c && !detached {
                 *life = Life::Over;
             }
         }
@@ -573,10 +618,32 @@ impl Sim {
 
     fn advance(&mut self, dt: u64) {
         self.now += dt;
-        let mut out = Vec::new();
-        self.m.advance(self.now, &mut out);
+        let (mut out, mut silent) = (Vec::new(), Vec::new());
+        self.m.advance(self.now, &mut out, &mut silent);
         self.e.advance(self.now);
-        self.events(out, true);
+        let silent_count = silent.len();
+        for rid in silent {
+            let Some(Life::Held {
+                deadline: Some(d), ..
+            }) = self.life.get(&rid).copied()
+            else {
+                panic!(
+                    "{}: detached {rid} expired, not held with a deadline",
+                    self.ctx
+                )
+            };
+            assert!(
+                self.now >= d,
+                "{}: detached {rid} expired before {d}",
+                self.ctx
+            );
+            self.seen.detached_expired += 1;
+            self.life.insert(rid, Life::Over);
+        }
+        // Silent expiries have no place in the order of events: the model's holders
+        // (in `out`) are then the only check of each grant's holders.
+        let exact = silent_count == 0;
+        self.events(out, exact);
         // Nothing due is left for a later advance.
         for (rid, life) in &self.life {
             let d = match *life {
@@ -616,6 +683,23 @@ impl Sim {
             );
             holds += want_holds.len();
             waits += want_waiters.len();
+            let detached: Vec<&Rid> = m.holds[l]
+                .iter()
+                .filter(|h| m.reqs[h].client == DETACHED)
+                .collect();
+            assert_eq!(
+                e.detached_count_on(name) as usize,
+                detached.len(),
+                "{ctx}: detached on {l}"
+            );
+            let want_view = detached.first().map(|&&h| {
+                let r = &m.reqs[&h];
+                (r.token.unwrap(), r.timer.map(|t| t.0), tag_of(h).to_vec())
+            });
+            let got_view = e
+                .detached_on(name)
+                .map(|d| (d.token, d.deadline, d.value.to_vec()));
+            assert_eq!(got_view, want_view, "{ctx}: detached_on {l}");
             if want_holds.is_empty() {
                 assert!(want_waiters.is_empty(), "{ctx}: model stalls on {l}");
                 assert_eq!(e.inspect(name), None, "{ctx}: inspect {l}");
@@ -647,6 +731,8 @@ impl Sim {
             "{ctx}: gauges"
         );
         assert_eq!(e.counters(), m.counters, "{ctx}: counters");
+        let want_detached = m.reqs.values().filter(|r| r.client == DETACHED).count();
+        assert_eq!(e.detached_count(), want_detached, "{ctx}: detached_count");
         let clients: Vec<(ClientId, (u32, u32))> = e.clients().map(|(c, _, n)| (c, n)).collect();
         let want_clients: Vec<(ClientId, (u32, u32))> = (0..CLIENTS)
             .filter(|&c| m.connected[c as usize])
@@ -706,20 +792,24 @@ fn engine_model(seeds: std::ops::Range<u64>, ops: usize, self_queue: bool) {
                     };
                     let hold = (!rng.chance(30)).then(|| rng.below(50) as u32);
                     let queue = rng.chance(25).then(|| rng.below(3) as u32);
+                    let detached = rng.chance(20);
                     let waits_here = sim.m.waiters[l].iter().any(|w| sim.m.reqs[w].client == c);
                     if waits_here && !self_queue {
                         wait = Some(0); // a try: it cannot queue
                     }
-                    sim.ctx +=
-                        &format!(" acquire {mode:?} wait {wait:?} hold {hold:?} queue {queue:?}");
-                    sim.acquire(c, l, mode, wait, hold, queue);
+                    sim.ctx += &format!(
+                        " acquire {mode:?} wait {wait:?} hold {hold:?} queue {queue:?} \
+                         detached {detached}"
+                    );
+                    sim.acquire(c, l, mode, wait, hold, queue, detached);
                 }
                 40..=54 => {
                     let held: Vec<Rid> = sim.m.holds.iter().flatten().copied().collect();
                     let (c, l, token) = match pick(&mut rng, &held) {
                         Some(h) if rng.chance(75) => {
                             let r = sim.m.reqs[&h];
-                            (r.client, r.name, rng.chance(60).then(|| r.token.unwrap()))
+                            let by = if r.client == DETACHED { c } else { r.client };
+                            (by, r.name, rng.chance(60).then(|| r.token.unwrap()))
                         }
                         _ => (c, l, rng.chance(50).then(|| rng.below(sim.last_token + 2))),
                     };
@@ -731,7 +821,8 @@ fn engine_model(seeds: std::ops::Range<u64>, ops: usize, self_queue: bool) {
                     let (c, l, token) = match pick(&mut rng, &held) {
                         Some(h) if rng.chance(80) => {
                             let r = sim.m.reqs[&h];
-                            (r.client, r.name, r.token.unwrap())
+                            let by = if r.client == DETACHED { c } else { r.client };
+                            (by, r.name, r.token.unwrap())
                         }
                         _ => (c, l, rng.below(sim.last_token + 2)),
                     };
@@ -768,13 +859,28 @@ fn engine_model(seeds: std::ops::Range<u64>, ops: usize, self_queue: bool) {
             }
             sim.compare();
         }
-        for c in 0..CLIENTS {
+        // Detached holds outlive every connection: after the other clients are gone
+        // (their disconnects may grant detached waiters), client 0 releases them by
+        // token, then leaves too.
+        if !sim.m.connected[0] {
+            sim.connect(0);
+        }
+        for c in 1..CLIENTS {
             if sim.m.connected[c as usize] {
                 sim.ctx = format!("seed {seed} final disconnect of {c}");
                 sim.disconnect(c);
                 sim.compare();
             }
         }
+        // (A release may grant a waiting detached request: take the first each time.)
+        while let Some((&rid, &r)) = sim.m.reqs.iter().find(|(_, r)| r.client == DETACHED) {
+            sim.ctx = format!("seed {seed} final release of detached {rid}");
+            sim.release(0, r.name, r.token);
+            sim.compare();
+        }
+        sim.ctx = format!("seed {seed} final disconnect of 0");
+        sim.disconnect(0);
+        sim.compare();
         let open: Vec<_> = sim.life.iter().filter(|(_, l)| **l != Life::Over).collect();
         assert!(
             open.is_empty(),
@@ -792,9 +898,13 @@ fn engine_model(seeds: std::ops::Range<u64>, ops: usize, self_queue: bool) {
         seen.extended += s.extended;
         seen.released += s.released;
         seen.granted_at_own_deadline += s.granted_at_own_deadline;
+        seen.detached_granted += s.detached_granted;
+        seen.detached_by_other += s.detached_by_other;
+        seen.detached_expired += s.detached_expired;
+        seen.detached_orphaned += s.detached_orphaned;
     }
     eprintln!("engine model: {seen:?}");
-    assert!(seen.acquired.iter().all(|&n| n > 100), "{seen:?}");
+    assert!(seen.acquired.iter().all(|&n| n > 50), "{seen:?}");
     let s = &seen;
     let counts = [
         s.grant_events,
@@ -803,6 +913,10 @@ fn engine_model(seeds: std::ops::Range<u64>, ops: usize, self_queue: bool) {
         s.cancelled,
         s.extended,
         s.released,
+        s.detached_granted,
+        s.detached_by_other,
+        s.detached_expired,
+        s.detached_orphaned,
     ];
     assert!(counts.iter().all(|&n| n > 100), "{seen:?}");
     assert!(seen.granted_at_own_deadline > 0, "{seen:?}");

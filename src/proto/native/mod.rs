@@ -11,8 +11,8 @@
 //! option   = key "=" number                     ; each key at most once, any order
 //! number   = 1*DIGIT                            ; unsigned decimal, range checked
 //!
-//! LOCK    name [wait=ms] [hold=ms] [queue=n]
-//! SHARE   name [max=n] [wait=ms] [hold=ms] [queue=n]
+//! LOCK    name [wait=ms] [hold=ms] [queue=n] [detached=0|1]   ; detached=1 needs hold=
+//! SHARE   name [max=n] [wait=ms] [hold=ms] [queue=n] [detached=0|1]
 //! UNLOCK  name [token]
 //! EXTEND  name token hold=ms
 //! CANCEL  request-id
@@ -35,7 +35,9 @@
 use super::framing::{decode_line, Flow};
 use super::{push_addr, push_label, push_u64, Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
-use crate::engine::{Acquired, Engine, Event, EventKind, FindError, Mode};
+use crate::engine::{
+    AcquireRequest, Acquired, Engine, Event, EventKind, FindError, Mode, DETACHED,
+};
 
 mod parse;
 #[cfg(test)]
@@ -77,7 +79,35 @@ impl Session {
             authed: cfg.auth_file.is_none(),
         }
     }
+}
 
+/// Answers an acquire.
+fn acquired(cx: &mut Ctx, id: &[u8], a: &AcquireRequest, answer: Acquired) {
+    {
+        match answer {
+            Acquired::Granted { token, holders } => {
+                let shared = matches!(a.mode, Mode::Shared { .. });
+                write_granted(cx.out, id, token, shared.then_some(holders));
+            }
+            Acquired::Queued => {}
+            Acquired::Timeout => reply(cx.out, id, b"TIMEOUT"),
+            Acquired::QueueFull => error(
+                cx,
+                Some(id),
+                ErrorCode::QueueFull,
+                "too many requests already wait",
+            ),
+            Acquired::Limit => error(
+                cx,
+                Some(id),
+                ErrorCode::Limit,
+                "too many holds and waits on this connection, or detached holds on the server",
+            ),
+        }
+    }
+}
+
+impl Session {
     /// Executes one parsed request line.
     fn execute(&mut self, line: RequestLine, cx: &mut Ctx) -> Flow {
         let RequestLine { id, verb, request } = line;
@@ -89,26 +119,16 @@ impl Session {
         }
         let now = cx.now;
         match request {
-            Request::Acquire(a) => match cx.engine.acquire(cx.client, id, &a, now) {
-                Acquired::Granted { token, holders } => {
-                    let shared = matches!(a.mode, Mode::Shared { .. });
-                    write_granted(cx.out, id, token, shared.then_some(holders));
-                }
-                Acquired::Queued => {}
-                Acquired::Timeout => reply(cx.out, id, b"TIMEOUT"),
-                Acquired::QueueFull => error(
-                    cx,
-                    Some(id),
-                    ErrorCode::QueueFull,
-                    "too many requests already wait",
-                ),
-                Acquired::Limit => error(
-                    cx,
-                    Some(id),
-                    ErrorCode::Limit,
-                    "too many holds and waits on this connection",
-                ),
-            },
+            Request::Acquire(_) | Request::AcquireDetached(_) => {
+                let (a, answer) = match request {
+                    Request::AcquireDetached(a) => {
+                        (a, cx.engine.acquire_detached(cx.client, id, &a, &[], now))
+                    }
+                    Request::Acquire(a) => (a, cx.engine.acquire(cx.client, id, &a, now)),
+                    _ => unreachable!("matched above"),
+                };
+                acquired(cx, id, &a, answer);
+            }
             Request::Unlock { name, token } => match cx.engine.release(cx.client, name, token, now)
             {
                 Ok(()) => reply(cx.out, id, b"OK"),
@@ -338,7 +358,11 @@ fn write_inspect(cx: &mut Ctx, id: &[u8], name: &[u8]) {
                 cx.out.extend_from_slice(b" token=");
                 push_u64(cx.out, h.token);
                 cx.out.extend_from_slice(b" owner=");
-                push_label(cx.out, cx.engine, h.client);
+                if h.client == DETACHED {
+                    cx.out.extend_from_slice(b"detached");
+                } else {
+                    push_label(cx.out, cx.engine, h.client);
+                }
             }
         }
     }
@@ -363,6 +387,11 @@ fn write_list(cx: &mut Ctx, id: &[u8], prefix: &[u8]) {
             info.holders,
             info.waiters,
         );
+        let detached = cx.engine.detached_count_on(name);
+        if detached > 0 {
+            cx.out.extend_from_slice(b" detached=");
+            push_u64(cx.out, u64::from(detached));
+        }
         cx.out.push(b'\n');
     }
     write_end(cx.out, id, rows.len());
@@ -386,6 +415,14 @@ fn write_clients(cx: &mut Ctx, id: &[u8]) {
         cx.out.extend_from_slice(b" waits=");
         push_u64(cx.out, u64::from(waits));
         cx.out.push(b'\n');
+        rows += 1;
+    }
+    let detached = cx.engine.detached_count();
+    if detached > 0 {
+        start(cx.out, id, b"CLIENT");
+        cx.out.extend_from_slice(b"detached name=detached holds=");
+        push_u64(cx.out, detached as u64);
+        cx.out.extend_from_slice(b" waits=0\n");
         rows += 1;
     }
     write_end(cx.out, id, rows);

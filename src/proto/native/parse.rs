@@ -155,6 +155,8 @@ impl ErrorCode {
 pub enum Request<'a> {
     /// LOCK or SHARE: exactly what the engine takes.
     Acquire(AcquireRequest<'a>),
+    /// LOCK or SHARE with `detached=1` (`hold=` present): a detached hold once granted.
+    AcquireDetached(AcquireRequest<'a>),
     /// `UNLOCK name [token]`.
     Unlock {
         /// Lock name.
@@ -282,6 +284,7 @@ struct Options {
     wait: Option<u32>,
     hold: Option<u32>,
     queue: Option<u32>,
+    detached: Option<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -290,6 +293,7 @@ enum Key {
     Wait,
     Hold,
     Queue,
+    Detached,
 }
 
 impl Options {
@@ -307,6 +311,7 @@ impl Options {
                 (b"wait", Key::Wait),
                 (b"hold", Key::Hold),
                 (b"queue", Key::Queue),
+                (b"detached", Key::Detached),
             ]
             .into_iter()
             .find(|(word, _)| k.eq_ignore_ascii_case(word))
@@ -321,6 +326,7 @@ impl Options {
                 Key::Wait => &mut o.wait,
                 Key::Hold => &mut o.hold,
                 Key::Queue => &mut o.queue,
+                Key::Detached => &mut o.detached,
             };
             if slot.replace(n).is_some() {
                 return Err("repeated option");
@@ -371,9 +377,9 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Option<RequestLine<'a>>, ParseError<'
         Verb::Lock | Verb::Share => {
             let name = name_arg(tokens.next(), MAX_NAME)?;
             let allowed: &[Key] = if verb == Verb::Lock {
-                &[Key::Wait, Key::Hold, Key::Queue]
+                &[Key::Wait, Key::Hold, Key::Queue, Key::Detached]
             } else {
-                &[Key::Max, Key::Wait, Key::Hold, Key::Queue]
+                &[Key::Max, Key::Wait, Key::Hold, Key::Queue, Key::Detached]
             };
             let o = Options::parse(tokens, allowed).map_err(|t| err(ErrorCode::BadOption, t))?;
             let mode = match (verb, o.max) {
@@ -383,13 +389,21 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Option<RequestLine<'a>>, ParseError<'
                     max: max.unwrap_or(0),
                 },
             };
-            Request::Acquire(AcquireRequest {
+            let req = AcquireRequest {
                 name,
                 mode,
                 wait: o.wait,
                 hold: o.hold,
                 queue: o.queue,
-            })
+            };
+            match o.detached {
+                None | Some(0) => Request::Acquire(req),
+                Some(1) if o.hold.is_some() => Request::AcquireDetached(req),
+                Some(1) => {
+                    return Err(err(ErrorCode::BadOption, "detached=1 needs hold="));
+                }
+                Some(_) => return Err(err(ErrorCode::BadOption, "detached must be 0 or 1")),
+            }
         }
         Verb::Unlock => {
             let name = name_arg(tokens.next(), MAX_NAME)?;

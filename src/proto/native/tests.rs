@@ -46,6 +46,43 @@ fn acquire_options_in_any_order_and_case() {
 }
 
 #[test]
+fn detached_needs_hold_and_is_0_or_1() {
+    let want = AcquireRequest {
+        name: b"x",
+        mode: Mode::Exclusive,
+        wait: None,
+        hold: Some(5),
+        queue: None,
+    };
+    assert_eq!(
+        ok("a LOCK x hold=5 DETACHED=1").request,
+        Request::AcquireDetached(want)
+    );
+    assert_eq!(
+        ok("a LOCK x detached=0 hold=5").request,
+        Request::Acquire(want)
+    );
+    let shared = ok("a SHARE x detached=1 hold=5").request;
+    assert!(matches!(
+        shared,
+        Request::AcquireDetached(AcquireRequest {
+            mode: Mode::Shared { max: 0 },
+            ..
+        })
+    ));
+    assert_eq!(code(b"a LOCK x detached=1").1, ErrorCode::BadOption);
+    assert_eq!(code(b"a LOCK x detached=2 hold=1").1, ErrorCode::BadOption);
+    assert_eq!(
+        code(b"a LOCK x detached=1 detached=1 hold=1").1,
+        ErrorCode::BadOption
+    );
+    assert_eq!(
+        code(b"a EXTEND x 5 hold=1 detached=1").1,
+        ErrorCode::BadOption
+    );
+}
+
+#[test]
 fn every_verb_without_arguments_parses_alone() {
     for (line, request) in [
         ("a reset", Request::Reset),

@@ -1,0 +1,500 @@
+//! Byte-level tests of the Redis dialect: requests whole, pipelined and split at every
+//! byte, the lock cycle of each client, TTLs, foreign names, bad input, and the glob.
+
+use super::*;
+use crate::engine::{Engine, EventKind};
+use crate::fence::Fence;
+use crate::proto::redis_scripts::{COMPARE_AND_DELETE, REDIS_PY_EXTEND};
+use crate::proto::Totals;
+
+/// One engine with Redis-dialect connections (clients 0 and 1) and a native one (2).
+struct World {
+    engine: Engine,
+    stats: Totals,
+    sessions: Vec<Session>,
+    now: u64,
+}
+
+const NATIVE: ClientId = 2;
+use crate::engine::ClientId;
+
+fn addr() -> std::net::SocketAddr {
+    "127.0.0.1:5000".parse().unwrap()
+}
+
+impl World {
+    fn new() -> World {
+        let mut engine = Engine::new(Fence::starting_at(1), 0, 1000);
+        let cfg = Config::default();
+        for c in 0..2 {
+            engine.connect_in(c, addr(), Protocol::Redis as u8);
+        }
+        engine.connect_in(NATIVE, addr(), Protocol::Native as u8);
+        World {
+            engine,
+            stats: Totals::default(),
+            sessions: vec![Session::new(&cfg), Session::new(&cfg)],
+            now: 0,
+        }
+    }
+
+    /// Feeds `input` to client `c` as the server does, in chunks of `step` bytes
+    /// (0: all at once); returns the output and whether the connection was closed.
+    fn feed(&mut self, c: ClientId, input: &[u8], step: usize) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let mut buf: Vec<u8> = Vec::new();
+        let step = if step == 0 { input.len().max(1) } else { step };
+        for chunk in input.chunks(step) {
+            buf.extend_from_slice(chunk);
+            loop {
+                let mut cx = Ctx {
+                    engine: &mut self.engine,
+                    client: c,
+                    out: &mut out,
+                    now: self.now,
+                    stats: &mut self.stats,
+                    secret: None,
+                };
+                match self.sessions[c as usize].decode(&buf, &mut cx) {
+                    Progress::Consumed(n) => {
+                        assert!(n > 0 && n <= buf.len());
+                        buf.drain(..n);
+                    }
+                    Progress::Incomplete => break,
+                    Progress::Close(n) => {
+                        assert!(n <= buf.len());
+                        return (out, true);
+                    }
+                }
+            }
+        }
+        (out, false)
+    }
+
+    fn req(&mut self, c: ClientId, args: &[&[u8]]) -> String {
+        let (out, _) = self.feed(c, &cmd(args), 0);
+        String::from_utf8(out).unwrap()
+    }
+}
+
+/// A RESP array of bulk strings.
+fn cmd(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+fn cad(key: &[u8], token: &[u8]) -> Vec<u8> {
+    cmd(&[b"EVAL", COMPARE_AND_DELETE.as_bytes(), b"1", key, token])
+}
+
+#[test]
+fn the_lock_cycle_pipelined_whole_and_split_at_every_byte() {
+    let mut input = Vec::new();
+    input.extend(cmd(&[b"SET", b"job", b"t1", b"NX", b"PX", b"5000"]));
+    input.extend(cmd(&[b"SET", b"job", b"t2", b"NX", b"PX", b"5000"]));
+    input.extend(b"GET job\r\n");
+    input.extend(cmd(&[b"PTTL", b"job"]));
+    input.extend(cad(b"job", b"t2"));
+    input.extend(cad(b"job", b"t1"));
+    input.extend(cmd(&[b"EXISTS", b"job", b"job"]));
+    input.extend(b"PING\r\n");
+    let want = "+OK\r\n$-1\r\n$2\r\nt1\r\n:5000\r\n:0\r\n:1\r\n:0\r\n+PONG\r\n";
+    for step in 0..=input.len() {
+        let mut w = World::new();
+        let (out, closed) = w.feed(0, &input, step);
+        assert_eq!(String::from_utf8(out).unwrap(), want, "step {step}");
+        assert!(!closed);
+        assert_eq!(w.engine.gauges().1, 0, "step {step}: no lock left");
+    }
+}
+
+#[test]
+fn the_cycle_keeps_its_buffers() {
+    let mut w = World::new();
+    let set = cmd(&[b"SET", b"k", b"tok", b"NX", b"PX", b"100"]);
+    let del = cad(b"k", b"tok");
+    for _ in 0..3 {
+        w.feed(0, &set, 0);
+        w.feed(0, &del, 0);
+    }
+    let caps = (
+        w.sessions[0].args.capacity(),
+        w.sessions[0].st.enc.capacity(),
+    );
+    for _ in 0..100 {
+        assert_eq!(w.feed(0, &set, 0).0, b"+OK\r\n");
+        assert_eq!(w.feed(0, &del, 0).0, b":1\r\n");
+    }
+    let after = (
+        w.sessions[0].args.capacity(),
+        w.sessions[0].st.enc.capacity(),
+    );
+    assert_eq!(caps, after, "session buffers grew in the steady cycle");
+}
+
+#[test]
+fn keys_outlive_their_connection_and_expire_as_redis_says() {
+    let mut w = World::new();
+    assert_eq!(
+        w.req(0, &[b"SET", b"a", b"v", b"NX", b"PX", b"1000"]),
+        "+OK\r\n"
+    );
+    assert_eq!(w.req(0, &[b"SET", b"b", b"v"]), "+OK\r\n");
+    w.engine.disconnect(0, 0);
+    assert_eq!(w.req(1, &[b"PTTL", b"a"]), ":1000\r\n");
+    assert_eq!(w.req(1, &[b"TTL", b"a"]), ":1\r\n");
+    assert_eq!(w.req(1, &[b"PTTL", b"b"]), ":-1\r\n");
+    assert_eq!(w.req(1, &[b"PTTL", b"c"]), ":-2\r\n");
+    w.now = 1000;
+    assert_eq!(
+        w.req(1, &[b"GET", b"a"]),
+        "$2\r\n".replace('2', "1") + "v\r\n"
+    );
+    w.now = 1001;
+    assert_eq!(w.req(1, &[b"GET", b"a"]), "$-1\r\n", "gone at its deadline");
+    assert_eq!(w.req(1, &[b"PEXPIRE", b"b", b"50"]), ":1\r\n");
+    assert_eq!(w.req(1, &[b"PEXPIRE", b"zz", b"50"]), ":0\r\n");
+    assert_eq!(w.req(1, &[b"EXPIRE", b"b", b"0"]), ":1\r\n");
+    assert_eq!(w.req(1, &[b"EXISTS", b"b"]), ":0\r\n");
+    assert_eq!(
+        w.req(1, &[b"SET", b"x", b"v", b"PX", b"0"]),
+        "-ERR invalid expire time in 'set' command\r\n"
+    );
+    assert_eq!(
+        w.req(1, &[b"SET", b"x", b"v", b"EX", b"abc"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        w.req(1, &[b"SET", b"x", b"v", b"NX", b"XX"]),
+        "-ERR syntax error\r\n"
+    );
+    assert_eq!(
+        w.req(1, &[b"SET", b"x", b"v", b"KEEPTTL"]),
+        "-ERR syntax error\r\n"
+    );
+    // Overwrite: value and deadline replaced; GET returns the old value.
+    assert_eq!(w.req(1, &[b"SET", b"x", b"1", b"PX", b"10"]), "+OK\r\n");
+    assert_eq!(w.req(1, &[b"SET", b"x", b"2", b"GET"]), "$1\r\n1\r\n");
+    assert_eq!(w.req(1, &[b"PTTL", b"x"]), ":-1\r\n");
+    assert_eq!(
+        w.req(1, &[b"SET", b"x", b"3", b"XX", b"PX", b"20"]),
+        "+OK\r\n"
+    );
+    assert_eq!(w.req(1, &[b"GET", b"x"]), "$1\r\n3\r\n");
+    assert_eq!(w.req(1, &[b"SET", b"nope", b"3", b"XX"]), "$-1\r\n");
+}
+
+#[test]
+fn a_native_wait_behind_a_key_is_granted_when_it_is_deleted_or_expires() {
+    let mut w = World::new();
+    assert_eq!(
+        w.req(0, &[b"SET", b"r", b"t", b"NX", b"PX", b"100"]),
+        "+OK\r\n"
+    );
+    let wait = AcquireRequest {
+        name: b"r",
+        mode: Mode::Exclusive,
+        wait: None,
+        hold: None,
+        queue: None,
+    };
+    assert_eq!(w.engine.acquire(NATIVE, b"n1", &wait, 0), Acquired::Queued);
+    assert_eq!(w.req(1, &[b"DEL", b"r"]), ":1\r\n");
+    let mut ev = Vec::new();
+    w.engine.take_events(&mut ev);
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0].client, ev[0].tag.as_slice()), (NATIVE, &b"n1"[..]));
+    assert!(matches!(ev[0].kind, EventKind::Granted { .. }));
+    // Now the name is natively held: visible, not writable, not deletable.
+    assert_eq!(w.req(1, &[b"GET", b"r"]), "$12\r\nlockbox:held\r\n");
+    assert_eq!(w.req(1, &[b"EXISTS", b"r"]), ":1\r\n");
+    assert_eq!(w.req(1, &[b"TYPE", b"r"]), "+string\r\n");
+    assert_eq!(w.req(1, &[b"PTTL", b"r"]), ":-1\r\n");
+    assert_eq!(w.req(1, &[b"DEL", b"r"]), ":0\r\n");
+    assert_eq!(w.req(1, &[b"SET", b"r", b"x", b"NX"]), "$-1\r\n");
+    assert_eq!(
+        w.req(1, &[b"SET", b"r", b"x"]),
+        format!(
+            "-{}\r\n",
+            "LOCKED the name is held by a client of another protocol"
+        )
+    );
+    assert!(w
+        .req(1, &[b"HSET", b"r", b"f", b"v"])
+        .starts_with("-LOCKED"));
+    assert!(w.req(1, &[b"PEXPIRE", b"r", b"5"]).starts_with("-LOCKED"));
+    assert_eq!(w.req(1, &cad_args(b"r", b"lockbox:held")), ":0\r\n");
+    w.engine.release(NATIVE, b"r", None, 0).unwrap();
+    // Expiry grants too.
+    assert_eq!(
+        w.req(0, &[b"SET", b"r", b"t", b"NX", b"PX", b"100"]),
+        "+OK\r\n"
+    );
+    assert_eq!(w.engine.acquire(NATIVE, b"n2", &wait, 0), Acquired::Queued);
+    ev.clear();
+    w.engine.advance(100);
+    w.engine.take_events(&mut ev);
+    assert_eq!(ev.len(), 0, "not before its deadline");
+    ev.clear();
+    w.engine.advance(101);
+    w.engine.take_events(&mut ev);
+    assert_eq!((ev.len(), ev[0].tag.as_slice()), (1, &b"n2"[..]));
+}
+
+fn cad_args<'a>(key: &'a [u8], token: &'a [u8]) -> Vec<&'a [u8]> {
+    vec![b"EVAL", COMPARE_AND_DELETE.as_bytes(), b"1", key, token]
+}
+
+#[test]
+fn hashes_for_dist_lock() {
+    let mut w = World::new();
+    assert_eq!(
+        w.req(0, &[b"HSET", b"h", b"id", b"1", b"owner", b"me"]),
+        ":2\r\n"
+    );
+    assert_eq!(
+        w.req(0, &[b"HSET", b"h", b"id", b"2", b"x", b"y"]),
+        ":1\r\n"
+    );
+    assert_eq!(
+        w.req(0, &[b"HMGET", b"h", b"id", b"owner", b"no"]),
+        "*3\r\n$1\r\n2\r\n$2\r\nme\r\n$-1\r\n"
+    );
+    assert_eq!(
+        w.req(0, &[b"HGETALL", b"h"]),
+        "*6\r\n$2\r\nid\r\n$1\r\n2\r\n$5\r\nowner\r\n$2\r\nme\r\n$1\r\nx\r\n$1\r\ny\r\n"
+    );
+    assert_eq!(w.req(0, &[b"HGET", b"h", b"x"]), "$1\r\ny\r\n");
+    assert_eq!(w.req(0, &[b"TYPE", b"h"]), "+hash\r\n");
+    assert!(w.req(0, &[b"GET", b"h"]).starts_with("-WRONGTYPE"));
+    assert_eq!(w.req(0, &[b"HMSET", b"h", b"a", b"b"]), "+OK\r\n");
+    assert_eq!(w.req(0, &[b"HGETALL", b"none"]), "*0\r\n");
+    assert_eq!(
+        w.req(0, &[b"HSET", b"h", b"a"]),
+        "-ERR wrong number of arguments for 'hset' command\r\n"
+    );
+    let mut many: Vec<&[u8]> = vec![b"HSET", b"big"];
+    let names: Vec<Vec<u8>> = (0..17).map(|i| format!("f{i}").into_bytes()).collect();
+    for n in &names {
+        many.push(n);
+        many.push(b"v");
+    }
+    assert_eq!(
+        w.req(0, &many),
+        "-ERR too many fields for a lock key (most 16)\r\n"
+    );
+}
+
+#[test]
+fn scripts_by_sha_and_text_and_unknown_ones() {
+    let mut w = World::new();
+    assert_eq!(
+        w.req(0, &[b"SET", b"k", b"tok", b"NX", b"PX", b"1000"]),
+        "+OK\r\n"
+    );
+    w.now = 400;
+    let sha = scripts::by_text(REDIS_PY_EXTEND.as_bytes()).unwrap().1;
+    let mut hex = Vec::new();
+    scripts::push_sha1_hex(&mut hex, &sha);
+    // redis-py extend, adding: the old deadline plus 1000.
+    assert_eq!(
+        w.req(0, &[b"EVALSHA", &hex, b"1", b"k", b"tok", b"1000", b"0"]),
+        ":1\r\n"
+    );
+    assert_eq!(w.req(0, &[b"PTTL", b"k"]), ":1600\r\n");
+    assert_eq!(
+        w.req(0, &[b"EVALSHA", &hex, b"1", b"k", b"bad", b"1000", b"1"]),
+        ":0\r\n"
+    );
+    assert_eq!(
+        w.req(
+            0,
+            &[
+                b"SCRIPT",
+                b"EXISTS",
+                &hex,
+                b"0000000000000000000000000000000000000000"
+            ]
+        ),
+        "*2\r\n:1\r\n:0\r\n"
+    );
+    assert_eq!(
+        w.req(
+            0,
+            &[
+                b"EVALSHA",
+                b"0000000000000000000000000000000000000000",
+                b"0"
+            ]
+        ),
+        "-NOSCRIPT No matching script. Please use EVAL.\r\n"
+    );
+    let r = w.req(0, &[b"EVAL", b"return 1", b"0"]);
+    assert!(
+        r.starts_with("-ERR lockbox runs no Lua: only its built-in lock scripts"),
+        "{r}"
+    );
+    let r = w.req(0, &[b"SCRIPT", b"LOAD", COMPARE_AND_DELETE.as_bytes()]);
+    assert_eq!(r, "$40\r\n647c65a442733a1aa440f99908d249d13b4d6c4a\r\n");
+    assert_eq!(
+        w.req(0, &[b"SCRIPT", b"KILL"]),
+        "-NOTBUSY No scripts in execution right now.\r\n"
+    );
+}
+
+#[test]
+fn commands_outside_the_dialect_are_unknown_as_redis_words_it() {
+    let mut w = World::new();
+    assert_eq!(
+        w.req(0, &[b"MULTI"]),
+        "-ERR unknown command 'MULTI', with args beginning with: \r\n"
+    );
+    assert_eq!(
+        w.req(0, &[b"zadd", b"k", b"1"]),
+        "-ERR unknown command 'zadd', with args beginning with: 'k' '1' \r\n"
+    );
+    assert_eq!(
+        w.req(0, &[b"GET"]),
+        "-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    assert_eq!(
+        w.req(0, &[b"SELECT", b"1"]),
+        "-ERR DB index is out of range\r\n"
+    );
+    assert_eq!(w.req(0, &[b"SELECT", b"0"]), "+OK\r\n");
+    assert_eq!(w.req(0, &[b"CLIENT", b"SETNAME", b"w1"]), "+OK\r\n");
+    assert_eq!(w.req(0, &[b"CLIENT", b"GETNAME"]), "$2\r\nw1\r\n");
+    assert_eq!(w.req(0, &[b"CLIENT", b"ID"]), ":1\r\n");
+    assert_eq!(
+        w.req(0, &[b"CLIENT", b"KILL"]),
+        "-ERR unknown subcommand 'KILL'. Try CLIENT HELP.\r\n"
+    );
+    assert!(w.req(0, &[b"INFO"]).contains("loading:0\r\n"));
+    assert_eq!(
+        w.req(0, &[b"HELLO", b"4"]),
+        "-NOPROTO unsupported protocol version\r\n"
+    );
+    let hello = w.req(0, &[b"HELLO", b"3"]);
+    assert!(
+        hello.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"),
+        "{hello}"
+    );
+    assert_eq!(
+        w.req(0, &[b"GET", b"none"]),
+        "_\r\n",
+        "RESP3 null after HELLO 3"
+    );
+    assert_eq!(w.req(0, &[b"ECHO", b"hi"]), "$2\r\nhi\r\n");
+    let (out, closed) = w.feed(0, &cmd(&[b"QUIT"]), 0);
+    assert_eq!((out.as_slice(), closed), (&b"+OK\r\n"[..], true));
+}
+
+#[test]
+fn keys_and_scan_list_lock_names_unescaped() {
+    let mut w = World::new();
+    for k in [&b"lock:a"[..], b"lock:b", b"other", b"sp ace"] {
+        assert_eq!(w.req(0, &[b"SET", k, b"v"]), "+OK\r\n");
+    }
+    assert_eq!(
+        w.req(0, &[b"KEYS", b"lock:*"]),
+        "*2\r\n$6\r\nlock:a\r\n$6\r\nlock:b\r\n"
+    );
+    assert_eq!(w.req(0, &[b"KEYS", b"sp?ace"]), "*1\r\n$6\r\nsp ace\r\n");
+    let mut seen = Vec::new();
+    let mut cursor = b"0".to_vec();
+    for _ in 0..100 {
+        let (out, _) = w.feed(0, &cmd(&[b"SCAN", &cursor, b"COUNT", b"1"]), 0);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        cursor = lines[2].as_bytes().to_vec();
+        for l in lines[4..].iter().skip(1).step_by(2) {
+            seen.push(l.to_string());
+        }
+        if cursor == b"0" {
+            break;
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["lock:a", "lock:b", "other", "sp ace"]);
+}
+
+#[test]
+fn malformed_resp_gets_one_error_and_a_close() {
+    for (input, want) in [
+        (
+            &b"*1\r\n$-5\r\n"[..],
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$99999999999\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*-7\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*99999\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*2\r\n*1\r\n$1\r\na\r\n",
+            "-ERR Protocol error: expected '$', got '*'\r\n",
+        ),
+        (
+            b"*1\r\n$1\r\nab\r\n",
+            "-ERR Protocol error: expected CRLF after bulk data\r\n",
+        ),
+        (
+            b"*x\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+    ] {
+        for step in [0, 1] {
+            let mut w = World::new();
+            assert_eq!(w.req(1, &[b"SET", b"kept", b"v"]), "+OK\r\n");
+            let mut bytes = cmd(&[b"PING"]);
+            bytes.extend_from_slice(input);
+            bytes.extend(cmd(&[b"PING"]));
+            let (out, closed) = w.feed(0, &bytes, step);
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(text, format!("+PONG\r\n{want}"), "{input:?} step {step}");
+            assert!(closed, "{input:?}");
+            assert_eq!(
+                w.req(1, &[b"EXISTS", b"kept"]),
+                ":1\r\n",
+                "others untouched"
+            );
+        }
+    }
+    // A huge announced bulk is refused from its header, before its data arrives.
+    let mut w = World::new();
+    let (out, closed) = w.feed(0, b"*2\r\n$3\r\nSET\r\n$1048576\r\n", 1);
+    assert!(closed && out.starts_with(b"-ERR Protocol error: invalid bulk length"));
+}
+
+#[test]
+fn glob_as_redis() {
+    for (p, s, want) in [
+        ("*", "", true),
+        ("a*", "abc", true),
+        ("a*c", "abbbc", true),
+        ("a*c", "abbb", false),
+        ("a?c", "abc", true),
+        ("a[bx]c", "axc", true),
+        ("a[^b]c", "abc", false),
+        ("a[a-c]z", "abz", true),
+        ("a[c-a]z", "abz", true),
+        ("a\\*", "a*", true),
+        ("a\\*", "ab", false),
+        ("*:*:x", "a:b:c:x", true),
+        ("[abc", "[abc", true),
+    ] {
+        assert_eq!(glob(p.as_bytes(), s.as_bytes()), want, "{p} ~ {s}");
+    }
+}
