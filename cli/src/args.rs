@@ -34,7 +34,10 @@ pub const DEFAULT_PING_COUNT: &str = "10";
 /// Default pause between two `ping` round trips.
 pub const DEFAULT_PING_INTERVAL: &str = "100ms";
 
-const EXIT_CODES_HELP: &str = "\
+/// The exit statuses, for the help texts (a macro so `concat!` can use it).
+macro_rules! exit_codes_help {
+    () => {
+        "\
 Exit status of every command:
   0     success (for `run`: the command's own status)
   64    usage error: bad flag, duration, address or lock name
@@ -50,7 +53,12 @@ Exit status of every command:
 
 Environment:
   LOCKBOX_SERVER     servers, comma-separated (instead of --server)
-  LOCKBOX_AUTH_FILE  the secret's file (instead of --auth-file)";
+  LOCKBOX_AUTH_FILE  the secret's file (instead of --auth-file)"
+    };
+}
+
+/// The help heading of the flags every subcommand takes.
+const GLOBAL: &str = "Global options";
 
 const ABOUT: &str = "lockbox from the shell: run a command under a network lock, look at a server";
 
@@ -73,7 +81,7 @@ same list, spelled the same way.";
     version,
     about = ABOUT,
     long_about = LONG_ABOUT,
-    after_help = EXIT_CODES_HELP,
+    after_help = exit_codes_help!(),
     propagate_version = true,
     subcommand_required = true,
     arg_required_else_help = true
@@ -88,21 +96,31 @@ pub struct Cli {
         env = "LOCKBOX_SERVER",
         value_delimiter = ',',
         default_value = DEFAULT_SERVER,
-        global = true
+        hide_env_values = true,
+        global = true,
+        help_heading = GLOBAL
     )]
     pub servers: Vec<String>,
 
     /// File whose first line is the server's secret (sent with AUTH)
-    #[arg(long, value_name = "PATH", env = "LOCKBOX_AUTH_FILE", global = true)]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "LOCKBOX_AUTH_FILE",
+        hide_env_values = true,
+        global = true,
+        help_heading = GLOBAL
+    )]
     pub auth_file: Option<PathBuf>,
 
-    /// Machine-readable output: JSON instead of tables
-    #[arg(long, global = true)]
+    /// Machine-readable output for inspect, list, clients, stats and ping: JSON instead
+    /// of tables
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
     /// Client name the server shows in CLIENTS and as a lock's owner
     /// [default: lockbox-cli@HOST:PID]
-    #[arg(long, value_name = "NAME", global = true)]
+    #[arg(long, value_name = "NAME", global = true, help_heading = GLOBAL)]
     pub client_name: Option<String>,
 
     /// Give up connecting to a server after this long
@@ -111,7 +129,8 @@ pub struct Cli {
         value_name = "DUR",
         default_value = DEFAULT_CONNECT_TIMEOUT,
         value_parser = parse_duration,
-        global = true
+        global = true,
+        help_heading = GLOBAL
     )]
     pub connect_timeout: Duration,
 
@@ -138,11 +157,16 @@ SIGINT, SIGTERM and SIGHUP sent to lockbox-cli are passed on to CMD; the lock is
 when CMD ends. (Ctrl-C in a terminal reaches CMD directly too, so it sees SIGINT twice.)
 
 Durations: 500ms, 30s, 5m, 1h; a plain number is seconds.",
-        after_help = "\
+        after_help = concat!(
+            "\
 Examples:
   lockbox-cli run backup --wait 0 -- /usr/local/bin/backup.sh
   lockbox-cli -s db1:7654 -s db2:7654 run nightly --wait 10m --hold 1m -- make nightly
-  lockbox-cli run reports --shared --max 4 -- ./report.sh"
+  lockbox-cli run reports --shared --max 4 -- ./report.sh
+
+",
+            exit_codes_help!()
+        )
     )]
     Run(RunArgs),
 

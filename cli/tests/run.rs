@@ -144,16 +144,19 @@ fn a_command_that_outlives_three_leases_keeps_the_lock() {
     let addr = start();
     let mut raw = Raw::connect(&addr);
     let dir = Dir::new();
+    // Runs until the test creates the file `go`.
     let script = format!(
-        "echo \"$LOCKBOX_TOKEN\" > {tok}; sleep 2.5",
-        tok = dir.file("token")
+        "echo \"$LOCKBOX_TOKEN\" > {tok}; while [ ! -e {go} ]; do sleep 0.05; done",
+        tok = dir.file("token"),
+        go = dir.file("go"),
     );
-    let bg = run_bg(&[&addr], "long", &["--hold", "600ms"], &script);
+    let bg = run_bg(&[&addr], "long", &["--hold", "1s"], &script);
     let token: u64 = dir.wait_line("token").parse().unwrap();
     // Over three leases later, still the same hold.
-    std::thread::sleep(Duration::from_millis(2000));
+    std::thread::sleep(Duration::from_millis(3200));
     assert_eq!(raw.holder_token("long"), Some(token));
     assert_eq!(raw.try_lock("long"), None);
+    std::fs::write(dir.file("go"), "").unwrap();
     let out = bg.finish();
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stderr, "");
