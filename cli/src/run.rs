@@ -1,0 +1,302 @@
+//! `run`: take a lock, run a command under it, keep the lease alive, release, and exit
+//! with the command's status.
+//!
+//! # Invariants
+//! - The command never starts before the lock is granted and its lease confirmed, and it
+//!   gets SIGTERM as soon as lockbox-cli can no longer be sure the lock is still its own.
+//! - "Sure" is measured locally: the lease runs out on the server `hold` after the server
+//!   read the last `EXTEND`, which is after lockbox-cli sent it. So the lease is known
+//!   to be held until `send time of the last confirmed EXTEND + hold`; renewals go out
+//!   every `hold / 3`, and when that instant passes without a newer confirmation (the
+//!   server went away, or the network is cut and no `EXPIRED` can reach us) the lock is
+//!   treated as lost.
+//! - The lock is released (and the release awaited) before lockbox-cli exits, except
+//!   when it was lost; a connection that closes releases it on the server in any case.
+
+use lockbox_client::{Client, Error, Lost};
+use rustix::process::Signal;
+use std::future::IntoFuture;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::Duration;
+use tokio::process::Command;
+use tokio::time::Instant;
+
+use crate::args::{ms, RunArgs};
+use crate::conn::Ctx;
+use crate::exit::{self, Fail};
+use crate::out::warn;
+use crate::signals::{self, Signals};
+
+/// The environment variable that tells the command the lock's name.
+pub const ENV_LOCK: &str = "LOCKBOX_LOCK";
+/// The environment variable that carries the fencing token to the command.
+pub const ENV_TOKEN: &str = "LOCKBOX_TOKEN";
+/// Renewals per lease: an `EXTEND` goes out every `hold / RENEWALS_PER_HOLD`.
+const RENEWALS_PER_HOLD: u32 = 3;
+
+/// How the wait for the command ended.
+enum End {
+    /// It exited.
+    Exited(std::io::Result<ExitStatus>),
+    /// The lease was lost (why).
+    Lost(String),
+}
+
+/// Runs `run`; returns the exit status.
+pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<u8, Fail> {
+    lockbox_client::proto::check_name(&a.name)
+        .map_err(|e| Fail::new(exit::USAGE, e.to_string()))?;
+    let server = ctx.route(&a.name).to_string();
+    let mut signals = Signals::new()?;
+
+    let client = tokio::select! {
+        r = ctx.connect(&server) => r?,
+        sig = signals.recv() => return Ok(interrupted(&a.name, sig)),
+    };
+    let hold_ms = ms(a.hold);
+    let mut req = if a.shared {
+        client.share(a.name.clone())
+    } else {
+        client.lock(a.name.clone())
+    }
+    .hold(hold_ms);
+    if let Some(w) = a.wait {
+        req = req.wait(ms(w));
+    }
+    if let Some(m) = a.max {
+        req = req.max(m);
+    }
+    // Dropping the request (on a signal) cancels the wait on the server.
+    let guard = tokio::select! {
+        r = req.into_future() => match r {
+            Ok(g) => g,
+            Err(Error::Timeout) => {
+                if !a.quiet {
+                    let within = a.wait.map(|w| format!(" within {} ms", w.as_millis())).unwrap_or_default();
+                    warn(&format!("{server}: lock {} is busy: not acquired{within}", a.name));
+                }
+                return Ok(a.conflict_exit_code);
+            }
+            Err(Error::ConnectionLost) => {
+                return Err(Fail::new(exit::UNAVAILABLE, format!("{server}: the connection broke while waiting for lock {}", a.name)));
+            }
+            Err(e) => return Err(Fail::server(&server, &e)),
+        },
+        sig = signals.recv() => return Ok(interrupted(&a.name, sig)),
+    };
+    let token = guard.token();
+
+    // The grant's own deadline counts from an unknown moment of the wait: confirm the
+    // lease with an EXTEND sent now, so the local deadline has a known start.
+    let sent = Instant::now();
+    match tokio::time::timeout(a.hold, guard.extend(hold_ms)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(Fail::new(
+                exit::UNAVAILABLE,
+                format!(
+                    "{server}: lock {} was lost right after the grant: {e}",
+                    a.name
+                ),
+            ))
+        }
+        Err(_) => {
+            return Err(Fail::new(
+                exit::UNAVAILABLE,
+                format!(
+                    "{server}: the server stopped answering right after granting lock {}",
+                    a.name
+                ),
+            ))
+        }
+    }
+    let mut renewal = tokio::spawn(renew(
+        guard.client().clone(),
+        a.name.clone(),
+        token,
+        a.hold,
+        sent + a.hold,
+    ));
+    let mut lost = guard.lost();
+
+    let (program, rest) = match a.command.split_first() {
+        Some(x) => x,
+        None => return Err(Fail::new(exit::USAGE, "no command given after --")),
+    };
+    let spawned = Command::new(program)
+        .args(rest)
+        .env(ENV_LOCK, &a.name)
+        .env(ENV_TOKEN, token.to_string())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            renewal.abort();
+            let _ = tokio::time::timeout(ctx.timeout(), guard.release()).await;
+            let program = program.to_string_lossy();
+            return Err(match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    Fail::new(exit::NOT_FOUND, format!("{program}: command not found"))
+                }
+                _ => Fail::new(exit::NOT_EXECUTABLE, format!("{program}: cannot run: {e}")),
+            });
+        }
+    };
+    let pid = child.id();
+
+    let end = loop {
+        tokio::select! {
+            biased;
+            why = &mut lost => break End::Lost(lost_reason(why).to_string()),
+            why = &mut renewal => break End::Lost(why.unwrap_or_else(|e| format!("the renewal task stopped: {e}"))),
+            st = child.wait() => break End::Exited(st),
+            sig = signals.recv() => {
+                signals::send(pid, sig);
+            }
+        }
+    };
+
+    match end {
+        End::Exited(status) => {
+            renewal.abort();
+            let code = match status {
+                Ok(st) => status_code(st),
+                Err(e) => {
+                    warn(&format!("cannot wait for the command: {e}"));
+                    1
+                }
+            };
+            match tokio::time::timeout(ctx.timeout(), guard.release()).await {
+                // A broken connection released it on the server.
+                Ok(Ok(())) | Ok(Err(Error::ConnectionLost)) => Ok(code),
+                Ok(Err(Error::NotHeld(_))) => Err(Fail::new(
+                    exit::LEASE_LOST,
+                    format!(
+                        "{server}: lock {} was no longer held when the command ended (its lease ran out)",
+                        a.name
+                    ),
+                )),
+                Ok(Err(e)) => {
+                    warn(&format!("{server}: could not release lock {}: {e}", a.name));
+                    Ok(code)
+                }
+                Err(_) => {
+                    warn(&format!(
+                        "{server}: release of lock {} not confirmed; the server frees it within {} ms",
+                        a.name,
+                        a.hold.as_millis()
+                    ));
+                    Ok(code)
+                }
+            }
+        }
+        End::Lost(why) => {
+            renewal.abort();
+            warn(&format!(
+                "{server}: lost lock {} while the command ran ({why}); sending SIGTERM to the command",
+                a.name
+            ));
+            signals::send(pid, Signal::TERM);
+            let kill_at = Instant::now() + a.kill_after;
+            let mut killed = false;
+            loop {
+                tokio::select! {
+                    _ = child.wait() => break,
+                    sig = signals.recv() => {
+                        signals::send(pid, sig);
+                    }
+                    _ = tokio::time::sleep_until(kill_at), if !killed => {
+                        warn(&format!(
+                            "the command did not exit within {} ms of SIGTERM; sending SIGKILL",
+                            a.kill_after.as_millis()
+                        ));
+                        signals::send(pid, Signal::KILL);
+                        killed = true;
+                    }
+                }
+            }
+            drop(guard);
+            Err(Fail::silent(exit::LEASE_LOST))
+        }
+    }
+}
+
+/// Renews the lease every `hold / 3` until it fails; returns why. `deadline` is the
+/// moment until which the lease is known to be held.
+async fn renew(
+    client: Client,
+    name: String,
+    token: u64,
+    hold: Duration,
+    mut deadline: Instant,
+) -> String {
+    let every = hold / RENEWALS_PER_HOLD;
+    let mut next = deadline - hold + every;
+    loop {
+        tokio::time::sleep_until(next).await;
+        let sent = Instant::now();
+        let left = deadline.saturating_duration_since(sent);
+        match tokio::time::timeout(left, client.extend(&name, token, ms(hold))).await {
+            Ok(Ok(())) => {
+                deadline = sent + hold;
+                next = sent + every;
+            }
+            Ok(Err(Error::NotHeld(_))) => {
+                return "the server no longer has it: the lease ran out".into()
+            }
+            Ok(Err(e)) => return format!("renewing the lease failed: {e}"),
+            Err(_) => {
+                return format!(
+                    "no renewal of the {} ms lease was confirmed in time",
+                    hold.as_millis()
+                )
+            }
+        }
+    }
+}
+
+fn lost_reason(l: Lost) -> &'static str {
+    match l {
+        Lost::Expired(_) => "its lease ran out on the server",
+        Lost::Reset => "a RESET on the connection released it",
+        Lost::ConnectionLost => "the connection to the server broke",
+        // Only this program releases the guard, and not before the command ended.
+        Lost::Released => "it was released",
+    }
+}
+
+/// The shell's status for a finished command: its exit code, or 128 + the signal that
+/// killed it.
+fn status_code(st: ExitStatus) -> u8 {
+    if let Some(c) = st.code() {
+        return (c & 0xff) as u8;
+    }
+    match st.signal() {
+        Some(s) => exit::SIGNAL_BASE.saturating_add(u8::try_from(s).unwrap_or(u8::MAX)),
+        None => 1,
+    }
+}
+
+/// A signal ended the wait for the lock: say so, exit as if killed by it.
+fn interrupted(name: &str, sig: Signal) -> u8 {
+    warn(&format!(
+        "{} while waiting for lock {name}; not acquired",
+        signals::name(sig)
+    ));
+    exit::SIGNAL_BASE.saturating_add(u8::try_from(sig.as_raw()).unwrap_or(u8::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_like_a_shell() {
+        assert_eq!(status_code(ExitStatus::from_raw(0)), 0);
+        assert_eq!(status_code(ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(status_code(ExitStatus::from_raw(255 << 8)), 255);
+        assert_eq!(status_code(ExitStatus::from_raw(9)), 137);
+        assert_eq!(status_code(ExitStatus::from_raw(15)), 143);
+    }
+}
