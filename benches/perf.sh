@@ -31,6 +31,8 @@ cd "$ROOT" || exit 1
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 LOCKBOX=$TARGET_DIR/release/lockbox
 LOADGEN=$TARGET_DIR/release/loadgen
+# The same server with debug info (`--profile profiling`), for callgrind's symbols.
+LOCKBOX_PROF=$TARGET_DIR/profiling/lockbox
 RUNS=${RUNS:-7}
 DUR=${DUR:-3}
 OUT=${OUT:-$TARGET_DIR/perf}
@@ -93,6 +95,9 @@ wait_port() {
 build() {
     if [ "${SKIP_BUILD:-0}" != 1 ]; then
         cargo build --release -p lockbox -p loadgen >&2 || die "cargo build failed"
+        if [ "${NEED_PROF:-0}" = 1 ]; then
+            cargo build --profile profiling -p lockbox >&2 || die "cargo build --profile profiling failed"
+        fi
     fi
     [ -x "$LOCKBOX" ] && [ -x "$LOADGEN" ] || die "missing $LOCKBOX or $LOADGEN"
 }
@@ -451,43 +456,65 @@ cg_dump() {
     callgrind_control -d "$CG_PID" >/dev/null 2>&1 || die "callgrind_control -d failed"
     local i
     for ((i = 0; i < 100; i++)); do
-        [ -s "$TABLE_DIR/callgrind.out.$CG_PARTS" ] && break
+        [ -s "$CG_DIR/callgrind.out.$CG_PARTS" ] && break
         sleep 0.1
     done
-    [ -s "$TABLE_DIR/callgrind.out.$CG_PARTS" ] || die "callgrind dump $CG_PARTS missing"
+    [ -s "$CG_DIR/callgrind.out.$CG_PARTS" ] || die "callgrind dump $CG_PARTS missing"
     sleep 0.2
 }
 
-cmd_instructions() {
-    begin instructions
-    build
-    need valgrind
-    need callgrind_control
-    local cfg id flags r
-    # (a) callgrind: instructions and malloc calls, from the difference of two runs
-    local port
+# cg_measure BIN DIR: runs every COST_CONFIGS workload twice (N_SMALL, N_BIG cycles)
+# against BIN under callgrind, one dump per run, into DIR (callgrind.out.N and
+# callgrind.parts, read by `perf_report.py instructions`).
+cg_measure() {
+    local bin=$1 dir=$2 cfg id flags n port
+    mkdir -p "$dir"
     port=$(free_port)
     taskset -c "$SERVER_CORE" valgrind --tool=callgrind --dump-instr=no \
-        --callgrind-out-file="$TABLE_DIR/callgrind.out" \
-        "$LOCKBOX" --listen "127.0.0.1:$port" 2>"$TABLE_DIR/valgrind.log" &
+        --callgrind-out-file="$dir/callgrind.out" \
+        "$bin" --listen "127.0.0.1:$port" 2>"$dir/valgrind.log" &
     CG_PID=$!
     STARTED+=("$CG_PID")
     CG_PARTS=0
+    CG_DIR=$dir
     wait_port "$port" 60
     cg_dump # part 1: start-up
-    : >"$TABLE_DIR/callgrind.parts"
+    : >"$dir/callgrind.parts"
     for cfg in "${COST_CONFIGS[@]}"; do
         IFS='|' read -r id flags <<<"$cfg"
         for n in "$N_SMALL" "$N_BIG"; do
             # shellcheck disable=SC2086
-            lg "$TABLE_DIR/cg.$id.$n.json" --cycles "$n" --server "127.0.0.1:$port" $flags
+            lg "$dir/cg.$id.$n.json" --cycles "$n" --server "127.0.0.1:$port" $flags
             sleep 0.5 # the server reaps the closed connections
             cg_dump
-            echo "$id $n $CG_PARTS" >>"$TABLE_DIR/callgrind.parts"
+            echo "$id $n $CG_PARTS" >>"$dir/callgrind.parts"
         done
     done
     stop "$CG_PID"
+}
+
+cmd_instructions() {
+    begin instructions
+    NEED_PROF=1 build
+    [ -x "$LOCKBOX_PROF" ] || die "missing $LOCKBOX_PROF (cargo build --profile profiling)"
+    need valgrind
+    need callgrind_control
+    local cfg id flags r
+    # (a) callgrind: instructions and malloc calls, from the difference of two runs, on
+    # the profiling build (symbols). With CG_BASE=path/to/older/lockbox the same
+    # workloads run against that binary first, in the same session, into base/.
+    if [ -n "${CG_BASE:-}" ]; then
+        [ -x "$CG_BASE" ] || die "CG_BASE=$CG_BASE is not an executable"
+        cg_measure "$CG_BASE" "$TABLE_DIR/base"
+        load "after callgrind of CG_BASE"
+    fi
+    cg_measure "$LOCKBOX_PROF" "$TABLE_DIR"
     load "after callgrind"
+    if [ "${CG_ONLY:-0}" = 1 ]; then
+        python3 "$HELP" instructions "$TABLE_DIR" >"$TABLE_DIR/summary.md"
+        finish
+        return
+    fi
     # (b) CPU time per cycle at full speed (from /proc, via loadgen --server-pid)
     start_lockbox
     for ((r = 1; r <= 3; r++)); do
