@@ -37,6 +37,7 @@ use super::{push_addr, push_label, push_u64, Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
 use crate::engine::{Acquired, Engine, Event, EventKind, FindError, Mode};
 
+mod fast;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -188,8 +189,16 @@ impl Session {
 }
 
 impl Wire for Session {
-    /// Decodes and executes at most one line.
+    /// Decodes and executes at most one line: `LOCK` and `UNLOCK` lines in canonical
+    /// form through the one-pass fast path, everything else through the line framing
+    /// and the general parser.
     fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        if let Some((line, used)) = fast::parse_line(input, self.max_line) {
+            return match self.execute(line, cx) {
+                Flow::Continue => Progress::Consumed(used),
+                Flow::Close => Progress::Close(used),
+            };
+        }
         decode_line(
             Protocol::Native,
             input,
