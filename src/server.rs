@@ -37,6 +37,7 @@
 //! - `Phase::Closed` iff the key is in `closing`; `reap` frees exactly those, at the end
 //!   of the iteration, and only then does the engine release their claims.
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
 use crate::fence::{wall_clock_ns, Fence};
@@ -48,7 +49,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Listener `i` has token `LISTENER_BASE - i`; connections use their slab key.
 const LISTENER_BASE: usize = usize::MAX;
@@ -103,23 +104,6 @@ struct Conn {
     writable: bool,
     /// Reading stopped because the output passed the high-water mark.
     paused: bool,
-}
-
-/// Milliseconds on a monotonic clock that starts with the server.
-#[derive(Clone, Copy, Debug)]
-struct Clock(Instant);
-
-impl Clock {
-    fn now(&self) -> u64 {
-        self.0.elapsed().as_millis() as u64
-    }
-    /// Time left until millisecond `ms` begins.
-    fn until(&self, ms: u64) -> Duration {
-        match self.0.checked_add(Duration::from_millis(ms)) {
-            Some(at) => at.saturating_duration_since(Instant::now()),
-            None => Duration::MAX,
-        }
-    }
 }
 
 /// How a connection's turn at the loop ended.
@@ -217,7 +201,7 @@ impl Server {
                 "--auth-file protects the native protocol only: the foreign protocols have no AUTH"
             );
         }
-        let clock = Clock(Instant::now());
+        let clock = Clock::start();
         let engine = Engine::new(fence, clock.now(), cfg.max_pending);
         Ok(Server {
             poll,
