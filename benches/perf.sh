@@ -8,11 +8,16 @@
 #   bash benches/perf.sh instructions   # 5. callgrind instructions + mallocs per cycle, CPU us/cycle, syscalls/cycle
 #   bash benches/perf.sh micro          # 6. cargo bench --bench core (divan)
 #   bash benches/perf.sh all            # all of the above, in that order
+#   bash benches/perf.sh sweep          # 7. cycles/s and latency vs clients (1-1000), SVG charts
 #   bash benches/perf.sh env            # only the machine description
 #
 # Environment knobs: RUNS (repetitions per configuration, default 7), DUR (seconds per
 # load run, default 3), OUT (result directory, default target/perf), SERVER_CORE (0),
-# LOADGEN_CORE (1), SKIP_BUILD=1 (use the binaries already in target/release).
+# LOADGEN_CORE (1), SKIP_BUILD=1 (use the binaries already in target/release),
+# LOCKBOX_BIN (another server binary, e.g. an older build, for a before/after run);
+# instructions only: CG_BASE (an older server binary with symbols: its callgrind runs
+# first, in the same session, and the summary compares), CG_ONLY=1 (callgrind only).
+# Callgrind runs on target/profiling/lockbox (`cargo build --profile profiling`).
 #
 # Method: the server (lockbox or redis-server) is pinned to SERVER_CORE and loadgen to
 # LOADGEN_CORE with taskset; everything listens on 127.0.0.1 on free ports; each
@@ -29,7 +34,8 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-LOCKBOX=$TARGET_DIR/release/lockbox
+# LOCKBOX_BIN runs another server binary (e.g. an older build, for a before/after).
+LOCKBOX=${LOCKBOX_BIN:-$TARGET_DIR/release/lockbox}
 LOADGEN=$TARGET_DIR/release/loadgen
 # The same server with debug info (`--profile profiling`), for callgrind's symbols.
 LOCKBOX_PROF=$TARGET_DIR/profiling/lockbox
@@ -606,6 +612,45 @@ cmd_micro() {
     finish
 }
 
+# ---------------------------------------------------------------------------------------
+# 7. sweep: lock cycles/s and acquire latency against the number of clients, lockbox and
+#    Redis, depth 1 and 32; perf_report.py draws the charts (SVG) from the raw JSON
+# ---------------------------------------------------------------------------------------
+
+SWEEP_CLIENTS=${SWEEP_CLIENTS:-"1 10 50 100 300 1000"}
+SWEEP_DEPTHS=${SWEEP_DEPTHS:-"1 32"}
+
+cmd_sweep() {
+    begin sweep
+    build
+    [ "$(ulimit -n)" -ge 2200 ] || ulimit -n 4096 2>/dev/null || die "need an fd limit >= 2200 (ulimit -n)"
+    start_lockbox --max-connections 4000
+    start_redis --maxclients 4000
+    local r c d first
+    for ((r = 1; r <= RUNS; r++)); do
+        for d in $SWEEP_DEPTHS; do
+            for c in $SWEEP_CLIENTS; do
+                for first in $( ((r % 2)) && echo "lockbox redis" || echo "redis lockbox"); do
+                    if [ "$first" = lockbox ]; then
+                        lg "$TABLE_DIR/c${c}x${d}.lockbox.$r.json" --duration "$DUR" \
+                            --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" \
+                            --clients "$c" --pipeline "$d" --locks 10000
+                    else
+                        lg "$TABLE_DIR/c${c}x${d}.redis.$r.json" --duration "$DUR" --target redis \
+                            --server "127.0.0.1:$RD_PORT" --server-pid "$RD_PID" \
+                            --clients "$c" --pipeline "$d" --locks 10000
+                    fi
+                done
+            done
+        done
+        load "round $r"
+    done
+    stop "$LB_PID"
+    stop "$RD_PID"
+    python3 "$HELP" sweep "$TABLE_DIR" "$RUNS" "$SWEEP_CLIENTS" "$SWEEP_DEPTHS" >"$TABLE_DIR/summary.md"
+    finish
+}
+
 cmd_env() {
     machine
     echo "- load: $(uptime)"
@@ -614,7 +659,7 @@ cmd_env() {
 # ---------------------------------------------------------------------------------------
 
 usage() {
-    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -629,6 +674,7 @@ memory) cmd_memory ;;
 timers) cmd_timers ;;
 instructions) cmd_instructions ;;
 micro) cmd_micro ;;
+sweep) cmd_sweep ;;
 env) cmd_env ;;
 all)
     cmd_throughput
