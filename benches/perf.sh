@@ -9,11 +9,16 @@
 #   bash benches/perf.sh micro          # 6. cargo bench --bench core (divan)
 #   bash benches/perf.sh redis-dialect  # 7. the same Redis client workload: lockbox --redis-listen vs redis-server
 #   bash benches/perf.sh all            # all of the above, in that order
+#   bash benches/perf.sh sweep          # 8. cycles/s and latency vs clients (1-1000), SVG charts
 #   bash benches/perf.sh env            # only the machine description
 #
 # Environment knobs: RUNS (repetitions per configuration, default 7), DUR (seconds per
 # load run, default 3), OUT (result directory, default target/perf), SERVER_CORE (0),
-# LOADGEN_CORE (1), SKIP_BUILD=1 (use the binaries already in target/release).
+# LOADGEN_CORE (1), SKIP_BUILD=1 (use the binaries already in target/release),
+# LOCKBOX_BIN (another server binary, e.g. an older build, for a before/after run);
+# instructions only: CG_BASE (an older server binary with symbols: its callgrind runs
+# first, in the same session, and the summary compares), CG_ONLY=1 (callgrind only).
+# Callgrind runs on target/profiling/lockbox (`cargo build --profile profiling`).
 #
 # Method: the server (lockbox or redis-server) is pinned to SERVER_CORE and loadgen to
 # LOADGEN_CORE with taskset; everything listens on 127.0.0.1 on free ports; each
@@ -30,8 +35,11 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-LOCKBOX=$TARGET_DIR/release/lockbox
+# LOCKBOX_BIN runs another server binary (e.g. an older build, for a before/after).
+LOCKBOX=${LOCKBOX_BIN:-$TARGET_DIR/release/lockbox}
 LOADGEN=$TARGET_DIR/release/loadgen
+# The same server with debug info (`--profile profiling`), for callgrind's symbols.
+LOCKBOX_PROF=$TARGET_DIR/profiling/lockbox
 RUNS=${RUNS:-7}
 DUR=${DUR:-3}
 OUT=${OUT:-$TARGET_DIR/perf}
@@ -94,6 +102,9 @@ wait_port() {
 build() {
     if [ "${SKIP_BUILD:-0}" != 1 ]; then
         cargo build --release -p lockbox -p loadgen >&2 || die "cargo build failed"
+        if [ "${NEED_PROF:-0}" = 1 ]; then
+            cargo build --profile profiling -p lockbox >&2 || die "cargo build --profile profiling failed"
+        fi
     fi
     [ -x "$LOCKBOX" ] && [ -x "$LOADGEN" ] || die "missing $LOCKBOX or $LOADGEN"
 }
@@ -493,43 +504,65 @@ cg_dump() {
     callgrind_control -d "$CG_PID" >/dev/null 2>&1 || die "callgrind_control -d failed"
     local i
     for ((i = 0; i < 100; i++)); do
-        [ -s "$TABLE_DIR/callgrind.out.$CG_PARTS" ] && break
+        [ -s "$CG_DIR/callgrind.out.$CG_PARTS" ] && break
         sleep 0.1
     done
-    [ -s "$TABLE_DIR/callgrind.out.$CG_PARTS" ] || die "callgrind dump $CG_PARTS missing"
+    [ -s "$CG_DIR/callgrind.out.$CG_PARTS" ] || die "callgrind dump $CG_PARTS missing"
     sleep 0.2
 }
 
-cmd_instructions() {
-    begin instructions
-    build
-    need valgrind
-    need callgrind_control
-    local cfg id flags r
-    # (a) callgrind: instructions and malloc calls, from the difference of two runs
-    local port
+# cg_measure BIN DIR: runs every COST_CONFIGS workload twice (N_SMALL, N_BIG cycles)
+# against BIN under callgrind, one dump per run, into DIR (callgrind.out.N and
+# callgrind.parts, read by `perf_report.py instructions`).
+cg_measure() {
+    local bin=$1 dir=$2 cfg id flags n port
+    mkdir -p "$dir"
     port=$(free_port)
     taskset -c "$SERVER_CORE" valgrind --tool=callgrind --dump-instr=no \
-        --callgrind-out-file="$TABLE_DIR/callgrind.out" \
-        "$LOCKBOX" --listen "127.0.0.1:$port" 2>"$TABLE_DIR/valgrind.log" &
+        --callgrind-out-file="$dir/callgrind.out" \
+        "$bin" --listen "127.0.0.1:$port" 2>"$dir/valgrind.log" &
     CG_PID=$!
     STARTED+=("$CG_PID")
     CG_PARTS=0
+    CG_DIR=$dir
     wait_port "$port" 60
     cg_dump # part 1: start-up
-    : >"$TABLE_DIR/callgrind.parts"
+    : >"$dir/callgrind.parts"
     for cfg in "${COST_CONFIGS[@]}"; do
         IFS='|' read -r id flags <<<"$cfg"
         for n in "$N_SMALL" "$N_BIG"; do
             # shellcheck disable=SC2086
-            lg "$TABLE_DIR/cg.$id.$n.json" --cycles "$n" --server "127.0.0.1:$port" $flags
+            lg "$dir/cg.$id.$n.json" --cycles "$n" --server "127.0.0.1:$port" $flags
             sleep 0.5 # the server reaps the closed connections
             cg_dump
-            echo "$id $n $CG_PARTS" >>"$TABLE_DIR/callgrind.parts"
+            echo "$id $n $CG_PARTS" >>"$dir/callgrind.parts"
         done
     done
     stop "$CG_PID"
+}
+
+cmd_instructions() {
+    begin instructions
+    NEED_PROF=1 build
+    [ -x "$LOCKBOX_PROF" ] || die "missing $LOCKBOX_PROF (cargo build --profile profiling)"
+    need valgrind
+    need callgrind_control
+    local cfg id flags r
+    # (a) callgrind: instructions and malloc calls, from the difference of two runs, on
+    # the profiling build (symbols). With CG_BASE=path/to/older/lockbox the same
+    # workloads run against that binary first, in the same session, into base/.
+    if [ -n "${CG_BASE:-}" ]; then
+        [ -x "$CG_BASE" ] || die "CG_BASE=$CG_BASE is not an executable"
+        cg_measure "$CG_BASE" "$TABLE_DIR/base"
+        load "after callgrind of CG_BASE"
+    fi
+    cg_measure "$LOCKBOX_PROF" "$TABLE_DIR"
     load "after callgrind"
+    if [ "${CG_ONLY:-0}" = 1 ]; then
+        python3 "$HELP" instructions "$TABLE_DIR" >"$TABLE_DIR/summary.md"
+        finish
+        return
+    fi
     # (b) CPU time per cycle at full speed (from /proc, via loadgen --server-pid)
     start_lockbox
     for ((r = 1; r <= 3; r++)); do
@@ -621,6 +654,45 @@ cmd_micro() {
     finish
 }
 
+# ---------------------------------------------------------------------------------------
+# 7. sweep: lock cycles/s and acquire latency against the number of clients, lockbox and
+#    Redis, depth 1 and 32; perf_report.py draws the charts (SVG) from the raw JSON
+# ---------------------------------------------------------------------------------------
+
+SWEEP_CLIENTS=${SWEEP_CLIENTS:-"1 10 50 100 300 1000"}
+SWEEP_DEPTHS=${SWEEP_DEPTHS:-"1 32"}
+
+cmd_sweep() {
+    begin sweep
+    build
+    [ "$(ulimit -n)" -ge 2200 ] || ulimit -n 4096 2>/dev/null || die "need an fd limit >= 2200 (ulimit -n)"
+    start_lockbox --max-connections 4000
+    start_redis --maxclients 4000
+    local r c d first
+    for ((r = 1; r <= RUNS; r++)); do
+        for d in $SWEEP_DEPTHS; do
+            for c in $SWEEP_CLIENTS; do
+                for first in $( ((r % 2)) && echo "lockbox redis" || echo "redis lockbox"); do
+                    if [ "$first" = lockbox ]; then
+                        lg "$TABLE_DIR/c${c}x${d}.lockbox.$r.json" --duration "$DUR" \
+                            --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" \
+                            --clients "$c" --pipeline "$d" --locks 10000
+                    else
+                        lg "$TABLE_DIR/c${c}x${d}.redis.$r.json" --duration "$DUR" --target redis \
+                            --server "127.0.0.1:$RD_PORT" --server-pid "$RD_PID" \
+                            --clients "$c" --pipeline "$d" --locks 10000
+                    fi
+                done
+            done
+        done
+        load "round $r"
+    done
+    stop "$LB_PID"
+    stop "$RD_PID"
+    python3 "$HELP" sweep "$TABLE_DIR" "$RUNS" "$SWEEP_CLIENTS" "$SWEEP_DEPTHS" >"$TABLE_DIR/summary.md"
+    finish
+}
+
 cmd_env() {
     machine
     echo "- load: $(uptime)"
@@ -629,7 +701,7 @@ cmd_env() {
 # ---------------------------------------------------------------------------------------
 
 usage() {
-    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -645,6 +717,7 @@ timers) cmd_timers ;;
 instructions) cmd_instructions ;;
 micro) cmd_micro ;;
 redis-dialect) cmd_redis_dialect ;;
+sweep) cmd_sweep ;;
 env) cmd_env ;;
 all)
     cmd_throughput

@@ -11,6 +11,8 @@ into the tables of PERF.md. perf.sh calls it as `python3 benches/perf_report.py 
     memory DIR                    table 3
     timers DIR                    table 4
     instructions DIR              table 5
+    sweep DIR RUNS "CLIENTS" "DEPTHS"
+                                  table 7 and its charts (DIR/*.svg)
 
 Only the standard library; nothing here is run by the test suite.
 """
@@ -390,11 +392,135 @@ def timers(d):
             t = j["timeout_lateness_us"]
             print(f"| {names[c]} | {r} | {t['count']:,} | {fmt(j['timeouts'] / j['total_s'])} | {t['p50']} | {t['p90']} | "
                   f"{t['p99']} | {t['p999']} | {t['max']} | {fmt(srv_pct(j))} | {fmt(lgcpu(j))} |")
+    timer_chart(d)
     rt = [j["acquire_us"] for j in rtt if j]
     if rt:
         print(f"\nFor reference, an unloaded loopback PING round trip (1 client, depth 1, 3 runs of 2 s): "
               f"p50 {fmt(med(x['p50'] for x in rt))} us, p99 {fmt(med(x['p99'] for x in rt))} us, "
               f"p99.9 {fmt(med(x['p999'] for x in rt))} us.")
+
+
+# --- charts (hand-written SVG, standard library only) ------------------------------------
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+
+def _esc(t):
+    return str(t).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+def _ticks(lo, hi, log):
+    import math
+    if log:
+        return [10 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
+    step = 10 ** math.floor(math.log10(max(hi - lo, 1e-9)))
+    for m in (1, 2, 5, 10):
+        if (hi - lo) / (step * m) <= 6:
+            step *= m
+            break
+    t, out = math.floor(lo / step) * step, []
+    while t <= hi + step / 2:
+        out.append(t)
+        t += step
+    return out
+
+def svg_chart(path, title, xlabel, ylabel, series, logx=False, logy=False, xcats=None):
+    """A line chart of series {name: [(x, y), ...]} (x numeric, or an index into
+    xcats for categorical axes), written to path."""
+    import math
+    W, H, L, R, T, B = 720, 420, 80, 170, 40, 60
+    pts = [(x, y) for v in series.values() for x, y in v if y is not None and y > 0]
+    if not pts:
+        return
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    x0, x1 = (min(xs), max(xs)) if not xcats else (0, len(xcats) - 1)
+    y0, y1 = (min(ys), max(ys)) if logy else (0, max(ys) * 1.08)
+    xt = list(range(len(xcats))) if xcats else _ticks(x0, x1, logx)
+    yt = _ticks(y0, y1, logy)
+    if logy:
+        y0, y1 = yt[0], yt[-1]
+    if logx and not xcats:
+        x0, x1 = min(x0, xt[0]), max(x1, xt[-1])
+    fx = (lambda v: math.log10(v)) if logx and not xcats else (lambda v: v)
+    fy = (lambda v: math.log10(v)) if logy else (lambda v: v)
+    sx = lambda v: L + (fx(v) - fx(x0)) / ((fx(x1) - fx(x0)) or 1) * (W - L - R)
+    sy = lambda v: H - B - (fy(v) - fy(y0)) / ((fy(y1) - fy(y0)) or 1) * (H - T - B)
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H}" fill="white"/>',
+         f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">{_esc(title)}</text>']
+    for t in yt:
+        if y0 <= t <= y1:
+            y = sy(t)
+            o.append(f'<line x1="{L}" y1="{y:.1f}" x2="{W - R}" y2="{y:.1f}" stroke="#ddd"/>')
+            o.append(f'<text x="{L - 6}" y="{y + 4:.1f}" text-anchor="end">{fmt(t) if t >= 1 else t}</text>')
+    for i, t in enumerate(xt):
+        x = sx(t)
+        lab = xcats[t] if xcats else fmt(t)
+        o.append(f'<line x1="{x:.1f}" y1="{T}" x2="{x:.1f}" y2="{H - B}" stroke="#eee"/>')
+        o.append(f'<text x="{x:.1f}" y="{H - B + 16}" text-anchor="middle">{_esc(lab)}</text>')
+    o.append(f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#444"/>')
+    o.append(f'<text x="{(L + W - R) / 2}" y="{H - 18}" text-anchor="middle">{_esc(xlabel)}</text>')
+    o.append(f'<text x="18" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 18 {(T + H - B) / 2})">{_esc(ylabel)}</text>')
+    for i, (name, v) in enumerate(series.items()):
+        c = COLORS[i % len(COLORS)]
+        v = [(x, y) for x, y in v if y is not None and y > 0]
+        if v:
+            d = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in v)
+            o.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="2"/>')
+            o += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{c}"/>' for x, y in v]
+        ly = T + 14 + 18 * i
+        o.append(f'<line x1="{W - R + 12}" y1="{ly - 4}" x2="{W - R + 32}" y2="{ly - 4}" stroke="{c}" stroke-width="2"/>')
+        o.append(f'<text x="{W - R + 38}" y="{ly}">{_esc(name)}</text>')
+    o.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(o) + "\n")
+
+PCTS = [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max")]
+
+def sweep(d, n, clients, depths):
+    n, clients, depths = int(n), [int(c) for c in clients.split()], [int(x) for x in depths.split()]
+    get = lambda c, dep, tag: runs(d, f"c{c}x{dep}", tag, n)
+    print(f"Lock cycles/s against clients, 10,000 names, median of {n} interleaved "
+          "lockbox / Redis runs; acquire latency in us (median over the runs of each "
+          "percentile; loadgen reports p50, p90, p99, p99.9 and max, not p99.99).\n")
+    print("| depth | clients | lockbox cycles/s | Redis cycles/s | lockbox / Redis | lockbox acquire p50 / p99 / p99.9 | Redis acquire p50 / p99 / p99.9 | other CPU % |")
+    print("|---|---|---|---|---|---|---|---|")
+    thr = {}
+    for dep in depths:
+        for c in clients:
+            a, b = get(c, dep, "lockbox"), get(c, dep, "redis")
+            r, _, _ = ratio_med(a, b)
+            ma, mb = med(map(cps, a)), med(map(cps, b))
+            thr.setdefault(f"lockbox, depth {dep}", []).append((c, ma))
+            thr.setdefault(f"Redis, depth {dep}", []).append((c, mb))
+            la = " / ".join(fmt(med(lat(j, k) for j in a)) for k in ("p50", "p99", "p999"))
+            lb = " / ".join(fmt(med(lat(j, k) for j in b)) for k in ("p50", "p99", "p999"))
+            oth = med(others(d, f"c{c}x{dep}", "lockbox", n) + others(d, f"c{c}x{dep}", "redis", n))
+            print(f"| {dep} | {c:,} | {fmt(ma)} | {fmt(mb)} | **{fmt(r, 2)}x** | {la} | {lb} | {fmt(oth)} |")
+    svg_chart(os.path.join(d, "sweep_cycles.svg"), "Lock cycles/s against clients (10,000 names)",
+              "clients (log scale)", "lock cycles/s", thr, logx=True)
+    for dep in depths:
+        c = 50 if 50 in clients else clients[len(clients) // 2]
+        series = {}
+        for tag, name in (("lockbox", "lockbox"), ("redis", "Redis")):
+            js = get(c, dep, tag)
+            series[name] = [(i, med(lat(j, k) for j in js)) for i, (k, _) in enumerate(PCTS)]
+        svg_chart(os.path.join(d, f"sweep_latency_{c}x{dep}.svg"),
+                  f"Acquire latency percentiles, {c} clients, depth {dep}", "percentile",
+                  "acquire latency, us (log scale)", series, logy=True,
+                  xcats=[lab for _, lab in PCTS])
+    print("\nCharts: " + ", ".join(sorted(f for f in os.listdir(d) if f.endswith(".svg"))))
+
+def timer_chart(d):
+    """The lateness percentiles of every timers run, one line per run."""
+    series = {}
+    for c in ("light", "heavy"):
+        for r in (1, 2, 3):
+            j = load(os.path.join(d, f"{c}.{r}.json"))
+            if j and j["timeout_lateness_us"]["count"]:
+                t = j["timeout_lateness_us"]
+                series[f"{c} run {r}"] = [(i, t[k]) for i, (k, _) in enumerate(PCTS)]
+    svg_chart(os.path.join(d, "timer_lateness.svg"), "Wait-deadline lateness (client-side), wait=10",
+              "percentile", "lateness, us (log scale)", series, logy=True,
+              xcats=[lab for _, lab in PCTS])
 
 # --- callgrind ---------------------------------------------------------------------------
 
@@ -443,7 +569,36 @@ def callgrind(path):
                         self_ir[fn] += int(parts[1])
     return total, self_ir, calls
 
+def ir_per_cycle(d):
+    """{workload: user-space instructions per cycle} from the callgrind runs in d."""
+    parts = {}
+    with open(os.path.join(d, "callgrind.parts")) as f:
+        for line in f:
+            cid, n, p = line.split()
+            parts[(cid, int(n))] = int(p)
+    out = {}
+    for cid in dict.fromkeys(c for c, _ in parts):
+        ns = sorted(n for (c, n) in parts if c == cid)[:2]
+        if len(ns) < 2:
+            continue
+        tot = [callgrind(os.path.join(d, f"callgrind.out.{parts[(cid, n)]}"))[0] for n in ns]
+        cyc = [(load(os.path.join(d, f"cg.{cid}.{n}.json")) or {}).get("cycles", n) for n in ns]
+        out[cid] = (tot[1] - tot[0]) / (cyc[1] - cyc[0])
+    return out
+
 def instructions(d):
+    base = os.path.join(d, "base")
+    if os.path.exists(os.path.join(base, "callgrind.parts")):
+        before, after = ir_per_cycle(base), ir_per_cycle(d)
+        print("**Before / after** (same session, same workloads: the CG_BASE binary's "
+              "callgrind runs first, then this build's). User-space instructions per cycle:\n")
+        print("| workload | before | after | change |")
+        print("|---|---|---|---|")
+        for cid, a in after.items():
+            b = before.get(cid)
+            ch = f"{100 * (a - b) / b:+.1f}%" if b else "n/a"
+            print(f"| {cid} | {fmt(b)} | **{fmt(a)}** | {ch} |")
+        print()
     parts = {}
     with open(os.path.join(d, "callgrind.parts")) as f:
         for line in f:
@@ -546,4 +701,4 @@ def instructions(d):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"throughput": throughput, "ceiling": ceiling, "cpusnap": cpusnap, "count": count, "idle": idle,
-     "memory": memory, "timers": timers, "instructions": instructions}[cmd](*args)
+     "memory": memory, "timers": timers, "instructions": instructions, "sweep": sweep}[cmd](*args)

@@ -3,6 +3,8 @@
 //! # Layout
 //! Each layer calls only the ones below it: server -> proto -> engine -> table ->
 //! wheel / list.
+//! - [`clock`]: the server's monotonic millisecond clock (cheap enough to read per
+//!   read batch).
 //! - [`config`]: `Config` and the command-line parser that builds it.
 //! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap.
 //! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes, each a
@@ -31,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod fence;

@@ -89,6 +89,7 @@ impl List {
     }
 
     /// Appends element `idx` (which must be in no list of this chain).
+    #[inline]
     pub fn push_back<T>(&mut self, slab: &mut Slab<T>, chain: &Chain<T>, idx: u32) {
         let link = (chain.get_mut)(&mut slab[idx as usize]);
         debug_assert_eq!(
@@ -108,6 +109,11 @@ impl List {
     }
 
     /// Removes element `idx` (which must be in this list) in O(1).
+    ///
+    /// `push_back` and `unlink` are `#[inline]` so that the chain's accessors are
+    /// known at the call site: called out of line, through the `Chain`'s function
+    /// pointers, they cost about 100 more instructions per lock cycle (callgrind).
+    #[inline]
     pub fn unlink<T>(&mut self, slab: &mut Slab<T>, chain: &Chain<T>, idx: u32) {
         debug_assert!(self.len > 0, "unlink of element {idx} from an empty list");
         let link = std::mem::replace((chain.get_mut)(&mut slab[idx as usize]), Link::UNLINKED);

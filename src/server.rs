@@ -27,10 +27,17 @@
 //! - A key is on `resume` when its connection has unread or undecoded input that no
 //!   readiness event will report again: its turn ran out or it was just un-paused.
 //!   `resume` is taken at the start of an iteration, so each connection gets at most one
-//!   turn of `READ_BUDGET` bytes and `TURN_MS` of work per iteration.
+//!   turn of `READ_BUDGET` bytes and `TURN_MS` of work per iteration (checked every
+//!   `TURN_CHECK_REQUESTS` requests, and after any request that wrote
+//!   `TURN_CHECK_BYTES` of output).
+//! - The clock is read once per read batch, right after the `read` that returned the
+//!   bytes, so every request in them counts its deadlines from a moment at or after its
+//!   bytes arrived (never earlier): deadlines never fire early. Input held back from an
+//!   earlier iteration gets the clock of the moment it is decoded.
 //! - `Phase::Closed` iff the key is in `closing`; `reap` frees exactly those, at the end
 //!   of the iteration, and only then does the engine release their claims.
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
 use crate::fence::{wall_clock_ns, Fence};
@@ -42,7 +49,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Listener `i` has token `LISTENER_BASE - i`; connections use their slab key.
 const LISTENER_BASE: usize = usize::MAX;
@@ -57,6 +64,12 @@ const READ_BUDGET: usize = 256 * 1024;
 /// Milliseconds of request handling one connection gets per turn (a burst of costly
 /// requests such as `LIST` on a big table must not stall every other connection).
 const TURN_MS: u64 = 2;
+/// Requests handled on one read batch's clock reading before the turn's time is
+/// checked again (the clock is not read per request).
+const TURN_CHECK_REQUESTS: u32 = 16;
+/// A request that wrote at least this much output (a big `LIST`, `CLIENTS`) has the
+/// turn's time checked at once.
+const TURN_CHECK_BYTES: usize = 4096;
 /// An emptied output buffer bigger than this is given back to the allocator.
 const OUT_KEEP: usize = 64 * 1024;
 /// An emptied partial-input buffer bigger than this is given back to the allocator.
@@ -91,23 +104,6 @@ struct Conn {
     writable: bool,
     /// Reading stopped because the output passed the high-water mark.
     paused: bool,
-}
-
-/// Milliseconds on a monotonic clock that starts with the server.
-#[derive(Clone, Copy, Debug)]
-struct Clock(Instant);
-
-impl Clock {
-    fn now(&self) -> u64 {
-        self.0.elapsed().as_millis() as u64
-    }
-    /// Time left until millisecond `ms` begins.
-    fn until(&self, ms: u64) -> Duration {
-        match self.0.checked_add(Duration::from_millis(ms)) {
-            Some(at) => at.saturating_duration_since(Instant::now()),
-            None => Duration::MAX,
-        }
-    }
 }
 
 /// How a connection's turn at the loop ended.
@@ -205,7 +201,7 @@ impl Server {
                 "--auth-file protects the native protocol only: the foreign protocols have no AUTH"
             );
         }
-        let clock = Clock(Instant::now());
+        let clock = Clock::start();
         let engine = Engine::new(fence, clock.now(), cfg.max_pending);
         Ok(Server {
             poll,
@@ -279,10 +275,14 @@ impl Server {
                 self.resume = resume; // keep the capacity
             }
             // Deadlines: timeouts, expiries, and the grants they cause.
-            self.engine.advance(self.clock.now());
+            if self.engine.next_wake().is_some() {
+                self.engine.advance(self.clock.now());
+            }
             self.route_events();
             self.flush();
-            self.reap(self.clock.now());
+            if !self.closing.is_empty() {
+                self.reap(self.clock.now());
+            }
         }
     }
 
@@ -373,12 +373,15 @@ impl Server {
     /// EOF or the end of the connection's turn: [`READ_BUDGET`] bytes or [`TURN_MS`] of
     /// work, after which it waits on the `resume` list for the next iteration (fairness).
     fn read(&mut self, k: usize, drain: Drain) {
-        let turn_end = self.clock.now() + TURN_MS;
-        if self.conns.get(k).is_some_and(|c| !c.partial.is_empty())
-            && self.dispatch(k, Source::Partial, turn_end) == Turn::Yielded
-        {
-            self.resume.push(k);
-            return;
+        // Set by the turn's first clock reading.
+        let mut turn_end = None;
+        if self.conns.get(k).is_some_and(|c| !c.partial.is_empty()) {
+            let now = self.clock.now();
+            let end = *turn_end.insert(now + TURN_MS);
+            if self.dispatch(k, Source::Partial, now, end) == Turn::Yielded {
+                self.resume.push(k);
+                return;
+            }
         }
         let mut budget = READ_BUDGET;
         loop {
@@ -407,11 +410,14 @@ impl Server {
                 Ok(n) => {
                     self.stats.bytes_in += n as u64;
                     budget = budget.saturating_sub(n);
+                    // One clock reading for the batch: all of it has arrived by now.
+                    let now = self.clock.now();
+                    let end = *turn_end.get_or_insert(now + TURN_MS);
                     let turn = if conn.partial.is_empty() {
-                        self.dispatch(k, Source::Shared(n), turn_end)
+                        self.dispatch(k, Source::Shared(n), now, end)
                     } else {
                         conn.partial.extend_from_slice(&self.rbuf[..n]);
-                        self.dispatch(k, Source::Partial, turn_end)
+                        self.dispatch(k, Source::Partial, now, end)
                     };
                     if turn == Turn::Done && n < self.rbuf.len() && drain == Drain::UntilShortRead {
                         // The kernel had no more: skip the read that would say WouldBlock.
@@ -437,11 +443,13 @@ impl Server {
     /// Decodes and handles every complete request in `src`, routing engine events
     /// after each one; keeps what is left in the connection's `partial` buffer.
     ///
-    /// Each request gets the clock's time when it is handled, so its deadlines never
-    /// start before it was read. Stops early (`Yielded`) once the clock passes `turn_end`.
-    fn dispatch(&mut self, k: usize, src: Source, turn_end: u64) -> Turn {
+    /// `now` is the clock read after the bytes in `src` were read, so no request's
+    /// deadlines start before it was read; it is read again whenever the turn's time is
+    /// checked. Stops early (`Yielded`) once the clock passes `turn_end`.
+    fn dispatch(&mut self, k: usize, src: Source, mut now: u64, turn_end: u64) -> Turn {
         let mut pos = 0;
         let mut turn = Turn::Done;
+        let mut unchecked = 0;
         loop {
             let Some(conn) = self.conns.get_mut(k) else {
                 return turn;
@@ -459,11 +467,11 @@ impl Server {
                 conn.paused = true;
                 break;
             }
-            let now = self.clock.now();
             if now >= turn_end {
                 turn = Turn::Yielded;
                 break;
             }
+            let out_before = conn.out.len();
             let mut cx = Ctx {
                 engine: &mut self.engine,
                 client: k as ClientId,
@@ -480,6 +488,11 @@ impl Server {
                     pos += n;
                     conn.phase = Phase::Draining;
                 }
+            }
+            unchecked += 1;
+            if unchecked >= TURN_CHECK_REQUESTS || conn.out.len() >= out_before + TURN_CHECK_BYTES {
+                unchecked = 0;
+                now = self.clock.now();
             }
             if !conn.out.is_empty() || conn.phase != Phase::Open {
                 self.mark_dirty(k);

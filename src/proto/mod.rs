@@ -224,29 +224,86 @@ pub fn push_label(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
 /// Decimal digits of `u64::MAX`.
 pub const U64_DIGITS: usize = 20;
 
-/// Appends the decimal digits of `n`.
-pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; U64_DIGITS];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// "00" to "99": two decimal digits per table lookup.
+static DIGIT_PAIRS: [u8; 200] = digit_pairs();
+
+const fn digit_pairs() -> [u8; 200] {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
     }
-    out.extend_from_slice(&buf[i..]);
+    t
+}
+
+/// Appends the decimal digits of `n` (a 19-digit fencing token is in every grant):
+/// eight digits per `u64` division, then two per table lookup in `u32` arithmetic,
+/// written into a fixed buffer and appended in one fixed-size copy.
+pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let len = n.checked_ilog10().map_or(1, |l| l as usize + 1);
+    let mut buf = [0u8; U64_DIGITS];
+    let mut i = len;
+    while n >= 100_000_000 {
+        let chunk = (n % 100_000_000) as u32;
+        n /= 100_000_000;
+        i -= 8;
+        let (hi, lo) = (chunk / 10_000, chunk % 10_000);
+        put_pair(&mut buf, i, hi / 100);
+        put_pair(&mut buf, i + 2, hi % 100);
+        put_pair(&mut buf, i + 4, lo / 100);
+        put_pair(&mut buf, i + 6, lo % 100);
+    }
+    let mut m = n as u32;
+    while m >= 100 {
+        i -= 2;
+        put_pair(&mut buf, i, m % 100);
+        m /= 100;
+    }
+    if m >= 10 {
+        put_pair(&mut buf, i - 2, m);
+    } else {
+        buf[i - 1] = b'0' + m as u8;
+    }
+    let at = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(at + len);
+}
+
+/// Writes the two digits of `pair` (< 100) at `buf[at..at + 2]`.
+fn put_pair(buf: &mut [u8; U64_DIGITS], at: usize, pair: u32) {
+    let d = pair as usize * 2;
+    buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn push_u64_digits() {
-        for n in [0u64, 7, 10, 99, 1234567890, u64::MAX] {
-            let mut v = Vec::new();
+        let mut rng = crate::testrng::Rng::new(7);
+        let edges = [
+            0u64,
+            7,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            1234567890,
+            u64::MAX,
+        ];
+        let random = (0..10_000).map(|_| rng.next_u64() >> rng.below(64));
+        let powers = (0..20).flat_map(|p| {
+            let t = 10u64.pow(p);
+            [t - 1, t, t + 1]
+        });
+        for n in edges.into_iter().chain(random).chain(powers) {
+            let mut v = b"x".to_vec();
             super::push_u64(&mut v, n);
-            assert_eq!(v, n.to_string().as_bytes());
+            assert_eq!(v, format!("x{n}").as_bytes());
         }
     }
 }

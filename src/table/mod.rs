@@ -418,21 +418,25 @@ impl<P> Table<P> {
             name.len()
         );
         let hash = self.hash(name);
-        let l = match self.find_lock(hash, name) {
-            Some(l) => l,
-            None => {
+        let (locks, hasher) = (&self.locks, &self.hasher);
+        // One probe finds the lock or the slot for a new one. Growing the index rehashes
+        // every name (amortized O(1) per insert); not storing the hash saves 8 bytes per
+        // lock.
+        let entry = self.index.entry(
+            hash,
+            |&l| locks[l as usize].name.as_slice() == name,
+            |&i| hasher.hash_one(locks[i as usize].name.as_slice()),
+        );
+        let l = match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => *e.get(),
+            hashbrown::hash_table::Entry::Vacant(v) => {
                 let l = self.locks.insert(Lock {
                     name: new_name(&mut self.spare_names, name),
                     holds: List::EMPTY,
                     waiters: List::EMPTY,
                     exclusive: false,
                 }) as u32;
-                let (locks, hasher) = (&self.locks, &self.hasher);
-                // Growing the index rehashes every name (amortized O(1) per insert); not
-                // storing the hash saves 8 bytes per lock.
-                self.index.insert_unique(hash, l, |&i| {
-                    hasher.hash_one(locks[i as usize].name.as_slice())
-                });
+                v.insert(l);
                 l
             }
         };

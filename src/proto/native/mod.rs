@@ -39,6 +39,7 @@ use crate::engine::{
     AcquireRequest, Acquired, Engine, Event, EventKind, FindError, Mode, DETACHED,
 };
 
+mod fast;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -208,8 +209,16 @@ impl Session {
 }
 
 impl Wire for Session {
-    /// Decodes and executes at most one line.
+    /// Decodes and executes at most one line: `LOCK` and `UNLOCK` lines in canonical
+    /// form through the one-pass fast path, everything else through the line framing
+    /// and the general parser.
     fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        if let Some((line, used)) = fast::parse_line(input, self.max_line) {
+            return match self.execute(line, cx) {
+                Flow::Continue => Progress::Consumed(used),
+                Flow::Close => Progress::Close(used),
+            };
+        }
         decode_line(
             Protocol::Native,
             input,
