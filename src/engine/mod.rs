@@ -18,8 +18,13 @@
 //! - Client slots are indexed by the server's connection key; a slot is `Some` exactly
 //!   between [`Engine::connect`] and [`Engine::disconnect`], and a client with no slot
 //!   owns no claim.
+//! - Every grant adds one observation to the grant-wait histogram (0 ms when immediate)
+//!   and every hold that ends (release, expiry, disconnect, force release) one to the
+//!   hold-duration histogram, so their counts equal `grants_total` and the grants minus
+//!   the current holds.
 
 use crate::fence::Fence;
+use crate::histogram::Histogram;
 use crate::table::{Acquire, ClaimId, Grant, State, Table};
 use crate::wheel::{TimerId, Wheel};
 use smallvec::SmallVec;
@@ -48,6 +53,10 @@ pub struct Pending {
     tag: Tag,
     timer: Option<TimerId>,
     hold: Option<u32>,
+    /// When the request arrived, then (once granted) when it was granted: the low 32
+    /// bits of the ms clock (a `u64` would grow the claim past its budget; durations
+    /// are taken with wrapping arithmetic, exact below 2^32 ms, 49 days).
+    since: u32,
 }
 
 /// An acquire request, as every codec expresses it.
@@ -149,6 +158,8 @@ pub struct Counters {
     pub expired_total: u64,
     /// Holds released because their connection closed.
     pub released_on_disconnect_total: u64,
+    /// Acquires refused because the client had `max_pending` holds and waits.
+    pub limit_refusals_total: u64,
 }
 
 /// Who holds a lock exclusively.
@@ -186,6 +197,10 @@ pub struct Engine {
     scratch: Vec<ClaimId>,
     started: u64,
     max_pending: u32,
+    /// Time from request to grant of every grant (0 for immediate ones).
+    grant_wait: Histogram,
+    /// Time from grant to release, expiry or disconnect of every hold that ended.
+    hold_duration: Histogram,
 }
 
 impl Engine {
@@ -204,6 +219,8 @@ impl Engine {
             scratch: Vec::new(),
             started: now,
             max_pending,
+            grant_wait: Histogram::default(),
+            hold_duration: Histogram::default(),
         }
     }
 
@@ -276,12 +293,14 @@ impl Engine {
     ) -> Acquired {
         let (holds, waits) = self.table.owner_counts(client);
         if holds + waits >= self.max_pending {
+            self.counters.limit_refusals_total += 1;
             return Acquired::Limit;
         }
         let data = Pending {
             tag: Tag::from_slice(tag),
             timer: None,
             hold: req.hold,
+            since: now as u32,
         };
         match self.table.acquire(
             client,
@@ -297,6 +316,7 @@ impl Engine {
                 holders,
             } => {
                 self.counters.grants_total += 1;
+                self.grant_wait.observe(0);
                 self.start_hold_timer(claim, now);
                 Acquired::Granted { token, holders }
             }
@@ -539,6 +559,17 @@ impl Engine {
         self.counters
     }
 
+    /// Milliseconds from request to grant, of every grant since start.
+    pub fn grant_wait(&self) -> &Histogram {
+        &self.grant_wait
+    }
+
+    /// Milliseconds from grant to end (release, expiry, disconnect) of every hold that
+    /// ended since start.
+    pub fn hold_duration(&self) -> &Histogram {
+        &self.hold_duration
+    }
+
     /// Milliseconds since the engine started.
     pub fn uptime(&self, now: u64) -> u64 {
         now.saturating_sub(self.started)
@@ -575,8 +606,12 @@ impl Engine {
 
     /// Removes a claim, cancelling its timer, and processes the grants it causes.
     fn remove(&mut self, claim: ClaimId, now: u64) {
-        if let Some(t) = self.table.claim_mut(claim).data.timer.take() {
+        let c = self.table.claim_mut(claim);
+        if let Some(t) = c.data.timer.take() {
             self.wheel.cancel(t);
+        }
+        if c.token().is_some() {
+            self.hold_duration.observe(elapsed(c.data.since, now));
         }
         let mut granted = std::mem::take(&mut self.granted);
         self.table.remove(claim, &mut granted);
@@ -586,6 +621,8 @@ impl Engine {
             if let Some(t) = c.data.timer.take() {
                 self.wheel.cancel(t);
             }
+            self.grant_wait.observe(elapsed(c.data.since, now));
+            c.data.since = now as u32;
             let shared = matches!(c.mode(), Mode::Shared { .. });
             let token = c.token().unwrap_or(0);
             let event = Event {
@@ -614,6 +651,11 @@ impl Engine {
             self.table.claim_mut(claim).data.timer = Some(id);
         }
     }
+}
+
+/// Milliseconds from `since` (the low 32 bits of an earlier `now`) to `now`.
+fn elapsed(since: u32, now: u64) -> u64 {
+    u64::from((now as u32).wrapping_sub(since))
 }
 
 /// The deadline for a duration of `ms` starting in millisecond `now` (see module doc).
