@@ -34,9 +34,12 @@
 pub mod config;
 pub mod engine;
 pub mod fence;
+pub mod histogram;
 pub mod list;
+pub mod lograte;
 pub mod proto;
 pub mod server;
+pub mod signals;
 pub mod table;
 pub mod wheel;
 

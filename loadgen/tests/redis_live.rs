@@ -1,5 +1,5 @@
-//! A short run against a real Redis, started on a free loopback port. Skips (and says
-//! why) when `redis-server` is not installed.
+//! A short run against a real Redis, started on a free loopback port. Skips, with a
+//! `SKIP` line on the terminal saying why, when `redis-server` is not installed.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +12,16 @@ impl Drop for Redis {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Says on the terminal that the test is skipped: cargo's test harness captures
+/// `print!`/`eprint!` of passing tests, so this writes to stderr directly.
+fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP loadgen against redis-server: {why}"
+    );
 }
 
 fn start_redis() -> Option<(Redis, String)> {
@@ -36,7 +46,9 @@ fn start_redis() -> Option<(Redis, String)> {
     let child = match child {
         Ok(c) => Redis(c),
         Err(e) => {
-            println!("SKIP: cannot start redis-server ({e}); install it with apt-get install redis-server");
+            skip(&format!(
+                "cannot start redis-server ({e}); install it with apt-get install redis-server"
+            ));
             return None;
         }
     };
@@ -48,7 +60,7 @@ fn start_redis() -> Option<(Redis, String)> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("SKIP: redis-server did not start listening on {addr}");
+    skip(&format!("redis-server did not start listening on {addr}"));
     None
 }
 

@@ -9,7 +9,8 @@
 //! Neither the engine nor the server knows any wire format.
 //!
 //! - [`native`]: lockbox's own protocol; [`lockd`], [`locker`], [`officer`],
-//!   [`livemutex`]: the foreign protocols lockbox speaks for migrating clients.
+//!   [`livemutex`]: the foreign protocols lockbox speaks for migrating clients;
+//!   [`metrics`]: the Prometheus endpoint, an HTTP responder.
 //! - [`framing`]: line framing shared by the line protocols; [`json`]: the JSON writer;
 //!   [`names`]: foreign names to engine names; [`requests`]: the map of client-named
 //!   requests (locker, live-mutex).
@@ -24,6 +25,7 @@ pub mod json;
 pub mod livemutex;
 pub mod lockd;
 pub mod locker;
+pub mod metrics;
 pub mod names;
 pub mod native;
 pub mod officer;
@@ -33,11 +35,26 @@ pub mod resp;
 
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
+use crate::lograte::RefusalLog;
+use std::fmt;
+use std::net::SocketAddr;
 
 /// Server-wide totals of the wire side, kept by the server and the codecs for native
-/// `STATS` and lockd's `q`.
+/// `STATS`, lockd's `q` and the metrics endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
+    /// Open connections, per protocol (indexed by [`Protocol`]).
+    pub open_connections: [u64; Protocol::ALL.len()],
+    /// Connections accepted, per protocol.
+    pub connections_total: [u64; Protocol::ALL.len()],
+    /// Requests decoded (lines, frames, HTTP requests), per protocol.
+    pub requests_total: [u64; Protocol::ALL.len()],
+    /// Connections refused at `--max-connections`.
+    pub refused_connections_total: u64,
+    /// `AUTH` requests with a wrong secret.
+    pub auth_failures_total: u64,
+    /// The rate limits of the refusal warnings.
+    pub refusal_log: RefusalLog,
     /// Bytes read from clients.
     pub bytes_in: u64,
     /// Bytes written to clients.
@@ -90,9 +107,21 @@ pub enum Protocol {
     Officer,
     /// live-mutex's JSON lines.
     LiveMutex,
+    /// The Prometheus metrics endpoint (HTTP).
+    Metrics,
 }
 
 impl Protocol {
+    /// Every protocol, in listener order (the index is `protocol as usize`).
+    pub const ALL: [Protocol; 6] = [
+        Protocol::Native,
+        Protocol::Lockd,
+        Protocol::Locker,
+        Protocol::Officer,
+        Protocol::LiveMutex,
+        Protocol::Metrics,
+    ];
+
     /// The protocol's name in logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -101,6 +130,7 @@ impl Protocol {
             Protocol::Locker => "locker",
             Protocol::Officer => "officer",
             Protocol::LiveMutex => "live-mutex",
+            Protocol::Metrics => "metrics",
         }
     }
 
@@ -111,6 +141,7 @@ impl Protocol {
             (Protocol::Locker, cfg.locker_listen),
             (Protocol::Officer, cfg.officer_listen),
             (Protocol::LiveMutex, cfg.livemutex_listen),
+            (Protocol::Metrics, cfg.metrics_listen),
         ];
         let mut v = vec![(Protocol::Native, cfg.listen)];
         v.extend(optional.into_iter().filter_map(|(p, a)| Some((p, a?))));
@@ -122,6 +153,7 @@ impl Protocol {
     pub fn refusal(self) -> Option<&'static [u8]> {
         match self {
             Protocol::Native => Some(native::TOO_MANY_CONNECTIONS),
+            Protocol::Metrics => Some(metrics::TOO_MANY_CONNECTIONS),
             _ => None,
         }
     }
@@ -152,6 +184,8 @@ pub enum Codec {
     Officer(officer::Session),
     /// live-mutex.
     LiveMutex(livemutex::Session),
+    /// The metrics endpoint.
+    Metrics(metrics::Session),
 }
 
 /// Calls the same [`Wire`] method on whichever session `codec` holds.
@@ -163,6 +197,7 @@ macro_rules! each_session {
             Codec::Locker($s) => $call,
             Codec::Officer($s) => $call,
             Codec::LiveMutex($s) => $call,
+            Codec::Metrics($s) => $call,
         }
     };
 }
@@ -176,6 +211,7 @@ impl Codec {
             Protocol::Locker => Codec::Locker(locker::Session::new(cfg)),
             Protocol::Officer => Codec::Officer(officer::Session::new(cfg)),
             Protocol::LiveMutex => Codec::LiveMutex(livemutex::Session::new(cfg)),
+            Protocol::Metrics => Codec::Metrics(metrics::Session::new()),
         }
     }
 
@@ -192,6 +228,49 @@ impl Codec {
     /// Called just before the engine forgets the connection (its claims still exist).
     pub fn on_close(&mut self, cx: &mut Ctx) {
         each_session!(self, s => s.on_close(cx))
+    }
+}
+
+/// A client as log lines name it: `ip:port`, and its friendly name in parentheses when
+/// it has one (never the server's internal connection key).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer<'a> {
+    /// The peer address (unspecified if the client is gone).
+    pub addr: SocketAddr,
+    /// The friendly name, if set.
+    pub name: Option<&'a [u8]>,
+}
+
+impl<'a> Peer<'a> {
+    /// The client `client` of `engine`.
+    pub fn of(engine: &'a Engine, client: ClientId) -> Peer<'a> {
+        match engine.client(client) {
+            Some(c) => Peer {
+                addr: c.addr(),
+                name: c.name(),
+            },
+            None => Peer {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                name: None,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr)?;
+        if let Some(name) = self.name {
+            f.write_str(" (")?;
+            for chunk in name.utf8_chunks() {
+                f.write_str(chunk.valid())?;
+                for b in chunk.invalid() {
+                    write!(f, "\\x{b:02x}")?;
+                }
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
     }
 }
 
