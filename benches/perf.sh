@@ -14,6 +14,11 @@
 # load run, default 3), OUT (result directory, default target/perf), SERVER_CORE (0),
 # LOADGEN_CORE (1), SKIP_BUILD=1 (use the binaries already in target/release).
 #
+# A quick check that a table still runs (seconds, not minutes; numbers too noisy to quote):
+#
+#   RUNS=1 DUR=1 bash benches/perf.sh throughput
+#   RUNS=1 DUR=1 SKIP_BUILD=1 bash benches/perf.sh ceiling
+#
 # Method: the server (lockbox or redis-server) is pinned to SERVER_CORE and loadgen to
 # LOADGEN_CORE with taskset; everything listens on 127.0.0.1 on free ports; each
 # configuration is run RUNS times, lockbox and Redis (or lock and PING) runs interleaved
@@ -586,8 +591,9 @@ cmd_env() {
 
 # ---------------------------------------------------------------------------------------
 
+# The whole comment block at the top of this file, without its comment marks.
 usage() {
-    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^[^#]/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
     exit 2
 }
 
