@@ -4,16 +4,20 @@
 //! Each layer calls only the ones below it: server -> proto -> engine -> table ->
 //! wheel / list.
 //! - [`config`]: `Config` and the command-line parser that builds it.
-//! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap.
+//! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap;
+//!   with [`signals`] (SIGINT/SIGTERM as poll readiness) and [`lograte`] (rate limits of
+//!   the refusal warnings).
 //! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes, each a
 //!   typed `parse` then `execute` behind the [`proto::Wire`] contract:
 //!   - [`proto::native`] (grammar in its `parse` module), and the foreign
 //!     [`proto::lockd`], [`proto::locker`], [`proto::officer`], [`proto::livemutex`];
+//!   - [`proto::metrics`]: the Prometheus endpoint, an HTTP/1.1 responder;
 //!   - their shared parts: [`proto::framing`] (lines), [`proto::json`] (the JSON
 //!     writer), [`proto::names`] (foreign names to engine names), [`proto::requests`]
 //!     (client-named requests).
 //! - [`engine`]: the protocol-agnostic core: table + wheel + clients + counters; requests
-//!   in, events out. It re-exports the table's vocabulary the codecs use.
+//!   in, events out. It re-exports the table's vocabulary the codecs use. Its grant-wait
+//!   and hold-duration figures are [`histogram`]s with fixed buckets.
 //! - [`table`]: the lock table: locks, holds and waiters in slabs, linked in intrusive FIFO lists.
 //! - [`fence`]: fencing tokens, strictly increasing across grants and restarts.
 //! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument.
