@@ -207,7 +207,10 @@ impl Server {
             Some(path) => Some(read_secret(path)?),
             None => None,
         };
-        if secret.is_some() && listeners.len() > 1 {
+        let foreign = listeners
+            .iter()
+            .any(|l| !matches!(l.protocol, Protocol::Native | Protocol::Metrics));
+        if secret.is_some() && foreign {
             warn!(
                 "--auth-file protects the native protocol only: the foreign protocols have no AUTH"
             );
