@@ -20,6 +20,11 @@
 # first, in the same session, and the summary compares), CG_ONLY=1 (callgrind only).
 # Callgrind runs on target/profiling/lockbox (`cargo build --profile profiling`).
 #
+# A quick check that a table still runs (seconds, not minutes; numbers too noisy to quote):
+#
+#   RUNS=1 DUR=1 bash benches/perf.sh throughput
+#   RUNS=1 DUR=1 SKIP_BUILD=1 bash benches/perf.sh ceiling
+#
 # Method: the server (lockbox or redis-server) is pinned to SERVER_CORE and loadgen to
 # LOADGEN_CORE with taskset; everything listens on 127.0.0.1 on free ports; each
 # configuration is run RUNS times, lockbox and Redis (or lock and PING) runs interleaved
@@ -700,8 +705,9 @@ cmd_env() {
 
 # ---------------------------------------------------------------------------------------
 
+# The whole comment block at the top of this file, without its comment marks.
 usage() {
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^[^#]/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
     exit 2
 }
 

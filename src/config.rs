@@ -24,6 +24,9 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// The git commit the binary was built from (`unknown` outside a git checkout).
+pub const GIT_COMMIT: &str = env!("LOCKBOX_GIT_COMMIT");
+
 /// Default address of the native listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7654";
 /// Default longest request line, in bytes, excluding the `\n`.
@@ -97,6 +100,8 @@ pub struct Config {
     pub livemutex_listen: Option<SocketAddr>,
     /// Redis lock dialect (RESP) listener.
     pub redis_listen: Option<SocketAddr>,
+    /// Prometheus metrics (HTTP `GET /metrics`) listener.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -118,6 +123,7 @@ impl Default for Config {
             officer_listen: None,
             livemutex_listen: None,
             redis_listen: None,
+            metrics_listen: None,
         }
     }
 }
@@ -274,6 +280,12 @@ fn options() -> getopts::Options {
         "also speak Redis's lock dialect (RESP) here (default: off)",
         "ADDR",
     );
+    o.optopt(
+        "",
+        "metrics-listen",
+        "serve Prometheus metrics at GET /metrics over HTTP here (default: off)",
+        "ADDR",
+    );
     o.optflag("h", "help", "print this help and exit");
     o.optflag(
         "V",
@@ -372,6 +384,7 @@ where
     cfg.officer_listen = addr("officer-listen")?;
     cfg.livemutex_listen = addr("livemutex-listen")?;
     cfg.redis_listen = addr("redis-listen")?;
+    cfg.metrics_listen = addr("metrics-listen")?;
     cfg.lockd_dump = !m.opt_present("lockd-no-dump");
     cfg.lockd_registry = !m.opt_present("lockd-no-registry");
     Ok(Command::Run(Box::new(cfg)))
@@ -671,8 +684,17 @@ mod tests {
             let exempt = item.starts_with(" -h,") || item.starts_with(" -V,");
             assert!(exempt || item.contains("(default"), "no default: {item}");
         }
-        assert_eq!(flags, 18);
+        assert_eq!(flags, 19);
         assert!(!t.contains(".."), "no Rust range syntax");
+    }
+
+    #[test]
+    fn metrics_listener_is_off_unless_asked_for() {
+        assert_eq!(run(&[]).unwrap().metrics_listen, None);
+        let c = run(&["--metrics-listen", "9464"]).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let e = run(&["--metrics-listen", "nope:x"]).unwrap_err().0;
+        assert!(e.starts_with("--metrics-listen: "), "{e}");
     }
 
     #[test]

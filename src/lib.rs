@@ -6,16 +6,20 @@
 //! - [`clock`]: the server's monotonic millisecond clock (cheap enough to read per
 //!   read batch).
 //! - [`config`]: `Config` and the command-line parser that builds it.
-//! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap.
+//! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap;
+//!   with [`signals`] (SIGINT/SIGTERM as poll readiness) and [`lograte`] (rate limits of
+//!   the refusal warnings).
 //! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes, each a
 //!   typed `parse` then `execute` behind the [`proto::Wire`] contract:
 //!   - [`proto::native`] (grammar in its `parse` module), and the foreign
 //!     [`proto::lockd`], [`proto::locker`], [`proto::officer`], [`proto::livemutex`];
+//!   - [`proto::metrics`]: the Prometheus endpoint, an HTTP/1.1 responder;
 //!   - their shared parts: [`proto::framing`] (lines), [`proto::json`] (the JSON
 //!     writer), [`proto::names`] (foreign names to engine names), [`proto::requests`]
 //!     (client-named requests).
 //! - [`engine`]: the protocol-agnostic core: table + wheel + clients + counters; requests
-//!   in, events out. It re-exports the table's vocabulary the codecs use.
+//!   in, events out. It re-exports the table's vocabulary the codecs use. Its grant-wait
+//!   and hold-duration figures are [`histogram`]s with fixed buckets.
 //! - [`table`]: the lock table: locks, holds and waiters in slabs, linked in intrusive FIFO lists.
 //! - [`fence`]: fencing tokens, strictly increasing across grants and restarts.
 //! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument.
@@ -37,9 +41,12 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod fence;
+pub mod histogram;
 pub mod list;
+pub mod lograte;
 pub mod proto;
 pub mod server;
+pub mod signals;
 pub mod table;
 pub mod wheel;
 

@@ -42,8 +42,9 @@ use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
 use crate::fence::{wall_clock_ns, Fence};
 use crate::proto::native::{secret_from_file, MAX_SECRET};
-use crate::proto::{Codec, Ctx, Progress, Protocol, Totals};
-use log::{debug, warn};
+use crate::proto::{Codec, Ctx, Peer, Progress, Protocol, Totals};
+use crate::signals::{Signal, SignalPipe};
+use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -55,6 +56,10 @@ use std::time::Duration;
 const LISTENER_BASE: usize = usize::MAX;
 /// At most one listener per protocol.
 const MAX_LISTENERS: usize = 8;
+/// Signal pipe `i` has token `SIGNAL_BASE - i`, below the listeners' tokens.
+const SIGNAL_BASE: usize = LISTENER_BASE - MAX_LISTENERS;
+/// At most this many signal pipes.
+const MAX_SIGNALS: usize = 4;
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 /// Size of the shared read buffer (one `read` call at most).
@@ -162,6 +167,8 @@ pub struct Server {
     resume: Vec<usize>,
     accept_after: Option<u64>,
     secret: Option<Box<[u8]>>,
+    /// SIGINT and SIGTERM pipes, once [`Server::stop_on_signals`] installed them.
+    signals: Vec<SignalPipe>,
 }
 
 impl Server {
@@ -196,7 +203,10 @@ impl Server {
             Some(path) => Some(read_secret(path)?),
             None => None,
         };
-        if secret.is_some() && listeners.len() > 1 {
+        let foreign = listeners
+            .iter()
+            .any(|l| !matches!(l.protocol, Protocol::Native | Protocol::Metrics));
+        if secret.is_some() && foreign {
             warn!(
                 "--auth-file protects the native protocol only: the foreign protocols have no AUTH"
             );
@@ -218,7 +228,31 @@ impl Server {
             resume: Vec::new(),
             accept_after: None,
             secret,
+            signals: Vec::new(),
         })
+    }
+
+    /// Makes SIGINT and SIGTERM stop the server: [`Server::run`] then closes every
+    /// connection (releasing holds, cancelling waits), logs what it released and
+    /// returns `Ok`. For the binary; a server embedded in another program leaves the
+    /// process's signals alone unless it calls this.
+    pub fn stop_on_signals(&mut self) -> io::Result<()> {
+        for (i, signal) in Signal::ALL.into_iter().enumerate() {
+            debug_assert!(i < MAX_SIGNALS);
+            let mut pipe = SignalPipe::install(signal)?;
+            self.poll.registry().register(
+                &mut pipe.stream,
+                Token(SIGNAL_BASE - i),
+                Interest::READABLE,
+            )?;
+            self.signals.push(pipe);
+        }
+        Ok(())
+    }
+
+    /// Every listener: its protocol and the address it is bound to, native first.
+    pub fn listeners(&self) -> impl Iterator<Item = (Protocol, SocketAddr)> + '_ {
+        self.listeners.iter().map(|l| (l.protocol, l.addr))
     }
 
     /// The address the native listener is bound to.
@@ -234,7 +268,8 @@ impl Server {
             .map(|l| l.addr)
     }
 
-    /// Serves until a fatal poll error.
+    /// Serves until a fatal poll error, or (after [`Server::stop_on_signals`]) until
+    /// SIGINT or SIGTERM, when it closes every connection and returns `Ok`.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
@@ -251,6 +286,14 @@ impl Server {
                     // New connections: accept until WouldBlock.
                     Token(t) if t > LISTENER_BASE - MAX_LISTENERS => {
                         self.accept(LISTENER_BASE - t, now)
+                    }
+                    Token(t) if t > SIGNAL_BASE - MAX_SIGNALS => {
+                        let pipe = &mut self.signals[SIGNAL_BASE - t];
+                        if pipe.take() {
+                            let signal = pipe.signal;
+                            self.shut_down(signal);
+                            return Ok(());
+                        }
                     }
                     Token(k) => {
                         // Input, EOF or error: read and decode. When the peer closed or
@@ -284,6 +327,26 @@ impl Server {
                 self.reap(self.clock.now());
             }
         }
+    }
+
+    /// Stops serving: flushes what is already written, then closes every connection
+    /// (their holds are released and waits cancelled as they close), logging what that
+    /// releases.
+    fn shut_down(&mut self, signal: Signal) {
+        let (connections, _, holds, waits) = self.engine.gauges();
+        info!(
+            "{} received: shutting down; closing {connections} connections, releasing \
+             {holds} holds and cancelling {waits} waits",
+            signal.name()
+        );
+        self.flush();
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.close(k);
+        }
+        self.reap(self.clock.now());
+        let (connections, _, holds, waits) = self.engine.gauges();
+        info!("stopped: {connections} connections, {holds} holds and {waits} waits left");
     }
 
     /// Zero while work is pending; else until the next deadline (or forever).
@@ -325,7 +388,15 @@ impl Server {
             let protocol = self.listeners[i].protocol;
             if self.conns.len() >= self.cfg.max_connections {
                 // Refuse politely and move on; the socket closes when dropped.
-                debug!("refused {addr}: {} connections", self.conns.len());
+                self.stats.refused_connections_total += 1;
+                if let Some(left_out) = self.stats.refusal_log.connections.admit(now) {
+                    warn!(
+                        "refused {} connection from {addr}: {} connections open \
+                         (--max-connections){left_out}",
+                        protocol.as_str(),
+                        self.conns.len()
+                    );
+                }
                 if let Some(refusal) = protocol.refusal() {
                     let _ = stream.write(refusal);
                 }
@@ -342,7 +413,9 @@ impl Server {
                 warn!("cannot register connection from {addr}: {e}");
                 continue;
             }
-            debug!("open {} {addr} as client {k}", protocol.as_str());
+            debug!("open {} connection from {addr}", protocol.as_str());
+            self.stats.open_connections[protocol as usize] += 1;
+            self.stats.connections_total[protocol as usize] += 1;
             entry.insert(Conn {
                 stream,
                 addr,
@@ -480,6 +553,10 @@ impl Server {
                 stats: &mut self.stats,
                 secret: self.secret.as_deref(),
             };
+            let refusals = (
+                cx.engine.counters().limit_refusals_total,
+                cx.stats.auth_failures_total,
+            );
             let progress = conn.codec.decode(input, &mut cx);
             match progress {
                 Progress::Consumed(n) => pos += n,
@@ -489,6 +566,7 @@ impl Server {
                     conn.phase = Phase::Draining;
                 }
             }
+            self.stats.requests_total[conn.protocol as usize] += 1;
             unchecked += 1;
             if unchecked >= TURN_CHECK_REQUESTS || conn.out.len() >= out_before + TURN_CHECK_BYTES {
                 unchecked = 0;
@@ -497,6 +575,7 @@ impl Server {
             if !conn.out.is_empty() || conn.phase != Phase::Open {
                 self.mark_dirty(k);
             }
+            self.warn_refusals(k, refusals, now);
             if self.engine.has_events() {
                 self.route_events();
             }
@@ -519,6 +598,30 @@ impl Server {
             Source::Partial => conn.partial = Vec::new(),
         }
         turn
+    }
+
+    /// Logs (rate-limited, at warn) the refusals one request of connection `k` caused,
+    /// given the counters `(limit refusals, auth failures)` from before it.
+    fn warn_refusals(&mut self, k: usize, before: (u64, u64), now: u64) {
+        let limits = self.engine.counters().limit_refusals_total;
+        if limits != before.0 {
+            if let Some(left_out) = self.stats.refusal_log.limits.admit(now) {
+                warn!(
+                    "{}: lock request refused, {} holds and waits on this connection \
+                     (--max-pending){left_out}",
+                    Peer::of(&self.engine, k as ClientId),
+                    self.cfg.max_pending
+                );
+            }
+        }
+        if self.stats.auth_failures_total != before.1 {
+            if let Some(left_out) = self.stats.refusal_log.auth.admit(now) {
+                warn!(
+                    "{}: wrong AUTH secret, closing{left_out}",
+                    Peer::of(&self.engine, k as ClientId)
+                );
+            }
+        }
     }
 
     /// Hands every queued engine event to its connection's codec.
@@ -604,7 +707,7 @@ impl Server {
                 // A hard limit: whatever the client reads, memory stays bounded.
                 warn!(
                     "{} does not read its replies ({} bytes pending): disconnecting",
-                    conn.addr,
+                    Peer::of(&self.engine, k as ClientId),
                     conn.out.len()
                 );
                 self.close(k);
@@ -637,12 +740,14 @@ impl Server {
                 secret: self.secret.as_deref(),
             };
             conn.codec.on_close(&mut cx);
+            let peer = log::log_enabled!(log::Level::Debug)
+                .then(|| Peer::of(&self.engine, k as ClientId).to_string());
             let released = self.engine.disconnect(k as ClientId, now);
-            let protocol = conn.protocol.as_str();
-            debug!(
-                "close {protocol} {} (client {k}): {released} holds released",
-                conn.addr
-            );
+            self.stats.open_connections[conn.protocol as usize] -= 1;
+            if let Some(peer) = peer {
+                let protocol = conn.protocol.as_str();
+                debug!("close {protocol} {peer}: {released} holds released");
+            }
         }
         self.closing = closing;
         self.route_events();

@@ -228,6 +228,11 @@ pub async fn stats(ctx: &Ctx, watch: Option<Duration>, count: Option<u64>) -> Re
     }
 }
 
+/// A STATS value in JSON: a number when it is one, else a string.
+fn stat_json(v: &str) -> Value {
+    v.parse::<u64>().map_or_else(|_| json!(v), |n| json!(n))
+}
+
 async fn stats_once(ctx: &Ctx) -> Result<u8, Fail> {
     let (clients, mut status) = connect_all(ctx).await?;
     let mut all: Vec<(&str, Stats)> = Vec::new();
@@ -241,8 +246,11 @@ async fn stats_once(ctx: &Ctx) -> Result<u8, Fail> {
         let v: Vec<Value> = all
             .iter()
             .map(|(server, s)| {
-                let m: Map<String, Value> =
-                    s.rows.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+                let m: Map<String, Value> = s
+                    .rows
+                    .iter()
+                    .map(|(k, v)| (k.clone(), stat_json(v)))
+                    .collect();
                 json!({"server": server, "stats": m})
             })
             .collect();
@@ -263,7 +271,7 @@ async fn stats_once(ctx: &Ctx) -> Result<u8, Fail> {
             let mut cells = vec![k.to_string()];
             cells.extend(
                 all.iter()
-                    .map(|(_, s)| s.get(k).map_or("-".to_string(), |v| v.to_string())),
+                    .map(|(_, s)| s.value(k).unwrap_or("-").to_string()),
             );
             t.row(cells);
         }
@@ -291,7 +299,9 @@ async fn sample(clients: &[(String, Client)]) -> Result<Sample, Fail> {
     let mut sum: Vec<(String, u64)> = Vec::new();
     for (server, c) in clients {
         let s = c.stats().await.map_err(|e| Fail::server(server, &e))?;
+        // Only numbers add up (`version` and the like are not sampled).
         for (k, v) in s.rows {
+            let Ok(v) = v.parse::<u64>() else { continue };
             match sum.iter_mut().find(|(x, _)| *x == k) {
                 Some((_, acc)) => *acc = acc.saturating_add(v),
                 None => sum.push((k, v)),

@@ -523,17 +523,27 @@ pub struct ClientInfo {
     pub waits: u64,
 }
 
-/// `STATS`: every `key value` row, in the server's order.
+/// `STATS`: every `key value` row, in the server's order. Values are kept as sent:
+/// almost all are counters or levels, but the protocol allows any token (`version`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// The rows.
-    pub rows: Vec<(String, u64)>,
+    pub rows: Vec<(String, String)>,
 }
 
 impl Stats {
-    /// The value of `key` (e.g. `holds`, `cmd_lock`).
+    /// The value of `key` as a number (e.g. `holds`, `cmd_lock`); `None` when the key is
+    /// missing or its value is not a number.
     pub fn get(&self, key: &str) -> Option<u64> {
-        self.rows.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+        self.value(key).and_then(|v| v.parse().ok())
+    }
+
+    /// The value of `key` as sent (e.g. `version`).
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.rows
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -630,7 +640,7 @@ pub struct Assembler {
     expect: Expect,
     list: Vec<LockSummary>,
     clients: Vec<ClientInfo>,
-    stats: Vec<(String, u64)>,
+    stats: Vec<(String, String)>,
     rows: u64,
 }
 
@@ -796,8 +806,8 @@ impl Assembler {
             }
             (Expect::Stats, "STAT") => {
                 let key = w.next().ok_or_else(|| protocol("STAT", line))?;
-                let value = parse_u64(w.next().unwrap_or(""), line)?;
-                self.stats.push((key.to_string(), value));
+                let value = w.next().ok_or_else(|| protocol("STAT", line))?;
+                self.stats.push((key.to_string(), value.to_string()));
             }
             _ => {
                 return Err(Error::Protocol(format!(

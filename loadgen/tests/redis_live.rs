@@ -1,6 +1,6 @@
-//! A short run against a real Redis, started on a free loopback port. Skips (and says
-//! why) when `redis-server` is not installed, unless `CI=true` or
-//! `LOCKBOX_REQUIRE_REDIS_SERVER=1`, which make that a failure.
+//! A short run against a real Redis, started on a free loopback port. Skips, with a
+//! `SKIP` line on the terminal saying why, when `redis-server` is not installed, unless
+//! `CI=true` or `LOCKBOX_REQUIRE_REDIS_SERVER=1`, which make that a failure.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -14,20 +14,26 @@ fn required() -> bool {
         || std::env::var("LOCKBOX_REQUIRE_REDIS_SERVER").is_ok_and(|v| v == "1")
 }
 
-/// Prints the SKIP line, or fails when skipping is not allowed.
-fn skip(why: &str) {
-    assert!(
-        !required(),
-        "{why} (CI or LOCKBOX_REQUIRE_REDIS_SERVER=1: redis-server is required)"
-    );
-    println!("SKIP: {why}");
-}
-
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Says on the terminal that the test is skipped (cargo's test harness captures
+/// `print!`/`eprint!` of passing tests, so this writes to stderr directly), or fails
+/// when skipping is not allowed.
+fn skip(why: &str) {
+    use std::io::Write;
+    assert!(
+        !required(),
+        "{why} (CI or LOCKBOX_REQUIRE_REDIS_SERVER=1: redis-server is required)"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP loadgen against redis-server: {why}"
+    );
 }
 
 fn start_redis() -> Option<(Redis, String)> {

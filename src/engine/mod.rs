@@ -26,8 +26,13 @@
 //!   `Pending::detached` is set); the entry goes with the claim. `attachment_bytes` is
 //!   the sum of their value lengths, at most [`MAX_ATTACHMENT_BYTES`], and there are at
 //!   most [`MAX_DETACHED`] entries.
+//! - Every grant adds one observation to the grant-wait histogram (0 ms when immediate)
+//!   and every hold that ends (release, expiry, disconnect, force release) one to the
+//!   hold-duration histogram, so their counts equal `grants_total` and the grants minus
+//!   the current holds.
 
 use crate::fence::Fence;
+use crate::histogram::Histogram;
 use crate::table::{Acquire, ClaimId, Grant, State, Table};
 use crate::wheel::{TimerId, Wheel};
 use hashbrown::HashMap;
@@ -78,8 +83,10 @@ pub struct Pending {
     tag: Tag,
     timer: Option<TimerId>,
     hold: Option<u32>,
-    /// Made by `acquire_detached`: detached at its grant, and has an attachment.
-    detached: bool,
+    /// When the request arrived, then (once granted) when it was granted: the low 32
+    /// bits of the ms clock (a `u64` would grow the claim past its budget; durations
+    /// are taken with wrapping arithmetic, exact below 2^32 ms, 49 days).
+    since: u32,
 }
 
 /// What a detached hold carries besides its claim.
@@ -212,6 +219,8 @@ pub struct Counters {
     pub expired_total: u64,
     /// Holds released because their connection closed.
     pub released_on_disconnect_total: u64,
+    /// Acquires refused because the client had `max_pending` holds and waits.
+    pub limit_refusals_total: u64,
 }
 
 /// Who holds a lock exclusively.
@@ -252,6 +261,10 @@ pub struct Engine {
     attachments: HashMap<ClaimId, Attachment>,
     attachment_bytes: usize,
     spare_values: Vec<Vec<u8>>,
+    /// Time from request to grant of every grant (0 for immediate ones).
+    grant_wait: Histogram,
+    /// Time from grant to release, expiry or disconnect of every hold that ended.
+    hold_duration: Histogram,
 }
 
 impl Engine {
@@ -273,6 +286,8 @@ impl Engine {
             attachments: HashMap::new(),
             attachment_bytes: 0,
             spare_values: Vec::new(),
+            grant_wait: Histogram::default(),
+            hold_duration: Histogram::default(),
         }
     }
 
@@ -383,13 +398,14 @@ impl Engine {
     ) -> Acquired {
         let (holds, waits) = self.table.owner_counts(client);
         if holds + waits >= self.max_pending {
+            self.counters.limit_refusals_total += 1;
             return Acquired::Limit;
         }
         let data = Pending {
             tag: Tag::from_slice(tag),
             timer: None,
             hold: req.hold,
-            detached: detached.is_some(),
+            since: now as u32,
         };
         match self.table.acquire(
             client,
@@ -405,6 +421,7 @@ impl Engine {
                 holders,
             } => {
                 self.counters.grants_total += 1;
+                self.grant_wait.observe(0);
                 if let Some(value) = detached {
                     self.attach_new(client, claim, value);
                     self.table.detach(claim);
@@ -778,6 +795,17 @@ impl Engine {
         self.counters
     }
 
+    /// Milliseconds from request to grant, of every grant since start.
+    pub fn grant_wait(&self) -> &Histogram {
+        &self.grant_wait
+    }
+
+    /// Milliseconds from grant to end (release, expiry, disconnect) of every hold that
+    /// ended since start.
+    pub fn hold_duration(&self) -> &Histogram {
+        &self.hold_duration
+    }
+
     /// Milliseconds since the engine started.
     pub fn uptime(&self, now: u64) -> u64 {
         now.saturating_sub(self.started)
@@ -814,12 +842,18 @@ impl Engine {
 
     /// Removes a claim, cancelling its timer, and processes the grants it causes.
     fn remove(&mut self, claim: ClaimId, now: u64) {
-        if let Some(t) = self.table.claim_mut(claim).data.timer.take() {
+        let c = self.table.claim_mut(claim);
+        if let Some(t) = c.data.timer.take() {
             self.wheel.cancel(t);
         }
+        if c.token().is_some() {
+            self.hold_duration.observe(elapsed(c.data.since, now));
+        }
         let mut granted = std::mem::take(&mut self.granted);
-        let removed = self.table.remove(claim, &mut granted);
-        if removed.data.detached {
+        self.table.remove(claim, &mut granted);
+        // Only claims made by `acquire_detached` have attachments (the claim carries no
+        // flag of its own: it would grow past its size budget).
+        if !self.attachments.is_empty() {
             if let Some(a) = self.attachments.remove(&claim) {
                 self.attachment_bytes -= a.value.len();
                 let mut buf = a.value;
@@ -836,6 +870,8 @@ impl Engine {
             if let Some(t) = c.data.timer.take() {
                 self.wheel.cancel(t);
             }
+            self.grant_wait.observe(elapsed(c.data.since, now));
+            c.data.since = now as u32;
             let shared = matches!(c.mode(), Mode::Shared { .. });
             let token = c.token().unwrap_or(0);
             let event = Event {
@@ -847,7 +883,7 @@ impl Engine {
                     shared,
                 },
             };
-            if c.data.detached {
+            if !self.attachments.is_empty() && self.attachments.contains_key(&g.claim) {
                 self.table.detach(g.claim);
             }
             self.events.push(event);
@@ -867,6 +903,11 @@ impl Engine {
             self.table.claim_mut(claim).data.timer = Some(id);
         }
     }
+}
+
+/// Milliseconds from `since` (the low 32 bits of an earlier `now`) to `now`.
+fn elapsed(since: u32, now: u64) -> u64 {
+    u64::from((now as u32).wrapping_sub(since))
 }
 
 /// The deadline for a duration of `ms` starting in millisecond `now` (see module doc).

@@ -62,9 +62,9 @@ pub fn decode_line(
         Framed::Incomplete => Progress::Incomplete,
         Framed::TooLong(line, consumed) => {
             log::debug!(
-                "{} client {}: line over {max_line} bytes, closing",
+                "{} {}: line over {max_line} bytes, closing",
                 protocol.as_str(),
-                cx.client
+                super::Peer::of(cx.engine, cx.client)
             );
             too_long(line, cx);
             Progress::Close(consumed)

@@ -531,7 +531,10 @@ impl Wire for Session {
                 match serde_json::from_slice::<Value>(line) {
                     Ok(value) => self.execute(parse(&value), cx),
                     Err(e) => {
-                        log::debug!("client {}: live-mutex line is not JSON: {e}", cx.client);
+                        log::debug!(
+                            "live-mutex {}: line is not JSON: {e}",
+                            super::Peer::of(cx.engine, cx.client)
+                        );
                         cx.stats.errors_total += 1;
                     }
                 }

@@ -365,9 +365,9 @@ impl Session {
                 let engine_name = client_name(name);
                 if engine_name.is_none() && !name.is_empty() {
                     log::debug!(
-                        "lockd client {}: name over the native limit once escaped; \
+                        "lockd {}: name over the native limit once escaped; \
                          known to this connection only",
-                        cx.client
+                        super::Peer::of(cx.engine, cx.client)
                     );
                 }
                 cx.engine
@@ -484,8 +484,8 @@ impl Wire for Session {
                     Err(word) => {
                         cx.stats.lockd.invalid_commands += 1;
                         log::debug!(
-                            "lockd client {}: invalid command {:?}",
-                            cx.client,
+                            "lockd {}: invalid command {:?}",
+                            super::Peer::of(cx.engine, cx.client),
                             String::from_utf8_lossy(word)
                         );
                     }

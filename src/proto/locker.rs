@@ -167,7 +167,10 @@ impl Session {
             ACTION_LOCK => self.lock(&frame, cx),
             ACTION_UNLOCK => self.unlock(frame.seq, cx),
             other => {
-                log::debug!("client {}: locker action {other} ignored", cx.client);
+                log::debug!(
+                    "locker {}: action {other} ignored",
+                    super::Peer::of(cx.engine, cx.client)
+                );
                 cx.stats.errors_total += 1;
             }
         }
@@ -178,8 +181,8 @@ impl Session {
         let in_use = self.live.status(&seq, cx.engine, cx.client).is_some();
         let Some(name) = engine_name(b"", frame.name).filter(|_| !in_use) else {
             log::debug!(
-                "client {}: locker lock {seq} refused (name too long or sequence in use)",
-                cx.client
+                "locker {}: lock {seq} refused (name too long or sequence in use)",
+                super::Peer::of(cx.engine, cx.client)
             );
             cx.stats.errors_total += 1;
             encode_reply(cx.out, seq, ACTION_LOCK, false);

@@ -11,6 +11,7 @@
 //! - [`native`]: lockbox's own protocol; [`lockd`], [`locker`], [`officer`],
 //!   [`livemutex`]: the foreign protocols lockbox speaks for migrating clients;
 //!   [`redis`]: Redis's lock dialect (framing in [`resp`], scripts in [`redis_scripts`]).
+//!   [`metrics`]: the Prometheus endpoint, an HTTP responder.
 //! - [`framing`]: line framing shared by the line protocols; [`json`]: the JSON writer;
 //!   [`names`]: foreign names to engine names; [`requests`]: the map of client-named
 //!   requests (locker, live-mutex).
@@ -25,6 +26,7 @@ pub mod json;
 pub mod livemutex;
 pub mod lockd;
 pub mod locker;
+pub mod metrics;
 pub mod names;
 pub mod native;
 pub mod officer;
@@ -35,11 +37,26 @@ pub mod resp;
 
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
+use crate::lograte::RefusalLog;
+use std::fmt;
+use std::net::SocketAddr;
 
 /// Server-wide totals of the wire side, kept by the server and the codecs for native
-/// `STATS` and lockd's `q`.
+/// `STATS`, lockd's `q` and the metrics endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
+    /// Open connections, per protocol (indexed by [`Protocol`]).
+    pub open_connections: [u64; Protocol::ALL.len()],
+    /// Connections accepted, per protocol.
+    pub connections_total: [u64; Protocol::ALL.len()],
+    /// Requests decoded (lines, frames, HTTP requests), per protocol.
+    pub requests_total: [u64; Protocol::ALL.len()],
+    /// Connections refused at `--max-connections`.
+    pub refused_connections_total: u64,
+    /// `AUTH` requests with a wrong secret.
+    pub auth_failures_total: u64,
+    /// The rate limits of the refusal warnings.
+    pub refusal_log: RefusalLog,
     /// Bytes read from clients.
     pub bytes_in: u64,
     /// Bytes written to clients.
@@ -94,9 +111,22 @@ pub enum Protocol {
     LiveMutex,
     /// Redis's lock dialect over RESP.
     Redis,
+    /// The Prometheus metrics endpoint (HTTP).
+    Metrics,
 }
 
 impl Protocol {
+    /// Every protocol, in listener order (the index is `protocol as usize`).
+    pub const ALL: [Protocol; 7] = [
+        Protocol::Native,
+        Protocol::Lockd,
+        Protocol::Locker,
+        Protocol::Officer,
+        Protocol::LiveMutex,
+        Protocol::Redis,
+        Protocol::Metrics,
+    ];
+
     /// The protocol's name in logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -106,6 +136,7 @@ impl Protocol {
             Protocol::Officer => "officer",
             Protocol::LiveMutex => "live-mutex",
             Protocol::Redis => "redis",
+            Protocol::Metrics => "metrics",
         }
     }
 
@@ -117,6 +148,7 @@ impl Protocol {
             (Protocol::Officer, cfg.officer_listen),
             (Protocol::LiveMutex, cfg.livemutex_listen),
             (Protocol::Redis, cfg.redis_listen),
+            (Protocol::Metrics, cfg.metrics_listen),
         ];
         let mut v = vec![(Protocol::Native, cfg.listen)];
         v.extend(optional.into_iter().filter_map(|(p, a)| Some((p, a?))));
@@ -128,6 +160,7 @@ impl Protocol {
     pub fn refusal(self) -> Option<&'static [u8]> {
         match self {
             Protocol::Native => Some(native::TOO_MANY_CONNECTIONS),
+            Protocol::Metrics => Some(metrics::TOO_MANY_CONNECTIONS),
             _ => None,
         }
     }
@@ -160,6 +193,8 @@ pub enum Codec {
     LiveMutex(livemutex::Session),
     /// The Redis dialect.
     Redis(redis::Session),
+    /// The metrics endpoint.
+    Metrics(metrics::Session),
 }
 
 /// Calls the same [`Wire`] method on whichever session `codec` holds.
@@ -172,6 +207,7 @@ macro_rules! each_session {
             Codec::Officer($s) => $call,
             Codec::LiveMutex($s) => $call,
             Codec::Redis($s) => $call,
+            Codec::Metrics($s) => $call,
         }
     };
 }
@@ -186,6 +222,7 @@ impl Codec {
             Protocol::Officer => Codec::Officer(officer::Session::new(cfg)),
             Protocol::LiveMutex => Codec::LiveMutex(livemutex::Session::new(cfg)),
             Protocol::Redis => Codec::Redis(redis::Session::new(cfg)),
+            Protocol::Metrics => Codec::Metrics(metrics::Session::new()),
         }
     }
 
@@ -202,6 +239,49 @@ impl Codec {
     /// Called just before the engine forgets the connection (its claims still exist).
     pub fn on_close(&mut self, cx: &mut Ctx) {
         each_session!(self, s => s.on_close(cx))
+    }
+}
+
+/// A client as log lines name it: `ip:port`, and its friendly name in parentheses when
+/// it has one (never the server's internal connection key).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer<'a> {
+    /// The peer address (unspecified if the client is gone).
+    pub addr: SocketAddr,
+    /// The friendly name, if set.
+    pub name: Option<&'a [u8]>,
+}
+
+impl<'a> Peer<'a> {
+    /// The client `client` of `engine`.
+    pub fn of(engine: &'a Engine, client: ClientId) -> Peer<'a> {
+        match engine.client(client) {
+            Some(c) => Peer {
+                addr: c.addr(),
+                name: c.name(),
+            },
+            None => Peer {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                name: None,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr)?;
+        if let Some(name) = self.name {
+            f.write_str(" (")?;
+            for chunk in name.utf8_chunks() {
+                f.write_str(chunk.valid())?;
+                for b in chunk.invalid() {
+                    write!(f, "\\x{b:02x}")?;
+                }
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
     }
 }
 

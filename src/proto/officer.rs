@@ -159,12 +159,18 @@ impl Wire for Session {
                 let value: Value = match serde_json::from_slice(line) {
                     Ok(v) => v,
                     Err(e) => {
-                        log::debug!("officer client {}: bad JSON ({e}), closing", cx.client);
+                        log::debug!(
+                            "officer {}: bad JSON ({e}), closing",
+                            super::Peer::of(cx.engine, cx.client)
+                        );
                         return Flow::Close;
                     }
                 };
                 let Some(request) = value.as_object().and_then(parse) else {
-                    log::debug!("officer client {}: invalid request, closing", cx.client);
+                    log::debug!(
+                        "officer {}: invalid request, closing",
+                        super::Peer::of(cx.engine, cx.client)
+                    );
                     return Flow::Close;
                 };
                 execute(request, cx)
@@ -194,7 +200,10 @@ fn execute(request: Request, cx: &mut Ctx) -> Flow {
             queue_max,
         } => {
             let Some(en) = engine_name(b"", name.as_bytes()) else {
-                log::debug!("officer client {me}: lock name too long, closing");
+                log::debug!(
+                    "officer {}: lock name too long, closing",
+                    super::Peer::of(cx.engine, me)
+                );
                 return Flow::Close;
             };
             let en = en.as_bytes();

@@ -96,6 +96,7 @@ pub fn start_with_listeners(foreign: &[Protocol], tweak: impl FnOnce(&mut Config
             Protocol::Officer => cfg.officer_listen = Some(any),
             Protocol::LiveMutex => cfg.livemutex_listen = Some(any),
             Protocol::Redis => cfg.redis_listen = Some(any),
+            Protocol::Metrics => cfg.metrics_listen = Some(any),
         }
     }
     let server = Server::bind(cfg).expect("Server::bind(127.0.0.1:0)");
@@ -405,7 +406,8 @@ impl Client {
         }
     }
 
-    /// `STATS` as a map key -> value; every value must be an unsigned integer.
+    /// `STATS` as a map key -> value; every value but `version`'s (left out) must be an
+    /// unsigned integer.
     pub fn stats(&mut self) -> HashMap<String, u64> {
         self.stats_sized().0
     }
@@ -423,6 +425,10 @@ impl Client {
                 w.len() == 4 && w[1] == "STAT",
                 "STATS row not `st STAT <key> <value>`: {row:?}"
             );
+            if w[2] == "version" {
+                // The one value that is not a number (the server's version).
+                continue;
+            }
             let v: u64 = w[3]
                 .parse()
                 .unwrap_or_else(|_| panic!("STATS value not an unsigned integer: {row:?}"));
@@ -678,6 +684,26 @@ impl ServerProcess {
         &self.stderr
     }
 
+    /// The child's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.guard.0.id()
+    }
+
+    /// Waits up to `d` for the child to exit; its exit code (`None` if killed by a
+    /// signal), or `Err` if it is still running.
+    pub fn wait_exit(&mut self, d: Duration) -> Result<Option<i32>, ()> {
+        let deadline = Instant::now() + d;
+        loop {
+            if let Some(st) = self.guard.0.try_wait().expect("try_wait") {
+                return Ok(st.code());
+            }
+            if Instant::now() >= deadline {
+                return Err(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Kills the child now and waits for it.
     pub fn kill(&mut self) {
         let _ = self.guard.0.kill();
@@ -692,6 +718,19 @@ pub fn listening_addr(line: &str) -> Option<SocketAddr> {
     let word = word.trim_end_matches(|c: char| !(c.is_ascii_digit() || c == ']'));
     let word = word.trim_start_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '['));
     word.parse().ok()
+}
+
+/// Says on the terminal that (part of) a test was skipped and why, as `SKIP <what>:
+/// <why>`. cargo's test harness captures `print!`/`eprint!` of passing tests, so this
+/// writes to the process's stderr directly, which `cargo test` shows as it runs.
+pub fn skip_notice(what: &str, why: &str) {
+    let _ = writeln!(io::stderr(), "SKIP {what}: {why}");
+}
+
+/// True when running under CI (`CI=true`, as `.ci/run` is run), where a missing test
+/// dependency is a failure rather than a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// The soft limit on open files of this process, from `/proc/self/limits` (Linux).

@@ -3,7 +3,8 @@
 //!
 //! Needs the packages of `tests/compat/npm/package.json` installed somewhere and
 //! `LOCKBOX_NPM_DIR` naming that directory (the one holding `node_modules`); `.ci/run`
-//! does it. Without it the tests print why they are skipped and pass, unless
+//! does it. Without it the tests print a `SKIP` line saying why (on the terminal, past
+//! cargo's capture of test output) and pass, unless
 //! `LOCKBOX_REQUIRE_NPM=1`, which makes a missing install a failure. `LOCKBOX_NODE`
 //! names the node binary (default `node`).
 
@@ -40,7 +41,10 @@ fn npm_dir() -> Option<PathBuf> {
              with npm into a directory and point LOCKBOX_NPM_DIR at it (see .ci/run)"
         ),
         None => {
-            eprintln!("skipped: set LOCKBOX_NPM_DIR (see .ci/run) to run the real npm clients");
+            common::skip_notice(
+                "npm client tests (locker, live-mutex)",
+                "LOCKBOX_NPM_DIR is not set; see .ci/run to install the clients",
+            );
             None
         }
     }

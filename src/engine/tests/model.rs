@@ -414,6 +414,7 @@ impl Sim {
         let (holds, waits) = self.m.pending(c);
         let waiting = self.m.waiters[l].len();
         let want = if (holds.len() + waits.len()) as u32 >= MAX_PENDING {
+            self.m.counters.limit_refusals_total += 1;
             Acquired::Limit
         } else if waiting == 0 && self.m.compatible(l, mode) {
             let holders = self.m.holds[l].len() as u32 + 1;

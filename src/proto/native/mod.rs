@@ -46,8 +46,8 @@ mod tests;
 
 use parse::Tokens;
 pub use parse::{
-    parse, valid_id, valid_name, ErrorCode, ParseError, Request, RequestLine, Verb,
-    MAX_CLIENT_NAME, MAX_ID, MAX_NAME,
+    parse, valid_id, valid_name, ErrorCode, Message, ParseError, Request, RequestLine, Verb,
+    MAX_CLIENT_NAME, MAX_ID, MAX_NAME, MAX_QUOTE,
 };
 
 /// Longest AUTH secret.
@@ -198,7 +198,8 @@ impl Session {
                     reply(cx.out, id, b"OK");
                 }
                 Some(_) => {
-                    log::debug!("client {}: wrong AUTH secret, closing", cx.client);
+                    // Counted here, logged (rate-limited) by the server.
+                    cx.stats.auth_failures_total += 1;
                     error(cx, Some(id), ErrorCode::AuthFailed, "wrong secret; closing");
                     return Flow::Close;
                 }
@@ -229,7 +230,12 @@ impl Wire for Session {
                 Ok(Some(line)) => self.execute(line, cx),
                 Ok(None) => Flow::Continue,
                 Err(e) => {
-                    log::debug!("client {}: {} ({})", cx.client, e.code.as_str(), e.text);
+                    log::debug!(
+                        "{}: {} ({})",
+                        super::Peer::of(cx.engine, cx.client),
+                        e.code.as_str(),
+                        e.text
+                    );
                     error(cx, e.id, e.code, e.text);
                     Flow::Continue
                 }
@@ -309,12 +315,12 @@ fn write_granted(out: &mut Vec<u8>, id: &[u8], token: u64, holders: Option<u32>)
     out.push(b'\n');
 }
 
-fn error(cx: &mut Ctx, id: Option<&[u8]>, code: ErrorCode, text: &str) {
+fn error<'m>(cx: &mut Ctx, id: Option<&[u8]>, code: ErrorCode, text: impl Into<Message<'m>>) {
     cx.stats.errors_total += 1;
     start(cx.out, id.unwrap_or(b"*"), b"ERR");
     cx.out.extend_from_slice(code.as_str().as_bytes());
     cx.out.push(b' ');
-    cx.out.extend_from_slice(text.as_bytes());
+    text.into().write(cx.out);
     cx.out.push(b'\n');
 }
 
@@ -464,9 +470,17 @@ fn write_stats(cx: &mut Ctx, id: &[u8]) {
         .map(|v| (v.as_str(), s.native_commands[*v as usize]));
     let first_cmd = rows.len();
     rows.extend(cmd_rows);
+    let first_late = rows.len();
+    // Keys added after the first release go last, so the order of the others holds.
+    rows.extend([
+        ("pid", u64::from(std::process::id())),
+        ("refused_connections_total", s.refused_connections_total),
+        ("limit_refusals_total", c.limit_refusals_total),
+        ("auth_failures_total", s.auth_failures_total),
+    ]);
     for (i, (key, value)) in rows.iter().enumerate() {
         start(cx.out, id, b"STAT");
-        if i >= first_cmd {
+        if (first_cmd..first_late).contains(&i) {
             cx.out.extend_from_slice(b"cmd_");
         }
         cx.out.extend_from_slice(key.as_bytes());
@@ -474,5 +488,11 @@ fn write_stats(cx: &mut Ctx, id: &[u8]) {
         push_u64(cx.out, *value);
         cx.out.push(b'\n');
     }
-    write_end(cx.out, id, rows.len());
+    // The one value that is not a number.
+    start(cx.out, id, b"STAT");
+    cx.out.extend_from_slice(b"version ");
+    cx.out
+        .extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+    cx.out.push(b'\n');
+    write_end(cx.out, id, rows.len() + 1);
 }

@@ -17,6 +17,8 @@ pub const MAX_ID: usize = 32;
 pub const MAX_NAME: usize = crate::engine::MAX_NAME;
 /// Longest client name.
 pub const MAX_CLIENT_NAME: usize = 64;
+/// At most this many bytes of a client's input are quoted in an error text.
+pub const MAX_QUOTE: usize = 32;
 
 /// The verbs, in `STATS` order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,6 +225,88 @@ pub struct RequestLine<'a> {
     pub request: Request<'a>,
 }
 
+/// The human text of an error: fixed words around an optional quote of the input that
+/// caused it (`unknown verb 'FROB'`, `wait: '12x' is not a number of milliseconds`).
+///
+/// The quote is written without allocating: at most [`MAX_QUOTE`] bytes of the input
+/// (then `...`), in single quotes, printable ASCII as is and every other byte, `'` and
+/// `\` as `\xNN`, so a reply line never carries a control character from its request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// Text before the quote.
+    pub before: &'static str,
+    /// The input the error is about.
+    pub quote: Option<&'a [u8]>,
+    /// Text after the quote.
+    pub after: &'static str,
+}
+
+impl<'a> Message<'a> {
+    /// A fixed text.
+    pub const fn plain(text: &'static str) -> Message<'a> {
+        Message {
+            before: text,
+            quote: None,
+            after: "",
+        }
+    }
+
+    /// `before`, then `input` quoted, then `after`.
+    pub const fn quoting(before: &'static str, input: &'a [u8], after: &'static str) -> Self {
+        Message {
+            before,
+            quote: Some(input),
+            after,
+        }
+    }
+
+    /// True when the text would be empty.
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.quote.is_none() && self.after.is_empty()
+    }
+
+    /// Appends the text to a reply.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.before.as_bytes());
+        if let Some(q) = self.quote {
+            out.push(b'\'');
+            for &b in &q[..q.len().min(MAX_QUOTE)] {
+                if (b' '..=b'~').contains(&b) && b != b'\'' && b != b'\\' {
+                    out.push(b);
+                } else {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    let esc = [
+                        b'\\',
+                        b'x',
+                        HEX[usize::from(b >> 4)],
+                        HEX[usize::from(b & 15)],
+                    ];
+                    out.extend_from_slice(&esc);
+                }
+            }
+            if q.len() > MAX_QUOTE {
+                out.extend_from_slice(b"...");
+            }
+            out.push(b'\'');
+        }
+        out.extend_from_slice(self.after.as_bytes());
+    }
+}
+
+impl From<&'static str> for Message<'_> {
+    fn from(text: &'static str) -> Self {
+        Message::plain(text)
+    }
+}
+
+impl std::fmt::Display for Message<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut v = Vec::new();
+        self.write(&mut v);
+        f.write_str(&String::from_utf8_lossy(&v))
+    }
+}
+
 /// Why a line was refused. `id` is `None` when the id itself could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParseError<'a> {
@@ -230,8 +314,8 @@ pub struct ParseError<'a> {
     pub id: Option<&'a [u8]>,
     /// The error code.
     pub code: ErrorCode,
-    /// Human text.
-    pub text: &'static str,
+    /// Human text, naming the input it is about.
+    pub text: Message<'a>,
 }
 
 /// Splits a line into blank-separated tokens.
@@ -262,6 +346,15 @@ pub fn valid_name(name: &[u8], max: usize) -> bool {
     (1..=max).contains(&name.len()) && name.iter().all(|&b| b > b' ' && b != 0x7f)
 }
 
+/// Why a number did not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BadNumber {
+    /// Empty, or not all digits.
+    NotANumber,
+    /// Digits, but above the limit.
+    TooLarge,
+}
+
 /// Parses an unsigned decimal number no larger than `max`.
 fn parse_number(s: &[u8], max: u64) -> Option<u64> {
     if s.is_empty() || s.len() > U64_DIGITS {
@@ -275,6 +368,15 @@ fn parse_number(s: &[u8], max: u64) -> Option<u64> {
         n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
     }
     (n <= max).then_some(n)
+}
+
+/// [`parse_number`], saying why it failed.
+fn number(s: &[u8], max: u64) -> Result<u64, BadNumber> {
+    match parse_number(s, max) {
+        Some(n) => Ok(n),
+        None if !s.is_empty() && s.iter().all(u8::is_ascii_digit) => Err(BadNumber::TooLarge),
+        None => Err(BadNumber::NotANumber),
+    }
 }
 
 /// The options a verb accepts, as parsed.
@@ -296,15 +398,37 @@ enum Key {
     Detached,
 }
 
+impl Key {
+    /// The text of an error about this option's value.
+    fn bad_value(self, v: &[u8], why: BadNumber) -> Message<'_> {
+        let before = match self {
+            Key::Max => "max: ",
+            Key::Wait => "wait: ",
+            Key::Hold => "hold: ",
+            Key::Queue => "queue: ",
+            Key::Detached => "detached: ",
+        };
+        let after = match (self, why) {
+            (Key::Wait | Key::Hold, BadNumber::NotANumber) => " is not a number of milliseconds",
+            (Key::Wait | Key::Hold, BadNumber::TooLarge) => {
+                " is over the limit of 4294967295 milliseconds"
+            }
+            (_, BadNumber::NotANumber) => " is not a number",
+            (_, BadNumber::TooLarge) => " is over the limit of 4294967295",
+        };
+        Message::quoting(before, v, after)
+    }
+}
+
 impl Options {
     /// Parses `key=value` tokens, accepting only `allowed` keys, each at most once.
     fn parse<'a>(
         tokens: impl Iterator<Item = &'a [u8]>,
         allowed: &[Key],
-    ) -> Result<Options, &'static str> {
+    ) -> Result<Options, Message<'a>> {
         let mut o = Options::default();
         for t in tokens {
-            let eq = memchr(b'=', t).ok_or("expected key=value")?;
+            let eq = memchr(b'=', t).ok_or(Message::quoting("expected key=value, got ", t, ""))?;
             let (k, v) = (&t[..eq], &t[eq + 1..]);
             let key = [
                 (&b"max"[..], Key::Max),
@@ -316,11 +440,15 @@ impl Options {
             .into_iter()
             .find(|(word, _)| k.eq_ignore_ascii_case(word))
             .map(|(_, key)| key)
-            .filter(|key| allowed.contains(key))
-            .ok_or("unknown option")?;
-            let n = parse_number(v, u64::from(u32::MAX))
-                .ok_or("option value must be a number from 0 to 4294967295")?
-                as u32;
+            .ok_or(Message::quoting("unknown option ", k, ""))?;
+            if !allowed.contains(&key) {
+                return Err(Message::quoting(
+                    "option ",
+                    k,
+                    " does not apply to this verb",
+                ));
+            }
+            let n = number(v, u64::from(u32::MAX)).map_err(|why| key.bad_value(v, why))? as u32;
             let slot = match key {
                 Key::Max => &mut o.max,
                 Key::Wait => &mut o.wait,
@@ -329,7 +457,7 @@ impl Options {
                 Key::Detached => &mut o.detached,
             };
             if slot.replace(n).is_some() {
-                return Err("repeated option");
+                return Err(Message::quoting("repeated option ", k, ""));
             }
         }
         Ok(o)
@@ -346,32 +474,55 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Option<RequestLine<'a>>, ParseError<'
         return Err(ParseError {
             id: None,
             code: ErrorCode::BadRequest,
-            text: "invalid request id",
+            text: Message::quoting(
+                "invalid request id ",
+                id,
+                ": 1 to 32 of A-Z a-z 0-9 _ . : -",
+            ),
         });
     }
-    let err = |code, text| ParseError {
+    let err = |code, text: Message<'a>| ParseError {
         id: Some(id),
         code,
         text,
     };
     let verb_word = tokens
         .next()
-        .ok_or(err(ErrorCode::BadRequest, "missing verb"))?;
-    let verb = Verb::from_word(verb_word).ok_or(err(ErrorCode::UnknownCommand, "unknown verb"))?;
+        .ok_or(err(ErrorCode::BadRequest, "missing verb".into()))?;
+    let verb = Verb::from_word(verb_word).ok_or(err(
+        ErrorCode::UnknownCommand,
+        Message::quoting("unknown verb ", verb_word, ""),
+    ))?;
     let name_arg = |t: Option<&'a [u8]>, max: usize| -> Result<&'a [u8], ParseError<'a>> {
-        let t = t.ok_or(err(ErrorCode::BadRequest, "missing name"))?;
+        let t = t.ok_or(err(ErrorCode::BadRequest, "missing name".into()))?;
         if valid_name(t, max) {
             Ok(t)
         } else {
             Err(err(
                 ErrorCode::BadName,
-                "names are 1 to 255 bytes with no control characters, spaces or DEL",
+                Message::quoting(
+                    "bad name ",
+                    t,
+                    ": names are 1 to 255 bytes with no control characters, spaces or DEL",
+                ),
             ))
         }
     };
-    let no_more = |mut t: Tokens| match t.next() {
+    let no_more = |mut t: Tokens<'a>| match t.next() {
         None => Ok(()),
-        Some(_) => Err(err(ErrorCode::BadRequest, "too many arguments")),
+        Some(extra) => Err(err(
+            ErrorCode::BadRequest,
+            Message::quoting("unexpected argument ", extra, ""),
+        )),
+    };
+    let token_arg = |t: &'a [u8]| -> Result<u64, ParseError<'a>> {
+        number(t, u64::MAX).map_err(|why| {
+            let after = match why {
+                BadNumber::NotANumber => " is not a number",
+                BadNumber::TooLarge => " is over the limit of 18446744073709551615",
+            };
+            err(ErrorCode::BadOption, Message::quoting("token: ", t, after))
+        })
     };
     let request = match verb {
         Verb::Lock | Verb::Share => {
@@ -384,7 +535,9 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Option<RequestLine<'a>>, ParseError<'
             let o = Options::parse(tokens, allowed).map_err(|t| err(ErrorCode::BadOption, t))?;
             let mode = match (verb, o.max) {
                 (Verb::Lock, _) => Mode::Exclusive,
-                (_, Some(0)) => return Err(err(ErrorCode::BadOption, "max must be at least 1")),
+                (_, Some(0)) => {
+                    return Err(err(ErrorCode::BadOption, "max: must be at least 1".into()))
+                }
                 (_, max) => Mode::Shared {
                     max: max.unwrap_or(0),
                 },
@@ -400,19 +553,16 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Option<RequestLine<'a>>, ParseError<'
                 None | Some(0) => Request::Acquire(req),
                 Some(1) if o.hold.is_some() => Request::AcquireDetached(req),
                 Some(1) => {
-                    return Err(err(ErrorCode::BadOption, "detached=1 needs hold="));
+                    return Err(err(ErrorCode::BadOption, "detached=1 needs hold=".into()));
                 }
-                Some(_) => return Err(err(ErrorCode::BadOption, "detached must be 0 or 1")),
+                Some(_) => return Err(err(ErrorCode::BadOption, "detached must be 0 or 1".into())),
             }
         }
         Verb::Unlock => {
             let name = name_arg(tokens.next(), MAX_NAME)?;
             let token = match tokens.next() {
                 None => None,
-                Some(t) => Some(
-                    parse_number(t, u64::MAX)
-                        .ok_or(err(ErrorCode::BadOption, "token must be a number"))?,
-                ),
+                Some(t) => Some(token_arg(t)?),
             };
             no_more(tokens)?;
             Request::Unlock { name, token }
@@ -421,22 +571,24 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Option<RequestLine<'a>>, ParseError<'
             let name = name_arg(tokens.next(), MAX_NAME)?;
             let t = tokens
                 .next()
-                .ok_or(err(ErrorCode::BadRequest, "missing token"))?;
-            let token = parse_number(t, u64::MAX)
-                .ok_or(err(ErrorCode::BadOption, "token must be a number"))?;
+                .ok_or(err(ErrorCode::BadRequest, "missing token".into()))?;
+            let token = token_arg(t)?;
             let o =
                 Options::parse(tokens, &[Key::Hold]).map_err(|t| err(ErrorCode::BadOption, t))?;
             let hold = o
                 .hold
-                .ok_or(err(ErrorCode::BadOption, "hold= is required"))?;
+                .ok_or(err(ErrorCode::BadOption, "hold= is required".into()))?;
             Request::Extend { name, token, hold }
         }
         Verb::Cancel => {
             let rid = tokens
                 .next()
-                .ok_or(err(ErrorCode::BadRequest, "missing request id"))?;
+                .ok_or(err(ErrorCode::BadRequest, "missing request id".into()))?;
             if !valid_id(rid) {
-                return Err(err(ErrorCode::BadRequest, "invalid request id to cancel"));
+                return Err(err(
+                    ErrorCode::BadRequest,
+                    Message::quoting("invalid request id to cancel ", rid, ""),
+                ));
             }
             no_more(tokens)?;
             Request::Cancel { rid }
@@ -457,11 +609,15 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Option<RequestLine<'a>>, ParseError<'
         Verb::Name => {
             let t = tokens
                 .next()
-                .ok_or(err(ErrorCode::BadRequest, "missing client name"))?;
+                .ok_or(err(ErrorCode::BadRequest, "missing client name".into()))?;
             if !valid_name(t, MAX_CLIENT_NAME) {
                 return Err(err(
                     ErrorCode::BadName,
-                    "client names are 1 to 64 bytes with no control characters, spaces or DEL",
+                    Message::quoting(
+                        "bad client name ",
+                        t,
+                        ": client names are 1 to 64 bytes with no control characters, spaces or DEL",
+                    ),
                 ));
             }
             no_more(tokens)?;
@@ -470,7 +626,7 @@ pub fn parse<'a>(line: &'a [u8]) -> Result<Option<RequestLine<'a>>, ParseError<'
         Verb::Auth => {
             let secret = tokens
                 .next()
-                .ok_or(err(ErrorCode::BadRequest, "missing secret"))?;
+                .ok_or(err(ErrorCode::BadRequest, "missing secret".into()))?;
             no_more(tokens)?;
             Request::Auth { secret }
         }
