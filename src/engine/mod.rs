@@ -19,6 +19,10 @@
 //!   between [`Engine::connect`] and [`Engine::disconnect`], and a client with no slot
 //!   owns no claim.
 
+mod cursor;
+
+pub use cursor::{Cursor, HoldView, Scan};
+
 use crate::fence::Fence;
 use crate::table::{Acquire, ClaimId, Grant, State, Table};
 use crate::wheel::{TimerId, Wheel};
