@@ -24,8 +24,13 @@
 //! - `conn.paused` means reading stopped at the output high-water mark; `flush` clears it
 //!   and puts the key on `resume` once the output is below half the mark (edge-triggered
 //!   readiness would not report the bytes already waiting).
-//! - A key is on `resume` when its connection has unread or undecoded input that no
-//!   readiness event will report again: its turn ran out or it was just un-paused.
+//! - A key is on `resume` when its connection has unread or undecoded input, or a
+//!   listing to continue, that no readiness event will report again: its turn ran out
+//!   or it was just un-paused.
+//! - While a connection's codec has a listing in progress, `dispatch` writes it a batch
+//!   at a time ([`crate::proto::listing`]) before decoding anything else, and pauses the
+//!   connection (`paused`, as above) when its output reaches the listing mark, so the
+//!   listing advances only as the client reads.
 //!   `resume` is taken at the start of an iteration, so each connection gets at most one
 //!   turn of `READ_BUDGET` bytes and `TURN_MS` of work per iteration.
 //! - `Phase::Closed` iff the key is in `closing`; `reap` frees exactly those, at the end
@@ -34,6 +39,7 @@
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
 use crate::fence::{wall_clock_ns, Fence};
+use crate::proto::listing::{output_mark, Batch};
 use crate::proto::native::{secret_from_file, MAX_SECRET};
 use crate::proto::{Codec, Ctx, Progress, Protocol, Totals};
 use log::{debug, warn};
@@ -374,7 +380,10 @@ impl Server {
     /// work, after which it waits on the `resume` list for the next iteration (fairness).
     fn read(&mut self, k: usize, drain: Drain) {
         let turn_end = self.clock.now() + TURN_MS;
-        if self.conns.get(k).is_some_and(|c| !c.partial.is_empty())
+        if self
+            .conns
+            .get(k)
+            .is_some_and(|c| !c.partial.is_empty() || c.codec.listing())
             && self.dispatch(k, Source::Partial, turn_end) == Turn::Yielded
         {
             self.resume.push(k);
@@ -388,7 +397,7 @@ impl Server {
             if conn.phase != Phase::Open {
                 return;
             }
-            if conn.out.len() >= self.cfg.output_high_water {
+            if conn.paused || conn.out.len() >= self.cfg.output_high_water {
                 // Backpressure: stop reading until flush drains the output.
                 conn.paused = true;
                 return;
@@ -434,18 +443,45 @@ impl Server {
         }
     }
 
-    /// Decodes and handles every complete request in `src`, routing engine events
-    /// after each one; keeps what is left in the connection's `partial` buffer.
+    /// Continues the connection's listing, if any, then decodes and handles every
+    /// complete request in `src`, routing engine events after each one; keeps what is
+    /// left in the connection's `partial` buffer.
     ///
     /// Each request gets the clock's time when it is handled, so its deadlines never
     /// start before it was read. Stops early (`Yielded`) once the clock passes `turn_end`.
     fn dispatch(&mut self, k: usize, src: Source, turn_end: u64) -> Turn {
         let mut pos = 0;
         let mut turn = Turn::Done;
+        let listing_mark = output_mark(self.cfg.output_high_water, self.cfg.output_limit);
         loop {
             let Some(conn) = self.conns.get_mut(k) else {
                 return turn;
             };
+            if conn.phase != Phase::Closed && conn.codec.listing() {
+                // A listing in progress goes first: later requests wait their turn.
+                if conn.out.len() >= listing_mark {
+                    // Continue once the client has read (flush resumes it).
+                    conn.paused = true;
+                    break;
+                }
+                let now = self.clock.now();
+                if now >= turn_end {
+                    turn = Turn::Yielded;
+                    break;
+                }
+                let mut cx = Ctx {
+                    engine: &mut self.engine,
+                    client: k as ClientId,
+                    out: &mut conn.out,
+                    now,
+                    stats: &mut self.stats,
+                    secret: self.secret.as_deref(),
+                };
+                conn.codec
+                    .proceed(&mut cx, Batch::new(self.cfg.output_limit));
+                self.mark_dirty(k);
+                continue;
+            }
             let input = match src {
                 Source::Shared(n) => &self.rbuf[pos..n],
                 Source::Partial => &conn.partial[pos..],
@@ -587,15 +623,16 @@ impl Server {
                 }
                 conn.writable = want_writable;
             }
-            if conn.out.len() > self.cfg.output_limit {
+            if conn.out.len() + conn.codec.held_len() > self.cfg.output_limit {
                 // A hard limit: whatever the client reads, memory stays bounded.
                 warn!(
                     "{} does not read its replies ({} bytes pending): disconnecting",
                     conn.addr,
-                    conn.out.len()
+                    conn.out.len() + conn.codec.held_len()
                 );
                 self.close(k);
-            } else if conn.phase == Phase::Draining && conn.out.is_empty() {
+            } else if conn.phase == Phase::Draining && conn.out.is_empty() && !conn.codec.listing()
+            {
                 self.close(k);
             } else if conn.paused && conn.out.len() < self.cfg.output_high_water / 2 {
                 // Drained enough: read again (edge-triggered, so nobody else will say so).
