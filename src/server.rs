@@ -32,7 +32,9 @@
 //!   connection (`paused`, as above) when its output reaches the listing mark, so the
 //!   listing advances only as the client reads.
 //!   `resume` is taken at the start of an iteration, so each connection gets at most one
-//!   turn of `READ_BUDGET` bytes and `TURN_MS` of work per iteration.
+//!   turn of `READ_BUDGET` bytes and `TURN_MS` of work per iteration: a key is on it at
+//!   most once (`conn.resuming`), and a connection taken from it is not also read for a
+//!   readiness event in that iteration (its resumed turn reads to `WouldBlock`).
 //! - `Phase::Closed` iff the key is in `closing`; `reap` frees exactly those, at the end
 //!   of the iteration, and only then does the engine release their claims.
 
@@ -97,6 +99,8 @@ struct Conn {
     writable: bool,
     /// Reading stopped because the output passed the high-water mark.
     paused: bool,
+    /// On the `resume` list (at most once), or taken from it for this iteration.
+    resuming: bool,
 }
 
 /// Milliseconds on a monotonic clock that starts with the server.
@@ -262,6 +266,12 @@ impl Server {
                     Token(t) if t > LISTENER_BASE - MAX_LISTENERS => {
                         self.accept(LISTENER_BASE - t, now)
                     }
+                    // Its resumed turn below reads it (to WouldBlock) in this iteration.
+                    Token(k) if self.conns.get(k).is_some_and(|c| c.resuming) => {
+                        if event.is_writable() {
+                            self.mark_dirty(k);
+                        }
+                    }
                     Token(k) => {
                         // Input, EOF or error: read and decode. When the peer closed or
                         // failed, read to the end; else a short read drains the socket.
@@ -279,6 +289,9 @@ impl Server {
             }
             self.retry_accept(now);
             for k in resume.drain(..) {
+                if let Some(conn) = self.conns.get_mut(k) {
+                    conn.resuming = false;
+                }
                 self.read(k, Drain::ToWouldBlock);
             }
             if self.resume.is_empty() {
@@ -360,6 +373,7 @@ impl Server {
                 dirty: false,
                 writable: false,
                 paused: false,
+                resuming: false,
             });
             self.engine.connect_in(k as ClientId, addr, protocol as u8);
         }
@@ -386,7 +400,7 @@ impl Server {
             .is_some_and(|c| !c.partial.is_empty() || c.codec.listing())
             && self.dispatch(k, Source::Partial, turn_end) == Turn::Yielded
         {
-            self.resume.push(k);
+            self.push_resume(k);
             return;
         }
         let mut budget = READ_BUDGET;
@@ -403,7 +417,7 @@ impl Server {
                 return;
             }
             if budget == 0 {
-                self.resume.push(k);
+                self.push_resume(k);
                 return;
             }
             let turn = match conn.stream.read(&mut self.rbuf) {
@@ -437,7 +451,7 @@ impl Server {
                 }
             };
             if turn == Turn::Yielded {
-                self.resume.push(k);
+                self.push_resume(k);
                 return;
             }
         }
@@ -560,6 +574,16 @@ impl Server {
         self.events = events;
     }
 
+    /// Puts a connection on the `resume` list, unless it is on it already.
+    fn push_resume(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            if !conn.resuming {
+                conn.resuming = true;
+                self.resume.push(k);
+            }
+        }
+    }
+
     fn mark_dirty(&mut self, k: usize) {
         if let Some(conn) = self.conns.get_mut(k) {
             if !conn.dirty {
@@ -637,7 +661,7 @@ impl Server {
             } else if conn.paused && conn.out.len() < self.cfg.output_high_water / 2 {
                 // Drained enough: read again (edge-triggered, so nobody else will say so).
                 conn.paused = false;
-                self.resume.push(k);
+                self.push_resume(k);
             }
         }
         self.dirty = dirty;
