@@ -16,10 +16,12 @@
 //!   - [`proto::metrics`]: the Prometheus endpoint, an HTTP/1.1 responder;
 //!   - their shared parts: [`proto::framing`] (lines), [`proto::json`] (the JSON
 //!     writer), [`proto::names`] (foreign names to engine names), [`proto::requests`]
-//!     (client-named requests).
+//!     (client-named requests), [`proto::listing`] (listings written a batch at a
+//!     time; each codec's own listings are in its `listing` module).
 //! - [`engine`]: the protocol-agnostic core: table + wheel + clients + counters; requests
 //!   in, events out. It re-exports the table's vocabulary the codecs use. Its grant-wait
-//!   and hold-duration figures are [`histogram`]s with fixed buckets.
+//!   and hold-duration figures are [`histogram`]s with fixed buckets. Its `cursor`
+//!   module scans the lock slab, the claim slab and the client slots a batch at a time.
 //! - [`table`]: the lock table: locks, holds and waiters in slabs, linked in intrusive FIFO lists.
 //! - [`fence`]: fencing tokens, strictly increasing across grants and restarts.
 //! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument.

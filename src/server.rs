@@ -24,12 +24,19 @@
 //! - `conn.paused` means reading stopped at the output high-water mark; `flush` clears it
 //!   and puts the key on `resume` once the output is below half the mark (edge-triggered
 //!   readiness would not report the bytes already waiting).
-//! - A key is on `resume` when its connection has unread or undecoded input that no
-//!   readiness event will report again: its turn ran out or it was just un-paused.
-//!   `resume` is taken at the start of an iteration, so each connection gets at most one
-//!   turn of `READ_BUDGET` bytes and `TURN_MS` of work per iteration (checked every
-//!   `TURN_CHECK_REQUESTS` requests, and after any request that wrote
-//!   `TURN_CHECK_BYTES` of output).
+//! - A key is on `resume` when its connection has unread or undecoded input, or a
+//!   listing to continue, that no readiness event will report again: its turn ran out
+//!   or it was just un-paused. `resume` is taken at the start of an iteration, so each
+//!   connection gets at most one turn per iteration: a key is on it at most once
+//!   (`conn.resuming`), and a connection taken from it is not also read for a readiness
+//!   event in that iteration (its resumed turn reads to `WouldBlock`). A turn is at most
+//!   `READ_BUDGET` bytes and `TURN_MS` of work (the clock checked every
+//!   `TURN_CHECK_REQUESTS` requests, and after any request that wrote `TURN_CHECK_BYTES`
+//!   of output).
+//! - While a connection's codec has a listing in progress, `dispatch` writes it a batch
+//!   at a time ([`crate::proto::listing`]) before decoding anything else, and pauses the
+//!   connection (`paused`, as above) when its output reaches the listing mark, so the
+//!   listing advances only as the client reads.
 //! - The clock is read once per read batch, right after the `read` that returned the
 //!   bytes, so every request in them counts its deadlines from a moment at or after its
 //!   bytes arrived (never earlier): deadlines never fire early. Input held back from an
@@ -41,6 +48,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
 use crate::fence::{wall_clock_ns, Fence};
+use crate::proto::listing::{output_mark, Batch};
 use crate::proto::native::{secret_from_file, MAX_SECRET};
 use crate::proto::{Codec, Ctx, Peer, Progress, Protocol, Totals};
 use crate::signals::{Signal, SignalPipe};
@@ -109,6 +117,8 @@ struct Conn {
     writable: bool,
     /// Reading stopped because the output passed the high-water mark.
     paused: bool,
+    /// On the `resume` list (at most once), or taken from it for this iteration.
+    resuming: bool,
 }
 
 /// How a connection's turn at the loop ended.
@@ -295,6 +305,12 @@ impl Server {
                             return Ok(());
                         }
                     }
+                    // Its resumed turn below reads it (to WouldBlock) in this iteration.
+                    Token(k) if self.conns.get(k).is_some_and(|c| c.resuming) => {
+                        if event.is_writable() {
+                            self.mark_dirty(k);
+                        }
+                    }
                     Token(k) => {
                         // Input, EOF or error: read and decode. When the peer closed or
                         // failed, read to the end; else a short read drains the socket.
@@ -312,6 +328,9 @@ impl Server {
             }
             self.retry_accept(now);
             for k in resume.drain(..) {
+                if let Some(conn) = self.conns.get_mut(k) {
+                    conn.resuming = false;
+                }
                 self.read(k, Drain::ToWouldBlock);
             }
             if self.resume.is_empty() {
@@ -427,6 +446,7 @@ impl Server {
                 dirty: false,
                 writable: false,
                 paused: false,
+                resuming: false,
             });
             self.engine.connect_in(k as ClientId, addr, protocol as u8);
         }
@@ -448,11 +468,15 @@ impl Server {
     fn read(&mut self, k: usize, drain: Drain) {
         // Set by the turn's first clock reading.
         let mut turn_end = None;
-        if self.conns.get(k).is_some_and(|c| !c.partial.is_empty()) {
+        if self
+            .conns
+            .get(k)
+            .is_some_and(|c| !c.partial.is_empty() || c.codec.listing())
+        {
             let now = self.clock.now();
             let end = *turn_end.insert(now + TURN_MS);
             if self.dispatch(k, Source::Partial, now, end) == Turn::Yielded {
-                self.resume.push(k);
+                self.push_resume(k);
                 return;
             }
         }
@@ -464,13 +488,13 @@ impl Server {
             if conn.phase != Phase::Open {
                 return;
             }
-            if conn.out.len() >= self.cfg.output_high_water {
+            if conn.paused || conn.out.len() >= self.cfg.output_high_water {
                 // Backpressure: stop reading until flush drains the output.
                 conn.paused = true;
                 return;
             }
             if budget == 0 {
-                self.resume.push(k);
+                self.push_resume(k);
                 return;
             }
             let turn = match conn.stream.read(&mut self.rbuf) {
@@ -507,14 +531,15 @@ impl Server {
                 }
             };
             if turn == Turn::Yielded {
-                self.resume.push(k);
+                self.push_resume(k);
                 return;
             }
         }
     }
 
-    /// Decodes and handles every complete request in `src`, routing engine events
-    /// after each one; keeps what is left in the connection's `partial` buffer.
+    /// Continues the connection's listing, if any, then decodes and handles every
+    /// complete request in `src`, routing engine events after each one; keeps what is
+    /// left in the connection's `partial` buffer.
     ///
     /// `now` is the clock read after the bytes in `src` were read, so no request's
     /// deadlines start before it was read; it is read again whenever the turn's time is
@@ -523,10 +548,36 @@ impl Server {
         let mut pos = 0;
         let mut turn = Turn::Done;
         let mut unchecked = 0;
+        let listing_mark = output_mark(self.cfg.output_high_water, self.cfg.output_limit);
         loop {
             let Some(conn) = self.conns.get_mut(k) else {
                 return turn;
             };
+            if conn.phase != Phase::Closed && conn.codec.listing() {
+                // A listing in progress goes first: later requests wait their turn.
+                if conn.out.len() >= listing_mark {
+                    // Continue once the client has read (flush resumes it).
+                    conn.paused = true;
+                    break;
+                }
+                let now = self.clock.now();
+                if now >= turn_end {
+                    turn = Turn::Yielded;
+                    break;
+                }
+                let mut cx = Ctx {
+                    engine: &mut self.engine,
+                    client: k as ClientId,
+                    out: &mut conn.out,
+                    now,
+                    stats: &mut self.stats,
+                    secret: self.secret.as_deref(),
+                };
+                conn.codec
+                    .proceed(&mut cx, Batch::new(self.cfg.output_limit));
+                self.mark_dirty(k);
+                continue;
+            }
             let input = match src {
                 Source::Shared(n) => &self.rbuf[pos..n],
                 Source::Partial => &conn.partial[pos..],
@@ -640,6 +691,16 @@ impl Server {
         self.events = events;
     }
 
+    /// Puts a connection on the `resume` list, unless it is on it already.
+    fn push_resume(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            if !conn.resuming {
+                conn.resuming = true;
+                self.resume.push(k);
+            }
+        }
+    }
+
     fn mark_dirty(&mut self, k: usize) {
         if let Some(conn) = self.conns.get_mut(k) {
             if !conn.dirty {
@@ -703,20 +764,21 @@ impl Server {
                 }
                 conn.writable = want_writable;
             }
-            if conn.out.len() > self.cfg.output_limit {
+            if conn.out.len() + conn.codec.held_len() > self.cfg.output_limit {
                 // A hard limit: whatever the client reads, memory stays bounded.
                 warn!(
                     "{} does not read its replies ({} bytes pending): disconnecting",
                     Peer::of(&self.engine, k as ClientId),
-                    conn.out.len()
+                    conn.out.len() + conn.codec.held_len()
                 );
                 self.close(k);
-            } else if conn.phase == Phase::Draining && conn.out.is_empty() {
+            } else if conn.phase == Phase::Draining && conn.out.is_empty() && !conn.codec.listing()
+            {
                 self.close(k);
             } else if conn.paused && conn.out.len() < self.cfg.output_high_water / 2 {
                 // Drained enough: read again (edge-triggered, so nobody else will say so).
                 conn.paused = false;
-                self.resume.push(k);
+                self.push_resume(k);
             }
         }
         self.dirty = dirty;

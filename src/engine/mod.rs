@@ -31,6 +31,10 @@
 //!   hold-duration histogram, so their counts equal `grants_total` and the grants minus
 //!   the current holds.
 
+mod cursor;
+
+pub use cursor::{Cursor, HoldView, Scan};
+
 use crate::fence::Fence;
 use crate::histogram::Histogram;
 use crate::table::{Acquire, ClaimId, Grant, State, Table};

@@ -88,7 +88,10 @@
 //!   (`increment-readers`, `register-write-flag-check`, ...) and `inspectCommand` are
 //!   unknown (error reply), so `RWLockClient` is not supported. `ls` lists the keys
 //!   of current locks, every protocol's, that are images of keys (the original's list
-//!   was always empty); `lock-info-request` leaves `lockholderUUIDs` empty (the
+//!   was always empty), in slot order, written a batch at a time
+//!   ([`super::listing`]: a lock that lasts the whole listing is in it exactly once;
+//!   the connection's next message is read, and its grants are written, after the
+//!   line); `lock-info-request` leaves `lockholderUUIDs` empty (the
 //!   original filled it with internal field names).
 //! - Unlock with `_uuid` naming a queued request withdraws it (the original answered
 //!   the wrong-uuid error and kept it queued). Unlock naming no request of this
@@ -101,13 +104,16 @@
 //!   held until its ttl (or the disconnect), as with the original.
 
 use super::framing::{decode_line, Flow};
-use super::json::{push_array, push_str, Object};
-use super::names::{engine_name, holders, utf8_name, waiters, EngineName};
+use super::json::Object;
+use super::listing::Batch;
+use super::names::{engine_name, holders, waiters, EngineName};
 use super::requests::{RequestMap, Status};
 use super::{Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind, Mode, Tag};
 use serde_json::{Map, Value};
+
+mod listing;
 
 /// The broker's default hold when `ttl` is missing or 0 (`lockExpiresAfter`), ms.
 pub const DEFAULT_TTL_MS: u32 = 5000;
@@ -149,6 +155,8 @@ fn tag_key(tag: &[u8]) -> Option<Tag> {
 pub struct Session {
     max_line: usize,
     requests: RequestMap<Tag>,
+    /// `ls` in progress.
+    listings: listing::Listings,
 }
 
 /// A lock reply `{"readersCount":0,"uuid":U,"key":K,"lockRequestCount":N,"type":"lock","acquired":B}`.
@@ -362,6 +370,7 @@ impl Session {
         Session {
             max_line: cfg.max_line,
             requests: RequestMap::new(tag_key, REMEMBER_GONE),
+            listings: listing::Listings::default(),
         }
     }
 
@@ -387,7 +396,7 @@ impl Session {
                 let tag = make_tag(uuid.as_bytes(), key.as_bytes());
                 self.end_request(&tag, name.as_bytes(), cx);
             }
-            Request::Ls { uuid } => write_ls(cx, uuid),
+            Request::Ls { uuid } => self.listings.start(cx.out, uuid),
             Request::Info { uuid, key } => write_info(cx, uuid, key),
             Request::Refused {
                 ty,
@@ -569,6 +578,14 @@ impl Wire for Session {
         }
     }
 
+    fn listing(&self) -> bool {
+        self.listings.active()
+    }
+
+    fn proceed(&mut self, cx: &mut Ctx, batch: Batch) {
+        self.listings.proceed(cx, batch)
+    }
+
     /// The connection is closing: the engine releases its claims right after.
     fn on_close(&mut self, _cx: &mut Ctx) {
         self.requests.clear();
@@ -584,23 +601,6 @@ fn truthy(v: &Value) -> bool {
         Value::String(s) => !s.is_empty(),
         Value::Array(_) | Value::Object(_) => true,
     }
-}
-
-/// `ls`: the keys of the current locks, sorted (engine names that are no key's image,
-/// like lockd's `%shared:` names, are left out).
-fn write_ls(cx: &mut Ctx, uuid: Option<&str>) {
-    let mut keys: Vec<String> = cx
-        .engine
-        .locks()
-        .filter_map(|(name, _)| utf8_name(name))
-        .collect();
-    keys.sort_unstable();
-    Object::new(cx.out)
-        .with(b"ls_result", |out| {
-            push_array(out, keys, |out, key| push_str(out, key.as_bytes()))
-        })
-        .opt_str("uuid", uuid)
-        .end_line();
 }
 
 /// `lock-info-request`.

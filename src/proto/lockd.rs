@@ -33,13 +33,22 @@
 //!   some lockd name: exclusive views show names outside the shared prefix (locks
 //!   taken by native or officer clients included), shared views the prefixed ones.
 //!   `i NAME` says locked when the engine name has any hold (so exactly when `g` by
-//!   another connection would fail). `d`/`sd` print one `NAME: HOLDER` line per hold in
-//!   grant order (by fencing token), HOLDER being the client's registry name or else its
-//!   `ip:port`. Bare `d` (no space after the word) lists every lock of the namespace;
-//!   `d NAME` only NAME's holders, also when NAME is empty (`d ` with its space lists the
-//!   holder of the empty-named lock that `g ` takes). `dump` prints a JSON object
-//!   sorted by name, name -> `ip:port` of the first holder (`dump shared`: name -> list
-//!   of `ip:port`s in grant order), as the original printed its raw maps.
+//!   another connection would fail). `d`/`sd` print one `NAME: HOLDER` line per hold,
+//!   HOLDER being the client's registry name or else its `ip:port`. Bare `d` (no space
+//!   after the word) lists every hold of the namespace; `d NAME` only NAME's holders,
+//!   also when NAME is empty (`d ` with its space lists the holder of the empty-named
+//!   lock that `g ` takes), in grant order when there are at most [`INLINE_HOLDERS`].
+//!   `dump` prints one JSON object, name -> `ip:port` of the first holder (`dump
+//!   shared`: name -> list of `ip:port`s in grant order, at most [`DUMP_HOLDERS_CAP`]),
+//!   as the original printed its raw maps.
+//! - **Listings.** `q`, bare `d`/`sd`, `d NAME` on a lock with more than
+//!   [`INLINE_HOLDERS`] holders, `dump` and `who` cover the whole table or every
+//!   connection, so they are written a batch at a time ([`super::listing`]): rows in
+//!   slot order (`d` in the order of the holds' slots, `dump` of the locks', `who` of
+//!   the connections'), each hold, lock or client that lasts the whole listing exactly
+//!   once; one created or removed meanwhile may or may not be listed (a lock removed
+//!   and taken again may show twice, even as a repeated `dump` key). The connection's
+//!   next request is read once the listing is written.
 //! - **Registry.** `iam NAME` (NAME not empty) records NAME in the session, exactly as
 //!   sent; `iam` and `iam ` clear it. The engine's client name, which the native protocol
 //!   prints raw in `CLIENTS`, `WHOAMI` and `INSPECT owner=`, must stay a valid native
@@ -51,7 +60,7 @@
 //!   whatever its length), another connection's by decoding its engine name (exact for
 //!   names set through lockd; a native `NAME` that happens to be an escape image, like
 //!   `a%20b`, shows decoded as `a b`). A name over the limit is therefore seen by other
-//!   connections as the `ip:port`. `who [NAME]` lists named clients sorted by address;
+//!   connections as the `ip:port`. `who [NAME]` lists named clients in connection order;
 //!   an empty NAME lists them all (no registry name is empty).
 //! - **Counters** ([`Tally`], in [`super::Totals`]): per-command counts (counted even
 //!   when the feature is disabled), `invalid_commands`, `orphans` and `shared_orphans`
@@ -78,15 +87,21 @@
 //!   `ip:port`.
 //! - `dump` is JSON (glockd printed Go's `map[...]` syntax); the blank line is not
 //!   counted as an invalid command.
+//! - `d`, `sd`, `dump` and `who` are in slot order, not sorted (see Listings above);
+//!   `dump shared` lists at most [`DUMP_HOLDERS_CAP`] holders per name.
 
 use super::framing::{decode_line, Flow};
-use super::json::{push_array, push_map, push_quoted_addr};
+use super::listing::Batch;
 use super::names::{client_name, engine_name, holders, wire_name};
 use super::{push_addr, push_u64, Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, Mode};
 use memchr::memchr;
 use std::borrow::Cow;
+
+mod listing;
+
+pub use listing::{DUMP_HOLDERS_CAP, INLINE_HOLDERS};
 
 /// Engine-name prefix of lockd's shared namespace.
 pub const SHARED_PREFIX: &[u8] = b"%shared:";
@@ -294,6 +309,8 @@ pub struct Session {
     registry: bool,
     /// The registry name given to `iam`, exactly as sent.
     name: Option<Box<[u8]>>,
+    /// `q`, `d`, `sd`, `dump` or `who` in progress.
+    listings: listing::Listings,
 }
 
 impl Session {
@@ -304,6 +321,7 @@ impl Session {
             dump: cfg.lockd_dump,
             registry: cfg.lockd_registry,
             name: None,
+            listings: listing::Listings::default(),
         }
     }
 
@@ -351,13 +369,14 @@ impl Session {
                 };
                 answer(cx.out, u64::from(n), text, name);
             }
-            Request::Holders { shared, name } => self.write_holders(cx, shared, name),
-            Request::Dump { shared } => write_json_dump(cx, shared),
+            Request::Holders { shared, name } => self.holders(cx, shared, name),
+            Request::Dump { shared } => self.listings.start_dump(cx.out, shared),
             Request::Me => {
                 cx.out.extend_from_slice(b"1 ");
                 push_addr(cx.out, cx.engine, cx.client);
                 cx.out.push(b' ');
-                self.push_label(cx.out, cx.engine, cx.client, cx.client);
+                let my_name = self.name.as_deref();
+                push_label(cx.out, my_name, cx.engine, cx.client, cx.client);
                 cx.out.push(b'\n');
             }
             Request::Iam { name } => {
@@ -374,96 +393,62 @@ impl Session {
                     .set_name(cx.client, engine_name.as_ref().map(|n| n.as_bytes()));
                 cx.out.extend_from_slice(b"1 ok\n");
             }
-            Request::Who { name } => self.write_who(cx, name),
-            Request::Query => write_stats(cx),
+            Request::Who { name } => self.listings.start_who(name),
+            Request::Query => self.listings.start_query(),
         }
     }
 
-    /// Appends `client`'s registry name as lockd shows it, or its `ip:port`. This
-    /// connection (`me`) shows its own name exactly as given to `iam`; another shows its
-    /// engine name, unescaped when it is the image of a name.
-    fn push_label(&self, out: &mut Vec<u8>, engine: &Engine, me: ClientId, client: ClientId) {
-        match self.registry_name(engine, me, client) {
-            Some(name) => out.extend_from_slice(&name),
-            None => push_addr(out, engine, client),
+    /// `d` / `sd`: `NAME: HOLDER` per hold. Bare, every hold of the namespace (listed
+    /// a batch at a time); with a name (maybe the empty one), that lock's holds: in
+    /// grant order at once when they are few, else listed like bare `d`.
+    fn holders(&mut self, cx: &mut Ctx, shared: bool, name: Option<&[u8]>) {
+        let Some(arg) = name else {
+            return self.listings.start_holders(shared);
+        };
+        let Some(en) = listing::holders_name(shared, arg) else {
+            return;
+        };
+        if holders(cx.engine, en.as_bytes()) > INLINE_HOLDERS {
+            return self.listings.start_holders_of(shared, arg, en);
+        }
+        let my_name = self.name.as_deref();
+        for (_, client) in cx.engine.holds_on(en.as_bytes()) {
+            listing::write_holder(cx.out, cx.engine, my_name, cx.client, arg, client);
         }
     }
+}
 
-    /// `client`'s registry name (see [`Session::push_label`]), if it has one.
-    fn registry_name<'e>(
-        &'e self,
-        engine: &'e Engine,
-        me: ClientId,
-        client: ClientId,
-    ) -> Option<Cow<'e, [u8]>> {
-        if client == me {
-            return self.name.as_deref().map(Cow::Borrowed);
-        }
-        let name = engine.client(client)?.name()?;
-        Some(match wire_name(name) {
-            Some(plain) if !plain.is_empty() => Cow::Owned(plain),
-            _ => Cow::Borrowed(name),
-        })
+/// Appends `client`'s registry name as lockd shows it, or its `ip:port`. This
+/// connection (`me`, whose name given to `iam` is `my_name`) shows its own name exactly
+/// as given; another shows its engine name, unescaped when it is the image of a name.
+fn push_label(
+    out: &mut Vec<u8>,
+    my_name: Option<&[u8]>,
+    engine: &Engine,
+    me: ClientId,
+    client: ClientId,
+) {
+    match registry_name(my_name, engine, me, client) {
+        Some(name) => out.extend_from_slice(&name),
+        None => push_addr(out, engine, client),
     }
+}
 
-    /// `d` / `sd`: `NAME: HOLDER` per hold, in grant order; every lock of the namespace
-    /// when no name was given, else only that one (which may be the empty name).
-    fn write_holders(&self, cx: &mut Ctx, shared: bool, name: Option<&[u8]>) {
-        // (token, lockd name, client); introspection, so a list is fine.
-        let mut rows: Vec<(u64, Cow<[u8]>, ClientId)> = Vec::new();
-        match name {
-            None => {
-                for (en, _) in cx.engine.locks() {
-                    let Some((s, wire)) = classify(en) else {
-                        continue;
-                    };
-                    if s != shared {
-                        continue;
-                    }
-                    for (token, client) in cx.engine.holds_on(en) {
-                        rows.push((token, Cow::Owned(wire.clone()), client));
-                    }
-                }
-                rows.sort_unstable_by_key(|r| r.0);
-            }
-            Some(arg) => {
-                if let Some(n) = engine_name(namespace(shared), arg) {
-                    rows.extend(
-                        cx.engine
-                            .holds_on(n.as_bytes())
-                            .map(|(token, client)| (token, Cow::Borrowed(arg), client)),
-                    );
-                }
-            }
-        }
-        for (_, name, client) in rows {
-            cx.out.extend_from_slice(&name);
-            cx.out.extend_from_slice(b": ");
-            self.push_label(cx.out, cx.engine, cx.client, client);
-            cx.out.push(b'\n');
-        }
+/// `client`'s registry name (see [`push_label`]), if it has one.
+fn registry_name<'e>(
+    my_name: Option<&'e [u8]>,
+    engine: &'e Engine,
+    me: ClientId,
+    client: ClientId,
+) -> Option<Cow<'e, [u8]>> {
+    if client == me {
+        return my_name.map(Cow::Borrowed);
     }
-
-    /// `who [NAME]`: `ADDR: NAME` for named clients, sorted by address. An empty NAME
-    /// lists every one (registry names are never empty).
-    fn write_who(&self, cx: &mut Ctx, arg: &[u8]) {
-        let mut rows: Vec<(String, Cow<[u8]>)> = cx
-            .engine
-            .clients()
-            .filter_map(|(id, c, _)| {
-                let name = self.registry_name(cx.engine, cx.client, id)?;
-                Some((c.addr().to_string(), name))
-            })
-            .filter(|(_, name)| arg.is_empty() || **name == *arg)
-            .collect();
-        rows.sort_unstable();
-        for (addr, name) in rows {
-            cx.out.extend_from_slice(addr.as_bytes());
-            cx.out.extend_from_slice(b": ");
-            cx.out.extend_from_slice(&name);
-            cx.out.push(b'\n');
-        }
-    }
+    let name = engine.client(client)?.name()?;
+    Some(match wire_name(name) {
+        Some(plain) if !plain.is_empty() => Cow::Owned(plain),
+        _ => Cow::Borrowed(name),
+    })
 }
 
 impl Wire for Session {
@@ -493,6 +478,14 @@ impl Wire for Session {
                 Flow::Continue
             },
         )
+    }
+
+    fn listing(&self) -> bool {
+        self.listings.active()
+    }
+
+    fn proceed(&mut self, cx: &mut Ctx, batch: Batch) {
+        self.listings.proceed(cx, batch, self.name.as_deref())
     }
 
     /// lockd never waits and never sets a hold deadline, so no event concerns it.
@@ -586,47 +579,9 @@ fn shared_get(cx: &mut Ctx, arg: &[u8]) {
     }
 }
 
-/// `dump` / `dump shared`: one JSON object, sorted by name.
-fn write_json_dump(cx: &mut Ctx, shared: bool) {
-    let mut rows: Vec<(Vec<u8>, &[u8])> = cx
-        .engine
-        .locks()
-        .filter(|(_, info)| info.holders > 0)
-        .filter_map(|(name, _)| match classify(name) {
-            Some((s, wire)) if s == shared => Some((wire, name)),
-            _ => None,
-        })
-        .collect();
-    rows.sort_unstable();
-    let engine = &*cx.engine;
-    push_map(cx.out, rows, |out, name| {
-        let mut holds = engine.holds_on(name).map(|(_, client)| client);
-        if shared {
-            push_array(out, holds, |out, client| {
-                push_quoted_addr(out, engine, client)
-            });
-        } else if let Some(client) = holds.next() {
-            push_quoted_addr(out, engine, client);
-        } else {
-            out.extend_from_slice(b"\"\"");
-        }
-    });
-    cx.out.push(b'\n');
-}
-
-/// `q`: `key: value` lines sorted by key.
-fn write_stats(cx: &mut Ctx) {
-    let (mut locks, mut shared_locks) = (0u64, 0u64);
-    for (name, info) in cx.engine.locks() {
-        if info.holders == 0 {
-            continue;
-        }
-        match classify(name) {
-            Some((true, _)) => shared_locks += 1,
-            Some((false, _)) => locks += 1,
-            None => {}
-        }
-    }
+/// `q`: `key: value` lines sorted by key; `locks` and `shared_locks` are the held
+/// locks of each namespace, counted by a scan of the table.
+fn write_stats(cx: &mut Ctx, locks: u64, shared_locks: u64) {
     let c = &cx.stats.lockd;
     let mut rows: Vec<(String, u64)> = Verb::ALL
         .into_iter()

@@ -14,15 +14,19 @@
 //!   [`metrics`]: the Prometheus endpoint, an HTTP responder.
 //! - [`framing`]: line framing shared by the line protocols; [`json`]: the JSON writer;
 //!   [`names`]: foreign names to engine names; [`requests`]: the map of client-named
-//!   requests (locker, live-mutex).
+//!   requests (locker, live-mutex); [`listing`]: listings written a batch at a time.
 //!
 //! # Invariants
 //! - `Incomplete` means "need more bytes", never failure: a codec consumes nothing then.
 //! - A codec buffers at most one request's worth of input (lines are bounded by
 //!   `--max-line`, locker frames by their one-byte length).
+//! - While [`Wire::listing`] is true the server calls [`Wire::proceed`], never
+//!   [`Wire::decode`], and [`Codec`] holds the connection's events back until the
+//!   listing ends (see [`listing`]).
 
 pub mod framing;
 pub mod json;
+pub mod listing;
 pub mod livemutex;
 pub mod lockd;
 pub mod locker;
@@ -38,6 +42,7 @@ pub mod resp;
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
 use crate::lograte::RefusalLog;
+use listing::Batch;
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -176,11 +181,28 @@ pub trait Wire {
 
     /// Called just before the engine forgets the connection (its claims still exist).
     fn on_close(&mut self, _cx: &mut Ctx) {}
+
+    /// True while a listing started by an earlier request is still being written.
+    fn listing(&self) -> bool {
+        false
+    }
+
+    /// Writes the next batch of the listing in progress (see [`listing`]); ends it
+    /// with its last line when the scan is done.
+    fn proceed(&mut self, _cx: &mut Ctx, _batch: Batch) {}
 }
 
-/// One connection's codec state.
+/// One connection's codec state: its protocol's session, and the engine events written
+/// while a listing was in progress, held back until it ends.
 #[derive(Debug)]
-pub enum Codec {
+pub struct Codec {
+    session: Session,
+    held: Vec<u8>,
+}
+
+/// The session of whichever protocol the connection speaks.
+#[derive(Debug)]
+enum Session {
     /// The native protocol.
     Native(native::Session),
     /// lockd / glockd.
@@ -201,13 +223,13 @@ pub enum Codec {
 macro_rules! each_session {
     ($codec:expr, $s:ident => $call:expr) => {
         match $codec {
-            Codec::Native($s) => $call,
-            Codec::Lockd($s) => $call,
-            Codec::Locker($s) => $call,
-            Codec::Officer($s) => $call,
-            Codec::LiveMutex($s) => $call,
-            Codec::Redis($s) => $call,
-            Codec::Metrics($s) => $call,
+            Session::Native($s) => $call,
+            Session::Lockd($s) => $call,
+            Session::Locker($s) => $call,
+            Session::Officer($s) => $call,
+            Session::LiveMutex($s) => $call,
+            Session::Redis($s) => $call,
+            Session::Metrics($s) => $call,
         }
     };
 }
@@ -215,30 +237,59 @@ macro_rules! each_session {
 impl Codec {
     /// A fresh session of `protocol` for a new connection.
     pub fn new(protocol: Protocol, cfg: &Config) -> Codec {
-        match protocol {
-            Protocol::Native => Codec::Native(native::Session::new(cfg)),
-            Protocol::Lockd => Codec::Lockd(lockd::Session::new(cfg)),
-            Protocol::Locker => Codec::Locker(locker::Session::new(cfg)),
-            Protocol::Officer => Codec::Officer(officer::Session::new(cfg)),
-            Protocol::LiveMutex => Codec::LiveMutex(livemutex::Session::new(cfg)),
-            Protocol::Redis => Codec::Redis(redis::Session::new(cfg)),
-            Protocol::Metrics => Codec::Metrics(metrics::Session::new()),
+        let session = match protocol {
+            Protocol::Native => Session::Native(native::Session::new(cfg)),
+            Protocol::Lockd => Session::Lockd(lockd::Session::new(cfg)),
+            Protocol::Locker => Session::Locker(locker::Session::new(cfg)),
+            Protocol::Officer => Session::Officer(officer::Session::new(cfg)),
+            Protocol::LiveMutex => Session::LiveMutex(livemutex::Session::new(cfg)),
+            Protocol::Redis => Session::Redis(redis::Session::new(cfg)),
+            Protocol::Metrics => Session::Metrics(metrics::Session::new()),
+        };
+        Codec {
+            session,
+            held: Vec::new(),
         }
     }
 
-    /// Decodes and handles at most one request from `input`.
+    /// Decodes and handles at most one request from `input` (never called while
+    /// [`Codec::listing`]).
     pub fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        each_session!(self, s => s.decode(input, cx))
+        debug_assert!(!self.listing(), "decode during a listing");
+        each_session!(&mut self.session, s => s.decode(input, cx))
     }
 
-    /// Writes an engine event for this connection.
+    /// Writes an engine event for this connection; while a listing is in progress it
+    /// is written aside and goes out after the listing's last line.
     pub fn encode_event(&mut self, event: &Event, engine: &Engine, out: &mut Vec<u8>) {
-        each_session!(self, s => s.encode_event(event, engine, out))
+        let out = if self.listing() { &mut self.held } else { out };
+        each_session!(&mut self.session, s => s.encode_event(event, engine, out))
+    }
+
+    /// Bytes of events held back by a listing in progress: output the client has not
+    /// read yet either, so it counts against `--output-limit`.
+    pub fn held_len(&self) -> usize {
+        self.held.len()
     }
 
     /// Called just before the engine forgets the connection (its claims still exist).
     pub fn on_close(&mut self, cx: &mut Ctx) {
-        each_session!(self, s => s.on_close(cx))
+        each_session!(&mut self.session, s => s.on_close(cx))
+    }
+
+    /// True while a listing is in progress: call [`Codec::proceed`], not `decode`.
+    pub fn listing(&self) -> bool {
+        each_session!(&self.session, s => s.listing())
+    }
+
+    /// Writes the next batch of the listing in progress; once it has ended, writes the
+    /// events held back meanwhile, in order.
+    pub fn proceed(&mut self, cx: &mut Ctx, batch: Batch) {
+        each_session!(&mut self.session, s => s.proceed(cx, batch));
+        if !self.listing() && !self.held.is_empty() {
+            cx.out.extend_from_slice(&self.held);
+            self.held = Vec::new();
+        }
     }
 }
 

@@ -25,7 +25,8 @@
 //!   timeout); with `queue_max` Q, holders + waiters >= Q gets `queue_maxed`. A wait that
 //!   runs out gets `timed_out`; `queue` lists the `ip:port` of holders (grant order) then
 //!   waiters (FIFO), without the request that timed out (see below for when it is
-//!   read). A later grant is `{"name":N,"result":"acquired"}`.
+//!   read), at most [`LIST_CAP`] of them. A later grant is
+//!   `{"name":N,"result":"acquired"}`.
 //!   Over `--max-pending`, the answer is `queue_maxed`.
 //! - **unlock** releases this connection's hold (`released`; the next waiter is granted),
 //!   or withdraws its wait for the name (also `released`, as officer did), else
@@ -33,14 +34,27 @@
 //! - **reset** cancels every wait (silently) and releases every hold: `reset_succeeded`.
 //! - **locks** lists every engine lock whose name is an officer name (native and lockd
 //!   exclusive locks included; lockd's `%shared:` names and names that are not the image
-//!   of a UTF-8 string are left out), sorted by name, each with its holders then waiters.
-//! - **connections** lists every connection with at least one such hold or wait, sorted by
-//!   `ip:port`, with its names (holds in grant order, then waits); **my_locks** lists
-//!   this connection's names the same way (waits included, as in officer).
+//!   of a UTF-8 string are left out), each with its holders then waiters (at most
+//!   [`LIST_CAP`]).
+//! - **connections** lists every connection with at least one such hold or wait, with
+//!   its names (holds in grant order, then waits; at most [`LIST_CAP`]); **my_locks**
+//!   lists this connection's names the same way, all of them (waits included, as in
+//!   officer).
+//! - `locks` and `connections` cover the whole table or every connection, so each is
+//!   written a batch at a time ([`super::listing`]): one JSON line whose entries come
+//!   in slot order as the scan reaches them; a lock or connection that lasts the whole
+//!   listing is in it exactly once, one created or removed meanwhile may or may not be
+//!   (a lock removed and taken again may even show twice, as a repeated key). The
+//!   connection's next request is read once the line is written, and events for it
+//!   (grants, timeouts) follow the line.
 //!
 //! # Deviations from officer
-//! - Objects in `locks` and `connections` are sorted (officer used insertion order);
-//!   connections that hold and wait for nothing are not listed.
+//! - Objects in `locks` and `connections` are in slot order (officer used insertion
+//!   order); connections that hold and wait for nothing are not listed.
+//! - Lists that other clients can grow are capped at [`LIST_CAP`] items: the `queue` of
+//!   `timed_out` and `queue_maxed`, each lock's queue in `locks`, each connection's
+//!   names in `connections` (officer listed them whole, so a crowded lock could make a
+//!   reply big enough to get its reader disconnected).
 //! - A repeated `lock` while waiting does not start a timer the first request lacked.
 //! - The idle-connection reaper (`--max-idle`) is not implemented: `keep_alive` is
 //!   accepted and needs no reply; connections live until they close.
@@ -59,17 +73,30 @@
 //!   route events between timers); the codec cannot see it afterwards.
 
 use super::framing::{decode_line, Flow};
-use super::json::{push_array, push_map, push_quoted_addr, push_str, Object};
+use super::json::{push_array, push_quoted_addr, push_str, Object};
+use super::listing::Batch;
 use super::names::{engine_name, utf8_name, wire_name};
 use super::{Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
 use crate::engine::{AcquireRequest, Acquired, ClientId, Engine, Event, EventKind, Mode};
 use serde_json::{Map, Value};
 
+mod listing;
+
+/// The most items any list in a reply that other clients can grow holds: the `queue`
+/// of `timed_out`, `queue_maxed` and each `locks` entry (holders first, then the
+/// longest waiting), and the names of each `connections` entry. officer's clients
+/// read a whole line of any length, so any cap works for them; 100 keeps such a reply
+/// under about 5 KB (an `ip:port` is at most 47 bytes), and a reply that many
+/// timeouts cause at once stays small.
+pub const LIST_CAP: usize = 100;
+
 /// Per-connection state.
 #[derive(Debug)]
 pub struct Session {
     max_line: usize,
+    /// `locks` or `connections` in progress.
+    listings: listing::Listings,
 }
 
 /// A parsed request.
@@ -142,6 +169,7 @@ impl Session {
     pub fn new(cfg: &Config) -> Self {
         Session {
             max_line: cfg.max_line,
+            listings: listing::Listings::default(),
         }
     }
 }
@@ -173,9 +201,17 @@ impl Wire for Session {
                     );
                     return Flow::Close;
                 };
-                execute(request, cx)
+                execute(request, cx, &mut self.listings)
             },
         )
+    }
+
+    fn listing(&self) -> bool {
+        self.listings.active()
+    }
+
+    fn proceed(&mut self, cx: &mut Ctx, batch: Batch) {
+        self.listings.proceed(cx, batch)
     }
 
     /// Writes an engine event: a deferred grant or a wait that ran out.
@@ -191,7 +227,7 @@ impl Wire for Session {
 }
 
 /// Executes one request; `Flow::Close` for a name officer could not have stored.
-fn execute(request: Request, cx: &mut Ctx) -> Flow {
+fn execute(request: Request, cx: &mut Ctx, listings: &mut listing::Listings) -> Flow {
     let me = cx.client;
     match request {
         Request::Lock {
@@ -258,10 +294,12 @@ fn execute(request: Request, cx: &mut Ctx) -> Flow {
                 .str("result", "reset_succeeded")
                 .end_line();
         }
-        Request::Locks => write_locks(cx),
-        Request::Connections => write_connections(cx),
+        Request::Locks => listings.start(cx.out, listing::Kind::Locks),
+        Request::Connections => listings.start(cx.out, listing::Kind::Connections),
         Request::MyLocks => Object::new(cx.out)
-            .with(b"value", |out| write_names_of(out, cx.engine, me))
+            .with(b"value", |out| {
+                write_names_of(out, cx.engine, me, usize::MAX)
+            })
             .str("result", "my_locks")
             .end_line(),
         Request::KeepAlive => {}
@@ -286,69 +324,24 @@ fn write_with_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8], name: &[u8], 
         .end_line();
 }
 
-/// `["ip:port",...]`: holders in grant order, then waiters in FIFO order.
+/// `["ip:port",...]`: holders in grant order, then waiters in FIFO order, at most
+/// [`LIST_CAP`] of them.
 fn write_queue(out: &mut Vec<u8>, engine: &Engine, en: &[u8]) {
     let holders = engine.holds_on(en).map(|(_, c)| c);
-    push_array(out, holders.chain(engine.waiters_on(en)), |out, client| {
+    let queue = holders.chain(engine.waiters_on(en)).take(LIST_CAP);
+    push_array(out, queue, |out, client| {
         push_quoted_addr(out, engine, client)
     });
 }
 
-/// `[names]` of one connection: holds in grant order, then waits.
-fn write_names_of(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
+/// `[names]` of one connection: holds in grant order, then waits; at most `cap`.
+fn write_names_of(out: &mut Vec<u8>, engine: &Engine, client: ClientId, cap: usize) {
     let names = engine
         .holds_of(client)
         .chain(engine.waits_of(client))
-        .filter_map(|c| utf8_name(c.name));
+        .filter_map(|c| utf8_name(c.name))
+        .take(cap);
     push_array(out, names, |out, name| push_str(out, name.as_bytes()));
-}
-
-/// `{"value":{entries},"result":"<result>"}`.
-fn write_value<T>(
-    out: &mut Vec<u8>,
-    entries: Vec<(String, T)>,
-    value: impl FnMut(&mut Vec<u8>, T),
-    result: &str,
-) {
-    Object::new(out)
-        .with(b"value", |out| push_map(out, entries, value))
-        .str("result", result)
-        .end_line();
-}
-
-/// `locks`: every lock with an officer name, sorted, with its queue.
-fn write_locks(cx: &mut Ctx) {
-    let engine = &*cx.engine;
-    let mut rows: Vec<(String, &[u8])> = engine
-        .locks()
-        .filter_map(|(en, _)| Some((utf8_name(en)?, en)))
-        .collect();
-    rows.sort_unstable();
-    write_value(
-        cx.out,
-        rows,
-        |out, en| write_queue(out, engine, en),
-        "locks",
-    );
-}
-
-/// `connections`: every connection holding or waiting for an officer name, sorted by
-/// address, with its names.
-fn write_connections(cx: &mut Ctx) {
-    let engine = &*cx.engine;
-    let mut rows: Vec<(String, ClientId)> = engine
-        .clients()
-        .filter(|&(client, _, _)| {
-            engine
-                .holds_of(client)
-                .chain(engine.waits_of(client))
-                .any(|c| utf8_name(c.name).is_some())
-        })
-        .map(|(client, c, _)| (c.addr().to_string(), client))
-        .collect();
-    rows.sort_unstable();
-    let names_of = |out: &mut Vec<u8>, client| write_names_of(out, engine, client);
-    write_value(cx.out, rows, names_of, "connections");
 }
 
 #[cfg(test)]

@@ -373,12 +373,6 @@ impl<P> Table<P> {
         list.iter(&self.claims, by_lock())
     }
 
-    /// One past the highest lock slot that may be in use: [`Table::lock_at`] is `None`
-    /// from here on. Slots are stable while their lock lives.
-    pub fn lock_slots(&self) -> usize {
-        self.locks.capacity()
-    }
-
     /// The name of the lock in slot `i`, if one lives there.
     pub fn lock_at(&self, i: usize) -> Option<&[u8]> {
         self.locks.get(i).map(|l| l.name.as_slice())
@@ -396,6 +390,31 @@ impl<P> Table<P> {
                 },
             )
         })
+    }
+
+    /// One past the highest lock slot that may be in use: a scan by slot ends there.
+    /// Slots never move, so a lock keeps its slot from creation to removal.
+    pub fn lock_slots(&self) -> usize {
+        self.locks.capacity()
+    }
+
+    /// The lock in slot `slot`, if one is there: (name, info).
+    pub fn lock_in_slot(&self, slot: usize) -> Option<(&[u8], LockInfo)> {
+        self.locks.get(slot).map(|l| {
+            (
+                l.name.as_slice(),
+                LockInfo {
+                    exclusive: l.exclusive,
+                    holders: l.holds.len(),
+                    waiters: l.waiters.len(),
+                },
+            )
+        })
+    }
+
+    /// One past the highest claim slot that may be in use (a claim's slot is its id).
+    pub fn claim_slots(&self) -> usize {
+        self.claims.capacity()
     }
 
     /// Asks for `name` in `mode` on behalf of `owner`.

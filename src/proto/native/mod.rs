@@ -29,10 +29,14 @@
 //! - Every request line gets exactly one reply line (or, for `LIST`, `CLIENTS` and
 //!   `STATS`, rows then one `END`), except `LOCK`/`SHARE` that queue: their answer is a
 //!   later event with the same id.
+//! - `LIST` and `CLIENTS` are listings ([`crate::proto::listing`]): rows in slot order,
+//!   written a batch at a time; the connection's next line is executed, and its events
+//!   written, after the `END`.
 //! - Until `AUTH` succeeds on a server with a secret, only `PING`, `QUIT` and `AUTH`
 //!   are executed.
 
 use super::framing::{decode_line, Flow};
+use super::listing::Batch;
 use super::{push_addr, push_label, push_u64, Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
 use crate::engine::{
@@ -40,6 +44,7 @@ use crate::engine::{
 };
 
 mod fast;
+mod listing;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -70,6 +75,8 @@ pub struct Session {
     max_line: usize,
     /// AUTH succeeded (or none is required).
     authed: bool,
+    /// `LIST` / `CLIENTS` in progress.
+    listings: listing::Listings,
 }
 
 impl Session {
@@ -78,6 +85,7 @@ impl Session {
         Session {
             max_line: cfg.max_line,
             authed: cfg.auth_file.is_none(),
+            listings: listing::Listings::default(),
         }
     }
 }
@@ -171,7 +179,7 @@ impl Session {
                 cx.out.push(b'\n');
             }
             Request::Inspect { name } => write_inspect(cx, id, name),
-            Request::List { prefix } => write_list(cx, id, prefix),
+            Request::List { prefix } => self.listings.start_locks(id, prefix),
             Request::Name { name } => {
                 cx.engine.set_name(cx.client, Some(name));
                 reply(cx.out, id, b"OK");
@@ -183,7 +191,7 @@ impl Session {
                 push_label(cx.out, cx.engine, cx.client);
                 cx.out.push(b'\n');
             }
-            Request::Clients => write_clients(cx, id),
+            Request::Clients => self.listings.start_clients(id),
             Request::Stats => write_stats(cx, id),
             Request::Ping => reply(cx.out, id, b"PONG"),
             Request::Quit => {
@@ -246,6 +254,14 @@ impl Wire for Session {
     /// Writes an engine event as a native reply line.
     fn encode_event(&mut self, event: &Event, _engine: &Engine, out: &mut Vec<u8>) {
         encode_event(event, out)
+    }
+
+    fn listing(&self) -> bool {
+        self.listings.active()
+    }
+
+    fn proceed(&mut self, cx: &mut Ctx, batch: Batch) {
+        self.listings.proceed(cx, batch)
     }
 }
 
@@ -384,63 +400,10 @@ fn write_inspect(cx: &mut Ctx, id: &[u8], name: &[u8]) {
     cx.out.push(b'\n');
 }
 
-fn write_list(cx: &mut Ctx, id: &[u8], prefix: &[u8]) {
-    // Introspection, not the hot path: sorting needs a list of the matching names.
-    let mut rows: Vec<_> = cx
-        .engine
-        .locks()
-        .filter(|(name, _)| name.starts_with(prefix))
-        .collect();
-    rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for (name, info) in &rows {
-        start(cx.out, id, b"ITEM");
-        cx.out.extend_from_slice(name);
-        cx.out.push(b' ');
-        push_counts(
-            cx.out,
-            mode_word(info.exclusive, info.holders),
-            info.holders,
-            info.waiters,
-        );
-        let detached = cx.engine.detached_count_on(name);
-        if detached > 0 {
-            cx.out.extend_from_slice(b" detached=");
-            push_u64(cx.out, u64::from(detached));
-        }
-        cx.out.push(b'\n');
-    }
-    write_end(cx.out, id, rows.len());
-}
-
 fn write_end(out: &mut Vec<u8>, id: &[u8], rows: usize) {
     start(out, id, b"END");
     push_u64(out, rows as u64);
     out.push(b'\n');
-}
-
-fn write_clients(cx: &mut Ctx, id: &[u8]) {
-    let mut rows = 0;
-    for (client, _, (holds, waits)) in cx.engine.clients() {
-        start(cx.out, id, b"CLIENT");
-        push_addr(cx.out, cx.engine, client);
-        cx.out.extend_from_slice(b" name=");
-        push_label(cx.out, cx.engine, client);
-        cx.out.extend_from_slice(b" holds=");
-        push_u64(cx.out, u64::from(holds));
-        cx.out.extend_from_slice(b" waits=");
-        push_u64(cx.out, u64::from(waits));
-        cx.out.push(b'\n');
-        rows += 1;
-    }
-    let detached = cx.engine.detached_count();
-    if detached > 0 {
-        start(cx.out, id, b"CLIENT");
-        cx.out.extend_from_slice(b"detached name=detached holds=");
-        push_u64(cx.out, detached as u64);
-        cx.out.extend_from_slice(b" waits=0\n");
-        rows += 1;
-    }
-    write_end(cx.out, id, rows);
 }
 
 fn write_stats(cx: &mut Ctx, id: &[u8]) {
