@@ -138,9 +138,10 @@ pub use options::{
     parse_args, usage, version, CycleKind, Options, Target, UsageError, DEFAULT_LOCKBOX_ADDR,
     DEFAULT_REDIS_ADDR, DEFAULT_REDIS_HOLD_MS, REDIS_UNLOCK_SCRIPT,
 };
-pub use report::{CpuUsage, Latency, Report, ServerUsage};
+pub use report::{ChaosCounts, Check, CpuUsage, Latency, Report, ServerUsage};
 pub use run::{run, RunError};
 pub use shard::{
     fmix64, fnv1a64, fnv1a64_extend, rendezvous_route, rendezvous_score, FNV1A64_OFFSET,
     FNV1A64_PRIME,
 };
+pub use verify::Property;
