@@ -268,7 +268,8 @@ Workload:
                            its wait, RESET the connection while holding, EXTEND
                            its hold, or take a {lease}ms lease and let it expire.
                            In lock mode one name in {sem_every} is a semaphore: half
-                           the cycles on it use SHARE max=1..3 instead of LOCK
+                           the cycles on it use SHARE max=M (M 1 to 3) instead
+                           of LOCK
 Length:
   --duration TIME          length of the load ({dur_min} to {dur_max};
                            default 10s unless --cycles)
