@@ -19,9 +19,11 @@
 //! - `run`: [`run`] plans the run, starts the poll loops, prints progress and adds their
 //!   tallies up into a [`Report`].
 //! - `worker`: one `mio` poll loop with its connections and pipeline slots;
-//!   `worker::connect` sets connections up, `worker::native` speaks lockbox's line
-//!   protocol, `worker::redis` speaks RESP.
-//! - `verify`: the cross-thread bookkeeping behind `--verify`.
+//!   `worker::conn` sets connections up, `worker::native` speaks lockbox's line
+//!   protocol, `worker::redis` speaks RESP, `worker::chaos` misbehaves on purpose
+//!   (`--chaos`).
+//! - `verify`: the cross-thread bookkeeping behind `--verify`, and [`Property`], the
+//!   names its checks are counted under.
 //! - `report`: [`Report`] and its text and JSON forms.
 //! - `procfs`: CPU and memory readings from Linux `/proc`.
 //! - `ascii`: decimal and hex numbers written into and read from byte buffers.
@@ -95,33 +97,73 @@
 //!
 //! ## Verification (`--verify`)
 //!
-//! Checked while running, from what this process observes:
-//! - **Mutual exclusion** (lock mode, lockbox and Redis): when a grant for name X arrives,
-//!   no other hold on X may be *live*. A hold is live from the moment its grant is
-//!   received until loadgen queues its `UNLOCK` (or sees `EXPIRED`). This is conservative:
-//!   the server grants the next holder only after it has read our `UNLOCK`, which is
-//!   written after the hold was marked ended, so a correct server never produces an
-//!   overlap here, and any overlap seen is a real one (the second grant happened at the
-//!   server while the first holder had not yet asked to release). With `--hold H` a hold
-//!   can also end at the server without loadgen knowing yet (its `EXPIRED` may still be
-//!   in flight on another connection): such a hold is only counted live while
-//!   `now + 2 ms < acquire_sent + H` (the server's grant came after the request was
-//!   sent, and deadlines never fire early), so expiry races are never reported.
-//! - **Tokens increase** (lockbox): every grant token on a connection is greater than all
-//!   grant tokens seen before on that connection (the server appends replies in grant
-//!   order, and tokens strictly increase over all grants); in lock mode also per name:
-//!   a grant observed after another grant of the same name carries a larger token
-//!   (unless, with `--hold`, it may have expired before we saw it).
-//! - **Shared max** (share mode with `--max M`): the grant's `holders` field is at most
-//!   M, and at most M-1 other live shared holds on that name exist when it arrives.
-//! - **Exactly once**: every reply carries the id of a request that is still pending on
-//!   that connection (a reply with an unknown id, to the wrong connection, or a second
-//!   reply to the same request is a violation); Redis: no reply without a pending
-//!   request. Requests left unanswered by the end of the drain are counted as
-//!   `unanswered`, not as violations (the run end cut them off).
+//! Checked while running, from what this process observes; every check and every
+//! violation is counted under its [`Property`] in [`Report::checks`]. With several
+//! servers everything is checked per server (names and tokens of different servers are
+//! never compared).
+//! - **Mutual exclusion** (`exclusion`; lock mode and semaphore names, lockbox and
+//!   Redis): when a grant for name X arrives, no conflicting hold on X (exclusive
+//!   against anything) may be *live*. A hold is live from the moment its grant is
+//!   received until loadgen queues its `UNLOCK` or `RESET`, sees its `EXPIRED`, or
+//!   closes its connection. This is conservative: the server releases a hold only after
+//!   it has read one of those, which loadgen writes after marking the hold ended (the
+//!   server grants after reading the EOF of a closed connection, never before), so a
+//!   correct server never produces an overlap here, and any overlap seen is a real one.
+//!   With a lease (`--hold H`, or a chaos lease) a hold can also end at the server
+//!   without loadgen knowing yet (its `EXPIRED` may still be in flight): such a hold is
+//!   only counted live while `now + 2 ms < acquire_sent + H` (the server's grant came
+//!   after the request was sent, and deadlines never fire early; an `EXTEND` in flight
+//!   can only shorten this, its `OK` sets it to `extend_sent + ms`). A live hold counts
+//!   against a new grant only if both were certainly held at one moment: it was
+//!   granted first (smaller token), or the new grant's own lease cannot have run out
+//!   before the live hold's grant arrived.
+//! - **Tokens increase** (`tokens`, lockbox): per server, a grant's token is greater
+//!   than every token loadgen had seen from that server before the request was sent
+//!   (so a reused or repeated token is caught across connections); every grant token
+//!   on a connection is greater than all grant tokens seen before on that connection
+//!   (the server appends replies in grant order); and per name, a grant observed after
+//!   an exclusive grant of the same name (or an exclusive grant observed after any)
+//!   carries a larger token, unless it may have ended before.
+//! - **Shared max** (`shared_max`; share mode with `--max M`, semaphore names under
+//!   `--chaos`): the grant's `holders` field is at most M, and at most M-1 other live
+//!   shared holds on that name exist when it arrives.
+//! - **Exactly once** (`exactly_once`): every reply carries the id of a request that is
+//!   still pending on that connection (a reply with an unknown id, to the wrong
+//!   connection, or a second reply to the same request is a violation); Redis: no reply
+//!   without a pending request. Requests left unanswered by the end of the drain are
+//!   counted as `unanswered`, not as violations (the run end cut them off), and so are
+//!   requests on a connection loadgen closed itself (`--chaos`).
+//! - **Cancelled waits** (`cancelled_waits`, `--chaos`): a wait answered `CANCELLED` is
+//!   never granted afterwards; `CANCELLED` comes before the `OK 1` of the `CANCEL` and
+//!   before the `OK` of a `RESET`; `CANCEL` answers `ERR not_waiting` only once the wait
+//!   was answered (a grant or `TIMEOUT` that crossed the `CANCEL` on the wire is not a
+//!   violation: the request was granted before the `CANCEL` arrived, and its hold is a
+//!   normal one); every request sent before a `RESET` is answered before its `OK`.
+//! - **Ended holds** (`ended_holds`, `--chaos`): after loadgen half-closed a connection
+//!   and the server closed it, `INSPECT` on a new connection never shows one of its
+//!   exclusive holds; an `UNLOCK` or `EXTEND` sent after a `RESET` finds nothing held.
+//!   A grant that arrives after a `RESET` was sent for a request sent before it may
+//!   already be released by that `RESET`: it is not counted as held.
+//! - **Protocol** (`protocol`): every reply has the form its request calls for.
 //!
 //! Each violation is counted in [`Report::violations`] with evidence in
 //! [`Report::violation_samples`]; the binary exits 1 when there is any.
+//!
+//! ## Chaos (`--chaos RATE`, lockbox)
+//!
+//! A fraction RATE of the cycles, chosen by the seeded PRNG (`--seed`), misbehave, each
+//! in one way picked uniformly: close the connection while the acquire waits (0-3 ms
+//! after sending it) or while holding (at the end of `--work`), then reconnect, half
+//! of the time abruptly and half by shutting the writing side and reading until the
+//! server closes (then `INSPECT` the exclusive holds it had); `CANCEL` the pending
+//! wait (0-3 ms after the acquire; 0 puts both in one write); `RESET` the connection
+//! while holding; `EXTEND` the hold (to `--hold`, or 30 s without it) and then hold for
+//! another `--work`; or take a 3 ms lease and let it expire. In lock mode one name in
+//! four (chosen by hash of the name and the seed) is a semaphore name: half of the
+//! cycles on it use `SHARE max=M` (M from 1 to 3, the same for every request on that
+//! name) instead of `LOCK`, so exclusive and shared holds meet on one name. Closing
+//! affects every cycle on that connection (pipelined ones too); `RESET` every hold and
+//! wait of the connection. [`Report::chaos`] counts what happened.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -138,9 +180,10 @@ pub use options::{
     parse_args, usage, version, CycleKind, Options, Target, UsageError, DEFAULT_LOCKBOX_ADDR,
     DEFAULT_REDIS_ADDR, DEFAULT_REDIS_HOLD_MS, REDIS_UNLOCK_SCRIPT,
 };
-pub use report::{CpuUsage, Latency, Report, ServerUsage};
+pub use report::{ChaosCounts, Check, CpuUsage, Latency, Report, ServerUsage};
 pub use run::{run, RunError};
 pub use shard::{
     fmix64, fnv1a64, fnv1a64_extend, rendezvous_route, rendezvous_score, FNV1A64_OFFSET,
     FNV1A64_PRIME,
 };
+pub use verify::Property;

@@ -110,8 +110,12 @@ pub struct Options {
     pub retry_ms: u64,
     /// `--seed N`: seed of the name-choosing PRNG (default 1).
     pub seed: u64,
-    /// `--verify`: check mutual exclusion, token order, shared max and exactly-once replies.
+    /// `--verify`: check mutual exclusion, token order, shared max and exactly-once replies
+    /// (and, with `--chaos`, cancelled waits and ended holds).
     pub verify: bool,
+    /// `--chaos RATE`: the fraction of cycles (0 < RATE <= 1) that misbehave on purpose
+    /// (lockbox only; see the crate documentation). Default: absent.
+    pub chaos: Option<f64>,
     /// `--json`: print one JSON object instead of the human summary.
     pub json: bool,
     /// `--quiet`: no progress lines.
@@ -142,6 +146,7 @@ impl Default for Options {
             retry_ms: 1,
             seed: 1,
             verify: false,
+            chaos: None,
             json: false,
             quiet: false,
             server_pid: None,
@@ -251,8 +256,20 @@ Workload:
                            (1 to {U32_MAX}, default none)
   --retry TIME             redis: retry interval when busy
                            (0 to {RETRY_MS_MAX}ms, default {retry}ms)
-  --seed N                 PRNG seed for name choice
+  --seed N                 PRNG seed for name choice and chaos
                            (0 to {u64_max}, default {seed})
+  --chaos RATE             misbehave on purpose in a fraction RATE of cycles
+                           (above 0, at most 1, e.g. 0.05; default none;
+                           lockbox only: refused with --target redis and
+                           --mode ping). Each such cycle does one of, at random:
+                           close its connection while waiting or while holding
+                           (then reconnect; half the closes wait for the
+                           server's close and INSPECT the held names), CANCEL
+                           its wait, RESET the connection while holding, EXTEND
+                           its hold, or take a {lease}ms lease and let it expire.
+                           In lock mode one name in {sem_every} is a semaphore: half
+                           the cycles on it use SHARE max=M (M 1 to 3) instead
+                           of LOCK
 Length:
   --duration TIME          length of the load ({dur_min} to {dur_max};
                            default 10s unless --cycles)
@@ -264,8 +281,26 @@ Length:
                            default duration + drain + {slack},
                            or {cycles_only} with --cycles alone)
 Output:
-  --verify                 check mutual exclusion, token order, shared max and
-                           exactly-once replies; exit 1 on any violation
+  --verify                 check, and count in the report, each property
+                           (exit 1 on any violation):
+                           exclusion: no grant while a conflicting hold is
+                             surely still held (until its UNLOCK or RESET is
+                             sent, its connection closed, its EXPIRED seen or
+                             its lease may have run out);
+                           shared_max: shared holds stay within max=;
+                           tokens: a grant's token exceeds every token seen
+                             from that server before its request was sent,
+                             and tokens increase per connection and per name;
+                           exactly_once: every reply answers exactly one
+                             pending request (exempt: requests on connections
+                             loadgen closed itself);
+                           cancelled_waits: a wait ended by CANCEL or RESET is
+                             never granted, its CANCELLED comes first; a grant
+                             that crossed the CANCEL is not a violation;
+                           ended_holds: after a close the server drops the
+                             holds (INSPECT), after RESET UNLOCK finds nothing;
+                           protocol: replies have the expected shape.
+                           With several --server every check is per server
   --json                   print one JSON object instead of the summary
   --quiet                  no progress lines on stderr
   --server-pid PID         report the server's RSS, peak RSS and CPU time
@@ -283,6 +318,8 @@ Exit status: 0 ok; 1 violations, lost connections or no run; 2 bad arguments.
         work = d.work_ms,
         retry = d.retry_ms,
         seed = d.seed,
+        lease = crate::worker::CHAOS_LEASE_MS,
+        sem_every = crate::worker::SEMAPHORE_EVERY,
         u64_max = u64::MAX,
         dur_min = fmt_time(DURATION_MIN),
         dur_max = fmt_time(DURATION_MAX),
@@ -509,6 +546,7 @@ fn flag_spec() -> getopts::Options {
         .optopt("", "retry-ms", "older name of --retry", "TIME")
         .optopt("", "seed", "seed", "N")
         .optopt("", "server-pid", "server pid", "PID")
+        .optopt("", "chaos", "chaos rate", "RATE")
         .optflag("", "verify", "verify")
         .optflag("", "json", "json")
         .optflag("", "quiet", "quiet")
@@ -628,7 +666,7 @@ fn parse_length(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageError>
     Ok(())
 }
 
-/// `--retry`, `--seed`, `--server-pid`, `--verify`, `--json` and `--quiet`.
+/// `--retry`, `--seed`, `--server-pid`, `--chaos`, `--verify`, `--json` and `--quiet`.
 fn parse_rest(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageError> {
     if let Some(v) = opt_ms(m, "retry", Some("retry-ms"), RETRY_MS_MAX)? {
         o.retry_ms = v;
@@ -637,6 +675,21 @@ fn parse_rest(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageError> {
         o.seed = v;
     }
     o.server_pid = opt_u64(m, "server-pid", 1, U32_MAX)?.map(|p| p as u32);
+    if let Some(v) = m.opt_str("chaos") {
+        let rate: f64 = v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|r: &f64| r.is_finite())
+            .ok_or_else(|| flag_err("chaos", format!("'{v}' is not a number")))?;
+        if !(rate > 0.0 && rate <= 1.0) {
+            return Err(flag_err(
+                "chaos",
+                format!("'{v}' is out of range (a fraction of cycles, above 0 and at most 1)"),
+            ));
+        }
+        o.chaos = Some(rate);
+    }
     o.verify = m.opt_present("verify");
     o.json = m.opt_present("json");
     o.quiet = m.opt_present("quiet");
@@ -647,6 +700,17 @@ fn parse_rest(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageError> {
 fn check_combinations(o: &Options) -> Result<(), UsageError> {
     if o.max.is_some() && o.mode != CycleKind::Share {
         return Err(invalid("--max only applies to --mode share"));
+    }
+    if o.chaos.is_some() {
+        if o.target == Target::Redis {
+            return Err(invalid(
+                "--chaos needs --target lockbox (it uses CANCEL, RESET, EXTEND and INSPECT, \
+                 which the Redis lock recipe has no equivalent of)",
+            ));
+        }
+        if o.mode == CycleKind::Ping {
+            return Err(invalid("--chaos needs --mode lock or share"));
+        }
     }
     if o.target == Target::Redis {
         if o.mode == CycleKind::Share {

@@ -7,6 +7,7 @@ use std::fmt;
 use hdrhistogram::Histogram;
 
 use crate::options::{CycleKind, Target};
+use crate::verify::Property;
 
 mod json;
 
@@ -84,6 +85,116 @@ pub struct ServerUsage {
     pub cpu_us_per_cycle: f64,
 }
 
+/// What `--chaos` did: how many times each misbehaviour happened, and how it ended.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChaosCounts {
+    /// `--chaos`: the fraction of cycles chosen to misbehave.
+    pub rate: f64,
+    /// Cycles that chose a misbehaviour (some find no occasion: a CANCEL planned for a
+    /// wait that was granted at once is not sent).
+    pub chosen: u64,
+    /// Connections closed by loadgen while one of their requests waited.
+    pub close_waiting: u64,
+    /// Connections closed by loadgen while holding.
+    pub close_holding: u64,
+    /// Of those closes, the ones that shut the writing side and read until the server
+    /// closed, so that `INSPECT` could check the holds were dropped.
+    pub close_confirmed: u64,
+    /// Connections opened again after a close.
+    pub reconnects: u64,
+    /// `INSPECT`s after a confirmed close, looking for a hold of the closed connection.
+    pub probes: u64,
+    /// Requests left unanswered because loadgen closed their connection (exempt from
+    /// exactly-once).
+    pub closed_pending: u64,
+    /// `CANCEL`s sent for a pending wait.
+    pub cancel: u64,
+    /// Waits that a `CANCEL` ended (`CANCELLED`, then `OK 1`).
+    pub cancelled: u64,
+    /// `CANCEL`s that found nothing waiting: the grant or `TIMEOUT` crossed them.
+    pub cancel_crossed: u64,
+    /// `RESET`s sent while holding.
+    pub reset: u64,
+    /// Waits that a `RESET` ended (`CANCELLED` before its `OK`).
+    pub reset_cancelled: u64,
+    /// Holds released by `RESET`s, as their replies counted them.
+    pub reset_released: u64,
+    /// `EXTEND`s sent while holding.
+    pub extend: u64,
+    /// `EXTEND`s answered `OK`.
+    pub extended: u64,
+    /// Leases taken to be let run out whose `EXPIRED` arrived.
+    pub expire: u64,
+    /// Cycles that used `SHARE max=` on a semaphore name (lock mode).
+    pub share: u64,
+}
+
+impl ChaosCounts {
+    /// All zero, at `rate`.
+    pub fn new(rate: f64) -> ChaosCounts {
+        ChaosCounts {
+            rate,
+            ..ChaosCounts::default()
+        }
+    }
+
+    /// The counts with their names (the JSON keys), in report order; the rate is not
+    /// among them.
+    pub fn fields(&self) -> [(&'static str, u64); 17] {
+        [
+            ("chosen", self.chosen),
+            ("close_waiting", self.close_waiting),
+            ("close_holding", self.close_holding),
+            ("close_confirmed", self.close_confirmed),
+            ("reconnects", self.reconnects),
+            ("probes", self.probes),
+            ("closed_pending", self.closed_pending),
+            ("cancel", self.cancel),
+            ("cancelled", self.cancelled),
+            ("cancel_crossed", self.cancel_crossed),
+            ("reset", self.reset),
+            ("reset_cancelled", self.reset_cancelled),
+            ("reset_released", self.reset_released),
+            ("extend", self.extend),
+            ("extended", self.extended),
+            ("expire", self.expire),
+            ("share", self.share),
+        ]
+    }
+
+    /// Add another loop's counts (the rate stays).
+    pub(crate) fn add(&mut self, o: &ChaosCounts) {
+        self.chosen += o.chosen;
+        self.close_waiting += o.close_waiting;
+        self.close_holding += o.close_holding;
+        self.close_confirmed += o.close_confirmed;
+        self.reconnects += o.reconnects;
+        self.probes += o.probes;
+        self.closed_pending += o.closed_pending;
+        self.cancel += o.cancel;
+        self.cancelled += o.cancelled;
+        self.cancel_crossed += o.cancel_crossed;
+        self.reset += o.reset;
+        self.reset_cancelled += o.reset_cancelled;
+        self.reset_released += o.reset_released;
+        self.extend += o.extend;
+        self.extended += o.extended;
+        self.expire += o.expire;
+        self.share += o.share;
+    }
+}
+
+/// One verified property: how many times it was checked and how many violations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// The property (see [`Property`]).
+    pub property: Property,
+    /// Observations checked against it.
+    pub checked: u64,
+    /// Violations of it found.
+    pub violations: u64,
+}
+
 /// The result of a run. Printing it ([`fmt::Display`]) gives the human summary.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
@@ -113,6 +224,11 @@ pub struct Report {
     pub seed: u64,
     /// Whether `--verify` checks ran.
     pub verify: bool,
+    /// What `--chaos` did (`None` without it).
+    pub chaos: Option<ChaosCounts>,
+    /// With `--verify`: each property, checked how often, violated how often (the
+    /// violations add up to `violations`). Empty without `--verify`.
+    pub checks: Vec<Check>,
     /// Seconds from the start of the load to the stop (end of `--duration`, the last of
     /// `--cycles`, or the end of the run): the window `cycles_per_sec` is measured over.
     pub elapsed_s: f64,
@@ -201,6 +317,30 @@ fn fmt_samples(
         )?;
     }
     Ok(())
+}
+
+/// Width of a summary line's value before it wraps.
+const VALUE_WIDTH: usize = 72;
+
+/// `text` wrapped at two spaces into lines of at most [`VALUE_WIDTH`], the next lines
+/// indented under the value column.
+fn fill(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for part in text.split("  ") {
+        if !line.is_empty() && line.len() + 2 + part.len() > VALUE_WIDTH {
+            out.push_str(&line);
+            out.push('\n');
+            out.push_str(&" ".repeat(LABEL));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push_str("  ");
+        }
+        line.push_str(part);
+    }
+    out.push_str(&line);
+    out
 }
 
 /// A poll-loop thread at or above this CPU percentage may have limited the run.
@@ -313,6 +453,26 @@ impl fmt::Display for Report {
                 ""
             }
         )?;
+        if let Some(c) = &self.chaos {
+            let mut line = format!("rate {}", c.rate);
+            for (k, v) in c.fields() {
+                line.push_str(&format!("  {k} {v}"));
+            }
+            writeln!(f, "{:<LABEL$}{}", "chaos", fill(&line))?;
+        }
+        if !self.checks.is_empty() {
+            let parts: Vec<String> = self
+                .checks
+                .iter()
+                .map(|c| format!("{} {}/{}", c.property.as_str(), c.checked, c.violations))
+                .collect();
+            writeln!(
+                f,
+                "{:<LABEL$}{}",
+                "checks",
+                fill(&format!("(checked/violations) {}", parts.join("  ")))
+            )?;
+        }
         if let Some(c) = &self.cpu {
             write!(f, "{c}")?;
         }

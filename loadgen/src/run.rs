@@ -18,9 +18,9 @@ use hdrhistogram::Histogram;
 use crate::ascii::fmt_u64;
 use crate::options::{CycleKind, Options, Target, DEFAULT_REDIS_HOLD_MS};
 use crate::procfs::{cpu_secs_between, read_cpu_secs, read_status_kb};
-use crate::report::{new_histogram, CpuUsage, Latency, Report, ServerUsage};
+use crate::report::{new_histogram, ChaosCounts, Check, CpuUsage, Latency, Report, ServerUsage};
 use crate::shard::{fmix64, PrefixRouter};
-use crate::verify::Verifier;
+use crate::verify::{Property, Verifier};
 use crate::worker::{self, Samples, WorkerInit, WorkerResult};
 
 /// Why a run could not happen at all.
@@ -85,6 +85,16 @@ pub(crate) struct Plan {
     pub(crate) retry: Duration,
     pub(crate) drain: Duration,
     pub(crate) verify: bool,
+    /// The hold deadline every acquire asks for (`--hold`; Redis: `PX`), if any.
+    pub(crate) hold: Option<Duration>,
+    /// `--hold` as sent in `hold=`.
+    pub(crate) hold_ms: Option<u64>,
+    /// `--wait` as sent in `wait=`.
+    pub(crate) wait_ms: Option<u64>,
+    /// `--max` (share mode).
+    pub(crate) max: Option<u64>,
+    /// `--chaos`: the fraction of cycles that misbehave.
+    pub(crate) chaos: Option<f64>,
     pub(crate) seed: u64,
     pub(crate) cycles_limit: Option<u64>,
     pub(crate) connect_deadline: Instant,
@@ -120,6 +130,15 @@ impl Plan {
             retry: Duration::from_millis(opts.retry_ms),
             drain: opts.drain,
             verify: opts.verify,
+            hold: hold_ms.map(Duration::from_millis),
+            hold_ms: opts.hold_ms,
+            wait_ms: opts.wait_ms,
+            max: if opts.mode == CycleKind::Share {
+                opts.max
+            } else {
+                None
+            },
+            chaos: opts.chaos,
             seed: opts.seed,
             cycles_limit: opts.cycles,
             connect_deadline: t_entry
@@ -153,10 +172,13 @@ pub(crate) struct Shared {
     /// Cycles completed (`--cycles`).
     pub(crate) completed: AtomicU64,
     pub(crate) verifier: Option<Verifier>,
+    /// Per server, the largest grant token any poll loop has seen (`--verify`, lockbox):
+    /// a request sent afterwards must get a larger one.
+    pub(crate) token_floor: Vec<AtomicU64>,
 }
 
 impl Shared {
-    fn new(verifier: Option<Verifier>) -> Shared {
+    fn new(verifier: Option<Verifier>, servers: usize) -> Shared {
         Shared {
             stop: AtomicBool::new(false),
             abort: AtomicBool::new(false),
@@ -165,6 +187,7 @@ impl Shared {
             tickets: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             verifier,
+            token_floor: (0..servers).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -290,8 +313,10 @@ pub fn run(opts: &Options) -> Result<Report, RunError> {
     let threads = opts.threads.clamp(1, opts.clients.max(1));
     let hold_ms = effective_hold_ms(opts);
     let plan = Arc::new(Plan::new(opts, addrs, hold_ms, threads, t_entry));
-    let hold = hold_ms.map(Duration::from_millis);
-    let shared = Arc::new(Shared::new(Verifier::for_run(opts, hold, t_entry)));
+    let shared = Arc::new(Shared::new(
+        Verifier::for_run(opts, t_entry),
+        opts.servers.len(),
+    ));
     let (tx, rx) = mpsc::channel::<Msg>();
     let barrier = Arc::new(Barrier::new(threads + 1));
     let handles = spawn_workers(opts.clients, threads, &plan, &shared, tx, &barrier)?;
@@ -528,6 +553,19 @@ fn blank_report(opts: &Options, threads: usize, hold_ms: Option<u64>) -> Report 
         max: opts.max,
         seed: opts.seed,
         verify: opts.verify,
+        chaos: opts.chaos.map(ChaosCounts::new),
+        checks: if opts.verify {
+            Property::ALL
+                .iter()
+                .map(|&p| Check {
+                    property: p,
+                    checked: 0,
+                    violations: 0,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         elapsed_s: 0.0,
         total_s: 0.0,
         cycles: 0,
@@ -568,6 +606,13 @@ fn add_tallies(r: &mut Report, results: &[WorkerResult]) -> Vec<f64> {
         r.errors += s.errors;
         r.expired += s.expired;
         r.violations += s.violations;
+        if let Some(c) = &mut r.chaos {
+            c.add(&s.chaos);
+        }
+        for c in &mut r.checks {
+            c.checked += s.checked[c.property.index()];
+            c.violations += s.failed[c.property.index()];
+        }
         r.unanswered += w.unanswered;
         r.lost_clients += s.lost_clients;
         for (a, b) in r.per_server_cycles.iter_mut().zip(&s.per_server) {

@@ -162,6 +162,7 @@ fn help_shows_every_flag_with_its_range_and_default() {
         "--cycles",
         "--drain",
         "--timeout",
+        "--chaos",
         "--verify",
         "--json",
         "--quiet",
@@ -179,6 +180,15 @@ fn help_shows_every_flag_with_its_range_and_default() {
         assert!(text.contains(range), "{range} missing from --help");
     }
     assert!(!text.contains("..="));
+    // --chaos says it is lockbox only, and --verify names every property it counts.
+    assert!(text.contains("refused with --target redis"), "{text}");
+    for p in loadgen::Property::ALL {
+        assert!(
+            text.contains(&format!("{}:", p.as_str())),
+            "{} not explained",
+            p.as_str()
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! End-to-end tests of the load engine and `--verify` against tiny in-process fake
-//! servers speaking a subset of the lockbox protocol (LOCK, SHARE max=, UNLOCK, PING):
-//! a correct one, one that ignores mutual exclusion, and one that answers twice.
+//! servers speaking a subset of the lockbox protocol (LOCK and SHARE with max=, wait=
+//! and hold=, UNLOCK, EXTEND, CANCEL, RESET, INSPECT, PING): a correct one, and ones
+//! that break one guarantee each on purpose (no mutual exclusion, second replies, and
+//! under `--chaos`: granting a cancelled wait, keeping a closed connection's holds,
+//! reusing a token, answering EXTEND twice), each of which `--verify` must catch.
 //! The real server is tested by the root package.
 
 use std::collections::{HashMap, VecDeque};
@@ -8,6 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Flavor {
@@ -20,6 +24,14 @@ enum Flavor {
     Silent,
     /// Refuses every connection as a full server does.
     Refuse,
+    /// CANCEL answers `CANCELLED` and `OK 1` but leaves the wait queued, to be granted.
+    GrantsCancelled,
+    /// A closed connection's holds stay (its waits go).
+    KeepsClosedHolds,
+    /// Every 7th grant gets the previous grant's token again.
+    ReusesToken,
+    /// EXTEND is answered twice.
+    DoubleExtend,
 }
 
 struct Waiter {
@@ -27,17 +39,28 @@ struct Waiter {
     id: String,
     shared: bool,
     max: Option<u64>,
+    hold: Option<u64>,
+    deadline: Option<Instant>,
+}
+
+struct Hold {
+    conn: u64,
+    token: u64,
+    shared: bool,
+    id: String,
+    deadline: Option<Instant>,
 }
 
 #[derive(Default)]
 struct LockState {
-    /// (conn, token, shared)
-    holders: Vec<(u64, u64, bool)>,
+    holders: Vec<Hold>,
     queue: VecDeque<Waiter>,
 }
 
 struct Inner {
+    flavor: Flavor,
     next_token: u64,
+    grants: u64,
     locks: HashMap<String, LockState>,
     writers: HashMap<u64, TcpStream>,
 }
@@ -49,34 +72,101 @@ impl Inner {
         }
     }
 
+    /// The next grant's token (the `ReusesToken` flavor repeats one now and then).
+    fn token(&mut self) -> u64 {
+        self.grants += 1;
+        if !(self.flavor == Flavor::ReusesToken && self.grants.is_multiple_of(7)) {
+            self.next_token += 1;
+        }
+        self.next_token
+    }
+
     fn grant_waiters(&mut self, name: &str) {
         let mut out = Vec::new();
-        if let Some(l) = self.locks.get_mut(name) {
-            while let Some(w) = l.queue.front() {
-                let shared_count = l.holders.len() as u64;
-                let ok = if w.shared {
-                    l.holders.iter().all(|h| h.2) && w.max.is_none_or(|m| shared_count < m)
-                } else {
-                    l.holders.is_empty()
-                };
-                if !ok {
-                    break;
-                }
-                let w = l.queue.pop_front().unwrap();
-                self.next_token += 1;
-                let token = self.next_token;
-                l.holders.push((w.conn, token, w.shared));
-                let line = if w.shared {
-                    format!("{} OK {} {}\n", w.id, token, l.holders.len())
-                } else {
-                    format!("{} OK {}\n", w.id, token)
-                };
-                out.push((w.conn, line));
+        let Some(mut l) = self.locks.remove(name) else {
+            return;
+        };
+        while let Some(w) = l.queue.front() {
+            let shared_count = l.holders.len() as u64;
+            let ok = if w.shared {
+                l.holders.iter().all(|h| h.shared) && w.max.is_none_or(|m| shared_count < m)
+            } else {
+                l.holders.is_empty()
+            };
+            if !ok {
+                break;
             }
+            let w = l.queue.pop_front().unwrap();
+            let token = self.token();
+            l.holders.push(Hold {
+                conn: w.conn,
+                token,
+                shared: w.shared,
+                id: w.id.clone(),
+                deadline: w.hold.map(|h| Instant::now() + Duration::from_millis(h)),
+            });
+            let line = if w.shared {
+                format!("{} OK {} {}\n", w.id, token, l.holders.len())
+            } else {
+                format!("{} OK {}\n", w.id, token)
+            };
+            out.push((w.conn, line));
+        }
+        if !l.holders.is_empty() || !l.queue.is_empty() {
+            self.locks.insert(name.to_string(), l);
         }
         for (c, line) in out {
             self.send(c, &line);
         }
+    }
+
+    /// Fire due deadlines: `TIMEOUT` for waits, `EXPIRED` for holds.
+    fn tick(&mut self, now: Instant) {
+        let names: Vec<String> = self.locks.keys().cloned().collect();
+        for n in names {
+            let mut out = Vec::new();
+            if let Some(l) = self.locks.get_mut(&n) {
+                l.queue.retain(|w| {
+                    let due = w.deadline.is_some_and(|d| d <= now);
+                    if due {
+                        out.push((w.conn, format!("{} TIMEOUT\n", w.id)));
+                    }
+                    !due
+                });
+                l.holders.retain(|h| {
+                    let due = h.deadline.is_some_and(|d| d <= now);
+                    if due {
+                        out.push((h.conn, format!("{} EXPIRED {}\n", h.id, h.token)));
+                    }
+                    !due
+                });
+            }
+            for (c, line) in out {
+                self.send(c, &line);
+            }
+            self.grant_waiters(&n);
+        }
+    }
+
+    /// End `conn`'s waits with id `rid` (all of them when `None`); returns their ids.
+    fn cancel(&mut self, conn: u64, rid: Option<&str>) -> Vec<String> {
+        let mut ended = Vec::new();
+        let names: Vec<String> = self.locks.keys().cloned().collect();
+        for n in &names {
+            if let Some(l) = self.locks.get_mut(n) {
+                l.queue.retain(|w| {
+                    let hit = w.conn == conn && rid.is_none_or(|r| r == w.id);
+                    if hit {
+                        ended.push(w.id.clone());
+                    }
+                    !hit
+                });
+            }
+        }
+        for n in &names {
+            self.grant_waiters(n);
+        }
+        ended
     }
 }
 
@@ -85,10 +175,20 @@ fn start(flavor: Flavor) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let inner = Arc::new(Mutex::new(Inner {
+        flavor,
         next_token: 1_000,
+        grants: 0,
         locks: HashMap::new(),
         writers: HashMap::new(),
     }));
+    let ticker = Arc::downgrade(&inner);
+    thread::spawn(move || {
+        while let Some(inner) = ticker.upgrade() {
+            inner.lock().unwrap().tick(Instant::now());
+            drop(inner);
+            thread::sleep(Duration::from_millis(1));
+        }
+    });
     thread::spawn(move || {
         for (conn, stream) in listener.incoming().enumerate() {
             let Ok(stream) = stream else { break };
@@ -138,18 +238,22 @@ fn serve(conn: u64, mut stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Fla
             "LOCK" | "SHARE" => {
                 let name = parts[2].to_string();
                 let shared = verb == "SHARE";
-                let max = parts[3..]
-                    .iter()
-                    .find_map(|o| o.strip_prefix("max="))
-                    .map(|m| m.parse().unwrap());
+                let opt = |k: &str| {
+                    parts[3..]
+                        .iter()
+                        .find_map(|o| o.strip_prefix(k))
+                        .map(|m| m.parse::<u64>().unwrap())
+                };
+                let (max, wait, hold) = (opt("max="), opt("wait="), opt("hold="));
                 if flavor == Flavor::NoExclusion {
-                    g.next_token += 1;
-                    let t = g.next_token;
-                    g.locks
-                        .entry(name)
-                        .or_default()
-                        .holders
-                        .push((conn, t, shared));
+                    let t = g.token();
+                    g.locks.entry(name).or_default().holders.push(Hold {
+                        conn,
+                        token: t,
+                        shared,
+                        id: id.to_string(),
+                        deadline: None,
+                    });
                     g.send(conn, &format!("{id} OK {t}\n"));
                 } else {
                     g.locks
@@ -161,6 +265,8 @@ fn serve(conn: u64, mut stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Fla
                             id: id.to_string(),
                             shared,
                             max,
+                            hold,
+                            deadline: wait.map(|w| Instant::now() + Duration::from_millis(w)),
                         });
                     g.grant_waiters(&name);
                 }
@@ -169,7 +275,10 @@ fn serve(conn: u64, mut stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Fla
                 let name = parts[2];
                 let token: u64 = parts[3].parse().unwrap();
                 let found = g.locks.get_mut(name).and_then(|l| {
-                    let i = l.holders.iter().position(|h| h.0 == conn && h.1 == token)?;
+                    let i = l
+                        .holders
+                        .iter()
+                        .position(|h| h.conn == conn && h.token == token)?;
                     l.holders.remove(i);
                     Some(())
                 });
@@ -180,6 +289,85 @@ fn serve(conn: u64, mut stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Fla
                     g.send(conn, &format!("{id} ERR not_held not held\n"));
                 }
             }
+            "EXTEND" => {
+                let (name, token) = (parts[2], parts[3].parse::<u64>().unwrap());
+                let ms: u64 = parts[4].strip_prefix("hold=").unwrap().parse().unwrap();
+                let hold = g.locks.get_mut(name).and_then(|l| {
+                    l.holders
+                        .iter_mut()
+                        .find(|h| h.conn == conn && h.token == token)
+                });
+                if let Some(h) = hold {
+                    h.deadline = Some(Instant::now() + Duration::from_millis(ms));
+                    g.send(conn, &format!("{id} OK\n"));
+                    if flavor == Flavor::DoubleExtend {
+                        g.send(conn, &format!("{id} OK\n"));
+                    }
+                } else {
+                    g.send(conn, &format!("{id} ERR not_held not held\n"));
+                }
+            }
+            "CANCEL" => {
+                let rid = parts[2];
+                let ended = if flavor == Flavor::GrantsCancelled {
+                    // Claims to cancel, but the wait stays queued.
+                    let queued = g
+                        .locks
+                        .values()
+                        .any(|l| l.queue.iter().any(|w| w.conn == conn && w.id == rid));
+                    if queued {
+                        vec![rid.to_string()]
+                    } else {
+                        Vec::new()
+                    }
+                } else {
+                    g.cancel(conn, Some(rid))
+                };
+                for r in &ended {
+                    g.send(conn, &format!("{r} CANCELLED\n"));
+                }
+                if ended.is_empty() {
+                    g.send(conn, &format!("{id} ERR not_waiting no wait\n"));
+                } else {
+                    g.send(conn, &format!("{id} OK {}\n", ended.len()));
+                }
+            }
+            "RESET" => {
+                let ended = g.cancel(conn, None);
+                for r in &ended {
+                    g.send(conn, &format!("{r} CANCELLED\n"));
+                }
+                let mut released = 0;
+                let names: Vec<String> = g.locks.keys().cloned().collect();
+                for n in &names {
+                    if let Some(l) = g.locks.get_mut(n) {
+                        let before = l.holders.len();
+                        l.holders.retain(|h| h.conn != conn);
+                        released += before - l.holders.len();
+                    }
+                }
+                g.send(conn, &format!("{id} OK {released} {}\n", ended.len()));
+                for n in &names {
+                    g.grant_waiters(n);
+                }
+            }
+            "INSPECT" => {
+                let line = match g.locks.get(parts[2]) {
+                    Some(l) if !l.holders.is_empty() && !l.holders[0].shared => format!(
+                        "{id} OK mode=exclusive holders=1 waiters={} token={} owner=c{}\n",
+                        l.queue.len(),
+                        l.holders[0].token,
+                        l.holders[0].conn
+                    ),
+                    Some(l) if !l.holders.is_empty() => format!(
+                        "{id} OK mode=shared holders={} waiters={}\n",
+                        l.holders.len(),
+                        l.queue.len()
+                    ),
+                    _ => format!("{id} OK mode=free holders=0 waiters=0\n"),
+                };
+                g.send(conn, &line);
+            }
             _ => g.send(conn, &format!("{id} ERR unknown_command what\n")),
         }
     }
@@ -189,7 +377,9 @@ fn serve(conn: u64, mut stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Fla
     let names: Vec<String> = g.locks.keys().cloned().collect();
     for n in names {
         if let Some(l) = g.locks.get_mut(&n) {
-            l.holders.retain(|h| h.0 != conn);
+            if flavor != Flavor::KeepsClosedHolds {
+                l.holders.retain(|h| h.conn != conn);
+            }
             l.queue.retain(|w| w.conn != conn);
         }
         g.grant_waiters(&n);
@@ -355,4 +545,150 @@ fn refusing_server_is_a_clear_run_error() {
         Err(loadgen::RunError::Connect(m)) => assert!(m.contains("ERR limit"), "{m}"),
         other => panic!("expected a connect error, got {other:?}"),
     }
+}
+
+/// A `--chaos` run against `addr`: contended names (`--locks` in `extra`), waits and
+/// leases, 30% of the cycles misbehaving.
+fn chaos_opts(addr: &str, extra: &str) -> loadgen::Options {
+    opts(&format!(
+        "--server {addr} --clients 8 --pipeline 2 --threads 2 --work-ms 1 \
+         --wait 20 --hold 300 --chaos 0.3 --duration 1.5 --verify --quiet {extra}"
+    ))
+}
+
+fn checked(r: &loadgen::Report, p: loadgen::Property) -> (u64, u64) {
+    let c = r.checks.iter().find(|c| c.property == p).unwrap();
+    (c.checked, c.violations)
+}
+
+#[test]
+fn chaos_against_a_correct_server_is_clean_and_does_everything() {
+    let addr = start(Flavor::Correct);
+    // Semaphore names are chosen by hash: with seed 1, some of these 16.
+    let r = loadgen::run(&chaos_opts(&addr, "--locks 16")).unwrap();
+    assert_eq!(r.violations, 0, "{r}");
+    assert_eq!((r.errors, r.lost_clients, r.unanswered), (0, 0, 0), "{r}");
+    let c = r.chaos.clone().unwrap();
+    for (what, n) in c.fields() {
+        // Waits are rarely pending when a RESET comes: that one may be 0.
+        if what != "reset_cancelled" {
+            assert!(n > 0, "no {what} in {r}");
+        }
+    }
+    assert_eq!(c.rate, 0.3);
+    for p in loadgen::Property::ALL {
+        let (n, bad) = checked(&r, p);
+        assert!(n > 0 && bad == 0, "{}: {n}/{bad} in {r}", p.as_str());
+    }
+    assert_eq!(
+        r.checks.iter().map(|c| c.violations).sum::<u64>(),
+        r.violations
+    );
+    let j = r.to_json();
+    assert!(j.contains("\"chaos\":{\"rate\":0.3,"), "{j}");
+    assert!(j.contains("\"checks\":{\"exclusion\":{\"checked\":"), "{j}");
+}
+
+#[test]
+fn chaos_share_mode_over_two_servers_is_clean() {
+    let a = start(Flavor::Correct);
+    let b = start(Flavor::Correct);
+    let r = loadgen::run(&chaos_opts(
+        &format!("{a},{b}"),
+        "--mode share --max 2 --locks 6",
+    ))
+    .unwrap();
+    assert_eq!(r.violations, 0, "{r}");
+    assert_eq!((r.errors, r.lost_clients, r.unanswered), (0, 0, 0), "{r}");
+    assert!(r.per_server_cycles.iter().all(|&c| c > 0), "{r}");
+    assert!(checked(&r, loadgen::Property::SharedMax).0 > 0, "{r}");
+}
+
+/// A chaos run against a server broken in one way: the violations found, all of
+/// `prop`, with evidence containing `evidence`.
+fn caught(flavor: Flavor, prop: loadgen::Property, evidence: &str) -> loadgen::Report {
+    let addr = start(flavor);
+    let r = loadgen::run(&chaos_opts(&addr, "--locks 4")).unwrap();
+    let (_, bad) = checked(&r, prop);
+    assert!(bad > 0, "{} not caught: {r}", prop.as_str());
+    assert!(
+        r.violation_samples.iter().any(|v| v.contains(evidence)),
+        "no '{evidence}' in {r}"
+    );
+    r
+}
+
+#[test]
+fn chaos_catches_a_granted_cancelled_wait() {
+    caught(
+        Flavor::GrantsCancelled,
+        loadgen::Property::CancelledWaits,
+        "grant of a cancelled wait",
+    );
+}
+
+#[test]
+fn chaos_catches_a_hold_kept_after_its_connection_closed() {
+    caught(
+        Flavor::KeepsClosedHolds,
+        loadgen::Property::EndedHolds,
+        "hold kept after its connection closed",
+    );
+}
+
+#[test]
+fn chaos_catches_a_reused_token() {
+    caught(
+        Flavor::ReusesToken,
+        loadgen::Property::Tokens,
+        "token reused or going back",
+    );
+}
+
+#[test]
+fn chaos_catches_a_second_reply() {
+    let r = caught(
+        Flavor::DoubleExtend,
+        loadgen::Property::ExactlyOnce,
+        "second reply",
+    );
+    // Only that: the other properties hold on this server.
+    assert_eq!(checked(&r, loadgen::Property::Exclusion).1, 0, "{r}");
+}
+
+#[test]
+fn the_binary_reports_chaos_violations_and_exits_1() {
+    let addr = start(Flavor::GrantsCancelled);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--server",
+            &addr,
+            "--clients",
+            "8",
+            "--pipeline",
+            "2",
+            "--locks",
+            "2",
+            "--work",
+            "1",
+            "--wait",
+            "20",
+            "--chaos",
+            "0.3",
+            "--duration",
+            "1",
+            "--verify",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("violation(s), evidence above"), "{stderr}");
+    assert!(
+        stdout.contains("violation_samples   grant of a cancelled wait"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cancelled_waits "), "{stdout}");
 }

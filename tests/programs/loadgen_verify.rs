@@ -1,5 +1,7 @@
 //! loadgen's `--verify` against a real server: mutual exclusion, increasing tokens,
-//! semaphore caps and exactly-once replies, checked while load runs.
+//! semaphore caps and exactly-once replies, checked while load runs; and with
+//! `--chaos`, while clients close connections mid-wait and mid-hold, cancel, reset,
+//! extend and let leases expire.
 
 use lockbox::config::Config;
 use lockbox::server::Server;
@@ -160,4 +162,91 @@ fn redis_target_against_the_redis_dialect() {
         );
         assert!(r.cycles > 20, "{r}");
     }
+}
+
+/// A `--chaos 0.1 --verify` run of `secs` seconds against `servers` real servers:
+/// clean, and every misbehaviour and every check happened.
+fn chaos(servers: usize, secs: u64, args: &[&str]) -> loadgen::Report {
+    let addrs: Vec<String> = (0..servers).map(|_| start()).collect();
+    let joined = addrs.join(",");
+    let secs = secs.to_string();
+    let timeout = format!("{}s", 60 + 2 * secs.parse::<u64>().unwrap());
+    let mut all = vec![
+        "--server",
+        &joined,
+        "--chaos",
+        "0.1",
+        "--verify",
+        "--quiet",
+        "--duration",
+        &secs,
+        "--timeout",
+        &timeout,
+        "--clients",
+        "16",
+        "--pipeline",
+        "2",
+        "--work",
+        "1",
+        "--wait",
+        "20",
+        "--hold",
+        "300",
+    ];
+    all.extend_from_slice(args);
+    let opts = loadgen::parse_args(&all).expect("loadgen arguments");
+    let r = loadgen::run(&opts).expect("loadgen run");
+    assert_eq!(r.violations, 0, "violations: {:?}", r.violation_samples);
+    assert_eq!(
+        (r.errors, r.lost_clients, r.unanswered),
+        (0, 0, 0),
+        "errors: {:?}",
+        r.error_samples
+    );
+    assert!(!r.hit_timeout, "run cut short by --timeout");
+    let c = r.chaos.clone().expect("chaos counts");
+    for (what, n) in [
+        ("close_waiting", c.close_waiting),
+        ("close_holding", c.close_holding),
+        ("close_confirmed", c.close_confirmed),
+        ("reconnects", c.reconnects),
+        ("cancel", c.cancel),
+        ("cancelled", c.cancelled),
+        ("cancel_crossed", c.cancel_crossed),
+        ("reset", c.reset),
+        ("extend", c.extend),
+        ("expire", c.expire),
+    ] {
+        assert!(n > 0, "no {what} happened: {r}");
+    }
+    for p in loadgen::Property::ALL {
+        let check = r.checks.iter().find(|k| k.property == p).unwrap();
+        if p != loadgen::Property::SharedMax || r.mode == loadgen::CycleKind::Share {
+            assert!(check.checked > 0, "{} never checked: {r}", p.as_str());
+        }
+    }
+    r
+}
+
+/// The suite's chaos run: 20 s, so that CI stays within its budget; the minute-long run
+/// is `chaos_for_a_minute` below.
+#[test]
+fn chaos_keeps_every_guarantee() {
+    let r = chaos(1, 20, &["--locks", "16"]);
+    let c = r.chaos.unwrap();
+    assert!(c.share > 0 && c.probes > 0, "{c:?}");
+}
+
+#[test]
+fn chaos_over_two_servers_with_a_semaphore_cap() {
+    let r = chaos(2, 5, &["--mode", "share", "--max", "2", "--locks", "8"]);
+    assert!(r.per_server_cycles.iter().all(|&c| c > 0), "{r}");
+}
+
+/// The minute-long chaos run against a real server. Not in the default suite (CI time);
+/// run it with `cargo test --test programs chaos_for_a_minute -- --ignored`.
+#[test]
+#[ignore = "60 s; run with --ignored"]
+fn chaos_for_a_minute() {
+    chaos(1, 60, &["--locks", "16"]);
 }

@@ -114,3 +114,22 @@ fn parse_errors() {
     assert!(err("--clients 1000000 --pipeline 100").contains("in flight"));
     assert!(err("--prefix a\tb").contains("--prefix") || parse("--prefix a\tb").is_err());
 }
+
+#[test]
+fn parse_chaos() {
+    assert_eq!(parse("").unwrap().chaos, None);
+    assert_eq!(parse("--chaos 0.05").unwrap().chaos, Some(0.05));
+    assert_eq!(parse("--chaos 1").unwrap().chaos, Some(1.0));
+    assert_eq!(
+        parse("--chaos 0.1 --mode share --max 2").unwrap().chaos,
+        Some(0.1)
+    );
+    for bad in ["0", "-0.1", "1.5", "nan", "inf", "x", "5%"] {
+        let e = err(&format!("--chaos {bad}"));
+        assert!(e.starts_with("--chaos: "), "{bad}: {e}");
+    }
+    assert!(err("--chaos 0").contains("above 0 and at most 1"));
+    let e = err("--target redis --chaos 0.1");
+    assert!(e.contains("--chaos needs --target lockbox"), "{e}");
+    assert!(err("--mode ping --chaos 0.1").contains("--mode lock or share"));
+}

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{CpuUsage, Latency, Report, ServerUsage};
+use super::{ChaosCounts, Check, CpuUsage, Latency, Report, ServerUsage};
 
 impl Latency {
     fn json(&self) -> String {
@@ -43,6 +43,32 @@ impl ServerUsage {
             .f64("cpu_us_per_cycle", self.cpu_us_per_cycle);
         o.finish()
     }
+}
+
+impl ChaosCounts {
+    fn json(&self) -> String {
+        let mut o = JsonObj::new();
+        o.f64("rate", self.rate);
+        for (k, v) in self.fields() {
+            o.u64(k, v);
+        }
+        o.finish()
+    }
+}
+
+/// `{"exclusion":{"checked":n,"violations":m},...}`, or `null` without checks.
+fn checks_json(checks: &[Check]) -> String {
+    if checks.is_empty() {
+        return "null".to_string();
+    }
+    let mut o = JsonObj::new();
+    for c in checks {
+        let mut one = JsonObj::new();
+        one.u64("checked", c.checked)
+            .u64("violations", c.violations);
+        o.raw(c.property.as_str(), &one.finish());
+    }
+    o.finish()
 }
 
 /// `json`, or `null` when absent.
@@ -176,6 +202,11 @@ impl Report {
             .u64("unanswered", self.unanswered)
             .u64("lost_clients", self.lost_clients)
             .u64("violations", self.violations)
+            .raw("checks", &checks_json(&self.checks))
+            .raw(
+                "chaos",
+                &or_null(self.chaos.as_ref().map(ChaosCounts::json)),
+            )
             .bool("hit_timeout", self.hit_timeout)
             .raw("acquire_us", &self.acquire.json())
             .raw("release_us", &self.release.json())

@@ -22,6 +22,15 @@ fn sample_report() -> Report {
         max: None,
         seed: 1,
         verify: true,
+        chaos: None,
+        checks: Property::ALL
+            .iter()
+            .map(|&p| Check {
+                property: p,
+                checked: 100 + p.index() as u64,
+                violations: 0,
+            })
+            .collect(),
         elapsed_s: 1.0,
         total_s: 1.25,
         cycles: 1000,
@@ -91,6 +100,9 @@ fn report_json_shape() {
         "\"violation_samples_omitted\":0",
         "\"error_samples_omitted\":7",
         "\"total_s\":1.25",
+        "\"checks\":{\"exclusion\":{\"checked\":100,\"violations\":0},\"shared_max\":",
+        "\"protocol\":{\"checked\":106,\"violations\":0}}",
+        "\"chaos\":null",
     ] {
         assert!(j.contains(key), "missing {key} in {j}");
     }
@@ -138,6 +150,45 @@ fn report_display() {
     let mut late = sample_report();
     late.timeout_lateness = late.acquire.clone();
     assert!(late.to_string().contains("timeout_lateness_us p50"));
+}
+
+#[test]
+fn chaos_counts_in_both_forms() {
+    let mut r = sample_report();
+    let mut c = ChaosCounts::new(0.05);
+    c.add(&ChaosCounts {
+        cancel: 7,
+        cancelled: 5,
+        cancel_crossed: 2,
+        probes: 3,
+        share: 11,
+        ..ChaosCounts::default()
+    });
+    c.add(&ChaosCounts {
+        cancel: 1,
+        ..ChaosCounts::new(0.9)
+    });
+    assert_eq!((c.rate, c.cancel, c.share), (0.05, 8, 11));
+    r.chaos = Some(c);
+    let j = r.to_json();
+    assert!(
+        j.contains("\"chaos\":{\"rate\":0.05,\"chosen\":0,\"close_waiting\":0,"),
+        "{j}"
+    );
+    assert!(j.contains("\"cancel\":8,\"cancelled\":5,\"cancel_crossed\":2,"));
+    assert!(j.contains("\"share\":11}"));
+    let text = r.to_string();
+    assert!(
+        text.contains("chaos               rate 0.05  chosen 0"),
+        "{text}"
+    );
+    assert!(text.contains("cancel 8"), "{text}");
+    assert!(text.contains("checks              (checked/violations) exclusion 100/0"));
+    // Long lines wrap under the value column.
+    for line in text.lines() {
+        assert!(line.len() <= LABEL + VALUE_WIDTH, "too long: {line}");
+    }
+    assert!(text.contains("\n                    "), "{text}");
 }
 
 #[test]

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Token};
 
-use super::{native, redis, SlotState, Worker, EVENTS, MAX_REPLY, NO_ID};
+use super::{native, redis, Worker, EVENTS, MAX_REPLY, NO_ID};
 use crate::ascii::show;
 use crate::options::Target;
+use crate::verify::Property;
 
 /// Longest wait in one poll while connecting.
 const CONNECT_POLL_MAX: Duration = Duration::from_millis(100);
@@ -32,6 +33,8 @@ pub(super) enum Setup {
     Hello,
     /// Ready for the workload.
     Ready,
+    /// `--chaos`: loadgen shut the writing side and waits for the server to close.
+    Closing,
 }
 
 /// One client's connection to one server.
@@ -53,6 +56,10 @@ pub(super) struct ServerConn {
     pub(super) max_token: u64,
     /// Redis: slots in request order.
     pub(super) fifo: VecDeque<u32>,
+    /// Requests written on this connection since it was opened (lockbox).
+    pub(super) seq: u64,
+    /// `seq` of the latest `RESET` written on it, or 0 (`--chaos`).
+    pub(super) last_reset_seq: u64,
 }
 
 impl Worker {
@@ -144,12 +151,14 @@ impl Worker {
             dirty: false,
             max_token: 0,
             fifo: VecDeque::new(),
+            seq: 0,
+            last_reset_seq: 0,
         });
         Ok(())
     }
 
     /// Advance connection `ci` through connect and the PING check; `Ok(true)` once ready.
-    fn connect_step(&mut self, ci: usize) -> Result<bool, String> {
+    pub(super) fn connect_step(&mut self, ci: usize) -> Result<bool, String> {
         let server = self.plan.servers[self.conns[ci].server as usize].clone();
         let target = self.plan.target;
         let c = &mut self.conns[ci];
@@ -205,6 +214,9 @@ impl Worker {
 
     /// Write connection `ci`'s queued requests until done or the socket is full.
     pub(super) fn flush(&mut self, ci: usize) {
+        if self.conns[ci].setup != Setup::Ready {
+            return;
+        }
         loop {
             let c = &mut self.conns[ci];
             if c.wpos >= c.wbuf.len() {
@@ -244,13 +256,20 @@ impl Worker {
         let d = self.plan.pipeline;
         let mut pending = 0;
         for s in client * d..(client + 1) * d {
-            match self.slots[s].st {
-                st if st.awaits_reply() => pending += 1,
-                SlotState::Hold => self.release_hold(s),
-                _ => {}
+            let st = self.slots[s].st;
+            pending += match self.plan.target {
+                Target::Lockbox => {
+                    u64::from(self.slots[s].expect != NO_ID)
+                        + u64::from(self.slots[s].side != NO_ID)
+                }
+                Target::Redis => u64::from(st.awaits_reply()),
+            };
+            if st.has_hold() {
+                self.release_hold(s);
             }
             self.slots[s].gen = self.slots[s].gen.wrapping_add(1);
             self.slots[s].expect = NO_ID;
+            self.slots[s].side = NO_ID;
             self.retire(s);
         }
         let c = self.first_client + client;
@@ -321,7 +340,10 @@ impl Worker {
             return;
         }
         if rest > MAX_REPLY {
-            self.anomaly(format!("reply longer than {MAX_REPLY} bytes"));
+            self.anomaly(
+                Property::Protocol,
+                format!("reply longer than {MAX_REPLY} bytes"),
+            );
             self.close_client(ci, "reply too long".into());
             return;
         }

@@ -6,15 +6,22 @@
 //! The wire formats are elsewhere: `native` writes and reads lockbox's line protocol,
 //! `redis` writes and reads RESP, and `conn` sets connections up and moves their bytes.
 //!
+//! `--chaos` (lockbox only) lives in `chaos`: closing and reopening connections, CANCEL,
+//! RESET, EXTEND, leases let run out, and the checks that go with them.
+//!
 //! # Invariants
 //! - Slot `s` belongs to client `s / pipeline`; its connection to server `k` is
 //!   `conns[client * servers + k]`.
-//! - A slot has at most one request in flight, so lockbox request ids (`j + D*k` for
-//!   slot `j`) map a reply to its slot without a table, and Redis replies come back in
-//!   the order of the connection's `fifo`.
+//! - A slot has at most one main request in flight (`expect`) and, under `--chaos`, at
+//!   most one `CANCEL` (`side`); lockbox request ids (`j + D*k` for slot `j`) map a reply
+//!   to its slot without a table, and Redis replies come back in the order of the
+//!   connection's `fifo`.
 //! - `active` counts the slots not yet `Done`; the loop ends when it reaches 0.
-//! - A timer carries its slot's generation; bumping `gen` cancels it.
+//! - A timer carries its slot's generation; bumping `gen` cancels it. Chaos actions run
+//!   only from timers, never while a batch of replies is being parsed, so a connection
+//!   is never closed under the parser.
 
+mod chaos;
 mod conn;
 pub(crate) mod native;
 pub(crate) mod redis;
@@ -31,10 +38,10 @@ use mio::Poll;
 
 use crate::options::{CycleKind, Target};
 use crate::procfs::{cpu_secs_between, read_cpu_secs};
-use crate::report::new_histogram;
+use crate::report::{new_histogram, ChaosCounts};
 use crate::run::{Interval, Msg, Plan, Shared};
 use crate::shard::fmix64;
-use crate::verify::{owner_id, HoldRec};
+use crate::verify::{owner_id, HoldRec, PerProperty, Property};
 use conn::ServerConn;
 
 /// Samples kept per thread for errors and violations.
@@ -51,6 +58,10 @@ const POLL_MAX: Duration = Duration::from_millis(50);
 const INTERVAL: Duration = Duration::from_secs(1);
 /// "No request expected" in [`Slot::expect`] and [`Slot::hold_id`].
 const NO_ID: u64 = u64::MAX;
+/// `--chaos`: the lease (`hold=`, ms) of a cycle that lets its hold expire on purpose.
+pub(crate) const CHAOS_LEASE_MS: u64 = 3;
+/// `--chaos`, lock mode: one lock name in this many is a semaphore name.
+pub(crate) const SEMAPHORE_EVERY: u64 = 4;
 
 /// What a poll loop is given when its thread starts.
 pub(crate) struct WorkerInit {
@@ -86,6 +97,12 @@ pub(crate) struct Tally {
     pub(crate) expired: u64,
     pub(crate) violations: u64,
     pub(crate) lost_clients: u64,
+    /// What `--chaos` did.
+    pub(crate) chaos: ChaosCounts,
+    /// `--verify`: observations checked, per property.
+    pub(crate) checked: PerProperty,
+    /// `--verify`: violations, per property.
+    pub(crate) failed: PerProperty,
     /// Completed cycles per server.
     pub(crate) per_server: Vec<u64>,
     /// Acquire latency, microseconds.
@@ -133,6 +150,9 @@ impl Tally {
             expired: 0,
             violations: 0,
             lost_clients: 0,
+            chaos: ChaosCounts::default(),
+            checked: [0; Property::ALL.len()],
+            failed: [0; Property::ALL.len()],
             per_server: vec![0; servers],
             acquire: new_histogram(),
             release: new_histogram(),
@@ -158,18 +178,73 @@ enum SlotState {
     Retry,
     /// Ping sent.
     Ping,
+    /// Chaos: the wait was answered `CANCELLED`, the `CANCEL`'s own reply is pending.
+    Cancelled,
+    /// Chaos: `EXTEND` sent.
+    Extend,
+    /// Chaos: `RESET` sent.
+    Reset,
+    /// Chaos: the connection was closed by loadgen and is being opened again.
+    Reconnect,
+    /// Chaos: `INSPECT` sent after a confirmed close.
+    Probe,
     /// Finished for good.
     Done,
 }
 
 impl SlotState {
-    /// Whether a request of the slot is waiting for its reply.
+    /// Whether the slot's main request is waiting for its reply.
     fn awaits_reply(self) -> bool {
         matches!(
             self,
-            SlotState::Acquire | SlotState::Release | SlotState::Ping
+            SlotState::Acquire
+                | SlotState::Release
+                | SlotState::Ping
+                | SlotState::Extend
+                | SlotState::Reset
+                | SlotState::Probe
         )
     }
+
+    /// Whether the slot holds a lock the server granted (or granted and was asked to
+    /// release, with no answer yet).
+    fn has_hold(self) -> bool {
+        matches!(
+            self,
+            SlotState::Hold | SlotState::Release | SlotState::Extend | SlotState::Reset
+        )
+    }
+}
+
+/// What a cycle does wrong on purpose (`--chaos`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Chaos {
+    /// Nothing: a well-behaved cycle.
+    None,
+    /// Close the connection while the acquire waits.
+    CloseWaiting,
+    /// Close the connection while holding.
+    CloseHolding,
+    /// `CANCEL` the pending acquire.
+    Cancel,
+    /// `RESET` the connection while holding.
+    Reset,
+    /// `EXTEND` the hold, then hold on and unlock.
+    Extend,
+    /// Take a short lease and let it expire.
+    Expire,
+}
+
+impl Chaos {
+    /// The misbehaviours [`Worker::start_cycle`] picks from, uniformly.
+    const PICK: [Chaos; 6] = [
+        Chaos::CloseWaiting,
+        Chaos::CloseHolding,
+        Chaos::Cancel,
+        Chaos::Reset,
+        Chaos::Extend,
+        Chaos::Expire,
+    ];
 }
 
 /// One of a client's `--pipeline` cycles in flight.
@@ -200,6 +275,36 @@ struct Slot {
     expired: bool,
     /// Holds one of the `--cycles` budget.
     ticket: bool,
+    /// This cycle's misbehaviour (`--chaos`).
+    chaos: Chaos,
+    /// This cycle acquires with `SHARE` (share mode, or a semaphore name under chaos).
+    shared: bool,
+    /// `max=` of this cycle's `SHARE`.
+    max: Option<u64>,
+    /// The lease (`hold=`) this cycle's acquire asks for.
+    lease: Option<Duration>,
+    /// Connection sequence number of the pending main request.
+    expect_seq: u64,
+    /// Id of a pending `CANCEL`, or NO_ID.
+    side: u64,
+    /// The acquire id the pending `CANCEL` cancels.
+    side_for: u64,
+    /// Connection sequence number of the pending `CANCEL`.
+    side_seq: u64,
+    /// The server the pending `CANCEL` went to (the slot may have moved on to another).
+    side_server: u16,
+    /// Id of the latest acquire answered `CANCELLED` (a grant for it is a violation).
+    cancelled: u64,
+    /// Largest token seen from this server before the acquire was sent (`--verify`).
+    floor: u64,
+    /// Sequence number of the `RESET` that released the hold, or 0.
+    reset_seq: u64,
+    /// Token of an exclusive hold to look for with `INSPECT` after a confirmed close,
+    /// or 0.
+    probe: u64,
+    /// When the pending `EXTEND` was sent, and its `hold=`.
+    t_ext: Instant,
+    ext_ms: u64,
 }
 
 /// One poll loop's state.
@@ -300,7 +405,14 @@ impl Worker {
 
     /// Close the connections, tell the controlling thread, and hand the tally back.
     fn finish(mut self, cpu_percent: Option<f64>) -> WorkerResult {
-        let unanswered = self.slots.iter().filter(|s| s.st.awaits_reply()).count() as u64;
+        let unanswered = match self.plan.target {
+            Target::Lockbox => self
+                .slots
+                .iter()
+                .map(|s| u64::from(s.expect != NO_ID) + u64::from(s.side != NO_ID))
+                .sum(),
+            Target::Redis => self.slots.iter().filter(|s| s.st.awaits_reply()).count() as u64,
+        };
         for c in &mut self.conns {
             let _ = c.stream.shutdown(Shutdown::Both);
         }
@@ -337,6 +449,21 @@ impl Worker {
                     gen: 0,
                     expired: false,
                     ticket: false,
+                    chaos: Chaos::None,
+                    shared: self.plan.mode == CycleKind::Share,
+                    max: self.plan.max,
+                    lease: self.plan.hold,
+                    expect_seq: 0,
+                    side: NO_ID,
+                    side_for: NO_ID,
+                    side_seq: 0,
+                    side_server: 0,
+                    cancelled: NO_ID,
+                    floor: 0,
+                    reset_seq: 0,
+                    probe: 0,
+                    t_ext: now,
+                    ext_ms: 0,
                 });
             }
         }
@@ -401,6 +528,11 @@ impl Worker {
             if self.conns[ci].dead {
                 continue;
             }
+            if self.conns[ci].setup != conn::Setup::Ready {
+                let failed = ev.is_error() || ev.is_read_closed() || ev.is_write_closed();
+                self.on_setup_event(ci, failed, Instant::now());
+                continue;
+            }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                 self.on_readable(ci);
             }
@@ -423,7 +555,7 @@ impl Worker {
         for s in 0..self.slots.len() {
             match self.slots[s].st {
                 SlotState::Idle => self.finish_slot(s),
-                SlotState::Retry => {
+                SlotState::Retry | SlotState::Reconnect => {
                     self.slots[s].gen = self.slots[s].gen.wrapping_add(1);
                     self.retire(s);
                 }
@@ -479,15 +611,21 @@ impl Worker {
         self.tally.error_samples.push(msg);
     }
 
-    fn violation(&mut self, msg: String) {
+    fn violation(&mut self, prop: Property, msg: String) {
         self.tally.violations += 1;
+        self.tally.failed[prop.index()] += 1;
         self.tally.violation_samples.push(msg);
     }
 
-    /// A protocol anomaly: a violation under `--verify`, an error otherwise.
-    fn anomaly(&mut self, msg: String) {
+    /// One observation checked against `prop` (`--verify`).
+    fn checked(&mut self, prop: Property) {
+        self.tally.checked[prop.index()] += 1;
+    }
+
+    /// A protocol anomaly: a violation of `prop` under `--verify`, an error otherwise.
+    fn anomaly(&mut self, prop: Property, msg: String) {
         if self.plan.verify {
-            self.violation(msg);
+            self.violation(prop, msg);
         } else {
             self.error(msg);
         }
@@ -528,10 +666,26 @@ impl Worker {
         slot.t_start = now;
         slot.expired = false;
         slot.hold_id = NO_ID;
+        slot.reset_seq = 0;
+        slot.probe = 0;
         if self.plan.target == Target::Redis && self.plan.mode != CycleKind::Ping {
             slot.token = splitmix64(&mut self.rng) ^ self.salt;
         }
+        if self.plan.chaos.is_some() {
+            let ci = self.conn_index(s);
+            if self.conns[ci].setup != conn::Setup::Ready {
+                // That connection is being reopened after a close by loadgen: start
+                // again once it is ready.
+                self.slots[s].st = SlotState::Reconnect;
+                self.return_ticket(s);
+                return;
+            }
+            self.plan_chaos(s);
+        }
         self.send_acquire(s, now);
+        if matches!(self.slots[s].chaos, Chaos::Cancel | Chaos::CloseWaiting) {
+            self.set_wait_timer(s, now);
+        }
     }
 
     /// Send (or, for Redis, re-send) the acquire request or ping of slot `s`.
@@ -540,6 +694,10 @@ impl Worker {
         match self.plan.target {
             Target::Lockbox => self.write_native_acquire(s, ci),
             Target::Redis => self.write_redis_acquire(s, ci),
+        }
+        if self.plan.verify && self.plan.target == Target::Lockbox {
+            let server = self.slots[s].server as usize;
+            self.slots[s].floor = self.shared.token_floor[server].load(Ordering::Relaxed);
         }
         let slot = &mut self.slots[s];
         slot.st = if self.plan.mode == CycleKind::Ping {
@@ -614,7 +772,10 @@ impl Worker {
 
     /// A reply that fits no rule: an anomaly; a release still ends its cycle.
     fn on_unexpected(&mut self, s: usize, msg: String, now: Instant) {
-        self.anomaly(msg);
+        self.anomaly(Property::Protocol, msg);
+        if self.slots[s].st.has_hold() {
+            self.release_hold(s);
+        }
         if self.slots[s].st == SlotState::Release {
             self.complete_cycle(s, now);
         } else {
@@ -627,41 +788,85 @@ impl Worker {
         let lat = micros(now.saturating_duration_since(self.slots[s].t_start));
         self.tally.acquire.saturating_record(lat);
         self.interval.acquire.saturating_record(lat);
+        // Chaos timers of the wait (CANCEL, close) have nothing left to do.
+        self.slots[s].gen = self.slots[s].gen.wrapping_add(1);
         if self.plan.verify && self.plan.target == Target::Lockbox {
-            self.check_connection_order(s, ci, token);
+            self.check_tokens(s, ci, token);
         }
         self.slots[s].token = token;
-        if let Some(v) = &self.shared.verifier {
+        // A RESET sent after the acquire may have released this hold before its grant
+        // arrived: it is not counted as held, and the UNLOCK may find nothing.
+        let dead_on_arrival = self.conns[ci].last_reset_seq > self.slots[s].expect_seq;
+        if dead_on_arrival {
+            self.slots[s].reset_seq = self.conns[ci].last_reset_seq;
+        }
+        if let (Some(v), false) = (&self.shared.verifier, dead_on_arrival) {
+            let slot = &self.slots[s];
             let rec = HoldRec {
                 owner: self.owner(s),
                 token,
-                sent: self.slots[s].t_sent,
                 granted: now,
+                shared: slot.shared,
+                lease_end: slot.lease.map(|l| slot.t_sent + l),
+                holders,
             };
-            let out = v.grant(self.slots[s].server, self.slots[s].name, rec, holders);
-            for msg in out {
-                self.violation(msg);
+            let (shared, max) = (slot.shared, slot.max);
+            let out = v.grant(slot.server, slot.name, rec, max, holders);
+            if v.tracks_names() {
+                self.checked(Property::Exclusion);
+            }
+            if shared && max.is_some() {
+                self.checked(Property::SharedMax);
+            }
+            for (prop, msg) in out {
+                self.violation(prop, msg);
             }
         }
-        if self.plan.work.is_zero() {
-            self.send_unlock(s, now);
-        } else {
-            let at = now + self.plan.work;
-            self.set_timer(s, SlotState::Hold, at);
+        match self.slots[s].chaos {
+            Chaos::Expire if !self.draining => {
+                let lease = self.slots[s].lease.unwrap_or_default();
+                self.set_timer(s, SlotState::Hold, now + lease + chaos::EXPIRE_WATCHDOG);
+            }
+            Chaos::None if self.plan.work.is_zero() => self.send_unlock(s, now),
+            _ => {
+                let at = now + self.plan.work;
+                self.set_timer(s, SlotState::Hold, at);
+            }
         }
     }
 
-    /// `--verify`: grant tokens on one connection increase.
-    fn check_connection_order(&mut self, s: usize, ci: usize, token: u64) {
+    /// `--verify`: a grant's token is larger than every token seen from its server
+    /// before the request was sent, and than every earlier grant on its connection.
+    fn check_tokens(&mut self, s: usize, ci: usize, token: u64) {
+        self.checked(Property::Tokens);
+        let server_ix = self.conns[ci].server as usize;
+        let floor = self.slots[s].floor;
+        if token <= floor {
+            let server = self.plan.servers[server_ix].clone();
+            let c = self.first_client + self.conns[ci].client as usize;
+            self.violation(
+                Property::Tokens,
+                format!(
+                    "token reused or going back on {server}: grant token {token} to client {c} \
+                     for {} is not greater than token {floor}, seen from that server before \
+                     the request was sent",
+                    self.plan.name_string(self.slots[s].name)
+                ),
+            );
+        }
+        self.shared.token_floor[server_ix].fetch_max(token, Ordering::Relaxed);
         let max = self.conns[ci].max_token;
         if token <= max && max != 0 {
-            let server = self.plan.servers[self.conns[ci].server as usize].clone();
+            let server = self.plan.servers[server_ix].clone();
             let c = self.first_client + self.conns[ci].client as usize;
-            self.violation(format!(
-                "token order on connection of client {c} to {server}: grant token {token} \
-                 for {} is not greater than earlier grant token {max}",
-                self.plan.name_string(self.slots[s].name)
-            ));
+            self.violation(
+                Property::Tokens,
+                format!(
+                    "token order on connection of client {c} to {server}: grant token {token} \
+                     for {} is not greater than earlier grant token {max}",
+                    self.plan.name_string(self.slots[s].name)
+                ),
+            );
         }
         self.conns[ci].max_token = max.max(token);
     }
@@ -698,7 +903,8 @@ impl Worker {
                 continue;
             }
             match self.slots[s].st {
-                SlotState::Hold => self.send_unlock(s, now),
+                SlotState::Hold => self.on_hold_timer(s, now),
+                SlotState::Acquire => self.on_wait_timer(s, now),
                 SlotState::Retry if self.draining => self.retire(s),
                 SlotState::Retry => self.send_acquire(s, now),
                 _ => {}

@@ -2,17 +2,21 @@
 //! `SHARE` with their options, `UNLOCK`) and the replies and `EXPIRED` events it reads,
 //! matched to their slot by request id.
 //!
+//! Under `--chaos` also `CANCEL`, `RESET`, `EXTEND` and `INSPECT`, and the `CANCELLED`
+//! event (their handling is in `chaos`).
+//!
 //! Request ids are decimal: the k-th request of pipeline slot j is `j + D*k`, so a reply
-//! maps to its slot as `id % D` and an id that is not the slot's expected one is a
-//! reply to no pending request.
+//! maps to its slot as `id % D` and an id that is not the slot's expected one (nor its
+//! pending `CANCEL`'s) is a reply to no pending request.
 
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{SlotState, Worker, NO_ID};
+use super::{Chaos, SlotState, Worker, NO_ID};
 use crate::ascii::{parse_u64, push_u64, show};
 use crate::options::{CycleKind, Options};
+use crate::verify::Property;
 
 /// The connection check: request line.
 pub(crate) const HELLO: &[u8] = b"lg-hello PING\n";
@@ -38,12 +42,29 @@ pub(crate) fn acquire_suffix(opts: &Options) -> Vec<u8> {
 }
 
 impl Worker {
-    /// The next request id of slot `s`, now the one whose reply it expects.
-    fn next_id(&mut self, s: usize) -> u64 {
+    /// A fresh request id of slot `s`.
+    pub(super) fn alloc_id(&mut self, s: usize) -> u64 {
         let slot = &mut self.slots[s];
         let id = u64::from(slot.j) + self.plan.pipeline as u64 * slot.k;
         slot.k += 1;
+        id
+    }
+
+    /// The next request of connection `ci`: its sequence number (requests are read by
+    /// the server in this order).
+    pub(super) fn next_seq(&mut self, ci: usize) -> u64 {
+        self.conns[ci].seq += 1;
+        self.conns[ci].seq
+    }
+
+    /// The next request id of slot `s` on connection `ci`, now the one whose reply it
+    /// expects.
+    fn next_id(&mut self, s: usize, ci: usize) -> u64 {
+        let id = self.alloc_id(s);
+        let seq = self.next_seq(ci);
+        let slot = &mut self.slots[s];
         slot.expect = id;
+        slot.expect_seq = seq;
         id
     }
 
@@ -56,8 +77,11 @@ impl Worker {
 
     /// Queue `ID PING`, `ID LOCK name ...` or `ID SHARE name ...` for slot `s`.
     pub(super) fn write_native_acquire(&mut self, s: usize, ci: usize) {
-        let id = self.next_id(s);
+        let id = self.next_id(s, ci);
         let mode = self.plan.mode;
+        if self.plan.chaos.is_some() {
+            return self.write_chaos_acquire(s, ci, id);
+        }
         let b = &mut self.conns[ci].wbuf;
         push_u64(b, id);
         match mode {
@@ -75,10 +99,91 @@ impl Worker {
         }
     }
 
+    /// Queue `ID LOCK name` or `ID SHARE name max=M` with this cycle's own options
+    /// (`--chaos`: the verb, `max=` and lease change from cycle to cycle).
+    fn write_chaos_acquire(&mut self, s: usize, ci: usize, id: u64) {
+        let (name, shared, max, lease) = {
+            let sl = &self.slots[s];
+            (sl.name, sl.shared, sl.max, sl.lease)
+        };
+        let wait = self.plan.wait_ms;
+        push_u64(&mut self.conns[ci].wbuf, id);
+        self.conns[ci]
+            .wbuf
+            .extend_from_slice(if shared { b" SHARE " } else { b" LOCK " });
+        self.push_name(ci, name);
+        let b = &mut self.conns[ci].wbuf;
+        if let (true, Some(m)) = (shared, max) {
+            b.extend_from_slice(b" max=");
+            push_u64(b, m);
+        }
+        if let Some(w) = wait {
+            b.extend_from_slice(b" wait=");
+            push_u64(b, w);
+        }
+        if let Some(h) = lease {
+            b.extend_from_slice(b" hold=");
+            push_u64(b, h.as_millis() as u64);
+        }
+        b.push(b'\n');
+    }
+
+    /// Queue `ID CANCEL rid` for slot `s` (a side request: the acquire stays expected).
+    pub(super) fn write_native_cancel(&mut self, s: usize, ci: usize, rid: u64) {
+        let id = self.alloc_id(s);
+        let seq = self.next_seq(ci);
+        let slot = &mut self.slots[s];
+        slot.side = id;
+        slot.side_for = rid;
+        slot.side_seq = seq;
+        slot.side_server = self.conns[ci].server;
+        let b = &mut self.conns[ci].wbuf;
+        push_u64(b, id);
+        b.extend_from_slice(b" CANCEL ");
+        push_u64(b, rid);
+        b.push(b'\n');
+    }
+
+    /// Queue `ID RESET` for slot `s`; returns its sequence number.
+    pub(super) fn write_native_reset(&mut self, s: usize, ci: usize) -> u64 {
+        let id = self.next_id(s, ci);
+        let b = &mut self.conns[ci].wbuf;
+        push_u64(b, id);
+        b.extend_from_slice(b" RESET\n");
+        self.slots[s].expect_seq
+    }
+
+    /// Queue `ID EXTEND name token hold=ms` for slot `s`.
+    pub(super) fn write_native_extend(&mut self, s: usize, ci: usize, ms: u64) {
+        let (name, token) = (self.slots[s].name, self.slots[s].token);
+        let id = self.next_id(s, ci);
+        let b = &mut self.conns[ci].wbuf;
+        push_u64(b, id);
+        b.extend_from_slice(b" EXTEND ");
+        self.push_name(ci, name);
+        let b = &mut self.conns[ci].wbuf;
+        b.push(b' ');
+        push_u64(b, token);
+        b.extend_from_slice(b" hold=");
+        push_u64(b, ms);
+        b.push(b'\n');
+    }
+
+    /// Queue `ID INSPECT name` for slot `s`.
+    pub(super) fn write_native_inspect(&mut self, s: usize, ci: usize) {
+        let name = self.slots[s].name;
+        let id = self.next_id(s, ci);
+        let b = &mut self.conns[ci].wbuf;
+        push_u64(b, id);
+        b.extend_from_slice(b" INSPECT ");
+        self.push_name(ci, name);
+        self.conns[ci].wbuf.push(b'\n');
+    }
+
     /// Queue `ID UNLOCK name token` for slot `s`.
     pub(super) fn write_native_unlock(&mut self, s: usize, ci: usize) {
         let (name, token) = (self.slots[s].name, self.slots[s].token);
-        let id = self.next_id(s);
+        let id = self.next_id(s, ci);
         let b = &mut self.conns[ci].wbuf;
         push_u64(b, id);
         b.extend_from_slice(b" UNLOCK ");
@@ -116,12 +221,15 @@ impl Worker {
         };
         let kind = words.next().unwrap_or(b"");
         let Some(id) = parse_u64(idb) else {
-            self.anomaly(format!(
-                "reply with an id loadgen never sent: '{}'",
-                show(line)
-            ));
+            self.anomaly(
+                Property::ExactlyOnce,
+                format!("reply with an id loadgen never sent: '{}'", show(line)),
+            );
             return;
         };
+        if self.plan.verify {
+            self.checked(Property::ExactlyOnce);
+        }
         let args = [words.next().unwrap_or(b""), words.next().unwrap_or(b"")];
         let reply = ReplyLine {
             id,
@@ -133,6 +241,10 @@ impl Worker {
         let s = self.conns[ci].client as usize * self.plan.pipeline + (id % d) as usize;
         if kind == b"EXPIRED" {
             self.on_expired(ci, s, &reply, now);
+        } else if kind == b"CANCELLED" {
+            self.on_cancelled(ci, s, &reply, now);
+        } else if self.slots[s].side == id && self.slots[s].side_server == self.conns[ci].server {
+            self.on_cancel_reply(ci, s, &reply, now);
         } else {
             self.on_reply(ci, s, &reply, now);
         }
@@ -144,19 +256,25 @@ impl Worker {
         let slot = &self.slots[s];
         let ok = slot.hold_id == reply.id
             && slot.server == self.conns[ci].server
-            && matches!(slot.st, SlotState::Hold | SlotState::Release)
+            && slot.st.has_hold()
             && token == Some(slot.token)
             && !slot.expired;
         if !ok {
-            self.anomaly(format!(
-                "EXPIRED event for a hold loadgen does not have: '{}'",
-                show(reply.raw)
-            ));
+            self.anomaly(
+                Property::ExactlyOnce,
+                format!(
+                    "EXPIRED event for a hold loadgen does not have: '{}'",
+                    show(reply.raw)
+                ),
+            );
             return;
         }
         self.tally.expired += 1;
         self.slots[s].expired = true;
         if self.slots[s].st == SlotState::Hold {
+            if self.slots[s].chaos == Chaos::Expire {
+                self.tally.chaos.expire += 1;
+            }
             self.release_hold(s);
             self.slots[s].gen = self.slots[s].gen.wrapping_add(1);
             self.fail_cycle(s, now);
@@ -169,28 +287,66 @@ impl Worker {
         let st = self.slots[s].st;
         if self.slots[s].expect != reply.id || self.slots[s].server != server || !st.awaits_reply()
         {
-            self.anomaly(format!(
-                "reply to no pending request (unknown id or second reply) from {}: '{}'",
-                self.plan.servers[server as usize],
-                show(reply.raw)
-            ));
+            if reply.id == self.slots[s].cancelled && reply.kind == b"OK" {
+                self.violation(
+                    Property::CancelledWaits,
+                    format!(
+                        "grant of a cancelled wait: request {} for {} on {} was answered \
+                         CANCELLED, then granted: '{}'",
+                        reply.id,
+                        self.plan.name_string(self.slots[s].name),
+                        self.plan.servers[server as usize],
+                        show(reply.raw)
+                    ),
+                );
+                return;
+            }
+            self.anomaly(
+                Property::ExactlyOnce,
+                format!(
+                    "reply to no pending request (unknown id or second reply) from {}: '{}'",
+                    self.plan.servers[server as usize],
+                    show(reply.raw)
+                ),
+            );
             return;
         }
         self.slots[s].expect = NO_ID;
+        if self.plan.verify {
+            self.checked(Property::Protocol);
+        }
+        let gone = self.slots[s].expired || self.slots[s].reset_seq != 0;
+        let not_held = reply.kind == b"ERR" && reply.args[0] == b"not_held";
         match (st, reply.kind) {
             (SlotState::Ping, b"PONG") => self.on_pong(s, now),
             (SlotState::Acquire, b"OK") => self.on_native_grant(ci, s, reply, now),
             (SlotState::Acquire, b"TIMEOUT") => self.on_timeout(s, now),
-            (SlotState::Release, b"OK") => self.on_released(s, now),
-            (SlotState::Release, b"ERR")
-                if self.slots[s].expired && reply.args[0] == b"not_held" =>
-            {
+            (SlotState::Release, b"OK") => {
+                self.check_after_reset(s, "UNLOCK", reply, true);
                 self.on_released(s, now)
             }
+            (SlotState::Release, b"ERR") if gone && not_held => {
+                self.check_after_reset(s, "UNLOCK", reply, false);
+                self.on_released(s, now)
+            }
+            (SlotState::Extend, b"OK") => {
+                self.check_after_reset(s, "EXTEND", reply, true);
+                self.on_extended(s, now)
+            }
+            (SlotState::Extend, b"ERR") if gone && not_held => {
+                self.check_after_reset(s, "EXTEND", reply, false);
+                self.release_hold(s);
+                self.fail_cycle(s, now)
+            }
+            (SlotState::Reset, b"OK") => self.on_reset_reply(ci, s, reply, now),
+            (SlotState::Probe, b"OK") => self.on_probe_reply(ci, s, reply.raw, now),
             (_, b"ERR") => {
                 let what = match st {
                     SlotState::Acquire => "acquire",
                     SlotState::Release => "UNLOCK",
+                    SlotState::Extend => "EXTEND",
+                    SlotState::Reset => "RESET",
+                    SlotState::Probe => "INSPECT",
                     _ => "PING",
                 };
                 let name = self.plan.name_string(self.slots[s].name);
@@ -199,6 +355,9 @@ impl Worker {
                     self.plan.servers[server as usize],
                     show(reply.raw)
                 ));
+                if st.has_hold() {
+                    self.release_hold(s);
+                }
                 self.fail_cycle(s, now);
             }
             _ => {
@@ -215,7 +374,7 @@ impl Worker {
 
     /// `ID OK token` (share mode: `ID OK token holders`).
     fn on_native_grant(&mut self, ci: usize, s: usize, reply: &ReplyLine<'_>, now: Instant) {
-        let share = self.plan.mode == CycleKind::Share;
+        let share = self.slots[s].shared;
         let token = parse_u64(reply.args[0]);
         let holders = if share {
             parse_u64(reply.args[1])
@@ -228,7 +387,10 @@ impl Worker {
                 self.on_grant(s, ci, t, share.then_some(h), now);
             }
             _ => {
-                self.anomaly(format!("malformed grant: '{}'", show(reply.raw)));
+                self.anomaly(
+                    Property::Protocol,
+                    format!("malformed grant: '{}'", show(reply.raw)),
+                );
                 self.fail_cycle(s, now);
             }
         }
@@ -236,13 +398,13 @@ impl Worker {
 }
 
 /// One line from the server, split into words (borrowed from the read buffer).
-struct ReplyLine<'a> {
+pub(super) struct ReplyLine<'a> {
     /// The request id it answers (or, for `EXPIRED`, the id of the acquire).
-    id: u64,
-    /// `OK`, `TIMEOUT`, `ERR`, `PONG`, `EXPIRED`...
-    kind: &'a [u8],
+    pub(super) id: u64,
+    /// `OK`, `TIMEOUT`, `ERR`, `PONG`, `EXPIRED`, `CANCELLED`...
+    pub(super) kind: &'a [u8],
     /// The next two words (empty when absent).
-    args: [&'a [u8]; 2],
+    pub(super) args: [&'a [u8]; 2],
     /// The whole line, for messages.
-    raw: &'a [u8],
+    pub(super) raw: &'a [u8],
 }

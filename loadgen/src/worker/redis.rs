@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::{SlotState, Worker, MAX_REPLY};
 use crate::ascii::{fmt_u64, push_hex16, push_u64, show};
 use crate::options::{CycleKind, REDIS_UNLOCK_SCRIPT};
+use crate::verify::Property;
 
 /// The connection check: `PING`.
 pub(crate) const HELLO: &[u8] = b"*1\r\n$4\r\nPING\r\n";
@@ -100,7 +101,7 @@ impl Worker {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    self.anomaly(format!("unparseable Redis reply: {e}"));
+                    self.anomaly(Property::Protocol, format!("unparseable Redis reply: {e}"));
                     self.close_client(ci, "protocol error".into());
                     break;
                 }
@@ -118,10 +119,13 @@ impl Worker {
                 "Redis reply with no pending request from {server}: '{}'",
                 show(frame).trim_end()
             );
-            self.anomaly(msg);
+            self.anomaly(Property::ExactlyOnce, msg);
             return;
         };
         let s = s as usize;
+        if self.plan.verify {
+            self.checked(Property::ExactlyOnce);
+        }
         let st = self.slots[s].st;
         match (st, v) {
             (SlotState::Ping, Resp::Simple) if frame.starts_with(HELLO_REPLY) => {
