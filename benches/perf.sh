@@ -8,6 +8,7 @@
 #   bash benches/perf.sh instructions   # 5. callgrind instructions + mallocs per cycle, CPU us/cycle, syscalls/cycle
 #   bash benches/perf.sh micro          # 6. cargo bench --bench core (divan)
 #   bash benches/perf.sh all            # all of the above, in that order
+#   bash benches/perf.sh client         # 7. Rust client (async, N tasks) vs loadgen, per lock cycle
 #   bash benches/perf.sh env            # only the machine description
 #
 # Environment knobs: RUNS (repetitions per configuration, default 7), DUR (seconds per
@@ -579,6 +580,63 @@ cmd_micro() {
     finish
 }
 
+# ---------------------------------------------------------------------------------------
+# client: the Rust client's cost per lock cycle against loadgen's, same server, same run
+# ---------------------------------------------------------------------------------------
+
+# The async client's bench example (client/examples/bench.rs): N tasks over one
+# connection on a current-thread runtime. Its loadgen twin is one connection with N
+# cycles in flight (--clients 1 --pipeline N). Both draw each cycle's name from the
+# same 10,000 names (lg:0..lg:9999) and send `LOCK <name> wait=1000`, then
+# `UNLOCK <name> <token>`; both are pinned to LOADGEN_CORE, the server to SERVER_CORE.
+CLIENT_BENCH=$TARGET_DIR/release/examples/bench
+CLIENT_TASKS=${CLIENT_TASKS:-"1 10 50"}
+CLIENT_FLAGS="--locks 10000 --wait 1000"
+
+# cb OUTFILE [bench args...]: one bench run, like lg (JSON to OUTFILE, noise snapshot).
+cb() {
+    local out=$1 rc
+    shift
+    python3 "$HELP" cpusnap "$$ ${STARTED[*]}" >"$out.snap"
+    taskset -c "$LOADGEN_CORE" "$CLIENT_BENCH" --json "$@" >"$out" 2>"$out.err"
+    rc=$?
+    python3 "$HELP" cpusnap "$$ ${STARTED[*]}" >>"$out.snap"
+    if [ $rc -ne 0 ]; then
+        echo "  bench exit $rc: $* (see $out.err)" >&2
+    fi
+    return 0
+}
+
+cmd_client() {
+    begin client
+    build
+    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+        cargo build --release -p lockbox-client --example bench >&2 || die "cargo build (bench) failed"
+    fi
+    [ -x "$CLIENT_BENCH" ] || die "missing $CLIENT_BENCH"
+    start_lockbox
+    local r n first
+    for ((r = 1; r <= RUNS; r++)); do
+        for n in $CLIENT_TASKS; do
+            # alternate who goes first so drift in the noise hits both equally
+            for first in $( ((r % 2)) && echo "loadgen client" || echo "client loadgen"); do
+                # shellcheck disable=SC2086
+                if [ "$first" = loadgen ]; then
+                    lg "$TABLE_DIR/t$n.loadgen.$r.json" --duration "$DUR" --clients 1 \
+                        --pipeline "$n" --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" $CLIENT_FLAGS
+                else
+                    cb "$TABLE_DIR/t$n.client.$r.json" --duration "$DUR" --tasks "$n" \
+                        --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" $CLIENT_FLAGS
+                fi
+            done
+        done
+        load "round $r"
+    done
+    stop "$LB_PID"
+    python3 "$HELP" client "$TABLE_DIR" "$RUNS" "$CLIENT_TASKS" >"$TABLE_DIR/summary.md"
+    finish
+}
+
 cmd_env() {
     machine
     echo "- load: $(uptime)"
@@ -602,6 +660,7 @@ memory) cmd_memory ;;
 timers) cmd_timers ;;
 instructions) cmd_instructions ;;
 micro) cmd_micro ;;
+client) cmd_client ;;
 env) cmd_env ;;
 all)
     cmd_throughput
