@@ -34,7 +34,6 @@
 //!   return `None`.
 
 use crate::error::{Error, Result};
-use std::fmt::Write as _;
 
 /// Longest request id.
 pub const MAX_ID: usize = 32;
@@ -95,10 +94,24 @@ impl IdAllocator {
 
 /// Parses an id this crate allocated (decimal); `None` for any other id.
 pub fn parse_id(id: &str) -> Option<u64> {
-    if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+    parse_digits(id)
+}
+
+/// A non-empty run of ASCII digits as a `u64`, in one pass; `None` for anything else
+/// (a sign, a blank, an empty string, a value over `u64::MAX`).
+fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() {
         return None;
     }
-    id.parse().ok()
+    let mut n: u64 = 0;
+    for b in s.bytes() {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    Some(n)
 }
 
 /// Exclusive or shared.
@@ -321,53 +334,92 @@ impl Request {
     /// Appends the request line with id `id` and its `\n` to `out`. Call
     /// [`Request::validate`] first: this writes what it is given.
     pub fn encode(&self, id: &str, out: &mut Vec<u8>) {
-        let mut s = String::with_capacity(64);
-        s.push_str(id);
-        s.push(' ');
-        s.push_str(self.verb());
-        // Writing to a String cannot fail.
-        let _ = match self {
+        out.extend_from_slice(id.as_bytes());
+        self.encode_tail(out);
+    }
+
+    /// [`Request::encode`] with a numeric id (as [`IdAllocator`] hands out), written
+    /// straight into `out` without formatting machinery or a temporary string.
+    pub fn encode_with_id(&self, id: u64, out: &mut Vec<u8>) {
+        push_u64(out, id);
+        self.encode_tail(out);
+    }
+
+    /// Everything after the id: ` VERB args\n`.
+    fn encode_tail(&self, out: &mut Vec<u8>) {
+        out.push(b' ');
+        out.extend_from_slice(self.verb().as_bytes());
+        match self {
             Request::Acquire(a) => {
-                s.push(' ');
-                s.push_str(&a.name);
+                push_word(out, &a.name);
                 if let LockKind::Shared { max: Some(m) } = a.kind {
-                    let _ = write!(s, " max={m}");
+                    push_option(out, b" max=", m);
                 }
                 if let Some(w) = a.wait {
-                    let _ = write!(s, " wait={w}");
+                    push_option(out, b" wait=", w);
                 }
                 if let Some(h) = a.hold {
-                    let _ = write!(s, " hold={h}");
+                    push_option(out, b" hold=", h);
                 }
                 if let Some(q) = a.queue {
-                    let _ = write!(s, " queue={q}");
+                    push_option(out, b" queue=", q);
                 }
-                Ok(())
             }
             Request::Unlock { name, token } => {
-                s.push(' ');
-                s.push_str(name);
-                match token {
-                    Some(t) => write!(s, " {t}"),
-                    None => Ok(()),
+                push_word(out, name);
+                if let Some(t) = token {
+                    out.push(b' ');
+                    push_u64(out, *t);
                 }
             }
-            Request::Extend { name, token, hold } => write!(s, " {name} {token} hold={hold}"),
-            Request::Cancel { id } => write!(s, " {id}"),
-            Request::Inspect { name } | Request::Name { name } => write!(s, " {name}"),
-            Request::List { prefix: Some(p) } => write!(s, " {p}"),
-            Request::Auth { secret } => write!(s, " {secret}"),
+            Request::Extend { name, token, hold } => {
+                push_word(out, name);
+                out.push(b' ');
+                push_u64(out, *token);
+                push_option(out, b" hold=", *hold);
+            }
+            Request::Cancel { id } => push_word(out, id),
+            Request::Inspect { name } | Request::Name { name } => push_word(out, name),
+            Request::List { prefix: Some(p) } => push_word(out, p),
+            Request::Auth { secret } => push_word(out, secret),
             Request::List { prefix: None }
             | Request::Reset
             | Request::Whoami
             | Request::Clients
             | Request::Stats
             | Request::Ping
-            | Request::Quit => Ok(()),
-        };
-        s.push('\n');
-        out.extend_from_slice(s.as_bytes());
+            | Request::Quit => {}
+        }
+        out.push(b'\n');
     }
+}
+
+/// Appends ` word`.
+fn push_word(out: &mut Vec<u8>, word: &str) {
+    out.push(b' ');
+    out.extend_from_slice(word.as_bytes());
+}
+
+/// Appends ` key=value` (`key` given with its space and `=`).
+fn push_option(out: &mut Vec<u8>, key: &[u8], value: u32) {
+    out.extend_from_slice(key);
+    push_u64(out, u64::from(value));
+}
+
+/// Appends `n` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    // u64::MAX has 20 digits.
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// One reply line, split: what follows the id.
@@ -406,10 +458,13 @@ fn protocol(what: &str, line: &str) -> Error {
 }
 
 fn parse_u64(s: &str, line: &str) -> Result<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(protocol("expected a number", line));
+    match parse_digits(s) {
+        Some(n) => Ok(n),
+        None if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(protocol("number out of range", line))
+        }
+        None => Err(protocol("expected a number", line)),
     }
-    s.parse().map_err(|_| protocol("number out of range", line))
 }
 
 /// Splits a reply line (without its `\n`; a `\r` before it is not expected) into its id
@@ -881,6 +936,17 @@ mod tests {
                 "1 LOCK a wait=0 hold=5 queue=2\n",
             ),
             (
+                Request::lock("a").wait(u32::MAX).hold(4_000_000_000).into(),
+                "1 LOCK a wait=4294967295 hold=4000000000\n",
+            ),
+            (
+                Request::Unlock {
+                    name: "b:7".into(),
+                    token: Some(u64::MAX),
+                },
+                "1 UNLOCK b:7 18446744073709551615\n",
+            ),
+            (
                 Request::Acquire(Acquire {
                     kind: LockKind::Shared { max: Some(3) },
                     ..Request::share("q").wait(10)
@@ -936,6 +1002,13 @@ mod tests {
         for (r, want) in cases {
             r.validate().unwrap();
             assert_eq!(enc(&r), want);
+            // The numeric-id encoder writes the same line after the same id.
+            for id in [0, 1, 9, 10, 99, 100, 12_345, u64::MAX] {
+                let mut v = Vec::new();
+                r.encode_with_id(id, &mut v);
+                let want = format!("{id}{}", &want[1..]);
+                assert_eq!(String::from_utf8(v).unwrap(), want);
+            }
         }
     }
 
@@ -1124,6 +1197,18 @@ mod tests {
         assert_eq!(parse_id("123"), Some(123));
         assert_eq!(parse_id("*"), None);
         assert_eq!(parse_id("99999999999999999999"), None);
+        assert_eq!(parse_id("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_id("18446744073709551616"), None);
+        assert_eq!(parse_id("0"), Some(0));
+        for bad in ["", "+1", "-1", "1 ", " 1", "1a", "0x1", "\u{663}"] {
+            assert_eq!(parse_id(bad), None, "{bad:?}");
+        }
+        assert!(matches!(
+            parse_line("1 EXPIRED 18446744073709551615"),
+            Ok((_, Frame::Expired(u64::MAX)))
+        ));
+        assert!(parse_line("1 EXPIRED 18446744073709551616").is_err());
+        assert!(parse_line("1 EXPIRED 1x").is_err());
     }
 
     #[test]
