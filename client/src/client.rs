@@ -158,10 +158,18 @@ impl Conn {
         self.alive.load(Ordering::Acquire)
     }
 
-    /// Queues a request and wakes the writer.
+    /// Queues a request and wakes the writer. Only the request that finds the queue
+    /// empty wakes it: whoever queued the bytes already there woke it after queueing
+    /// them, and the writer takes everything queued when it runs.
     fn submit(&self, req: Request) -> Result<u64> {
-        let id = self.session().submit(req)?;
-        self.write.notify_one();
+        let (id, first) = {
+            let mut s = self.session();
+            let first = s.out_is_empty();
+            (s.submit(req)?, first)
+        };
+        if first {
+            self.write.notify_one();
+        }
         Ok(id)
     }
 
@@ -231,7 +239,7 @@ async fn reader(conn: Arc<Conn>, mut r: OwnedReadHalf) {
         };
         lines.extend(&chunk[..n]);
         let mut broken = false;
-        {
+        let queued = {
             let mut s = conn.session();
             loop {
                 match lines.next_line() {
@@ -248,10 +256,15 @@ async fn reader(conn: Arc<Conn>, mut r: OwnedReadHalf) {
                     }
                 }
             }
-        }
-        // Replies may have queued requests (an UNLOCK of a grant nobody took).
-        conn.write.notify_one();
+            !s.out_is_empty()
+        };
+        // The woken tasks run first and queue their next requests; the writer, woken
+        // after them, sends them all in one write.
         wake.drain(..).for_each(Waker::wake);
+        // Replies may have queued requests (an UNLOCK of a grant nobody took).
+        if queued {
+            conn.write.notify_one();
+        }
         if broken {
             break 'read;
         }
@@ -433,6 +446,13 @@ impl Client {
         if c.alive() {
             return Ok(c);
         }
+        // Boxed: the reconnect future is large (connect, handshake, timers), and every
+        // request's future would otherwise carry its size and copy it around.
+        Box::pin(self.reconnect()).await
+    }
+
+    /// Replaces a lost connection (one caller at a time), with backoff.
+    async fn reconnect(&self) -> Result<Arc<Conn>> {
         let _one_at_a_time = self.inner.reconnect.lock().await;
         let c = self.current();
         if c.alive() {
@@ -706,7 +726,6 @@ impl LockBuilder {
                 ))
             }
         };
-        let name = acquire.name.clone();
         let req = Request::Acquire(acquire);
         req.validate()?;
         let conn = client.conn().await?;
@@ -717,6 +736,12 @@ impl LockBuilder {
                 conn.session().forget(id);
                 return Err(unexpected(other));
             }
+        };
+        // The request's entry kept the name (to give back a grant nobody takes); the
+        // guard owns it from here on.
+        let Some(name) = conn.session().take_name(id) else {
+            conn.session().forget(id);
+            return Err(Error::Protocol("granted lock without its name".into()));
         };
         Ok(Guard::new(client, conn, id, name, grant, keep_alive))
     }
@@ -885,8 +910,9 @@ impl Drop for Guard {
     fn drop(&mut self) {
         self.stop_keep_alive();
         if self.armed {
-            let (id, token) = (self.id, self.grant.token);
-            self.conn.with_session(|s| s.release_detached(id, token));
+            let (id, token, name) = (self.id, self.grant.token, std::mem::take(&mut self.name));
+            self.conn
+                .with_session(|s| s.release_detached(id, name, token));
         }
     }
 }

@@ -17,7 +17,9 @@
 
 use crate::error::{Error, Result};
 use crate::proto::{parse_id, parse_line, Assembler, Frame, IdAllocator, Reply, Request};
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::task::{Context, Poll, Waker};
 
 /// Why a guard's hold is gone.
@@ -57,12 +59,39 @@ struct Fatal {
     text: String,
 }
 
+/// Hashes the request ids that key [`Session`]'s entries: one multiplication by an odd
+/// constant. The ids are this session's own sequential numbers (nothing a peer can
+/// choose), so no defence against flooding is needed, and the low bits that pick a
+/// bucket stay distinct for consecutive ids.
+#[derive(Clone, Copy, Default)]
+struct IdHasher(u64);
+
+/// 2^64 / golden ratio, odd.
+const ID_HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for `u64` keys; correct for anything else.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(ID_HASH_MUL);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(ID_HASH_MUL);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// One connection's protocol state.
 #[derive(Default)]
 pub struct Session {
     ids: IdAllocator,
     out: Vec<u8>,
-    entries: HashMap<u64, Entry>,
+    entries: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
     closed: bool,
     fatal: Option<Fatal>,
 }
@@ -99,7 +128,7 @@ impl Session {
             return Err(self.lost_error());
         }
         let id = self.ids.next_id();
-        req.encode(&id.to_string(), &mut self.out);
+        req.encode_with_id(id, &mut self.out);
         let asm = Assembler::new(&req);
         let name = match req {
             Request::Acquire(a) => Some(a.name),
@@ -116,6 +145,11 @@ impl Session {
             },
         );
         Ok(id)
+    }
+
+    /// True when no bytes are queued (the writer has taken everything).
+    pub fn out_is_empty(&self) -> bool {
+        self.out.is_empty()
     }
 
     /// Moves the queued bytes into `buf` (which must be empty); true if there were any.
@@ -192,12 +226,19 @@ impl Session {
         }
     }
 
-    /// A guard dropped its hold: forget the entry and queue `UNLOCK <name> <token>`
-    /// unless the hold is already gone.
-    pub fn release_detached(&mut self, id: u64, token: u64) {
+    /// Moves the lock name out of the entry of acquire `id` (for its guard, once the
+    /// grant is taken: the entry then no longer needs it, see
+    /// [`Session::release_detached`]).
+    pub fn take_name(&mut self, id: u64) -> Option<String> {
+        self.entries.get_mut(&id).and_then(|e| e.name.take())
+    }
+
+    /// A guard dropped its hold on `name`: forget the entry and queue
+    /// `UNLOCK <name> <token>` unless the hold is already gone.
+    pub fn release_detached(&mut self, id: u64, name: String, token: u64) {
         if let Some(e) = self.entries.remove(&id) {
             e.lost_wakers.into_iter().for_each(Waker::wake);
-            if let (None, Some(name)) = (e.lost, e.name) {
+            if e.lost.is_none() {
                 self.submit_detached(Request::Unlock {
                     name,
                     token: Some(token),
@@ -238,7 +279,11 @@ impl Session {
     /// Handles one reply line; wakers to wake (after unlocking) go to `wake`. An error
     /// means the server broke the protocol: close the connection.
     pub fn on_line(&mut self, line: &[u8], wake: &mut Vec<Waker>) -> Result<()> {
-        let text = String::from_utf8_lossy(line);
+        // Replies are ASCII; a peer sending anything else still gets a clear error.
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let (id, frame) = parse_line(&text)?;
         if id == "*" {
             if let Frame::Err { code, text } = frame {
@@ -402,7 +447,7 @@ mod tests {
         assert_eq!(s.lost(a), None);
         feed(&mut s, "1 EXPIRED 77");
         assert_eq!(s.lost(a), Some(Lost::Expired(77)));
-        s.release_detached(a, 77);
+        s.release_detached(a, "x".into(), 77);
         assert_eq!(out(&mut s), "", "an expired hold is not unlocked again");
         assert_eq!(s.len(), 0);
         assert_eq!(s.lost(a), Some(Lost::Released));
