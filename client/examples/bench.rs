@@ -134,10 +134,7 @@ async fn run(args: &Args, addr: &str) {
         eprintln!("connect {addr}: {e}");
         std::process::exit(1)
     });
-    // The names, built once: a cycle clones one (the client takes an owned name).
-    let names: Rc<[String]> = (0..args.locks)
-        .map(|n| format!("{}{n}", args.prefix))
-        .collect();
+    let prefix: Rc<str> = args.prefix.as_str().into();
     let tally = Rc::new(Tally::default());
     let local = tokio::task::LocalSet::new();
     let server_cpu0 = args.server_pid.and_then(|p| cpu_secs(&p.to_string()));
@@ -145,14 +142,14 @@ async fn run(args: &Args, addr: &str) {
     let started = Instant::now();
     let mut handles = Vec::new();
     for t in 0..args.tasks {
-        let (client, names, tally) = (client.clone(), names.clone(), tally.clone());
+        let (client, prefix, tally) = (client.clone(), prefix.clone(), tally.clone());
         let (wait, hold, locks) = (args.wait, args.hold, args.locks);
         let mut rng = args.seed ^ (t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         handles.push(local.spawn_local(async move {
             while !tally.stop.get() {
                 let r = splitmix64(&mut rng);
-                let i = ((u128::from(r) * u128::from(locks)) >> 64) as usize;
-                let mut b = client.lock(names[i].clone());
+                let n = ((u128::from(r) * u128::from(locks)) >> 64) as u64;
+                let mut b = client.lock(lock_name(&prefix, n));
                 if let Some(w) = wait {
                     b = b.wait(w);
                 }
@@ -229,6 +226,26 @@ async fn run(args: &Args, addr: &str) {
             println!("server cpu: {s:.2}s = {:.2} us/cycle", per(s));
         }
     }
+}
+
+/// `prefix` followed by `n` in decimal, as loadgen writes its names (the client takes
+/// an owned name, so a cycle builds one).
+fn lock_name(prefix: &str, mut n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut name = String::with_capacity(prefix.len() + digits.len() - i);
+    name.push_str(prefix);
+    // Only ASCII digits were written.
+    name.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    name
 }
 
 fn opt_json(v: Option<u32>) -> String {
