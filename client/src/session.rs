@@ -115,15 +115,22 @@ impl Session {
 
     /// Queues `req` (validated by the caller) and returns its id.
     pub fn submit(&mut self, req: Request) -> Result<u64> {
-        self.submit_inner(req, false)
+        self.submit_inner(req, false, None)
     }
 
-    /// Queues a request whose reply nobody waits for (an internal `UNLOCK` or `CANCEL`).
-    fn submit_detached(&mut self, req: Request) {
-        let _ = self.submit_inner(req, true);
+    /// Queues `req` with `waker` already registered for its reply: a submit and the
+    /// first [`Session::poll_reply`] in one step.
+    pub fn submit_waiting(&mut self, req: Request, waker: &Waker) -> Result<u64> {
+        self.submit_inner(req, false, Some(waker.clone()))
     }
 
-    fn submit_inner(&mut self, req: Request, discard: bool) -> Result<u64> {
+    /// Queues a request whose reply nobody waits for (an `UNLOCK` of a hold nobody
+    /// will release, a `CANCEL`); its reply is dropped when it comes.
+    pub fn submit_detached(&mut self, req: Request) {
+        let _ = self.submit_inner(req, true, None);
+    }
+
+    fn submit_inner(&mut self, req: Request, discard: bool, waker: Option<Waker>) -> Result<u64> {
         if self.closed {
             return Err(self.lost_error());
         }
@@ -139,7 +146,7 @@ impl Session {
             Entry {
                 state: State::Waiting { asm, discard },
                 name,
-                waker: None,
+                waker,
                 lost: None,
                 lost_wakers: Vec::new(),
             },
@@ -161,6 +168,27 @@ impl Session {
     /// Polls request `id`'s reply. A grant is handed out once and its entry kept (as
     /// held) for its guard; any other reply removes the entry.
     pub fn poll_reply(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Reply>> {
+        self.poll_reply_inner(id, cx, None)
+    }
+
+    /// [`Session::poll_reply`] for an acquire whose caller keeps the lock name: with
+    /// the grant, the name moves from the entry to `name` (see
+    /// [`Session::take_name`]).
+    pub fn poll_grant(
+        &mut self,
+        id: u64,
+        cx: &mut Context<'_>,
+        name: &mut Option<String>,
+    ) -> Poll<Result<Reply>> {
+        self.poll_reply_inner(id, cx, Some(name))
+    }
+
+    fn poll_reply_inner(
+        &mut self,
+        id: u64,
+        cx: &mut Context<'_>,
+        name: Option<&mut Option<String>>,
+    ) -> Poll<Result<Reply>> {
         let Some(e) = self.entries.get_mut(&id) else {
             return Poll::Ready(Err(Error::ConnectionLost));
         };
@@ -179,6 +207,9 @@ impl Session {
                         unreachable!()
                     };
                     e.waker = None;
+                    if let Some(name) = name {
+                        *name = e.name.take();
+                    }
                     return Poll::Ready(r);
                 }
                 match self.entries.remove(&id) {
@@ -451,6 +482,48 @@ mod tests {
         assert_eq!(out(&mut s), "", "an expired hold is not unlocked again");
         assert_eq!(s.len(), 0);
         assert_eq!(s.lost(a), Some(Lost::Released));
+    }
+
+    #[test]
+    fn submit_waiting_wakes_and_poll_grant_hands_over_the_name() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(Default::default()));
+        let waker = Waker::from(count.clone());
+        let mut s = Session::new();
+        let a = s
+            .submit_waiting(Request::lock("jobs:1").into(), &waker)
+            .unwrap();
+        assert_eq!(out(&mut s), "1 LOCK jobs:1\n");
+        let mut wake = Vec::new();
+        s.on_line(b"1 OK 42", &mut wake).unwrap();
+        assert_eq!(
+            wake.len(),
+            1,
+            "the waker given at submit is woken by the reply"
+        );
+        wake.into_iter().for_each(Waker::wake);
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let mut name = None;
+        let r = s.poll_grant(a, &mut Context::from_waker(&waker), &mut name);
+        assert!(matches!(
+            r,
+            Poll::Ready(Ok(Reply::Granted(Grant { token: 42, .. })))
+        ));
+        assert_eq!(name.as_deref(), Some("jobs:1"));
+        assert_eq!(s.take_name(a), None, "the entry no longer has it");
+        // The hold is still tracked (EXPIRED reaches it) and released with the
+        // caller's name.
+        assert_eq!(s.lost(a), None);
+        s.release_detached(a, name.unwrap(), 42);
+        assert_eq!(out(&mut s), "2 UNLOCK jobs:1 42\n");
+        assert_eq!(s.len(), 1, "only the UNLOCK's own entry");
+        feed(&mut s, "2 OK");
+        assert_eq!(s.len(), 0, "a detached request's reply is dropped");
     }
 
     #[test]
