@@ -237,25 +237,13 @@ async fn reader(conn: Arc<Conn>, mut r: OwnedReadHalf) {
             Ok(n) => n,
         };
         lines.extend(&chunk[..n]);
-        let mut broken = false;
-        let queued = {
+        let (broken, queued) = {
             let mut s = conn.session();
-            loop {
-                match lines.next_line() {
-                    Ok(Some(line)) => {
-                        if s.on_line(line, &mut wake).is_err() {
-                            broken = true;
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(_) => {
-                        broken = true;
-                        break;
-                    }
-                }
-            }
-            !s.out_is_empty()
+            let broken = match lines.complete_lines() {
+                Ok(block) => s.on_lines(block, &mut wake).is_err(),
+                Err(_) => true,
+            };
+            (broken, !s.out_is_empty())
         };
         // The woken tasks run first and queue their next requests; the writer, woken
         // after them, sends them all in one write.

@@ -381,8 +381,19 @@ impl Request {
 
     /// Everything after the id: ` VERB args\n`.
     fn encode_tail(&self, out: &mut Vec<u8>) {
-        out.push(b' ');
-        out.extend_from_slice(self.verb().as_bytes());
+        // The hot verbs as constants (copied inline; a verb of unknown length is a
+        // call to memcpy).
+        match self {
+            Request::Acquire(Acquire {
+                kind: LockKind::Exclusive,
+                ..
+            }) => out.extend_from_slice(b" LOCK"),
+            Request::Unlock { .. } => out.extend_from_slice(b" UNLOCK"),
+            _ => {
+                out.push(b' ');
+                out.extend_from_slice(self.verb().as_bytes());
+            }
+        }
         match self {
             Request::Acquire(a) => {
                 push_word(out, &a.name);
@@ -435,7 +446,8 @@ fn push_word(out: &mut Vec<u8>, word: &str) {
 }
 
 /// Appends ` key=value` (`key` given with its space and `=`).
-fn push_option(out: &mut Vec<u8>, key: &[u8], value: u32) {
+#[inline(always)]
+fn push_option<const N: usize>(out: &mut Vec<u8>, key: &[u8; N], value: u32) {
     out.extend_from_slice(key);
     push_u64(out, u64::from(value));
 }
@@ -982,6 +994,23 @@ impl LineBuffer {
         }
     }
 
+    /// Every complete line buffered, as one block ending in `\n` (empty when there is
+    /// none), for a caller that handles many lines at once (see
+    /// [`crate::session::Session::on_lines`]). Err when the partial line after them is
+    /// already longer than [`MAX_REPLY_LINE`].
+    pub fn complete_lines(&mut self) -> Result<&[u8]> {
+        let rest = &self.buf[self.start..];
+        let end = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if rest.len() - end > MAX_REPLY_LINE {
+            return Err(Error::Protocol(format!(
+                "reply line longer than {MAX_REPLY_LINE} bytes"
+            )));
+        }
+        let s = self.start;
+        self.start += end;
+        Ok(&self.buf[s..s + end])
+    }
+
     fn compact(&mut self) {
         if self.start > 0 {
             self.buf.drain(..self.start);
@@ -1292,6 +1321,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn complete_lines_come_as_one_block() {
+        let mut b = LineBuffer::new();
+        assert_eq!(b.complete_lines().unwrap(), b"");
+        b.extend(b"1 OK\n2 PO");
+        assert_eq!(b.complete_lines().unwrap(), b"1 OK\n");
+        assert_eq!(b.complete_lines().unwrap(), b"");
+        b.extend(b"NG\n3 OK 5\n");
+        assert_eq!(b.complete_lines().unwrap(), b"2 PONG\n3 OK 5\n");
+        b.extend(&vec![b'x'; MAX_REPLY_LINE + 1]);
+        assert!(b.complete_lines().is_err());
     }
 
     #[test]

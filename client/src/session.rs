@@ -307,6 +307,28 @@ impl Session {
         Poll::Pending
     }
 
+    /// Handles a block of whole reply lines, each ending in `\n` (as
+    /// [`crate::proto::LineBuffer::complete_lines`] returns them), like [`Session::on_line`]
+    /// for each in turn, stopping at the first error. The block's text is checked
+    /// once, not line by line.
+    pub fn on_lines(&mut self, block: &[u8], wake: &mut Vec<Waker>) -> Result<()> {
+        match std::str::from_utf8(block) {
+            Ok(text) => {
+                for line in text.split_terminator('\n') {
+                    self.on_text_line(line.strip_suffix('\r').unwrap_or(line), wake)?;
+                }
+            }
+            Err(_) if block.is_empty() => {}
+            Err(_) => {
+                let body = block.strip_suffix(b"\n").unwrap_or(block);
+                for line in body.split(|&b| b == b'\n') {
+                    self.on_line(line.strip_suffix(b"\r").unwrap_or(line), wake)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Handles one reply line; wakers to wake (after unlocking) go to `wake`. An error
     /// means the server broke the protocol: close the connection.
     pub fn on_line(&mut self, line: &[u8], wake: &mut Vec<Waker>) -> Result<()> {
@@ -315,7 +337,11 @@ impl Session {
             Ok(t) => Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(line),
         };
-        let (id, frame) = parse_line(&text)?;
+        self.on_text_line(&text, wake)
+    }
+
+    fn on_text_line(&mut self, text: &str, wake: &mut Vec<Waker>) -> Result<()> {
+        let (id, frame) = parse_line(text)?;
         if id == "*" {
             if let Frame::Err { code, text } = frame {
                 // A connection-level error (e.g. `limit`); the server closes next.
@@ -607,6 +633,29 @@ mod tests {
             Poll::Ready(Ok(Reply::Reset { .. }))
         ));
         assert_eq!(s.lost(a), Some(Lost::Reset));
+    }
+
+    #[test]
+    fn a_block_of_lines_is_routed_line_by_line() {
+        let mut s = Session::new();
+        let a = s.submit(Request::Ping).unwrap();
+        let b = s.submit(Request::lock("x").into()).unwrap();
+        let c = s.submit(Request::Ping).unwrap();
+        let mut w = Vec::new();
+        s.on_lines(b"1 PONG\r\n2 OK 7\n", &mut w).unwrap();
+        assert!(matches!(poll(&mut s, a), Poll::Ready(Ok(Reply::Pong))));
+        assert!(matches!(
+            poll(&mut s, b),
+            Poll::Ready(Ok(Reply::Granted(Grant { token: 7, .. })))
+        ));
+        assert!(poll(&mut s, c).is_pending());
+        s.on_lines(b"", &mut w).unwrap();
+        // Not UTF-8: still handled line by line, and the bad line is an error after
+        // the good ones before it were routed.
+        assert!(s.on_lines(b"3 PONG\n\xff\n", &mut w).is_err());
+        assert!(matches!(poll(&mut s, c), Poll::Ready(Ok(Reply::Pong))));
+        // An empty line is a protocol error, as on its own.
+        assert!(s.on_lines(b"\n", &mut w).is_err());
     }
 
     #[test]
