@@ -6,7 +6,9 @@
 //! picks its name uniformly from `PREFIX0`..`PREFIX(K-1)` with a seeded PRNG (so with
 //! K = 10000 and 50 tasks a cycle rarely meets another one's hold, and then waits), and
 //! `--wait`/`--hold` send the same options. It runs on one thread (a current-thread
-//! runtime), like loadgen's one poll loop, and reports its own CPU time per cycle
+//! runtime, tasks spawned with `tokio::spawn` as an application would; a `LocalSet`
+//! costs one more `epoll_wait` per batch of replies), like loadgen's one poll loop,
+//! and reports its own CPU time per cycle
 //! (and with `--server-pid`, the server's) so the client's cost can be compared with
 //! loadgen's on the same server.
 //!
@@ -18,8 +20,8 @@
 //! machine's cores with the client; use a separate server for real measurements).
 
 use lockbox_client::Client;
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Clock ticks per second of /proc's utime/stime (USER_HZ, 100 on Linux).
@@ -124,9 +126,9 @@ fn splitmix64(state: &mut u64) -> u64 {
 
 #[derive(Default)]
 struct Tally {
-    cycles: Cell<u64>,
-    errors: Cell<u64>,
-    stop: Cell<bool>,
+    cycles: AtomicU64,
+    errors: AtomicU64,
+    stop: AtomicBool,
 }
 
 async fn run(args: &Args, addr: &str) {
@@ -134,9 +136,8 @@ async fn run(args: &Args, addr: &str) {
         eprintln!("connect {addr}: {e}");
         std::process::exit(1)
     });
-    let prefix: Rc<str> = args.prefix.as_str().into();
-    let tally = Rc::new(Tally::default());
-    let local = tokio::task::LocalSet::new();
+    let prefix: Arc<str> = args.prefix.as_str().into();
+    let tally = Arc::new(Tally::default());
     let server_cpu0 = args.server_pid.and_then(|p| cpu_secs(&p.to_string()));
     let cpu0 = self_cpu();
     let started = Instant::now();
@@ -145,8 +146,8 @@ async fn run(args: &Args, addr: &str) {
         let (client, prefix, tally) = (client.clone(), prefix.clone(), tally.clone());
         let (wait, hold, locks) = (args.wait, args.hold, args.locks);
         let mut rng = args.seed ^ (t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        handles.push(local.spawn_local(async move {
-            while !tally.stop.get() {
+        handles.push(tokio::spawn(async move {
+            while !tally.stop.load(Ordering::Relaxed) {
                 let r = splitmix64(&mut rng);
                 let n = ((u128::from(r) * u128::from(locks)) >> 64) as u64;
                 let mut b = client.lock(lock_name(&prefix, n));
@@ -161,27 +162,25 @@ async fn run(args: &Args, addr: &str) {
                     Err(_) => false,
                 };
                 let c = if ok { &tally.cycles } else { &tally.errors };
-                c.set(c.get() + 1);
+                c.fetch_add(1, Ordering::Relaxed);
             }
         }));
     }
     let duration = Duration::from_secs_f64(args.duration);
-    let window = local
-        .run_until(async {
-            tokio::time::sleep(duration).await;
-            let window = (tally.cycles.get(), started.elapsed().as_secs_f64());
-            tally.stop.set(true);
-            for h in handles {
-                let _ = h.await;
-            }
-            window
-        })
-        .await;
+    tokio::time::sleep(duration).await;
+    let window = (
+        tally.cycles.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    );
+    tally.stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.await;
+    }
     let secs = started.elapsed().as_secs_f64();
     let cpu1 = self_cpu();
     let server_cpu1 = args.server_pid.and_then(|p| cpu_secs(&p.to_string()));
-    let n = tally.cycles.get();
-    let errors = tally.errors.get();
+    let n = tally.cycles.load(Ordering::Relaxed);
+    let errors = tally.errors.load(Ordering::Relaxed);
     let (user, sys) = match (cpu0, cpu1) {
         (Some((u0, s0)), Some((u1, s1))) => ((u1 - u0).max(0.0), (s1 - s0).max(0.0)),
         _ => (f64::NAN, f64::NAN),
