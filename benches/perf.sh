@@ -589,16 +589,19 @@ cmd_micro() {
 # cycles in flight (--clients 1 --pipeline N). Both draw each cycle's name from the
 # same 10,000 names (lg:0..lg:9999) and send `LOCK <name> wait=1000`, then
 # `UNLOCK <name> <token>`; both are pinned to LOADGEN_CORE, the server to SERVER_CORE.
+# Knobs: CLIENT_TASKS (default "1 10 50"); CLIENT_BASELINE=path of another build of the
+# bench (e.g. an older client) to run in every round as a third contender.
 CLIENT_BENCH=$TARGET_DIR/release/examples/bench
 CLIENT_TASKS=${CLIENT_TASKS:-"1 10 50"}
 CLIENT_FLAGS="--locks 10000 --wait 1000"
 
-# cb OUTFILE [bench args...]: one bench run, like lg (JSON to OUTFILE, noise snapshot).
+# cb BENCH OUTFILE [bench args...]: one bench run, like lg (JSON to OUTFILE, noise
+# snapshot).
 cb() {
-    local out=$1 rc
-    shift
+    local bin=$1 out=$2 rc
+    shift 2
     python3 "$HELP" cpusnap "$$ ${STARTED[*]}" >"$out.snap"
-    taskset -c "$LOADGEN_CORE" "$CLIENT_BENCH" --json "$@" >"$out" 2>"$out.err"
+    taskset -c "$LOADGEN_CORE" "$bin" --json "$@" >"$out" 2>"$out.err"
     rc=$?
     python3 "$HELP" cpusnap "$$ ${STARTED[*]}" >>"$out.snap"
     if [ $rc -ne 0 ]; then
@@ -614,20 +617,30 @@ cmd_client() {
         cargo build --release -p lockbox-client --example bench >&2 || die "cargo build (bench) failed"
     fi
     [ -x "$CLIENT_BENCH" ] || die "missing $CLIENT_BENCH"
+    local order="loadgen client"
+    if [ -n "${CLIENT_BASELINE:-}" ]; then
+        [ -x "$CLIENT_BASELINE" ] || die "missing $CLIENT_BASELINE"
+        order="loadgen client baseline"
+    fi
     start_lockbox
-    local r n first
+    local r n who
     for ((r = 1; r <= RUNS; r++)); do
         for n in $CLIENT_TASKS; do
-            # alternate who goes first so drift in the noise hits both equally
-            for first in $( ((r % 2)) && echo "loadgen client" || echo "client loadgen"); do
+            # reverse the order every other round so drift in the noise hits all alike
+            # shellcheck disable=SC2086
+            for who in $( ((r % 2)) && echo $order || echo $order | tr ' ' '\n' | tac); do
                 # shellcheck disable=SC2086
-                if [ "$first" = loadgen ]; then
+                case $who in
+                loadgen)
                     lg "$TABLE_DIR/t$n.loadgen.$r.json" --duration "$DUR" --clients 1 \
                         --pipeline "$n" --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" $CLIENT_FLAGS
-                else
-                    cb "$TABLE_DIR/t$n.client.$r.json" --duration "$DUR" --tasks "$n" \
+                    ;;
+                client | baseline)
+                    cb "$([ "$who" = client ] && echo "$CLIENT_BENCH" || echo "$CLIENT_BASELINE")" \
+                        "$TABLE_DIR/t$n.$who.$r.json" --duration "$DUR" --tasks "$n" \
                         --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" $CLIENT_FLAGS
-                fi
+                    ;;
+                esac
             done
         done
         load "round $r"
