@@ -10,6 +10,7 @@
 #   bash benches/perf.sh redis-dialect  # 7. the same Redis client workload: lockbox --redis-listen vs redis-server
 #   bash benches/perf.sh all            # all of the above, in that order
 #   bash benches/perf.sh sweep          # 8. cycles/s and latency vs clients (1-1000), SVG charts
+#   bash benches/perf.sh client         # 9. Rust client (async, N tasks) vs loadgen, per lock cycle
 #   bash benches/perf.sh env            # only the machine description
 #
 # Environment knobs: RUNS (repetitions per configuration, default 7), DUR (seconds per
@@ -698,6 +699,76 @@ cmd_sweep() {
     finish
 }
 
+# ---------------------------------------------------------------------------------------
+# client: the Rust client's cost per lock cycle against loadgen's, same server, same run
+# ---------------------------------------------------------------------------------------
+
+# The async client's bench example (client/examples/bench.rs): N tasks over one
+# connection on a current-thread runtime. Its loadgen twin is one connection with N
+# cycles in flight (--clients 1 --pipeline N). Both draw each cycle's name from the
+# same 10,000 names (lg:0..lg:9999) and send `LOCK <name> wait=1000`, then
+# `UNLOCK <name> <token>`; both are pinned to LOADGEN_CORE, the server to SERVER_CORE.
+# Knobs: CLIENT_TASKS (default "1 10 50"); CLIENT_BASELINE=path of another build of the
+# bench (e.g. an older client) to run in every round as a third contender.
+CLIENT_BENCH=$TARGET_DIR/release/examples/bench
+CLIENT_TASKS=${CLIENT_TASKS:-"1 10 50"}
+CLIENT_FLAGS="--locks 10000 --wait 1000"
+
+# cb BENCH OUTFILE [bench args...]: one bench run, like lg (JSON to OUTFILE, noise
+# snapshot).
+cb() {
+    local bin=$1 out=$2 rc
+    shift 2
+    python3 "$HELP" cpusnap "$$ ${STARTED[*]}" >"$out.snap"
+    taskset -c "$LOADGEN_CORE" "$bin" --json "$@" >"$out" 2>"$out.err"
+    rc=$?
+    python3 "$HELP" cpusnap "$$ ${STARTED[*]}" >>"$out.snap"
+    if [ $rc -ne 0 ]; then
+        echo "  bench exit $rc: $* (see $out.err)" >&2
+    fi
+    return 0
+}
+
+cmd_client() {
+    begin client
+    build
+    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+        cargo build --release -p lockbox-client --example bench >&2 || die "cargo build (bench) failed"
+    fi
+    [ -x "$CLIENT_BENCH" ] || die "missing $CLIENT_BENCH"
+    local order="loadgen client"
+    if [ -n "${CLIENT_BASELINE:-}" ]; then
+        [ -x "$CLIENT_BASELINE" ] || die "missing $CLIENT_BASELINE"
+        order="loadgen client baseline"
+    fi
+    start_lockbox
+    local r n who
+    for ((r = 1; r <= RUNS; r++)); do
+        for n in $CLIENT_TASKS; do
+            # reverse the order every other round so drift in the noise hits all alike
+            # shellcheck disable=SC2086
+            for who in $( ((r % 2)) && echo $order || echo $order | tr ' ' '\n' | tac); do
+                # shellcheck disable=SC2086
+                case $who in
+                loadgen)
+                    lg "$TABLE_DIR/t$n.loadgen.$r.json" --duration "$DUR" --clients 1 \
+                        --pipeline "$n" --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" $CLIENT_FLAGS
+                    ;;
+                client | baseline)
+                    cb "$([ "$who" = client ] && echo "$CLIENT_BENCH" || echo "$CLIENT_BASELINE")" \
+                        "$TABLE_DIR/t$n.$who.$r.json" --duration "$DUR" --tasks "$n" \
+                        --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" $CLIENT_FLAGS
+                    ;;
+                esac
+            done
+        done
+        load "round $r"
+    done
+    stop "$LB_PID"
+    python3 "$HELP" client "$TABLE_DIR" "$RUNS" "$CLIENT_TASKS" >"$TABLE_DIR/summary.md"
+    finish
+}
+
 cmd_env() {
     machine
     echo "- load: $(uptime)"
@@ -724,6 +795,7 @@ instructions) cmd_instructions ;;
 micro) cmd_micro ;;
 redis-dialect) cmd_redis_dialect ;;
 sweep) cmd_sweep ;;
+client) cmd_client ;;
 env) cmd_env ;;
 all)
     cmd_throughput

@@ -13,6 +13,7 @@ into the tables of PERF.md. perf.sh calls it as `python3 benches/perf_report.py 
     instructions DIR              table 5
     sweep DIR RUNS "CLIENTS" "DEPTHS"
                                   table 7 and its charts (DIR/*.svg)
+    client DIR RUNS "TASKS"       Rust client overhead table
 
 Only the standard library; nothing here is run by the test suite.
 """
@@ -698,7 +699,69 @@ def instructions(d):
         print("\n(recvfrom/read and sendto/write/writev are counted together; all syscalls: " +
               "; ".join(f"{label.get(c, c)}: " + ", ".join(f"{k} {v[0]:,}" for k, v in sorted(sc.items(), key=lambda kv: -kv[1][0])) for c, _, sc in rows) + ")")
 
+# --- client: the Rust client against loadgen ------------------------------------------
+
+def lg_cpu_us(j):
+    """loadgen's own CPU time (user + system) per completed cycle, in us."""
+    if not j or not j.get("loadgen_cpu") or not j.get("cycles"):
+        return None
+    c = j["loadgen_cpu"]
+    return (c["user_s"] + c["sys_s"]) * 1e6 / j["cycles"]
+
+def cb_cpu_us(j):
+    """The client bench's own CPU time per completed cycle, in us."""
+    return j["client_cpu"]["cpu_us_per_cycle"] if j and j.get("client_cpu") and j.get("cycles") else None
+
+def per_round(a, b, fa, fb):
+    """Median (min, max) over the rounds r of fa(a[r]) / fb(b[r])."""
+    rs = [fa(x) / fb(y) for x, y in zip(a, b) if x and y and fa(x) and fb(y)]
+    return (statistics.median(rs), min(rs), max(rs)) if rs else (None, None, None)
+
+def pct(r):
+    return "n/a" if r is None else f"{(r - 1) * 100:+.0f}%"
+
+def client(d, n, tasks):
+    n = int(n)
+    print(f"Lock cycles through the Rust async client (`client/examples/bench.rs`: N tasks over "
+          f"one connection, current-thread runtime) against loadgen with one connection and N "
+          f"cycles in flight (`--clients 1 --pipeline N`), same server, {n} interleaved rounds "
+          "(the order reverses every round). Both: `LOCK lg:<random of 10,000> wait=1000`, "
+          "then `UNLOCK <name> <token>`; client process on one core, server on the other. "
+          "Medians over the rounds, [range]; the comparisons are medians of the per-round "
+          "client/loadgen ratios (min to max). Time per cycle = 1 / cycles/s; CPU = user + "
+          "system time of the client process (bench or loadgen) per completed cycle.\n")
+    print("| tasks = cycles in flight | client | loadgen cycles/s | client cycles/s | **time per cycle, client vs loadgen** | "
+          "loadgen CPU us/cycle | client CPU us/cycle (user / system) | **client CPU per cycle vs loadgen** | "
+          "server CPU us/cycle loadgen / client | other CPU % loadgen / client | errors loadgen / client |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for t in tasks.split():
+        b = runs(d, f"t{t}", "loadgen", n)
+        for tag, label in (("client", "this build"), ("baseline", "baseline")):
+            a = runs(d, f"t{t}", tag, n)
+            if not any(a):
+                continue
+            tr, tlo, thi = per_round(b, a, cps, cps)  # loadgen cps / client cps = client time / loadgen time
+            cr, clo, chi = per_round(a, b, cb_cpu_us, lg_cpu_us)
+            lerr = sum(j["timeouts"] + j["errors"] + j["lost_clients"] + j["unanswered"] for j in b if j)
+            cerr = sum(j["errors"] for j in a if j)
+            miss = sum(1 for j in a + b if not j)
+            split = lambda k: (lambda j: j["client_cpu"][k] * 1e6 / j["cycles"] if j and j.get("cycles") else None)
+            print(f"| {t} | {label} | {fmt(med(map(cps, b)))} [{rng(map(cps, b))}] | "
+                  f"{fmt(med(map(cps, a)))} [{rng(map(cps, a))}] | "
+                  f"**{pct(tr)}** ({pct(tlo)} to {pct(thi)}) | "
+                  f"{fmt(med(map(lg_cpu_us, b)), 2)} | {fmt(med(map(cb_cpu_us, a)), 2)} "
+                  f"({fmt(med(map(split('user_s'), a)), 2)} / {fmt(med(map(split('sys_s'), a)), 2)}) | "
+                  f"**{pct(cr)}** ({pct(clo)} to {pct(chi)}) | "
+                  f"{fmt(med(map(srv_cpu_us, b)), 2)} / {fmt(med(map(srv_cpu_us, a)), 2)} | "
+                  f"{fmt(med(others(d, f't{t}', 'loadgen', n)))} / {fmt(med(others(d, f't{t}', tag, n)))} | "
+                  f"{lerr} / {cerr}{f' ({miss} runs failed)' if miss else ''} |")
+    print("\n(loadgen CPU us/cycle as user / system: " + "; ".join(
+        f"{t} tasks {fmt(med(map(lambda j: j['loadgen_cpu']['user_s'] * 1e6 / j['cycles'] if j and j.get('cycles') else None, runs(d, f't{t}', 'loadgen', n))), 2)}"
+        f" / {fmt(med(map(lambda j: j['loadgen_cpu']['sys_s'] * 1e6 / j['cycles'] if j and j.get('cycles') else None, runs(d, f't{t}', 'loadgen', n))), 2)}"
+        for t in tasks.split()) + ")")
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"throughput": throughput, "ceiling": ceiling, "cpusnap": cpusnap, "count": count, "idle": idle,
-     "memory": memory, "timers": timers, "instructions": instructions, "sweep": sweep}[cmd](*args)
+     "memory": memory, "timers": timers, "instructions": instructions, "sweep": sweep,
+     "client": client}[cmd](*args)

@@ -158,17 +158,24 @@ impl Conn {
         self.alive.load(Ordering::Acquire)
     }
 
-    /// Queues a request and wakes the writer.
+    /// Queues a request and wakes the writer. Only the request that finds the queue
+    /// empty wakes it: whoever queued the bytes already there woke it after queueing
+    /// them, and the writer takes everything queued when it runs.
     fn submit(&self, req: Request) -> Result<u64> {
-        let id = self.session().submit(req)?;
-        self.write.notify_one();
+        let (id, first) = {
+            let mut s = self.session();
+            let first = s.out_is_empty();
+            (s.submit(req)?, first)
+        };
+        if first {
+            self.write.notify_one();
+        }
         Ok(id)
     }
 
     /// Sends `req` and waits for its reply.
-    pub(crate) async fn call(self: &Arc<Self>, req: Request) -> Result<Reply> {
-        let id = self.submit(req)?;
-        ReplyFuture::new(self.clone(), id).await
+    pub(crate) async fn call(&self, req: Request) -> Result<Reply> {
+        ReplyFuture::send(self, req).await
     }
 
     /// Runs a session operation that may queue bytes, then wakes the writer.
@@ -230,28 +237,21 @@ async fn reader(conn: Arc<Conn>, mut r: OwnedReadHalf) {
             Ok(n) => n,
         };
         lines.extend(&chunk[..n]);
-        let mut broken = false;
-        {
+        let (broken, queued) = {
             let mut s = conn.session();
-            loop {
-                match lines.next_line() {
-                    Ok(Some(line)) => {
-                        if s.on_line(line, &mut wake).is_err() {
-                            broken = true;
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(_) => {
-                        broken = true;
-                        break;
-                    }
-                }
-            }
-        }
-        // Replies may have queued requests (an UNLOCK of a grant nobody took).
-        conn.write.notify_one();
+            let broken = match lines.complete_lines() {
+                Ok(block) => s.on_lines(block, &mut wake).is_err(),
+                Err(_) => true,
+            };
+            (broken, !s.out_is_empty())
+        };
+        // The woken tasks run first and queue their next requests; the writer, woken
+        // after them, sends them all in one write.
         wake.drain(..).for_each(Waker::wake);
+        // Replies may have queued requests (an UNLOCK of a grant nobody took).
+        if queued {
+            conn.write.notify_one();
+        }
         if broken {
             break 'read;
         }
@@ -284,7 +284,7 @@ async fn connect_once(addr: &str, opts: &ConnectOptions) -> Result<Arc<Conn>> {
         }
         ids.push(conn.submit(Request::Ping)?);
         for id in ids {
-            ReplyFuture::new(conn.clone(), id).await?;
+            ReplyFuture::sent(&conn, id).await?;
         }
         Ok::<_, Error>(())
     };
@@ -302,39 +302,138 @@ async fn connect_once(addr: &str, opts: &ConnectOptions) -> Result<Arc<Conn>> {
     }
 }
 
-/// Waits for one request's reply; dropping it abandons the request.
-pub(crate) struct ReplyFuture {
-    conn: Arc<Conn>,
-    id: u64,
-    done: bool,
+/// Sends one request (on its first poll) and waits for its reply; dropping it after
+/// the request was queued abandons the request.
+///
+/// Queueing on the first poll takes the session lock once for what would otherwise be
+/// a submit and a first poll (queue the line, register the waker), and lets a guard's
+/// release forget its entry in the same step.
+pub(crate) struct ReplyFuture<'a> {
+    conn: &'a Conn,
+    call: Call,
+    /// For an acquire whose caller keeps the name: set with the grant.
+    name: Option<String>,
+    take_name: bool,
 }
 
-impl ReplyFuture {
-    fn new(conn: Arc<Conn>, id: u64) -> Self {
+enum Call {
+    /// Not queued yet. `forget`: an entry to drop when it is (a released hold's).
+    Unsent { req: Request, forget: Option<u64> },
+    /// Queued with this id; the reply is not taken yet.
+    Sent(u64),
+    /// The reply was taken (or queueing failed).
+    Done(Option<u64>),
+}
+
+impl<'a> ReplyFuture<'a> {
+    /// A request to queue when first polled.
+    fn send(conn: &'a Conn, req: Request) -> Self {
         ReplyFuture {
             conn,
-            id,
-            done: false,
+            call: Call::Unsent { req, forget: None },
+            name: None,
+            take_name: false,
         }
+    }
+
+    /// The reply to a request already queued as `id`.
+    fn sent(conn: &'a Conn, id: u64) -> Self {
+        ReplyFuture {
+            conn,
+            call: Call::Sent(id),
+            name: None,
+            take_name: false,
+        }
+    }
+
+    /// Also forgets session entry `id` when the request is queued.
+    fn forgetting(mut self, id: u64) -> Self {
+        if let Call::Unsent { forget, .. } = &mut self.call {
+            *forget = Some(id);
+        }
+        self
+    }
+
+    /// For an acquire: with the grant, move the lock name out of the session entry
+    /// (see [`ReplyFuture::take_name`]).
+    fn taking_name(mut self) -> Self {
+        self.take_name = true;
+        self
+    }
+
+    /// The request id, once queued.
+    fn id(&self) -> Option<u64> {
+        match self.call {
+            Call::Unsent { .. } => None,
+            Call::Sent(id) => Some(id),
+            Call::Done(id) => id,
+        }
+    }
+
+    /// The lock name handed over with a grant (with [`ReplyFuture::taking_name`]).
+    fn take_name(&mut self) -> Option<String> {
+        self.name.take()
     }
 }
 
-impl Future for ReplyFuture {
+impl Future for ReplyFuture<'_> {
     type Output = Result<Reply>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Reply>> {
-        let r = self.conn.session().poll_reply(self.id, cx);
-        if r.is_ready() {
-            self.done = true;
-        }
+        let this = &mut *self;
+        let mut s = this.conn.session();
+        let id = match std::mem::replace(&mut this.call, Call::Done(None)) {
+            Call::Unsent { req, forget } => {
+                if let Some(f) = forget {
+                    s.forget(f);
+                }
+                // Only the request that finds the queue empty wakes the writer: whoever
+                // queued the bytes already there woke it, and it takes everything.
+                let first = s.out_is_empty();
+                let id = match s.submit_waiting(req, cx.waker()) {
+                    Ok(id) => id,
+                    Err(e) => return Poll::Ready(Err(e)),
+                };
+                drop(s);
+                this.call = Call::Sent(id);
+                if first {
+                    this.conn.write.notify_one();
+                }
+                return Poll::Pending;
+            }
+            Call::Sent(id) => id,
+            Call::Done(_) => {
+                return Poll::Ready(Err(Error::Protocol(
+                    "reply polled after it was taken".into(),
+                )))
+            }
+        };
+        let r = if this.take_name {
+            s.poll_grant(id, cx, &mut this.name)
+        } else {
+            s.poll_reply(id, cx)
+        };
+        this.call = if r.is_ready() {
+            Call::Done(Some(id))
+        } else {
+            Call::Sent(id)
+        };
         r
     }
 }
 
-impl Drop for ReplyFuture {
+impl Drop for ReplyFuture<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            let id = self.id;
-            self.conn.with_session(|s| s.abandon(id));
+        match std::mem::replace(&mut self.call, Call::Done(None)) {
+            Call::Sent(id) => self.conn.with_session(|s| s.abandon(id)),
+            // Never queued; a release that never ran still releases (in the background).
+            Call::Unsent {
+                req,
+                forget: Some(f),
+            } => self.conn.with_session(|s| {
+                s.forget(f);
+                s.submit_detached(req);
+            }),
+            Call::Unsent { forget: None, .. } | Call::Done(_) => {}
         }
     }
 }
@@ -433,6 +532,13 @@ impl Client {
         if c.alive() {
             return Ok(c);
         }
+        // Boxed: the reconnect future is large (connect, handshake, timers), and every
+        // request's future would otherwise carry its size and copy it around.
+        Box::pin(self.reconnect()).await
+    }
+
+    /// Replaces a lost connection (one caller at a time), with backoff.
+    async fn reconnect(&self) -> Result<Arc<Conn>> {
         let _one_at_a_time = self.inner.reconnect.lock().await;
         let c = self.current();
         if c.alive() {
@@ -483,9 +589,9 @@ impl Client {
     pub async fn request(&self, req: Request) -> Result<Reply> {
         req.validate()?;
         let conn = self.conn().await?;
-        let id = conn.submit(req)?;
-        let reply = ReplyFuture::new(conn.clone(), id).await?;
-        if matches!(reply, Reply::Granted(_)) {
+        let mut call = ReplyFuture::send(&conn, req);
+        let reply = (&mut call).await?;
+        if let (Reply::Granted(_), Some(id)) = (&reply, call.id()) {
             conn.session().forget(id);
         }
         Ok(reply)
@@ -706,18 +812,22 @@ impl LockBuilder {
                 ))
             }
         };
-        let name = acquire.name.clone();
         let req = Request::Acquire(acquire);
         req.validate()?;
         let conn = client.conn().await?;
-        let id = conn.submit(req)?;
-        let grant = match ReplyFuture::new(conn.clone(), id).await? {
-            Reply::Granted(g) => g,
-            other => {
+        // The request's entry keeps the name (to give back a grant nobody takes) until
+        // the grant is taken; the guard owns it from then on.
+        let mut call = ReplyFuture::send(&conn, req).taking_name();
+        let reply = (&mut call).await?;
+        let (id, name) = (call.id(), call.take_name());
+        drop(call);
+        let (Some(id), Reply::Granted(grant), Some(name)) = (id, &reply, name) else {
+            if let Some(id) = id {
                 conn.session().forget(id);
-                return Err(unexpected(other));
             }
+            return Err(unexpected(reply));
         };
+        let grant = *grant;
         Ok(Guard::new(client, conn, id, name, grant, keep_alive))
     }
 }
@@ -835,13 +945,16 @@ impl Guard {
     pub async fn release(mut self) -> Result<()> {
         self.stop_keep_alive();
         self.armed = false;
-        let id = self.id;
-        self.conn.session().forget(id);
         let req = Request::Unlock {
             name: std::mem::take(&mut self.name),
             token: Some(self.grant.token),
         };
-        expect_ok(self.conn.call(req).await?)
+        // The entry goes when the UNLOCK is queued, in the same step.
+        expect_ok(
+            ReplyFuture::send(&self.conn, req)
+                .forgetting(self.id)
+                .await?,
+        )
     }
 
     /// Gives up the guard without releasing: the hold stays until its `hold` runs out,
@@ -885,8 +998,9 @@ impl Drop for Guard {
     fn drop(&mut self) {
         self.stop_keep_alive();
         if self.armed {
-            let (id, token) = (self.id, self.grant.token);
-            self.conn.with_session(|s| s.release_detached(id, token));
+            let (id, token, name) = (self.id, self.grant.token, std::mem::take(&mut self.name));
+            self.conn
+                .with_session(|s| s.release_detached(id, name, token));
         }
     }
 }

@@ -34,7 +34,6 @@
 //!   return `None`.
 
 use crate::error::{Error, Result};
-use std::fmt::Write as _;
 
 /// Longest request id.
 pub const MAX_ID: usize = 32;
@@ -95,10 +94,58 @@ impl IdAllocator {
 
 /// Parses an id this crate allocated (decimal); `None` for any other id.
 pub fn parse_id(id: &str) -> Option<u64> {
-    if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+    parse_digits(id)
+}
+
+/// A non-empty run of ASCII digits as a `u64`, in one pass; `None` for anything else
+/// (a sign, a blank, an empty string, a value over `u64::MAX`).
+fn parse_digits(s: &str) -> Option<u64> {
+    /// Up to 19 digits always fit in a `u64`.
+    const SAFE_DIGITS: usize = 19;
+    let b = s.as_bytes();
+    if b.is_empty() {
         return None;
     }
-    id.parse().ok()
+    let split = b.len().min(SAFE_DIGITS);
+    let mut n: u64 = 0;
+    for &c in &b[..split] {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    for &c in &b[split..] {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    Some(n)
+}
+
+/// Splits `s` at its first space: (before, after), or `None` without one. (A byte
+/// scan: reply lines are short, and this beats the general `str` searcher on them.)
+fn split_space(s: &str) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == b' ')?;
+    // A space is one byte, so both sides are on character boundaries.
+    Some((&s[..i], &s[i + 1..]))
+}
+
+/// The words of `s` between single spaces, empty ones skipped.
+fn words(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = s;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let (w, r) = split_space(rest).unwrap_or((rest, ""));
+        rest = r;
+        if !w.is_empty() {
+            return Some(w);
+        }
+    })
 }
 
 /// Exclusive or shared.
@@ -321,53 +368,118 @@ impl Request {
     /// Appends the request line with id `id` and its `\n` to `out`. Call
     /// [`Request::validate`] first: this writes what it is given.
     pub fn encode(&self, id: &str, out: &mut Vec<u8>) {
-        let mut s = String::with_capacity(64);
-        s.push_str(id);
-        s.push(' ');
-        s.push_str(self.verb());
-        // Writing to a String cannot fail.
-        let _ = match self {
+        out.extend_from_slice(id.as_bytes());
+        self.encode_tail(out);
+    }
+
+    /// [`Request::encode`] with a numeric id (as [`IdAllocator`] hands out), written
+    /// straight into `out` without formatting machinery or a temporary string.
+    pub fn encode_with_id(&self, id: u64, out: &mut Vec<u8>) {
+        push_u64(out, id);
+        self.encode_tail(out);
+    }
+
+    /// Everything after the id: ` VERB args\n`.
+    fn encode_tail(&self, out: &mut Vec<u8>) {
+        // The hot verbs as constants (copied inline; a verb of unknown length is a
+        // call to memcpy).
+        match self {
+            Request::Acquire(Acquire {
+                kind: LockKind::Exclusive,
+                ..
+            }) => out.extend_from_slice(b" LOCK"),
+            Request::Unlock { .. } => out.extend_from_slice(b" UNLOCK"),
+            _ => {
+                out.push(b' ');
+                out.extend_from_slice(self.verb().as_bytes());
+            }
+        }
+        match self {
             Request::Acquire(a) => {
-                s.push(' ');
-                s.push_str(&a.name);
+                push_word(out, &a.name);
                 if let LockKind::Shared { max: Some(m) } = a.kind {
-                    let _ = write!(s, " max={m}");
+                    push_option(out, b" max=", m);
                 }
                 if let Some(w) = a.wait {
-                    let _ = write!(s, " wait={w}");
+                    push_option(out, b" wait=", w);
                 }
                 if let Some(h) = a.hold {
-                    let _ = write!(s, " hold={h}");
+                    push_option(out, b" hold=", h);
                 }
                 if let Some(q) = a.queue {
-                    let _ = write!(s, " queue={q}");
+                    push_option(out, b" queue=", q);
                 }
-                Ok(())
             }
             Request::Unlock { name, token } => {
-                s.push(' ');
-                s.push_str(name);
-                match token {
-                    Some(t) => write!(s, " {t}"),
-                    None => Ok(()),
+                push_word(out, name);
+                if let Some(t) = token {
+                    out.push(b' ');
+                    push_u64(out, *t);
                 }
             }
-            Request::Extend { name, token, hold } => write!(s, " {name} {token} hold={hold}"),
-            Request::Cancel { id } => write!(s, " {id}"),
-            Request::Inspect { name } | Request::Name { name } => write!(s, " {name}"),
-            Request::List { prefix: Some(p) } => write!(s, " {p}"),
-            Request::Auth { secret } => write!(s, " {secret}"),
+            Request::Extend { name, token, hold } => {
+                push_word(out, name);
+                out.push(b' ');
+                push_u64(out, *token);
+                push_option(out, b" hold=", *hold);
+            }
+            Request::Cancel { id } => push_word(out, id),
+            Request::Inspect { name } | Request::Name { name } => push_word(out, name),
+            Request::List { prefix: Some(p) } => push_word(out, p),
+            Request::Auth { secret } => push_word(out, secret),
             Request::List { prefix: None }
             | Request::Reset
             | Request::Whoami
             | Request::Clients
             | Request::Stats
             | Request::Ping
-            | Request::Quit => Ok(()),
-        };
-        s.push('\n');
-        out.extend_from_slice(s.as_bytes());
+            | Request::Quit => {}
+        }
+        out.push(b'\n');
     }
+}
+
+/// Appends ` word`.
+fn push_word(out: &mut Vec<u8>, word: &str) {
+    out.push(b' ');
+    out.extend_from_slice(word.as_bytes());
+}
+
+/// Appends ` key=value` (`key` given with its space and `=`).
+#[inline(always)]
+fn push_option<const N: usize>(out: &mut Vec<u8>, key: &[u8; N], value: u32) {
+    out.extend_from_slice(key);
+    push_u64(out, u64::from(value));
+}
+
+/// "00" to "99": two digits per division when formatting numbers.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Appends `n` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    // u64::MAX has 20 digits.
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        i -= 1;
+        digits[i] = b'0' + n as u8;
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// One reply line, split: what follows the id.
@@ -406,19 +518,21 @@ fn protocol(what: &str, line: &str) -> Error {
 }
 
 fn parse_u64(s: &str, line: &str) -> Result<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(protocol("expected a number", line));
+    match parse_digits(s) {
+        Some(n) => Ok(n),
+        None if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(protocol("number out of range", line))
+        }
+        None => Err(protocol("expected a number", line)),
     }
-    s.parse().map_err(|_| protocol("number out of range", line))
 }
 
 /// Splits a reply line (without its `\n`; a `\r` before it is not expected) into its id
 /// and [`Frame`].
 pub fn parse_line(line: &str) -> Result<(&str, Frame<'_>)> {
-    let (id, rest) = line
-        .split_once(' ')
+    let (id, rest) = split_space(line)
         .ok_or_else(|| protocol("reply line without a word after the id", line))?;
-    let (word, fields) = rest.split_once(' ').unwrap_or((rest, ""));
+    let (word, fields) = split_space(rest).unwrap_or((rest, ""));
     let frame = match word {
         "OK" => Frame::Ok(fields),
         "TIMEOUT" => Frame::Timeout,
@@ -427,7 +541,7 @@ pub fn parse_line(line: &str) -> Result<(&str, Frame<'_>)> {
         "EXPIRED" => Frame::Expired(parse_u64(fields, line)?),
         "END" => Frame::End(parse_u64(fields, line)?),
         "ERR" => {
-            let (code, text) = fields.split_once(' ').unwrap_or((fields, ""));
+            let (code, text) = split_space(fields).unwrap_or((fields, ""));
             if code.is_empty() {
                 return Err(protocol("ERR without a code", line));
             }
@@ -718,7 +832,7 @@ impl Assembler {
 
     fn ok(&mut self, fields: &str) -> Result<Reply> {
         let line = fields;
-        let mut w = fields.split(' ').filter(|s| !s.is_empty());
+        let mut w = words(fields);
         let reply = match self.expect {
             Expect::Acquire { shared } => {
                 let token = parse_u64(w.next().unwrap_or(""), line)?;
@@ -824,6 +938,32 @@ impl Assembler {
     }
 }
 
+/// The index of the first `\n` in `bytes`, eight bytes at a time.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = ONES * b'\n' as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // Bytes equal to '\n' become zero; the lowest flagged byte is the first zero
+        // (flags above a zero byte can be false, below it they cannot).
+        let x = u64::from_le_bytes(word) ^ NEWLINES;
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(base + (zero.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| base + i)
+}
+
 /// Splits a byte stream into reply lines of at most [`MAX_REPLY_LINE`] bytes.
 #[derive(Debug, Default)]
 pub struct LineBuffer {
@@ -847,7 +987,7 @@ impl LineBuffer {
     /// `Ok(None)` when only a partial line is buffered.
     pub fn next_line(&mut self) -> Result<Option<&[u8]>> {
         let rest = &self.buf[self.start..];
-        match rest.iter().position(|&b| b == b'\n') {
+        match find_newline(rest) {
             Some(pos) => {
                 let s = self.start;
                 self.start += pos + 1;
@@ -862,6 +1002,23 @@ impl LineBuffer {
             ))),
             None => Ok(None),
         }
+    }
+
+    /// Every complete line buffered, as one block ending in `\n` (empty when there is
+    /// none), for a caller that handles many lines at once (see
+    /// [`crate::session::Session::on_lines`]). Err when the partial line after them is
+    /// already longer than [`MAX_REPLY_LINE`].
+    pub fn complete_lines(&mut self) -> Result<&[u8]> {
+        let rest = &self.buf[self.start..];
+        let end = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if rest.len() - end > MAX_REPLY_LINE {
+            return Err(Error::Protocol(format!(
+                "reply line longer than {MAX_REPLY_LINE} bytes"
+            )));
+        }
+        let s = self.start;
+        self.start += end;
+        Ok(&self.buf[s..s + end])
     }
 
     fn compact(&mut self) {
@@ -889,6 +1046,17 @@ mod tests {
             (
                 Request::lock("a").wait(0).hold(5).queue(2).into(),
                 "1 LOCK a wait=0 hold=5 queue=2\n",
+            ),
+            (
+                Request::lock("a").wait(u32::MAX).hold(4_000_000_000).into(),
+                "1 LOCK a wait=4294967295 hold=4000000000\n",
+            ),
+            (
+                Request::Unlock {
+                    name: "b:7".into(),
+                    token: Some(u64::MAX),
+                },
+                "1 UNLOCK b:7 18446744073709551615\n",
             ),
             (
                 Request::Acquire(Acquire {
@@ -946,6 +1114,28 @@ mod tests {
         for (r, want) in cases {
             r.validate().unwrap();
             assert_eq!(enc(&r), want);
+            // The numeric-id encoder writes the same line after the same id.
+            for id in [
+                0,
+                1,
+                9,
+                10,
+                99,
+                100,
+                101,
+                999,
+                1000,
+                12_345,
+                10u64.pow(18),
+                10u64.pow(19) - 1,
+                10u64.pow(19),
+                u64::MAX,
+            ] {
+                let mut v = Vec::new();
+                r.encode_with_id(id, &mut v);
+                let want = format!("{id}{}", &want[1..]);
+                assert_eq!(String::from_utf8(v).unwrap(), want);
+            }
         }
     }
 
@@ -1122,6 +1312,53 @@ mod tests {
     }
 
     #[test]
+    fn finds_newlines_at_every_position() {
+        for len in 0..40 {
+            // Bytes that differ from '\n' by one bit, and 0x8a/0x0b around it, to catch
+            // a carry or a false flag in the word-at-a-time search.
+            let fill: Vec<u8> = (0..len)
+                .map(|i| [b'a', 0x0b, 0x8a, 0x09, 0x00, 0xff][i % 6])
+                .collect();
+            assert_eq!(find_newline(&fill), None, "len {len}");
+            for at in 0..len {
+                let mut v = fill.clone();
+                v[at] = b'\n';
+                assert_eq!(find_newline(&v), Some(at), "len {len} at {at}");
+                // A second newline later does not matter.
+                if at + 3 < len {
+                    v[at + 3] = b'\n';
+                    assert_eq!(find_newline(&v), Some(at), "len {len} at {at}, twice");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn complete_lines_come_as_one_block() {
+        let mut b = LineBuffer::new();
+        assert_eq!(b.complete_lines().unwrap(), b"");
+        b.extend(b"1 OK\n2 PO");
+        assert_eq!(b.complete_lines().unwrap(), b"1 OK\n");
+        assert_eq!(b.complete_lines().unwrap(), b"");
+        b.extend(b"NG\n3 OK 5\n");
+        assert_eq!(b.complete_lines().unwrap(), b"2 PONG\n3 OK 5\n");
+        b.extend(&vec![b'x'; MAX_REPLY_LINE + 1]);
+        assert!(b.complete_lines().is_err());
+    }
+
+    #[test]
+    fn splits_words_on_spaces() {
+        assert_eq!(split_space("1 OK 5"), Some(("1", "OK 5")));
+        assert_eq!(split_space(" x"), Some(("", "x")));
+        assert_eq!(split_space("é x"), Some(("é", "x")));
+        assert_eq!(split_space("none"), None);
+        let w: Vec<&str> = words("  a bb  c ").collect();
+        assert_eq!(w, ["a", "bb", "c"]);
+        assert_eq!(words("").count(), 0);
+        assert_eq!(words("   ").count(), 0);
+    }
+
+    #[test]
     fn parses_events_and_rejects_garbage() {
         assert_eq!(
             parse_line("5 EXPIRED 17").unwrap(),
@@ -1134,6 +1371,23 @@ mod tests {
         assert_eq!(parse_id("123"), Some(123));
         assert_eq!(parse_id("*"), None);
         assert_eq!(parse_id("99999999999999999999"), None);
+        assert_eq!(parse_id("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_id("18446744073709551616"), None);
+        assert_eq!(parse_id("0"), Some(0));
+        assert_eq!(
+            parse_id("9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(parse_id("00000000000000000000042"), Some(42));
+        for bad in ["", "+1", "-1", "1 ", " 1", "1a", "0x1", "\u{663}"] {
+            assert_eq!(parse_id(bad), None, "{bad:?}");
+        }
+        assert!(matches!(
+            parse_line("1 EXPIRED 18446744073709551615"),
+            Ok((_, Frame::Expired(u64::MAX)))
+        ));
+        assert!(parse_line("1 EXPIRED 18446744073709551616").is_err());
+        assert!(parse_line("1 EXPIRED 1x").is_err());
     }
 
     #[test]

@@ -17,7 +17,9 @@
 
 use crate::error::{Error, Result};
 use crate::proto::{parse_id, parse_line, Assembler, Frame, IdAllocator, Reply, Request};
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::task::{Context, Poll, Waker};
 
 /// Why a guard's hold is gone.
@@ -57,12 +59,39 @@ struct Fatal {
     text: String,
 }
 
+/// Hashes the request ids that key [`Session`]'s entries: one multiplication by an odd
+/// constant. The ids are this session's own sequential numbers (nothing a peer can
+/// choose), so no defence against flooding is needed, and the low bits that pick a
+/// bucket stay distinct for consecutive ids.
+#[derive(Clone, Copy, Default)]
+struct IdHasher(u64);
+
+/// 2^64 / golden ratio, odd.
+const ID_HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for `u64` keys; correct for anything else.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(ID_HASH_MUL);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(ID_HASH_MUL);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// One connection's protocol state.
 #[derive(Default)]
 pub struct Session {
     ids: IdAllocator,
     out: Vec<u8>,
-    entries: HashMap<u64, Entry>,
+    entries: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
     closed: bool,
     fatal: Option<Fatal>,
 }
@@ -86,20 +115,27 @@ impl Session {
 
     /// Queues `req` (validated by the caller) and returns its id.
     pub fn submit(&mut self, req: Request) -> Result<u64> {
-        self.submit_inner(req, false)
+        self.submit_inner(req, false, None)
     }
 
-    /// Queues a request whose reply nobody waits for (an internal `UNLOCK` or `CANCEL`).
-    fn submit_detached(&mut self, req: Request) {
-        let _ = self.submit_inner(req, true);
+    /// Queues `req` with `waker` already registered for its reply: a submit and the
+    /// first [`Session::poll_reply`] in one step.
+    pub fn submit_waiting(&mut self, req: Request, waker: &Waker) -> Result<u64> {
+        self.submit_inner(req, false, Some(waker.clone()))
     }
 
-    fn submit_inner(&mut self, req: Request, discard: bool) -> Result<u64> {
+    /// Queues a request whose reply nobody waits for (an `UNLOCK` of a hold nobody
+    /// will release, a `CANCEL`); its reply is dropped when it comes.
+    pub fn submit_detached(&mut self, req: Request) {
+        let _ = self.submit_inner(req, true, None);
+    }
+
+    fn submit_inner(&mut self, req: Request, discard: bool, waker: Option<Waker>) -> Result<u64> {
         if self.closed {
             return Err(self.lost_error());
         }
         let id = self.ids.next_id();
-        req.encode(&id.to_string(), &mut self.out);
+        req.encode_with_id(id, &mut self.out);
         let asm = Assembler::new(&req);
         let name = match req {
             Request::Acquire(a) => Some(a.name),
@@ -110,12 +146,17 @@ impl Session {
             Entry {
                 state: State::Waiting { asm, discard },
                 name,
-                waker: None,
+                waker,
                 lost: None,
                 lost_wakers: Vec::new(),
             },
         );
         Ok(id)
+    }
+
+    /// True when no bytes are queued (the writer has taken everything).
+    pub fn out_is_empty(&self) -> bool {
+        self.out.is_empty()
     }
 
     /// Moves the queued bytes into `buf` (which must be empty); true if there were any.
@@ -127,6 +168,27 @@ impl Session {
     /// Polls request `id`'s reply. A grant is handed out once and its entry kept (as
     /// held) for its guard; any other reply removes the entry.
     pub fn poll_reply(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Reply>> {
+        self.poll_reply_inner(id, cx, None)
+    }
+
+    /// [`Session::poll_reply`] for an acquire whose caller keeps the lock name: with
+    /// the grant, the name moves from the entry to `name` (see
+    /// [`Session::take_name`]).
+    pub fn poll_grant(
+        &mut self,
+        id: u64,
+        cx: &mut Context<'_>,
+        name: &mut Option<String>,
+    ) -> Poll<Result<Reply>> {
+        self.poll_reply_inner(id, cx, Some(name))
+    }
+
+    fn poll_reply_inner(
+        &mut self,
+        id: u64,
+        cx: &mut Context<'_>,
+        name: Option<&mut Option<String>>,
+    ) -> Poll<Result<Reply>> {
         let Some(e) = self.entries.get_mut(&id) else {
             return Poll::Ready(Err(Error::ConnectionLost));
         };
@@ -145,6 +207,9 @@ impl Session {
                         unreachable!()
                     };
                     e.waker = None;
+                    if let Some(name) = name {
+                        *name = e.name.take();
+                    }
                     return Poll::Ready(r);
                 }
                 match self.entries.remove(&id) {
@@ -192,12 +257,19 @@ impl Session {
         }
     }
 
-    /// A guard dropped its hold: forget the entry and queue `UNLOCK <name> <token>`
-    /// unless the hold is already gone.
-    pub fn release_detached(&mut self, id: u64, token: u64) {
+    /// Moves the lock name out of the entry of acquire `id` (for its guard, once the
+    /// grant is taken: the entry then no longer needs it, see
+    /// [`Session::release_detached`]).
+    pub fn take_name(&mut self, id: u64) -> Option<String> {
+        self.entries.get_mut(&id).and_then(|e| e.name.take())
+    }
+
+    /// A guard dropped its hold on `name`: forget the entry and queue
+    /// `UNLOCK <name> <token>` unless the hold is already gone.
+    pub fn release_detached(&mut self, id: u64, name: String, token: u64) {
         if let Some(e) = self.entries.remove(&id) {
             e.lost_wakers.into_iter().for_each(Waker::wake);
-            if let (None, Some(name)) = (e.lost, e.name) {
+            if e.lost.is_none() {
                 self.submit_detached(Request::Unlock {
                     name,
                     token: Some(token),
@@ -235,11 +307,41 @@ impl Session {
         Poll::Pending
     }
 
+    /// Handles a block of whole reply lines, each ending in `\n` (as
+    /// [`crate::proto::LineBuffer::complete_lines`] returns them), like [`Session::on_line`]
+    /// for each in turn, stopping at the first error. The block's text is checked
+    /// once, not line by line.
+    pub fn on_lines(&mut self, block: &[u8], wake: &mut Vec<Waker>) -> Result<()> {
+        match std::str::from_utf8(block) {
+            Ok(text) => {
+                for line in text.split_terminator('\n') {
+                    self.on_text_line(line.strip_suffix('\r').unwrap_or(line), wake)?;
+                }
+            }
+            Err(_) if block.is_empty() => {}
+            Err(_) => {
+                let body = block.strip_suffix(b"\n").unwrap_or(block);
+                for line in body.split(|&b| b == b'\n') {
+                    self.on_line(line.strip_suffix(b"\r").unwrap_or(line), wake)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Handles one reply line; wakers to wake (after unlocking) go to `wake`. An error
     /// means the server broke the protocol: close the connection.
     pub fn on_line(&mut self, line: &[u8], wake: &mut Vec<Waker>) -> Result<()> {
-        let text = String::from_utf8_lossy(line);
-        let (id, frame) = parse_line(&text)?;
+        // Replies are ASCII; a peer sending anything else still gets a clear error.
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(line),
+        };
+        self.on_text_line(&text, wake)
+    }
+
+    fn on_text_line(&mut self, text: &str, wake: &mut Vec<Waker>) -> Result<()> {
+        let (id, frame) = parse_line(text)?;
         if id == "*" {
             if let Frame::Err { code, text } = frame {
                 // A connection-level error (e.g. `limit`); the server closes next.
@@ -402,10 +504,52 @@ mod tests {
         assert_eq!(s.lost(a), None);
         feed(&mut s, "1 EXPIRED 77");
         assert_eq!(s.lost(a), Some(Lost::Expired(77)));
-        s.release_detached(a, 77);
+        s.release_detached(a, "x".into(), 77);
         assert_eq!(out(&mut s), "", "an expired hold is not unlocked again");
         assert_eq!(s.len(), 0);
         assert_eq!(s.lost(a), Some(Lost::Released));
+    }
+
+    #[test]
+    fn submit_waiting_wakes_and_poll_grant_hands_over_the_name() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(Default::default()));
+        let waker = Waker::from(count.clone());
+        let mut s = Session::new();
+        let a = s
+            .submit_waiting(Request::lock("jobs:1").into(), &waker)
+            .unwrap();
+        assert_eq!(out(&mut s), "1 LOCK jobs:1\n");
+        let mut wake = Vec::new();
+        s.on_line(b"1 OK 42", &mut wake).unwrap();
+        assert_eq!(
+            wake.len(),
+            1,
+            "the waker given at submit is woken by the reply"
+        );
+        wake.into_iter().for_each(Waker::wake);
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let mut name = None;
+        let r = s.poll_grant(a, &mut Context::from_waker(&waker), &mut name);
+        assert!(matches!(
+            r,
+            Poll::Ready(Ok(Reply::Granted(Grant { token: 42, .. })))
+        ));
+        assert_eq!(name.as_deref(), Some("jobs:1"));
+        assert_eq!(s.take_name(a), None, "the entry no longer has it");
+        // The hold is still tracked (EXPIRED reaches it) and released with the
+        // caller's name.
+        assert_eq!(s.lost(a), None);
+        s.release_detached(a, name.unwrap(), 42);
+        assert_eq!(out(&mut s), "2 UNLOCK jobs:1 42\n");
+        assert_eq!(s.len(), 1, "only the UNLOCK's own entry");
+        feed(&mut s, "2 OK");
+        assert_eq!(s.len(), 0, "a detached request's reply is dropped");
     }
 
     #[test]
@@ -489,6 +633,29 @@ mod tests {
             Poll::Ready(Ok(Reply::Reset { .. }))
         ));
         assert_eq!(s.lost(a), Some(Lost::Reset));
+    }
+
+    #[test]
+    fn a_block_of_lines_is_routed_line_by_line() {
+        let mut s = Session::new();
+        let a = s.submit(Request::Ping).unwrap();
+        let b = s.submit(Request::lock("x").into()).unwrap();
+        let c = s.submit(Request::Ping).unwrap();
+        let mut w = Vec::new();
+        s.on_lines(b"1 PONG\r\n2 OK 7\n", &mut w).unwrap();
+        assert!(matches!(poll(&mut s, a), Poll::Ready(Ok(Reply::Pong))));
+        assert!(matches!(
+            poll(&mut s, b),
+            Poll::Ready(Ok(Reply::Granted(Grant { token: 7, .. })))
+        ));
+        assert!(poll(&mut s, c).is_pending());
+        s.on_lines(b"", &mut w).unwrap();
+        // Not UTF-8: still handled line by line, and the bad line is an error after
+        // the good ones before it were routed.
+        assert!(s.on_lines(b"3 PONG\n\xff\n", &mut w).is_err());
+        assert!(matches!(poll(&mut s, c), Poll::Ready(Ok(Reply::Pong))));
+        // An empty line is a protocol error, as on its own.
+        assert!(s.on_lines(b"\n", &mut w).is_err());
     }
 
     #[test]
