@@ -115,8 +115,11 @@
 //!   after the request was sent, and deadlines never fire early; an `EXTEND` in flight
 //!   can only shorten this, its `OK` sets it to `extend_sent + ms`). A live hold counts
 //!   against a new grant only if both were certainly held at one moment: it was
-//!   granted first (smaller token), or the new grant's own lease cannot have run out
-//!   before the live hold's grant arrived.
+//!   granted first (smaller token; lockbox only, Redis tokens are random), or the new
+//!   grant's own lease cannot have run out before the live hold's grant arrived. The
+//!   second rule matters under CPU load: a grant read late (its `+OK` waited in the
+//!   socket while the poll loop was off the CPU) may have expired at the server before
+//!   another client was granted the name and seen first.
 //! - **Tokens increase** (`tokens`, lockbox): per server, a grant's token is greater
 //!   than every token loadgen had seen from that server before the request was sent
 //!   (so a reused or repeated token is caught across connections); every grant token

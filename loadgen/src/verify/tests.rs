@@ -185,3 +185,43 @@ fn a_grant_that_may_have_expired_first_is_no_overlap() {
     let out = v.grant(0, 1, short, None, None);
     assert_eq!(props(&out), [Property::Exclusion], "{out:?}");
 }
+
+/// The Redis timeline behind a flaky `exclusive overlap` under CPU load, with the
+/// verifier of a real `--target redis --hold 3` run (random tokens, every hold leased):
+/// a `+OK` read late, after its own `PX` may have run out at Redis and another client
+/// took the name, is no overlap; the same pair is one when the late grant's lease could
+/// not have run out before the other grant arrived.
+#[test]
+fn redis_grant_read_after_its_lease_may_have_run_out_is_no_overlap() {
+    let args: Vec<String> = "--target redis --server 127.0.0.1:6379 --clients 8 --pipeline 2 \
+                             --locks 2 --work 1 --hold 3 --wait 500 --verify"
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let opts = crate::options::parse_args(&args).unwrap();
+    let t = Instant::now();
+    let v = Verifier::for_run(&opts, t).unwrap();
+    let us = Duration::from_micros;
+    let px = Duration::from_millis(3);
+    let leased = |owner, token, sent: Instant, granted| HoldRec {
+        lease_end: Some(sent + px),
+        ..rec(owner, token, granted)
+    };
+    // Client 1's SET is sent at t and granted at once, but its poll loop is off the CPU
+    // and reads the +OK only at t+5.6 ms. Its key expired at t+3; client 7's retry, sent
+    // at t+4.8, took the name and was read at t+4.9.
+    let o = leased(7 << SLOT_BITS, 10, t + us(4800), t + us(4900));
+    assert!(v.grant(0, 0, o, None, None).is_empty());
+    // Client 7 is surely holding at t+5.6 (its lease runs to t+7.8), but client 1's own
+    // lease may have run out before client 7's grant. Tokens are random: the larger
+    // token of client 1 says nothing about the order of the grants.
+    let late = leased(1 << SLOT_BITS, 20, t, t + us(5600));
+    let out = v.grant(0, 0, late, None, None);
+    assert!(out.is_empty(), "{out:?}");
+    v.release(0, 0, 1 << SLOT_BITS, 20);
+    // Sent at t+4.0 instead, client 1's key was surely still there when client 7's
+    // grant arrived (t+4.9 + 2 ms slack < t+7.0): both held at one moment.
+    let real = leased(2 << SLOT_BITS, 30, t + us(4000), t + us(5600));
+    let out = v.grant(0, 0, real, None, None);
+    assert_eq!(props(&out), [Property::Exclusion], "{out:?}");
+}
