@@ -209,7 +209,7 @@ def native_stats(port):
     out = {}
     for line in buf.decode().splitlines():
         p = line.split()
-        if len(p) == 4 and p[1] == "STAT":
+        if len(p) == 4 and p[1] == "STAT" and p[3].isdigit():  # not `version`
             out[p[2]] = int(p[3])
     return out
 
