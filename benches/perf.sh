@@ -362,10 +362,13 @@ hold_1m() {
     hwm_at_peak=$(hwm_kb "$pid")
     wait "$lgpid" || echo "  loadgen exit $? (see $TABLE_DIR/$name.json.err)" >&2
     forget "$lgpid"
-    local after
+    local after after10
     after=$(rss_kb "$pid")
-    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(name=sys.argv[2], target=sys.argv[3], base_kb=int(sys.argv[4]), peak_rss_kb=int(sys.argv[5]), hwm_kb=int(sys.argv[6]), after_kb=int(sys.argv[7]), flags=sys.argv[8], series_kb=[int(x) for x in sys.argv[9].split()]); print(json.dumps(d))' \
-        "$stat" "$name" "$target" "$base" "$now" "$hwm_at_peak" "$after" "$*" "$series" >"$TABLE_DIR/$name.mem.json"
+    # memory that comes back: RSS 10 s after everything was released and loadgen left
+    sleep 10
+    after10=$(rss_kb "$pid")
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(name=sys.argv[2], target=sys.argv[3], base_kb=int(sys.argv[4]), peak_rss_kb=int(sys.argv[5]), hwm_kb=int(sys.argv[6]), after_kb=int(sys.argv[7]), flags=sys.argv[8], series_kb=[int(x) for x in sys.argv[9].split()], after10_kb=int(sys.argv[10])); print(json.dumps(d))' \
+        "$stat" "$name" "$target" "$base" "$now" "$hwm_at_peak" "$after" "$*" "$series" "$after10" >"$TABLE_DIR/$name.mem.json"
     echo "  $name: $(cat "$TABLE_DIR/$name.mem.json")" >&2
 }
 
@@ -461,9 +464,12 @@ massif_1m() {
 # ---------------------------------------------------------------------------------------
 
 # id | loadgen flags | duration (s)
+# "100k": 100 clients x depth 1,000 wait on one lock held for 30 s: 99,999 wait deadlines
+# (wait=2000) pending at once, ~50k firing per second, each retried at once.
 TIMER_CONFIGS=(
     "light|--clients 100 --pipeline 1 --locks 1 --wait 10 --work-ms 4000|14"
     "heavy|--clients 50 --pipeline 20 --locks 1 --wait 10 --work-ms 4000|3"
+    "100k|--clients 100 --pipeline 1000 --locks 1 --wait 2000 --work-ms 30000|8"
 )
 
 cmd_timers() {
@@ -479,9 +485,13 @@ cmd_timers() {
     for ((r = 1; r <= 3; r++)); do
         for cfg in "${TIMER_CONFIGS[@]}"; do
             IFS='|' read -r id flags dur <<<"$cfg"
+            # the server's own lateness figures (STATS) before and after: their difference
+            # is this run's (servers without them give empty files)
+            python3 "$HELP" stats "$LB_PORT" >"$TABLE_DIR/$id.$r.stats0" 2>/dev/null
             # shellcheck disable=SC2086
             lg "$TABLE_DIR/$id.$r.json" --duration "$dur" --drain-s 15 \
                 --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" $flags
+            python3 "$HELP" stats "$LB_PORT" >"$TABLE_DIR/$id.$r.stats1" 2>/dev/null
         done
         load "round $r"
     done

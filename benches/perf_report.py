@@ -210,7 +210,7 @@ def native_stats(port):
     out = {}
     for line in buf.decode().splitlines():
         p = line.split()
-        if len(p) == 4 and p[1] == "STAT":
+        if len(p) == 4 and p[1] == "STAT" and p[3].isdigit():  # not `version`
             out[p[2]] = int(p[3])
     return out
 
@@ -269,8 +269,8 @@ def memory(d):
           "per-item cost = (RSS at peak - RSS before) / items (holds + waiters; connections). "
           "RSS series: when all requests were in, +1 s, +4 s. A fresh server for every row. "
           "MiB = 2^20 bytes, MB = 10^6 bytes.\n")
-    print("| what | server | items at the peak (checked on the server) | RSS before | RSS at peak | VmHWM | RSS after release | bytes per item | RSS series (MiB) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| what | server | items at the peak (checked on the server) | RSS before | RSS at peak | VmHWM | RSS after release | RSS 10 s later (limit: 2x before + 16 MB) | bytes per item | RSS series (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     desc = {
         "lockbox_1m_holds": ("1M held locks (100 conns x 10,000 pipelined LOCKs, no hold deadline)", "lockbox"),
         "lockbox_1m_holds_lease": ("1M held locks with hold=600000 (one lease timer each)", "lockbox"),
@@ -297,7 +297,13 @@ def memory(d):
         hwm = mib(j["hwm_kb"]) if "hwm_kb" in j else "-"
         after = mib(j["after_kb"]) if "after_kb" in j else "-"
         series = " / ".join(f"{kb / 1024:.1f}" for kb in j.get("series_kb", [])) or "-"
-        print(f"| {what} | {srv} | {itemtxt} | {mib(j['base_kb'])} | **{mib(j['peak_rss_kb'])}** ({j['peak_rss_kb'] * 1024 / 1e6:,.1f} MB) | {hwm} | {after} | {fmt(per)} | {series} |")
+        if "after10_kb" in j:
+            limit_kb = 2 * j["base_kb"] + 16e6 / 1024
+            ok = "met" if j["after10_kb"] <= limit_kb else "missed"
+            after10 = f"{mib(j['after10_kb'])} ({ok}: {mib(limit_kb)})"
+        else:
+            after10 = "-"
+        print(f"| {what} | {srv} | {itemtxt} | {mib(j['base_kb'])} | **{mib(j['peak_rss_kb'])}** ({j['peak_rss_kb'] * 1024 / 1e6:,.1f} MB) | {hwm} | {after} | {after10} | {fmt(per)} | {series} |")
     mp = os.path.join(d, "massif.out")
     if os.path.exists(mp):
         total, kinds = massif_peak(mp)
@@ -373,9 +379,35 @@ def massif_peak(path):
         i = walk(i)
     return total, out
 
+def stats(port):
+    print(json.dumps(native_stats(port)))
+
+def server_lateness(d, c, r):
+    """This run's server-side lateness (STATS after minus before): (fired, p50, p99,
+    p99.9 as bucket bounds in us, max since start), or None without the rows."""
+    try:
+        a = json.load(open(os.path.join(d, f"{c}.{r}.stats0")))
+        b = json.load(open(os.path.join(d, f"{c}.{r}.stats1")))
+    except (OSError, ValueError):
+        return None
+    if "timers_fired_total" not in b:
+        return None
+    n = b["timers_fired_total"] - a["timers_fired_total"]
+    bounds = sorted(int(k[len("timer_lateness_le_"):-2]) for k in b if k.startswith("timer_lateness_le_"))
+    cum = [(x, b[f"timer_lateness_le_{x}us"] - a[f"timer_lateness_le_{x}us"]) for x in bounds]
+    def q(f):
+        for x, k in cum:
+            if n and k >= f * n:
+                return f"<= {x:,}"
+        return f"> {bounds[-1]:,}"
+    within_1ms = dict(cum).get(1000, 0)
+    return n, q(0.5), q(0.99), q(0.999), b["timer_lateness_max_us"], within_1ms
+
+TIMER_RUNS = ("light", "heavy", "100k")
+
 def timers(d):
     rtt = [load(os.path.join(d, f"rtt.{r}.json")) for r in (1, 2, 3)]
-    print("Lateness of `wait=10` deadlines = (TIMEOUT received - LOCK sent) - 10 ms, measured "
+    print("Lateness of wait deadlines = (TIMEOUT received - LOCK sent) - wait (10 ms; 2,000 ms in the 100k rows), measured "
           "client-side by loadgen (`timeout_lateness_us`): it includes one loopback round trip "
           "and loadgen's own scheduling, and the server's rounding up to the next millisecond "
           "boundary. One lock held for 4 s at a time by one loadgen slot; every other slot "
@@ -383,8 +415,9 @@ def timers(d):
     print("| workload | run | timeouts | timeouts/s | lateness p50 us | p90 | p99 | p99.9 | max | server CPU % | loadgen CPU % |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     names = {"light": "light: 99 waiters (100 clients x depth 1), 14 s",
-             "heavy": "heavy: 999 waiters (50 clients x depth 20), 3 s"}
-    for c in ("light", "heavy"):
+             "heavy": "heavy: 999 waiters (50 clients x depth 20), 3 s",
+             "100k": "100k: 99,999 waiters (100 clients x depth 1,000, wait=2000), 8 s"}
+    for c in TIMER_RUNS:
         for r in (1, 2, 3):
             j = load(os.path.join(d, f"{c}.{r}.json"))
             if not j:
@@ -394,6 +427,20 @@ def timers(d):
             print(f"| {names[c]} | {r} | {t['count']:,} | {fmt(j['timeouts'] / j['total_s'])} | {t['p50']} | {t['p90']} | "
                   f"{t['p99']} | {t['p999']} | {t['max']} | {fmt(srv_pct(j))} | {fmt(lgcpu(j))} |")
     timer_chart(d)
+    print("\nServer-side lateness (fire time - deadline, from the `STATS` rows "
+          "`timer_lateness_le_<bound>us` before and after each run; percentiles are bucket "
+          "upper bounds; max is the largest since the server started):\n")
+    print("| workload | run | deadlines fired | p50 us | p99 us | p99.9 us | max us (since start) | fired <= 1 ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in TIMER_RUNS:
+        for r in (1, 2, 3):
+            s = server_lateness(d, c, r)
+            if s is None:
+                print(f"| {names[c]} | {r} | (no lateness rows: an older server) | | | | | |")
+                continue
+            n, p50, p99, p999, mx, ok = s
+            share = f"{100.0 * ok / n:.3f}%" if n else "-"
+            print(f"| {names[c]} | {r} | {n:,} | {p50} | {p99} | {p999} | {mx:,} | {share} |")
     rt = [j["acquire_us"] for j in rtt if j]
     if rt:
         print(f"\nFor reference, an unloaded loopback PING round trip (1 client, depth 1, 3 runs of 2 s): "
@@ -513,7 +560,7 @@ def sweep(d, n, clients, depths):
 def timer_chart(d):
     """The lateness percentiles of every timers run, one line per run."""
     series = {}
-    for c in ("light", "heavy"):
+    for c in TIMER_RUNS:
         for r in (1, 2, 3):
             j = load(os.path.join(d, f"{c}.{r}.json"))
             if j and j["timeout_lateness_us"]["count"]:
@@ -763,5 +810,5 @@ def client(d, n, tasks):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"throughput": throughput, "ceiling": ceiling, "cpusnap": cpusnap, "count": count, "idle": idle,
-     "memory": memory, "timers": timers, "instructions": instructions, "sweep": sweep,
-     "client": client}[cmd](*args)
+     "memory": memory, "timers": timers, "stats": stats, "instructions": instructions,
+     "sweep": sweep, "client": client}[cmd](*args)

@@ -1,5 +1,8 @@
-//! The server's monotonic clock: milliseconds since the server started, read straight
-//! from `CLOCK_MONOTONIC` (the clock `std::time::Instant` uses on Linux).
+//! The server's monotonic clock: milliseconds or microseconds since the server started,
+//! read straight from `CLOCK_MONOTONIC` (the clock `std::time::Instant` uses on Linux).
+//! The engine runs on the microseconds, so its deadlines keep sub-millisecond
+//! resolution; [`Clock::instant_us`] turns one back into the absolute
+//! `CLOCK_MONOTONIC` time an alarm ([`crate::alarm`]) is set for.
 //!
 //! The poll loop reads it once per read batch, so a reading has to be cheap: one vDSO
 //! `clock_gettime` through `rustix` and integer arithmetic, where `Instant::elapsed`
@@ -10,12 +13,17 @@
 //! - [`Clock::now`] never decreases, and millisecond `m` begins exactly `m` ms after
 //!   the clock's start: [`Clock::until`]`(m)` is zero from then on and the time left
 //!   before it otherwise, so a wait until a deadline never ends before it.
+//! - The same holds for microseconds ([`Clock::now_us`], [`Clock::until_us`]), and
+//!   `CLOCK_MONOTONIC` reaches [`Clock::instant_us`]`(u)` exactly when microsecond `u`
+//!   begins.
 
-use rustix::time::{clock_gettime, ClockId};
+use rustix::time::{clock_gettime, ClockId, Timespec};
 use std::time::Duration;
 
 /// Nanoseconds per millisecond.
 const NS_PER_MS: u64 = 1_000_000;
+/// Nanoseconds per microsecond.
+const NS_PER_US: u64 = 1_000;
 /// Nanoseconds per second.
 const NS_PER_S: u64 = 1_000_000_000;
 
@@ -42,6 +50,29 @@ impl Clock {
     /// Whole milliseconds since the start (truncated).
     pub fn now(&self) -> u64 {
         self.now_ns() / NS_PER_MS
+    }
+
+    /// Whole microseconds since the start (truncated).
+    pub fn now_us(&self) -> u64 {
+        self.now_ns() / NS_PER_US
+    }
+
+    /// Time left until microsecond `us` begins (zero once it has).
+    pub fn until_us(&self, us: u64) -> Duration {
+        match us.checked_mul(NS_PER_US) {
+            Some(at) => Duration::from_nanos(at.saturating_sub(self.now_ns())),
+            None => Duration::MAX,
+        }
+    }
+
+    /// The `CLOCK_MONOTONIC` time at which microsecond `us` begins (saturating far in
+    /// the future).
+    pub fn instant_us(&self, us: u64) -> Timespec {
+        let ns = us.saturating_mul(NS_PER_US).saturating_add(self.origin);
+        Timespec {
+            tv_sec: (ns / NS_PER_S).min(i64::MAX as u64) as i64,
+            tv_nsec: (ns % NS_PER_S) as _,
+        }
     }
 
     /// Time left until millisecond `ms` begins (zero once it has).
@@ -80,6 +111,30 @@ mod tests {
             assert!(theirs - ours <= 2, "behind Instant: {ours} vs {theirs}");
             last = ours;
         }
+    }
+
+    #[test]
+    fn microseconds_agree_with_milliseconds_and_the_monotonic_clock() {
+        let clock = Clock::start();
+        let ms = clock.now();
+        let us = clock.now_us();
+        assert!(
+            us / 1000 >= ms && us / 1000 <= clock.now(),
+            "{us} us vs {ms} ms"
+        );
+        let target = us + 1_500;
+        let left = clock.until_us(target);
+        assert!(left > Duration::ZERO && left <= Duration::from_micros(1_500));
+        // The absolute time of `target` is where CLOCK_MONOTONIC will be then.
+        let at = clock.instant_us(target);
+        let mono = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let diff_ns = (at.tv_sec - mono.tv_sec) as i128 * 1_000_000_000
+            + (at.tv_nsec as i128 - mono.tv_nsec as i128);
+        assert!(diff_ns > 0 && diff_ns <= 1_500_000, "{diff_ns} ns ahead");
+        std::thread::sleep(left);
+        assert!(clock.now_us() >= target, "woke before microsecond {target}");
+        assert_eq!(clock.until_us(target), Duration::ZERO);
+        assert_eq!(clock.until_us(u64::MAX), Duration::MAX);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! # Layout
 //! Each layer calls only the ones below it: server -> proto -> engine -> table ->
 //! wheel / list.
-//! - [`clock`]: the server's monotonic millisecond clock (cheap enough to read per
-//!   read batch).
+//! - [`clock`]: the server's monotonic clock in milliseconds and microseconds (cheap
+//!   enough to read per read batch), and [`alarm`]: a timerfd in the poll set that wakes
+//!   the loop exactly at the next deadline.
 //! - [`config`]: `Config` and the command-line parser that builds it.
 //! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap;
 //!   with [`signals`] (SIGINT/SIGTERM as poll readiness) and [`lograte`] (rate limits of
@@ -26,6 +27,9 @@
 //! - [`fence`]: fencing tokens, strictly increasing across grants and restarts.
 //! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument.
 //!   Its per-level slot arithmetic and bitmaps are in `wheel::level`.
+//! - [`shrink`]: the rule by which slabs, hash tables and scratch vectors give memory
+//!   back after a burst (below a quarter full, with hysteresis), applied by a periodic
+//!   maintenance step of the poll loop.
 //! - [`list`]: the one intrusive doubly linked list, threaded through slab indices (O(1)
 //!   unlink), used by the table and the wheel.
 //! - `testrng` (tests only): the seeded SplitMix64 of every model and fuzz test.
@@ -39,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alarm;
 pub mod clock;
 pub mod config;
 pub mod engine;
@@ -48,6 +53,7 @@ pub mod list;
 pub mod lograte;
 pub mod proto;
 pub mod server;
+pub mod shrink;
 pub mod signals;
 pub mod table;
 pub mod wheel;

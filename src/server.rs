@@ -41,9 +41,17 @@
 //!   bytes, so every request in them counts its deadlines from a moment at or after its
 //!   bytes arrived (never earlier): deadlines never fire early. Input held back from an
 //!   earlier iteration gets the clock of the moment it is decoded.
+//! - The server's time is microseconds ([`Clock::now_us`]), and so is the engine's (built
+//!   [`Engine::with_ticks_per_ms`]`(US_PER_MS)`): every `now` here is in µs, and
+//!   millisecond settings are multiplied by `US_PER_MS` before they meet it.
+//! - When a deadline is pending and nothing else is, the loop sleeps in `poll` with no
+//!   timeout and the [`Alarm`] (a timerfd in the poll set) set at or before that deadline,
+//!   so it wakes within the kernel's timer slack of it, not up to a millisecond later
+//!   (`epoll_wait`'s resolution). Without a timerfd it falls back to the poll timeout.
 //! - `Phase::Closed` iff the key is in `closing`; `reap` frees exactly those, at the end
 //!   of the iteration, and only then does the engine release their claims.
 
+use crate::alarm::Alarm;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
@@ -51,6 +59,7 @@ use crate::fence::{wall_clock_ns, Fence};
 use crate::proto::listing::{output_mark, Batch};
 use crate::proto::native::{secret_from_file, MAX_SECRET};
 use crate::proto::{Codec, Ctx, Peer, Progress, Protocol, Totals};
+use crate::shrink;
 use crate::signals::{Signal, SignalPipe};
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -68,6 +77,10 @@ const MAX_LISTENERS: usize = 8;
 const SIGNAL_BASE: usize = LISTENER_BASE - MAX_LISTENERS;
 /// At most this many signal pipes.
 const MAX_SIGNALS: usize = 4;
+/// The alarm's token, below the signal pipes' tokens.
+const ALARM: usize = SIGNAL_BASE - MAX_SIGNALS;
+/// Microseconds per millisecond: the engine's ticks per millisecond.
+const US_PER_MS: u64 = 1_000;
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 /// Size of the shared read buffer (one `read` call at most).
@@ -87,6 +100,9 @@ const TURN_CHECK_BYTES: usize = 4096;
 const OUT_KEEP: usize = 64 * 1024;
 /// An emptied partial-input buffer bigger than this is given back to the allocator.
 const PARTIAL_KEEP: usize = 1024;
+/// Period of the maintenance step that gives memory back after a burst
+/// ([`crate::shrink`]); the loop wakes for it when otherwise idle.
+const MAINTAIN_MS: u64 = 1_000;
 /// Pause before retrying `accept` after it failed (e.g. out of file descriptors).
 const ACCEPT_BACKOFF_MS: u64 = 100;
 
@@ -179,6 +195,10 @@ pub struct Server {
     secret: Option<Box<[u8]>>,
     /// SIGINT and SIGTERM pipes, once [`Server::stop_on_signals`] installed them.
     signals: Vec<SignalPipe>,
+    /// The exact wake-up for deadlines (`None`: no timerfd, the poll timeout serves).
+    alarm: Option<Alarm>,
+    /// When the next maintenance step is due (µs).
+    maintain_at: u64,
 }
 
 impl Server {
@@ -222,7 +242,18 @@ impl Server {
             );
         }
         let clock = Clock::start();
-        let engine = Engine::new(fence, clock.now(), cfg.max_pending);
+        let engine =
+            Engine::new(fence, clock.now_us(), cfg.max_pending).with_ticks_per_ms(US_PER_MS);
+        let alarm = match Alarm::new().and_then(|a| {
+            a.register(poll.registry(), Token(ALARM))?;
+            Ok(a)
+        }) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                warn!("no timerfd ({e}): deadlines may fire up to 1 ms late");
+                None
+            }
+        };
         Ok(Server {
             poll,
             listeners,
@@ -239,6 +270,8 @@ impl Server {
             accept_after: None,
             secret,
             signals: Vec::new(),
+            alarm,
+            maintain_at: MAINTAIN_MS * US_PER_MS,
         })
     }
 
@@ -283,12 +316,13 @@ impl Server {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
-            match self.poll.poll(&mut events, self.poll_timeout()) {
+            let timeout = self.poll_timeout();
+            match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            let now = self.clock.now();
+            let now = self.clock.now_us();
             // Turns that ran out in the previous iteration continue after this batch.
             let mut resume = std::mem::take(&mut self.resume);
             for event in events.iter() {
@@ -296,6 +330,11 @@ impl Server {
                     // New connections: accept until WouldBlock.
                     Token(t) if t > LISTENER_BASE - MAX_LISTENERS => {
                         self.accept(LISTENER_BASE - t, now)
+                    }
+                    Token(ALARM) => {
+                        if let Some(alarm) = &mut self.alarm {
+                            alarm.clear();
+                        }
                     }
                     Token(t) if t > SIGNAL_BASE - MAX_SIGNALS => {
                         let pipe = &mut self.signals[SIGNAL_BASE - t];
@@ -338,13 +377,31 @@ impl Server {
             }
             // Deadlines: timeouts, expiries, and the grants they cause.
             if self.engine.next_wake().is_some() {
-                self.engine.advance(self.clock.now());
+                self.engine.advance(self.clock.now_us());
             }
             self.route_events();
             self.flush();
             if !self.closing.is_empty() {
-                self.reap(self.clock.now());
+                self.reap(self.clock.now_us());
             }
+            if now >= self.maintain_at {
+                self.maintain(now);
+            }
+        }
+    }
+
+    /// The periodic maintenance step: gives back memory that a burst left unused, in
+    /// the engine and in the server's own connection slab and scratch lists.
+    fn maintain(&mut self, now: u64) {
+        self.maintain_at = now + MAINTAIN_MS * US_PER_MS;
+        let mut shrank = self.engine.maintain();
+        shrank |= shrink::slab(&mut self.conns);
+        shrank |= shrink::vec(&mut self.events);
+        shrank |= shrink::vec(&mut self.dirty);
+        shrank |= shrink::vec(&mut self.closing);
+        shrank |= shrink::vec(&mut self.resume);
+        if shrank {
+            debug!("maintenance: gave back memory left over from a burst");
         }
     }
 
@@ -363,21 +420,37 @@ impl Server {
         for k in keys {
             self.close(k);
         }
-        self.reap(self.clock.now());
+        self.reap(self.clock.now_us());
         let (connections, _, holds, waits) = self.engine.gauges();
         info!("stopped: {connections} connections, {holds} holds and {waits} waits left");
     }
 
-    /// Zero while work is pending; else until the next deadline (or forever).
-    fn poll_timeout(&self) -> Option<Duration> {
+    /// Zero while work is pending; else until the next deadline (or forever), which the
+    /// alarm, when there is one, marks exactly: then the poll itself waits forever.
+    fn poll_timeout(&mut self) -> Option<Duration> {
         if !self.dirty.is_empty() || !self.resume.is_empty() || self.engine.has_events() {
             return Some(Duration::ZERO);
         }
         let wake = match (self.engine.next_wake(), self.accept_after) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        wake.map(|ms| self.clock.until(ms))
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => u64::MAX,
+        }
+        .min(self.maintain_at);
+        let now = self.clock.now_us();
+        if wake <= now {
+            return Some(Duration::ZERO);
+        }
+        if let Some(alarm) = &mut self.alarm {
+            match alarm.wake_at(&self.clock, wake, now) {
+                Ok(()) => return None,
+                Err(e) => {
+                    warn!("timerfd: {e}; deadlines may fire up to 1 ms late");
+                    self.alarm = None;
+                }
+            }
+        }
+        Some(self.clock.until_us(wake))
     }
 
     /// Accepts from listener `i` until WouldBlock.
@@ -399,7 +472,7 @@ impl Server {
                 Err(e) => {
                     // Out of descriptors or memory: stop accepting for a while, keep serving.
                     warn!("accept failed: {e}; retrying in {ACCEPT_BACKOFF_MS} ms");
-                    self.accept_after = Some(now + ACCEPT_BACKOFF_MS);
+                    self.accept_after = Some(now + ACCEPT_BACKOFF_MS * US_PER_MS);
                     return;
                 }
             };
@@ -408,7 +481,7 @@ impl Server {
             if self.conns.len() >= self.cfg.max_connections {
                 // Refuse politely and move on; the socket closes when dropped.
                 self.stats.refused_connections_total += 1;
-                if let Some(left_out) = self.stats.refusal_log.connections.admit(now) {
+                if let Some(left_out) = self.stats.refusal_log.connections.admit(now / US_PER_MS) {
                     warn!(
                         "refused {} connection from {addr}: {} connections open \
                          (--max-connections){left_out}",
@@ -473,8 +546,8 @@ impl Server {
             .get(k)
             .is_some_and(|c| !c.partial.is_empty() || c.codec.listing())
         {
-            let now = self.clock.now();
-            let end = *turn_end.insert(now + TURN_MS);
+            let now = self.clock.now_us();
+            let end = *turn_end.insert(now + TURN_MS * US_PER_MS);
             if self.dispatch(k, Source::Partial, now, end) == Turn::Yielded {
                 self.push_resume(k);
                 return;
@@ -508,8 +581,8 @@ impl Server {
                     self.stats.bytes_in += n as u64;
                     budget = budget.saturating_sub(n);
                     // One clock reading for the batch: all of it has arrived by now.
-                    let now = self.clock.now();
-                    let end = *turn_end.get_or_insert(now + TURN_MS);
+                    let now = self.clock.now_us();
+                    let end = *turn_end.get_or_insert(now + TURN_MS * US_PER_MS);
                     let turn = if conn.partial.is_empty() {
                         self.dispatch(k, Source::Shared(n), now, end)
                     } else {
@@ -560,7 +633,7 @@ impl Server {
                     conn.paused = true;
                     break;
                 }
-                let now = self.clock.now();
+                let now = self.clock.now_us();
                 if now >= turn_end {
                     turn = Turn::Yielded;
                     break;
@@ -621,7 +694,7 @@ impl Server {
             unchecked += 1;
             if unchecked >= TURN_CHECK_REQUESTS || conn.out.len() >= out_before + TURN_CHECK_BYTES {
                 unchecked = 0;
-                now = self.clock.now();
+                now = self.clock.now_us();
             }
             if !conn.out.is_empty() || conn.phase != Phase::Open {
                 self.mark_dirty(k);
@@ -656,7 +729,7 @@ impl Server {
     fn warn_refusals(&mut self, k: usize, before: (u64, u64), now: u64) {
         let limits = self.engine.counters().limit_refusals_total;
         if limits != before.0 {
-            if let Some(left_out) = self.stats.refusal_log.limits.admit(now) {
+            if let Some(left_out) = self.stats.refusal_log.limits.admit(now / US_PER_MS) {
                 warn!(
                     "{}: lock request refused, {} holds and waits on this connection \
                      (--max-pending){left_out}",
@@ -666,7 +739,7 @@ impl Server {
             }
         }
         if self.stats.auth_failures_total != before.1 {
-            if let Some(left_out) = self.stats.refusal_log.auth.admit(now) {
+            if let Some(left_out) = self.stats.refusal_log.auth.admit(now / US_PER_MS) {
                 warn!(
                     "{}: wrong AUTH secret, closing{left_out}",
                     Peer::of(&self.engine, k as ClientId)

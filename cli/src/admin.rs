@@ -365,7 +365,7 @@ async fn stats_watch(ctx: &Ctx, every: Duration, count: Option<u64>) -> Result<u
             print_json(&Value::Object(m))?;
         } else {
             let mut text = String::new();
-            if line % WATCH_HEADER_EVERY == 0 {
+            if line.is_multiple_of(WATCH_HEADER_EVERY) {
                 let titles = LEVELS
                     .iter()
                     .map(|(_, t, _)| *t)

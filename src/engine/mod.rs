@@ -7,10 +7,14 @@
 //! as an [`Event`] addressed to a client, with the tag the codec gave the request;
 //! the server routes events to their connections' codecs after every call.
 //!
-//! Time is a millisecond count passed into every call that needs it, so tests drive
-//! the engine without sleeping. Deadlines are computed as `now + ms + 1`: `now` is
-//! truncated to the millisecond, and the extra millisecond makes sure a deadline never
-//! fires before `ms` full milliseconds have passed since the request arrived.
+//! Time is a count of *ticks* passed into every call that needs it, so tests drive the
+//! engine without sleeping. A tick is a millisecond unless the engine was built
+//! [`Engine::with_ticks_per_ms`] (the server uses microseconds, so deadlines keep
+//! sub-millisecond resolution and fire exactly). Deadlines are computed as
+//! `now + ms * ticks_per_ms + 1`: `now` is truncated to the tick, and the extra tick
+//! makes sure a deadline never fires before `ms` full milliseconds have passed since
+//! the request arrived. Durations the engine reports (the histograms, uptime) are in
+//! milliseconds whatever the tick; deadlines it reports are in ticks.
 //!
 //! # Invariants
 //! - A claim has a timer iff it waits with a `wait` deadline or is held with a `hold`
@@ -30,15 +34,19 @@
 //!   and every hold that ends (release, expiry, disconnect, force release) one to the
 //!   hold-duration histogram, so their counts equal `grants_total` and the grants minus
 //!   the current holds.
+//! - Every timer that fires adds one observation to the lateness histogram: the tick it
+//!   fired at minus its deadline, in microseconds (never negative: the wheel never fires
+//!   early).
 
 mod cursor;
 
 pub use cursor::{Cursor, HoldView, Scan};
 
 use crate::fence::Fence;
-use crate::histogram::Histogram;
-use crate::table::{Acquire, ClaimId, Grant, State, Table};
-use crate::wheel::{TimerId, Wheel};
+use crate::histogram::{Histogram, Lateness};
+use crate::shrink;
+use crate::table::{Acquire, Capacity, ClaimId, Grant, State, Table};
+use crate::wheel::{TimerId, Wheel, REACH};
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 use std::net::SocketAddr;
@@ -88,7 +96,7 @@ pub struct Pending {
     timer: Option<TimerId>,
     hold: Option<u32>,
     /// When the request arrived, then (once granted) when it was granted: the low 32
-    /// bits of the ms clock (a `u64` would grow the claim past its budget; durations
+    /// bits of the clock in ms (not ticks) (a `u64` would grow the claim past its budget; durations
     /// are taken with wrapping arithmetic, exact below 2^32 ms, 49 days).
     since: u32,
 }
@@ -109,7 +117,7 @@ pub struct DetachedHold<'a> {
     pub token: u64,
     /// The group of the connection that made it (see [`Engine::connect_in`]).
     pub origin: u8,
-    /// When it ends (engine ms), or `None` for never.
+    /// When it ends (engine ticks), or `None` for never.
     pub deadline: Option<u64>,
     /// Its attachment.
     pub value: &'a [u8],
@@ -269,6 +277,10 @@ pub struct Engine {
     grant_wait: Histogram,
     /// Time from grant to release, expiry or disconnect of every hold that ended.
     hold_duration: Histogram,
+    /// How late every fired timer fired.
+    lateness: Lateness,
+    /// Ticks per millisecond of every `now` argument (1: the tick is a millisecond).
+    ticks_per_ms: u64,
 }
 
 impl Engine {
@@ -292,7 +304,32 @@ impl Engine {
             spare_values: Vec::new(),
             grant_wait: Histogram::default(),
             hold_duration: Histogram::default(),
+            lateness: Lateness::default(),
+            ticks_per_ms: 1,
         }
+    }
+
+    /// The same engine counting time in ticks of `1/ticks_per_ms` ms (e.g. 1000 for
+    /// microseconds): every `now` argument, `now` of [`Engine::new`] included, and every
+    /// deadline reported is then in those ticks. Call it before anything else.
+    ///
+    /// Panics when `ticks_per_ms` is 0, or so large that the longest `u32` millisecond
+    /// deadline would not fit the timer wheel's reach.
+    pub fn with_ticks_per_ms(mut self, ticks_per_ms: u64) -> Self {
+        assert!(
+            ticks_per_ms >= 1
+                && u64::from(u32::MAX)
+                    .checked_mul(ticks_per_ms)
+                    .is_some_and(|t| t < REACH),
+            "engine: {ticks_per_ms} ticks per ms"
+        );
+        self.ticks_per_ms = ticks_per_ms;
+        self
+    }
+
+    /// Ticks per millisecond of this engine's time (see [`Engine::with_ticks_per_ms`]).
+    pub fn ticks_per_ms(&self) -> u64 {
+        self.ticks_per_ms
     }
 
     /// Registers a new connection under `id` (which must be free).
@@ -409,7 +446,7 @@ impl Engine {
             tag: Tag::from_slice(tag),
             timer: None,
             hold: req.hold,
-            since: now as u32,
+            since: self.ms(now) as u32,
         };
         match self.table.acquire(
             client,
@@ -440,7 +477,7 @@ impl Engine {
                 if let Some(ms) = req.wait {
                     let id = self
                         .wheel
-                        .insert(deadline(now, ms), (claim, Deadline::Wait));
+                        .insert(self.deadline(now, ms), (claim, Deadline::Wait));
                     self.table.claim_mut(claim).data.timer = Some(id);
                 }
                 Acquired::Queued
@@ -549,7 +586,7 @@ impl Engine {
         Ok(())
     }
 
-    /// The hold deadlines (engine ms; `None`: none) of every hold on `name`, in grant order.
+    /// The hold deadlines (engine ticks; `None`: none) of every hold on `name`, in grant order.
     pub fn hold_deadlines<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = Option<u64>> + 'a {
         self.table.holds_on(name).map(|c| {
             self.table
@@ -656,7 +693,11 @@ impl Engine {
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(now, &mut fired);
         // First forget every fired timer, so that grants below never cancel one of them.
-        for &(_, (claim, _)) in &fired {
+        for &(deadline, (claim, _)) in &fired {
+            debug_assert!(deadline <= now, "timer for {deadline} fired at {now}");
+            let late = now.saturating_sub(deadline);
+            self.lateness
+                .observe(late.saturating_mul(1000) / self.ticks_per_ms);
             self.table.claim_mut(claim).data.timer = None;
         }
         for &(_, (claim, which)) in &fired {
@@ -799,6 +840,34 @@ impl Engine {
         self.counters
     }
 
+    /// Periodic maintenance (the server calls it about once a second, never per
+    /// request): gives back the memory of structures left below a quarter full by a
+    /// burst (the table's index and slabs, the timer slab, the scratch buffers and the
+    /// client slots past the last connection). Returns whether anything shrank.
+    pub fn maintain(&mut self) -> bool {
+        let mut shrank = self.table.shrink();
+        shrank |= self.wheel.shrink();
+        while self.clients.last().is_some_and(Option::is_none) {
+            self.clients.pop();
+        }
+        shrank |= shrink::vec(&mut self.clients);
+        shrank |= shrink::vec(&mut self.events);
+        shrank |= shrink::vec(&mut self.granted);
+        shrank |= shrink::vec(&mut self.fired);
+        shrank |= shrink::vec(&mut self.scratch);
+        if shrink::due(self.attachments.len(), self.attachments.capacity()) {
+            self.attachments.shrink_to(self.attachments.len() * 2);
+            shrank = true;
+        }
+        shrank
+    }
+
+    /// Capacities of the structures [`Engine::maintain`] shrinks: the table's, and the
+    /// timer slab's.
+    pub fn capacity(&self) -> (Capacity, usize) {
+        (self.table.capacity(), self.wheel.capacity())
+    }
+
     /// Milliseconds from request to grant, of every grant since start.
     pub fn grant_wait(&self) -> &Histogram {
         &self.grant_wait
@@ -810,9 +879,24 @@ impl Engine {
         &self.hold_duration
     }
 
+    /// How late every deadline fired since start (fire time minus deadline, in µs).
+    pub fn timer_lateness(&self) -> &Lateness {
+        &self.lateness
+    }
+
     /// Milliseconds since the engine started.
     pub fn uptime(&self, now: u64) -> u64 {
-        now.saturating_sub(self.started)
+        now.saturating_sub(self.started) / self.ticks_per_ms
+    }
+
+    /// `now` (ticks) in milliseconds.
+    fn ms(&self, now: u64) -> u64 {
+        now / self.ticks_per_ms
+    }
+
+    /// The deadline for a duration of `ms` starting at tick `now` (see module doc).
+    fn deadline(&self, now: u64, ms: u32) -> u64 {
+        now + u64::from(ms) * self.ticks_per_ms + 1
     }
 
     /// Current (connections, locks, holds, waiters).
@@ -850,8 +934,9 @@ impl Engine {
         if let Some(t) = c.data.timer.take() {
             self.wheel.cancel(t);
         }
+        let now_ms = now / self.ticks_per_ms;
         if c.token().is_some() {
-            self.hold_duration.observe(elapsed(c.data.since, now));
+            self.hold_duration.observe(elapsed(c.data.since, now_ms));
         }
         let mut granted = std::mem::take(&mut self.granted);
         self.table.remove(claim, &mut granted);
@@ -874,8 +959,8 @@ impl Engine {
             if let Some(t) = c.data.timer.take() {
                 self.wheel.cancel(t);
             }
-            self.grant_wait.observe(elapsed(c.data.since, now));
-            c.data.since = now as u32;
+            self.grant_wait.observe(elapsed(c.data.since, now_ms));
+            c.data.since = now_ms as u32;
             let shared = matches!(c.mode(), Mode::Shared { .. });
             let token = c.token().unwrap_or(0);
             let event = Event {
@@ -901,22 +986,16 @@ impl Engine {
         let c = self.table.claim_mut(claim);
         debug_assert!(c.data.timer.is_none(), "claim {claim} already has a timer");
         if let Some(ms) = c.data.hold {
-            let id = self
-                .wheel
-                .insert(deadline(now, ms), (claim, Deadline::Hold));
+            let at = self.deadline(now, ms);
+            let id = self.wheel.insert(at, (claim, Deadline::Hold));
             self.table.claim_mut(claim).data.timer = Some(id);
         }
     }
 }
 
-/// Milliseconds from `since` (the low 32 bits of an earlier `now`) to `now`.
-fn elapsed(since: u32, now: u64) -> u64 {
-    u64::from((now as u32).wrapping_sub(since))
-}
-
-/// The deadline for a duration of `ms` starting in millisecond `now` (see module doc).
-fn deadline(now: u64, ms: u32) -> u64 {
-    now + u64::from(ms) + 1
+/// Milliseconds from `since` (the low 32 bits of an earlier ms clock) to `now_ms`.
+fn elapsed(since: u32, now_ms: u64) -> u64 {
+    u64::from((now_ms as u32).wrapping_sub(since))
 }
 
 #[cfg(test)]

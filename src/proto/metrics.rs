@@ -202,6 +202,22 @@ fn sample(out: &mut Vec<u8>, name: &str, labels: &[(&str, &str)], value: u64) {
 }
 
 /// Milliseconds as seconds in the shortest decimal form (`0.001`, `0.25`, `2.5`, `300`).
+/// Microseconds as seconds in shortest form (`1500` -> `0.0015`).
+fn push_seconds_us(out: &mut Vec<u8>, us: u64) {
+    push_u64(out, us / 1_000_000);
+    let mut frac = us % 1_000_000;
+    if frac != 0 {
+        let mut digits = [b'0'; 6];
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        let keep = 6 - digits.iter().rev().take_while(|&&d| d == b'0').count();
+        out.push(b'.');
+        out.extend_from_slice(&digits[..keep]);
+    }
+}
+
 fn push_seconds(out: &mut Vec<u8>, ms: u64) {
     push_u64(out, ms / 1000);
     let frac = ms % 1000;
@@ -237,14 +253,34 @@ fn per_protocol(out: &mut Vec<u8>, name: &str, kind: &str, help: &str, values: &
 
 /// A histogram of millisecond durations, shown in seconds.
 fn histogram(out: &mut Vec<u8>, name: &str, help: &str, h: &Histogram) {
+    histogram_of(
+        out,
+        name,
+        help,
+        h.cumulative(),
+        (h.count(), h.sum_ms()),
+        push_seconds,
+    );
+}
+
+/// A histogram family from its cumulative `(bound, count)` buckets, `(count, sum)` and
+/// the writer of a bound or sum in seconds.
+fn histogram_of(
+    out: &mut Vec<u8>,
+    name: &str,
+    help: &str,
+    cumulative: impl Iterator<Item = (u64, u64)>,
+    (count, sum): (u64, u64),
+    seconds: fn(&mut Vec<u8>, u64),
+) {
     family(out, name, "histogram", help);
     let line = |suffix: &str, le: Option<u64>, value: u64, out: &mut Vec<u8>| {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(suffix.as_bytes());
         match le {
-            Some(ms) => {
+            Some(bound) => {
                 out.extend_from_slice(b"{le=\"");
-                push_seconds(out, ms);
+                seconds(out, bound);
                 out.extend_from_slice(b"\"} ");
             }
             None if suffix == "_bucket" => out.extend_from_slice(b"{le=\"+Inf\"} "),
@@ -253,19 +289,19 @@ fn histogram(out: &mut Vec<u8>, name: &str, help: &str, h: &Histogram) {
         push_u64(out, value);
         out.push(b'\n');
     };
-    for (bound, n) in h.cumulative() {
+    for (bound, n) in cumulative {
         line("_bucket", Some(bound), n, out);
     }
-    line("_bucket", None, h.count(), out);
+    line("_bucket", None, count, out);
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"_sum ");
-    push_seconds(out, h.sum_ms());
+    seconds(out, sum);
     out.push(b'\n');
-    line("_count", None, h.count(), out);
+    line("_count", None, count, out);
 }
 
 /// Writes every metric in the text exposition format: the `STATS` counters and levels,
-/// per protocol where they differ, the refusal counters and the two histograms.
+/// per protocol where they differ, the refusal counters and the three histograms.
 pub fn write_metrics(engine: &Engine, stats: &Totals, now: u64, out: &mut Vec<u8>) {
     let c = engine.counters();
     let (_, locks, holds, waiters) = engine.gauges();
@@ -411,11 +447,20 @@ pub fn write_metrics(engine: &Engine, stats: &Totals, now: u64, out: &mut Vec<u8
         "Time from grant to release, expiry or disconnect, of every hold that ended.",
         engine.hold_duration(),
     );
+    let late = engine.timer_lateness();
+    histogram_of(
+        out,
+        "lockbox_timer_lateness_seconds",
+        "How late each wait or hold deadline fired: fire time minus deadline.",
+        late.cumulative(),
+        (late.count(), late.sum_us()),
+        push_seconds_us,
+    );
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{judge, push_seconds, Answer, MAX_HEAD, MAX_HEADERS};
+    use super::{judge, push_seconds, push_seconds_us, Answer, MAX_HEAD, MAX_HEADERS};
 
     #[test]
     fn seconds_in_shortest_form() {
@@ -433,6 +478,24 @@ mod tests {
             let mut v = Vec::new();
             push_seconds(&mut v, ms);
             assert_eq!(String::from_utf8(v).unwrap(), s, "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn microseconds_as_seconds_in_shortest_form() {
+        for (us, s) in [
+            (0, "0"),
+            (1, "0.000001"),
+            (10, "0.00001"),
+            (250, "0.00025"),
+            (1_000, "0.001"),
+            (1_500, "0.0015"),
+            (1_000_000, "1"),
+            (2_500_001, "2.500001"),
+        ] {
+            let mut v = Vec::new();
+            push_seconds_us(&mut v, us);
+            assert_eq!(String::from_utf8(v).unwrap(), s, "{us} us");
         }
     }
 

@@ -82,7 +82,8 @@ pub struct Ctx<'a> {
     pub client: ClientId,
     /// That connection's output buffer.
     pub out: &'a mut Vec<u8>,
-    /// Current time, ms on the engine's clock.
+    /// Current time in the engine's ticks (microseconds in the server; see
+    /// [`Engine::ticks_per_ms`]).
     pub now: u64,
     /// Server-wide totals.
     pub stats: &'a mut Totals,

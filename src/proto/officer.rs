@@ -61,8 +61,8 @@
 //! - **When a `timed_out` queue is read.** A `timeout` of 0 on a busy lock is answered
 //!   at once, with the queue of that moment. A wait that runs out later is answered
 //!   from an engine event, and the engine fires every deadline that is due in one batch
-//!   (all deadlines of the millisecond being processed, and of earlier milliseconds
-//!   the loop had not reached yet) before any event is written. The queue is read when
+//!   (every deadline up to the moment being processed that the loop had not reached
+//!   yet) before any event is written. The queue is read when
 //!   the event is written, so it reflects the whole batch: waits that ran out in the
 //!   same batch are already gone from it (two waiters timing out together do not list
 //!   each other), and a hold whose lease (a native `hold=` or live-mutex `ttl`) ran out

@@ -137,9 +137,10 @@ fn key_state<'e>(engine: &'e Engine, name: &[u8]) -> Key<'e> {
     }
 }
 
-/// Milliseconds left before `deadline` (the hold ends once the clock reaches it).
-fn ms_left(deadline: u64, now: u64) -> i64 {
-    deadline.saturating_sub(now + 1) as i64
+/// Milliseconds left before `deadline` (engine ticks; the hold ends once the clock
+/// reaches it), given the engine's ticks per millisecond.
+fn ms_left(deadline: u64, now: u64, ticks_per_ms: u64) -> i64 {
+    (deadline.saturating_sub(now + 1) / ticks_per_ms) as i64
 }
 
 /// Per-connection state.
@@ -358,11 +359,13 @@ impl State {
                 };
                 let left = match key_state(cx.engine, name.as_bytes()) {
                     Key::None => -2,
-                    Key::Redis { deadline, .. } => deadline.map_or(-1, |d| ms_left(d, cx.now)),
+                    Key::Redis { deadline, .. } => {
+                        deadline.map_or(-1, |d| ms_left(d, cx.now, cx.engine.ticks_per_ms()))
+                    }
                     Key::Foreign => {
                         let mut left = None;
                         for d in cx.engine.hold_deadlines(name.as_bytes()) {
-                            let ms = d.map_or(-1, |d| ms_left(d, cx.now));
+                            let ms = d.map_or(-1, |d| ms_left(d, cx.now, cx.engine.ticks_per_ms()));
                             left = Some(match left {
                                 None => ms,
                                 Some(_) if ms == -1 => -1,
@@ -904,7 +907,7 @@ impl State {
                         let new = if replace {
                             ms
                         } else {
-                            ms_left(d, cx.now).saturating_add(ms)
+                            ms_left(d, cx.now, cx.engine.ticks_per_ms()).saturating_add(ms)
                         };
                         if new > scripts::MAX_TTL_MS {
                             return err(cx, b"ERR invalid expire time in 'pexpire' command");

@@ -24,6 +24,12 @@
 //! - A **detached** hold ([`Table::detach`]) has owner [`DETACHED`] and is on the table's
 //!   `detached` list instead of any owner's: no owner's release or disconnect touches it.
 //!   Only held claims are detached; a waiting claim always has a real owner.
+//! - Capacity comes back after a burst: [`Table::shrink`] (module `shrink`) trims the
+//!   index and the slabs below a quarter full, without moving anything.
+
+mod shrink;
+
+pub use shrink::Capacity;
 
 use crate::fence::Fence;
 use crate::list::{Chain, Link, List};

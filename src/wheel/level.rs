@@ -1,7 +1,7 @@
 //! One level of the timer wheel: its slot arithmetic, its 64 slot lists and the bitmap
 //! of the occupied ones.
 //!
-//! A slot of level `L` spans `64^L` ms and the whole level `64^(L+1)` ms. Which level
+//! A slot of level `L` spans `64^L` ticks and the whole level `64^(L+1)` ticks. Which level
 //! and slot a deadline belongs to depends only on the deadline and the wheel's clock
 //! ([`level_for`], [`slot_for`]), so the wheel can find and move entries without storing
 //! more than their list index.
@@ -14,8 +14,10 @@
 use crate::list::{Chain, List};
 use slab::Slab;
 
-/// Number of levels.
-pub(super) const LEVELS: usize = 6;
+/// Number of levels: 7 levels of 6 bits reach `2^42 - 1` ticks ahead, which in
+/// microseconds (the server's tick) is 50.9 days, past the longest `u32` millisecond
+/// deadline (49.7 days), so no deadline a client can ask for is ever clamped.
+pub(super) const LEVELS: usize = 7;
 /// Bits of the deadline consumed per level.
 pub(super) const LEVEL_BITS: u32 = 6;
 /// Slots per level.

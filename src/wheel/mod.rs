@@ -1,10 +1,14 @@
-//! Hierarchical timer wheel with 1 ms resolution.
+//! Hierarchical timer wheel with a resolution of one tick.
+//!
+//! The wheel knows no unit: deadlines and `now` are ticks of the caller's clock (the
+//! server uses microseconds, so deadlines keep sub-millisecond resolution; tests often
+//! use milliseconds).
 //!
 //! # Data structure
 //!
-//! The wheel has 6 levels of 64 slots each. A slot of level `L` spans
-//! `64^L` ms and a whole level spans `64^(L+1)` ms, so the wheel reaches
-//! `2^36 - 1` ms ahead of its clock `now`. Every slot is a FIFO [`crate::list::List`]
+//! The wheel has 7 levels of 64 slots each. A slot of level `L` spans
+//! `64^L` ticks and a whole level spans `64^(L+1)` ticks, so the wheel reaches
+//! `2^42 - 1` ticks ahead of its clock `now`. Every slot is a FIFO [`crate::list::List`]
 //! of entries, threaded through their slab indices, so linking at the tail and
 //! unlinking anywhere are O(1) and allocate nothing. The entries themselves live in one
 //! [`slab::Slab`]; a [`TimerId`] is the slab key. Besides the 384 slot lists there is
@@ -17,8 +21,8 @@
 //!   already due and fires on the next [`Wheel::advance`]).
 //! - An entry with `d > now` is at level `L = level_for(now, d)`: the index of the
 //!   most significant bit in which `now` and `d` differ, divided by 6 (bits 0..5
-//!   map to level 0); differences at bit 36 or above map to the top level 5.
-//!   Its slot is `(d >> 6L) & 63`. Because `d - now <= 2^36 - 1` (inserts are
+//!   map to level 0); differences at bit 42 or above map to the top level 6.
+//!   Its slot is `(d >> 6L) & 63`. Because `d - now <= 2^42 - 1` (inserts are
 //!   clamped), a top-level slot index `<=` the current one means "next rotation";
 //!   that is the only place where the wheel wraps.
 //! - Consequently all entries with the same deadline share one list, in the order
@@ -32,7 +36,7 @@
 //!   non-empty level holds the earliest slot, because every entry of a lower level
 //!   lies inside the current slot of each higher level.
 //! - An entry's `list` field names the list its [`Link`] is in.
-//! - Near a `2^36` boundary a timer only a few ms away can sit in the top level; it is
+//! - Near a `2^42` boundary a timer only a few ticks away can sit in the top level; it is
 //!   still never fired early, [`Wheel::next_wake`] just reports its slot start.
 //!
 //! # Firing
@@ -42,13 +46,17 @@
 //! (always all of them at level 0) and cascades the rest down to the level they now
 //! belong to. A timer is therefore **never fired before its deadline**, and always by
 //! the first `advance` whose argument reaches it. The cost is proportional to the
-//! occupied slots visited plus the entries moved, never to the elapsed milliseconds.
+//! occupied slots visited plus the entries moved, never to the elapsed ticks.
 
 use crate::list::{Chain, Link, List, NIL};
 use level::{level_for, slot_for, Expiration, Level, LEVELS, MAX_DELTA, SLOTS};
 use slab::Slab;
 
 mod level;
+
+/// How far ahead of its clock the wheel schedules (in ticks); further deadlines are
+/// clamped to it.
+pub const REACH: u64 = MAX_DELTA;
 
 /// Index of the pending list (deadlines already due at insertion) in an entry's `list`.
 const PENDING: usize = LEVELS * SLOTS;
@@ -73,7 +81,7 @@ impl TimerId {
 
 /// A scheduled timer.
 struct Entry<T> {
-    /// Absolute deadline (ms), after clamping.
+    /// Absolute deadline (ticks), after clamping.
     deadline: u64,
     /// Its place in its slot's (or the pending) list.
     link: Link,
@@ -90,10 +98,10 @@ fn chain<T>() -> Chain<Entry<T>> {
     }
 }
 
-/// Hierarchical timer wheel with 1 ms resolution.
+/// Hierarchical timer wheel with a resolution of one tick.
 ///
-/// Time is an argument: the wheel never reads a clock. Deadlines are absolute ms on the
-/// caller's clock; see the module documentation for the layout and guarantees.
+/// Time is an argument: the wheel never reads a clock. Deadlines are absolute ticks on
+/// the caller's clock; see the module documentation for the layout and guarantees.
 pub struct Wheel<T> {
     /// The time last advanced to.
     now: u64,
@@ -105,7 +113,7 @@ pub struct Wheel<T> {
 }
 
 impl<T> Wheel<T> {
-    /// A wheel whose clock starts at `now` (ms).
+    /// A wheel whose clock starts at `now` (ticks).
     pub fn new(now: u64) -> Self {
         Wheel {
             now,
@@ -121,11 +129,11 @@ impl<T> Wheel<T> {
         self.now
     }
 
-    /// Schedules `value` to fire at `deadline` (absolute ms); O(1).
+    /// Schedules `value` to fire at `deadline` (absolute ticks); O(1).
     ///
     /// A deadline `<= now()` fires on the next [`advance`](Self::advance), whatever its
-    /// argument. A deadline more than `2^36 - 1` ms after `now()` is clamped to
-    /// `now() + 2^36 - 1` (about 2.2 years); [`deadline`](Self::deadline) and the fired
+    /// argument. A deadline more than `2^42 - 1` ticks after `now()` is clamped to
+    /// `now() + 2^42 - 1` (50.9 days in microseconds); [`deadline`](Self::deadline) and the fired
     /// pair then report the clamped value.
     pub fn insert(&mut self, deadline: u64, value: T) -> TimerId {
         let deadline = deadline.min(self.now.saturating_add(MAX_DELTA));
@@ -170,7 +178,7 @@ impl<T> Wheel<T> {
     /// `None` when nothing is scheduled. Otherwise `t` with `now() <= t`, and
     /// `t <= ` the earliest deadline whenever that deadline is `>= now()`; a timer
     /// inserted already due makes it `now()`. When the earliest timer sits in level 0
-    /// (less than 64 ms away, same 64 ms block) `t` is exactly its deadline; further
+    /// (less than 64 ticks away, same 64-tick block) `t` is exactly its deadline; further
     /// out it is the start of the timer's slot, so the caller may wake early, call
     /// [`advance`](Self::advance) (which cascades and fires nothing yet) and ask again.
     pub fn next_wake(&self) -> Option<u64> {
@@ -236,6 +244,17 @@ impl<T> Wheel<T> {
             }
         }
         self.now = now;
+    }
+
+    /// Gives back the entry slab's vacant tail when it is below a quarter full (see
+    /// [`crate::shrink`]); returns whether its capacity changed. No timer moves.
+    pub fn shrink(&mut self) -> bool {
+        crate::shrink::slab(&mut self.entries)
+    }
+
+    /// Capacity of the entry slab.
+    pub fn capacity(&self) -> usize {
+        self.entries.capacity()
     }
 
     /// Number of scheduled timers.

@@ -86,10 +86,12 @@ fn level_and_slot_arithmetic() {
     assert_eq!(level_for(63, 64), 1);
     assert_eq!(level_for(64, 127), 0);
     assert_eq!(level_for(0, 1 << 12), 2);
-    assert_eq!(level_for(0, MAX_DELTA), 5);
-    // Crossing a 2^36 boundary folds into the top level.
-    assert_eq!(level_for(MAX_DELTA, MAX_DELTA + 2), 5);
-    assert_eq!(level_for(MAX_DELTA - 100, MAX_DELTA + 2), 5);
+    assert_eq!(level_for(0, 1 << 36), 6);
+    assert_eq!(level_for(0, MAX_DELTA), LEVELS - 1);
+    // Crossing a 2^42 boundary folds into the top level.
+    assert_eq!(level_for(MAX_DELTA, MAX_DELTA + 2), LEVELS - 1);
+    assert_eq!(level_for(MAX_DELTA - 100, MAX_DELTA + 2), LEVELS - 1);
+    assert_eq!(MAX_DELTA, (1 << 42) - 1);
     assert_eq!(slot_for(0b10_000011, 0), 3);
     assert_eq!(slot_for(0b10_000011, 1), 2);
 }
@@ -109,6 +111,8 @@ fn fires_at_exact_ms_across_levels() {
         1 << 20,
         (1 << 30) + 7,
         1 << 35,
+        (1 << 36) + 3,
+        (1 << 41) + 999,
     ] {
         let start = 1000;
         let mut w = Wheel::new(start);
@@ -228,8 +232,8 @@ fn jump_by_2_pow_32_fires_due_and_nothing_more() {
 
 #[test]
 fn top_level_wraps_around() {
-    // Clock just below a 2^36 boundary, deadline just past it: top level, next rotation.
-    let now = (1u64 << 36) - 10;
+    // Clock just below a 2^42 boundary, deadline just past it: top level, next rotation.
+    let now = (1u64 << 42) - 10;
     let mut w = Wheel::new(now);
     w.insert(now + 20, 'x');
     let far = now + MAX_DELTA;
@@ -308,13 +312,16 @@ fn run_model(seed: u64, ops: usize) {
     let mut fired = Vec::new();
     for op in 0..ops {
         if rng.chance(45) {
-            let d = match rng.below(10) {
+            let d = match rng.below(11) {
                 0 => now.saturating_sub(rng.below(1000)),
                 1 => now,
                 2..=4 => now + rng.below(64),
                 5 | 6 => now + rng.below(1 << 18),
                 7 | 8 => now + rng.below(1 << 32),
-                _ => now + (1 << 36) - 64 + rng.below(1 << 10),
+                9 => now + (1 << 42) - 64 + rng.below(1 << 10),
+                // Microsecond ticks: a millisecond duration times 1000 plus a
+                // sub-millisecond offset, up to the longest u32 millisecond deadline.
+                _ => now + (rng.below(1 << 32) * 1000) + rng.below(1000),
             };
             let id = w.insert(d, seq);
             let clamped = d.min(now + MAX_DELTA);
@@ -337,11 +344,17 @@ fn run_model(seed: u64, ops: usize) {
                 assert_eq!(w.cancel(id), s, "seed {seed} op {op}: cancel value");
             }
         } else {
-            let to = match rng.below(8) {
+            let to = match rng.below(9) {
                 0 => now,
                 1 | 2 => now + rng.below(70),
                 3 => now + rng.below(5000),
                 4 => now + rng.below(1 << 33),
+                // A few microsecond ticks past a due deadline (an exact wake).
+                7 => model
+                    .iter()
+                    .map(|m| m.0)
+                    .min()
+                    .map_or(now, |m| m.max(now) + rng.below(3)),
                 5 | 6 => w.next_wake().unwrap_or(now),
                 _ => model.iter().map(|m| m.0).min().unwrap_or(now).max(now),
             };

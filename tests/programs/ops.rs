@@ -218,10 +218,11 @@ fn metrics_are_valid_prometheus_text_with_every_stats_figure() {
         ("lockbox_native_commands", "counter"),
         ("lockbox_grant_wait_seconds", "histogram"),
         ("lockbox_hold_duration_seconds", "histogram"),
+        ("lockbox_timer_lateness_seconds", "histogram"),
     ] {
         assert_eq!(kind.get(name), Some(&t), "family {name}: {kind:?}");
     }
-    assert_eq!(kind.len(), 22, "{kind:?}");
+    assert_eq!(kind.len(), 23, "{kind:?}");
     // The figures agree with STATS (nothing but STATS happened in between).
     let v = |name: &str| value(&families, name, &[]);
     assert_eq!(v("lockbox_pid"), f64::from(std::process::id()));
@@ -711,11 +712,25 @@ fn errors_name_their_input() {
 fn stats_report_version_pid_and_refusals() {
     let mut c = Client::connect(start());
     let rows = c.req_rows("s STATS");
-    let last = rows.last().unwrap();
-    assert_eq!(
-        last,
-        &format!("s STAT version {}", env!("CARGO_PKG_VERSION")),
-        "version is the last row"
+    let version = format!("s STAT version {}", env!("CARGO_PKG_VERSION"));
+    let at = rows
+        .iter()
+        .position(|r| r == &version)
+        .expect("a version row");
+    assert!(
+        rows[at - 1].starts_with("s STAT auth_failures_total "),
+        "version follows the keys of the first release: {rows:?}"
+    );
+    // Keys added later come after it: the timer lateness rows, last of all.
+    assert!(
+        rows[at + 1].starts_with("s STAT timers_fired_total "),
+        "{rows:?}"
+    );
+    assert!(
+        rows.last()
+            .unwrap()
+            .starts_with("s STAT timer_lateness_le_1000000us "),
+        "{rows:?}"
     );
     let s = c.stats();
     // The server runs in this process.

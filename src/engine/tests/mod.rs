@@ -6,6 +6,8 @@ use super::*;
 
 mod histograms;
 mod model;
+mod shrink;
+mod ticks;
 
 const X: Mode = Mode::Exclusive;
 const S: Mode = Mode::Shared { max: 0 };

@@ -457,5 +457,28 @@ fn write_stats(cx: &mut Ctx, id: &[u8]) {
     cx.out
         .extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
     cx.out.push(b'\n');
-    write_end(cx.out, id, rows.len() + 1);
+    // Keys added after `version`: how late deadlines fired, in microseconds.
+    let late = cx.engine.timer_lateness();
+    let mut later = 3;
+    for (key, value) in [
+        ("timers_fired_total", late.count()),
+        ("timer_lateness_sum_us", late.sum_us()),
+        ("timer_lateness_max_us", late.max_us()),
+    ] {
+        start(cx.out, id, b"STAT");
+        cx.out.extend_from_slice(key.as_bytes());
+        cx.out.push(b' ');
+        push_u64(cx.out, value);
+        cx.out.push(b'\n');
+    }
+    for (bound, n) in late.cumulative() {
+        start(cx.out, id, b"STAT");
+        cx.out.extend_from_slice(b"timer_lateness_le_");
+        push_u64(cx.out, bound);
+        cx.out.extend_from_slice(b"us ");
+        push_u64(cx.out, n);
+        cx.out.push(b'\n');
+        later += 1;
+    }
+    write_end(cx.out, id, rows.len() + 1 + later);
 }
