@@ -261,6 +261,7 @@ fn lost_reason(l: Lost) -> &'static str {
         Lost::Expired(_) => "its lease ran out on the server",
         Lost::Reset => "a RESET on the connection released it",
         Lost::ConnectionLost => "the connection to the server broke",
+        Lost::LeaseUnconfirmed => "no renewal of its lease was confirmed in time",
         // Only this program releases the guard, and not before the command ended.
         Lost::Released => "it was released",
     }

@@ -139,6 +139,18 @@ impl Client {
         Ok(Client { inner, rt })
     }
 
+    /// A client that connects on its first request (see [`crate::Client::connect_lazy`]).
+    pub fn connect_lazy(addr: impl Into<String>, opts: ConnectOptions) -> Result<Client> {
+        let inner = async_client::Client::connect_lazy(addr, opts)?;
+        let rt = Arc::new(Runtime::start()?);
+        Ok(Client { inner, rt })
+    }
+
+    /// The address this client connects to, as given.
+    pub fn addr(&self) -> &str {
+        self.inner.addr()
+    }
+
     /// The async client behind this one (usable from async code on any runtime only
     /// through this client's runtime; mostly for inspection).
     pub fn as_async(&self) -> &async_client::Client {
@@ -320,9 +332,24 @@ impl Guard {
         self.g().holders()
     }
 
+    /// Until when the client can vouch for the hold (see [`crate::Guard::valid_until`]).
+    pub fn valid_until(&self) -> Option<std::time::Instant> {
+        self.g().valid_until()
+    }
+
+    /// A handle that extends this hold from another thread (see
+    /// [`crate::Guard::extender`]).
+    pub fn extender(&self) -> Extender {
+        Extender {
+            inner: self.g().extender(),
+            rt: self.rt.clone(),
+        }
+    }
+
     /// Resets the hold's deadline to now + `hold_ms`.
     pub fn extend(&self, hold_ms: u32) -> Result<()> {
-        self.rt.run(self.g().extend_owned(hold_ms))
+        let e = self.g().extender();
+        self.rt.run(async move { e.extend(hold_ms).await })
     }
 
     /// Releases the lock and waits for the answer (see [`crate::Guard::release`]).
@@ -364,5 +391,26 @@ impl Drop for Guard {
     fn drop(&mut self) {
         // The async guard's drop queues the UNLOCK; it does not block.
         self.inner.take();
+    }
+}
+
+/// Extends one guard's hold from any thread without borrowing the guard (see
+/// [`Guard::extender`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Extender {
+    inner: async_client::Extender,
+    rt: Arc<Runtime>,
+}
+
+impl Extender {
+    /// [`Guard::extend`] for the guard this came from.
+    pub fn extend(&self, hold_ms: u32) -> Result<()> {
+        let e = self.inner.clone();
+        self.rt.run(async move { e.extend(hold_ms).await })
+    }
+
+    /// The fencing token of the hold it extends.
+    pub fn token(&self) -> u64 {
+        self.inner.token()
     }
 }

@@ -83,8 +83,9 @@ mod cluster;
 
 #[cfg(feature = "runtime")]
 pub use client::{
-    Client, ConnectOptions, Guard, LockBuilder, LostFuture, DEFAULT_BACKOFF_INITIAL,
+    Client, ConnectOptions, Extender, Guard, LockBuilder, LostFuture, DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECT_ATTEMPTS,
+    MIN_KEEP_ALIVE_HOLD_MS,
 };
 #[cfg(feature = "runtime")]
 pub use cluster::Cluster;
