@@ -885,8 +885,9 @@ impl LockBuilder {
         }
         let mut guard = Guard::new(client, conn, id, name, grant);
         if let Some(h) = keep_alive {
-            // Dropping this future from here on drops the guard, which releases.
-            guard.start_keep_alive(h).await?;
+            // Dropping this future from here on drops the guard, which releases. Boxed:
+            // the confirmation's timer would otherwise enlarge every lock future.
+            Box::pin(guard.start_keep_alive(h)).await?;
         }
         Ok(guard)
     }
