@@ -7,7 +7,7 @@
 //! - JSON output carries fencing tokens as decimal strings: they are 64-bit and many
 //!   JSON tools keep numbers as doubles, which would change them.
 
-use lockbox_client::{Client, Mode, Stats};
+use lockbox_client::{Client, Stats};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -34,14 +34,6 @@ const RATES: [(&str, &str, &str); 4] = [
 ];
 /// Width of a `stats --watch` column.
 const WATCH_COL: usize = 10;
-
-fn mode_str(m: Mode) -> &'static str {
-    match m {
-        Mode::Free => "free",
-        Mode::Exclusive => "exclusive",
-        Mode::Shared => "shared",
-    }
-}
 
 /// The clients of the reachable servers, with their addresses; reports the others.
 /// Fails only when no server can be reached.
@@ -85,7 +77,7 @@ pub async fn inspect(ctx: &Ctx, name: &str) -> Result<u8, Fail> {
         print_json(&json!({
             "name": name,
             "server": server,
-            "mode": mode_str(i.mode),
+            "mode": i.mode.as_str(),
             "holders": i.holders,
             "waiters": i.waiters,
             "token": i.token.map(|t| t.to_string()),
@@ -95,7 +87,7 @@ pub async fn inspect(ctx: &Ctx, name: &str) -> Result<u8, Fail> {
         let mut rows = vec![
             ("name", name.to_string()),
             ("server", server.to_string()),
-            ("mode", mode_str(i.mode).to_string()),
+            ("mode", i.mode.as_str().to_string()),
             ("holders", i.holders.to_string()),
             ("waiters", i.waiters.to_string()),
         ];
@@ -133,7 +125,7 @@ pub async fn list(ctx: &Ctx, prefix: Option<&str>) -> Result<u8, Fail> {
         let v: Vec<Value> = rows
             .iter()
             .map(|(s, r)| {
-                json!({"name": r.name, "server": s, "mode": mode_str(r.mode),
+                json!({"name": r.name, "server": s, "mode": r.mode.as_str(),
                        "holders": r.holders, "waiters": r.waiters})
             })
             .collect();
@@ -153,7 +145,7 @@ pub async fn list(ctx: &Ctx, prefix: Option<&str>) -> Result<u8, Fail> {
         for (s, r) in rows {
             let mut cells = vec![
                 r.name,
-                mode_str(r.mode).to_string(),
+                r.mode.as_str().to_string(),
                 r.holders.to_string(),
                 r.waiters.to_string(),
             ];

@@ -25,7 +25,6 @@ pub struct Ctx {
     /// `--json`.
     pub json: bool,
     opts: ConnectOptions,
-    connect_timeout: Duration,
 }
 
 impl Ctx {
@@ -55,10 +54,9 @@ impl Ctx {
             }
             None => default_client_name(),
         };
-        let connect_timeout = cli.connect_timeout.max(Duration::from_millis(1));
         let mut opts = ConnectOptions::new()
             .name(name)
-            .connect_timeout(connect_timeout);
+            .connect_timeout(cli.connect_timeout.max(Duration::from_millis(1)));
         if let Some(path) = &cli.auth_file {
             opts = opts.auth(read_secret(path)?);
         }
@@ -66,7 +64,6 @@ impl Ctx {
             servers,
             json: cli.json,
             opts,
-            connect_timeout,
         })
     }
 
@@ -78,7 +75,7 @@ impl Ctx {
 
     /// The connect timeout, also the bound on a release at the end of `run`.
     pub fn timeout(&self) -> Duration {
-        self.connect_timeout
+        self.opts.get_connect_timeout()
     }
 
     /// Connects to `server`.

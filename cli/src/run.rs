@@ -4,21 +4,21 @@
 //! # Invariants
 //! - The command never starts before the lock is granted and its lease confirmed, and it
 //!   gets SIGTERM as soon as lockbox-cli can no longer be sure the lock is still its own.
-//! - "Sure" is measured locally: the lease runs out on the server `hold` after the server
-//!   read the last `EXTEND`, which is after lockbox-cli sent it. So the lease is known
-//!   to be held until `send time of the last confirmed EXTEND + hold`; renewals go out
-//!   every `hold / 3`, and when that instant passes without a newer confirmation (the
-//!   server went away, or the network is cut and no `EXPIRED` can reach us) the lock is
-//!   treated as lost.
+//! - "Sure" is measured locally, by the client library's kept-alive lease: the lease
+//!   runs out on the server `hold` after the server read the last `EXTEND`, which is
+//!   after lockbox-cli sent it. So the lease is known to be held until `send time of the
+//!   last confirmed EXTEND + hold`; renewals go out every `hold / 3`, and when that
+//!   instant passes without a newer confirmation (the server went away, or the network
+//!   is cut and no `EXPIRED` can reach us) the guard reports the lock lost. A grant
+//!   after a long wait is confirmed with an `EXTEND` before the command starts.
 //! - The lock is released (and the release awaited) before lockbox-cli exits, except
 //!   when it was lost; a connection that closes releases it on the server in any case.
 
-use lockbox_client::{Client, Error, Lost};
+use lockbox_client::{Error, Lost};
 use rustix::process::Signal;
 use std::future::IntoFuture;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::time::Duration;
 use tokio::process::Command;
 use tokio::time::Instant;
 
@@ -32,15 +32,13 @@ use crate::signals::{self, Signals};
 pub const ENV_LOCK: &str = "LOCKBOX_LOCK";
 /// The environment variable that carries the fencing token to the command.
 pub const ENV_TOKEN: &str = "LOCKBOX_TOKEN";
-/// Renewals per lease: an `EXTEND` goes out every `hold / RENEWALS_PER_HOLD`.
-const RENEWALS_PER_HOLD: u32 = 3;
 
 /// How the wait for the command ended.
 enum End {
     /// It exited.
     Exited(std::io::Result<ExitStatus>),
     /// The lease was lost (why).
-    Lost(String),
+    Lost(&'static str),
 }
 
 /// Runs `run`; returns the exit status.
@@ -60,14 +58,16 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<u8, Fail> {
     } else {
         client.lock(a.name.clone())
     }
-    .hold(hold_ms);
+    .hold(hold_ms)
+    .keep_alive(true);
     if let Some(w) = a.wait {
         req = req.wait(ms(w));
     }
     if let Some(m) = a.max {
         req = req.max(m);
     }
-    // Dropping the request (on a signal) cancels the wait on the server.
+    // Dropping the request (on a signal) cancels the wait on the server, or releases a
+    // grant whose lease is still being confirmed.
     let guard = tokio::select! {
         r = req.into_future() => match r {
             Ok(g) => g,
@@ -81,43 +81,18 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<u8, Fail> {
             Err(Error::ConnectionLost) => {
                 return Err(Fail::new(exit::UNAVAILABLE, format!("{server}: the connection broke while waiting for lock {}", a.name)));
             }
+            Err(Error::NotHeld(e)) => {
+                return Err(Fail::new(exit::UNAVAILABLE, format!("{server}: lock {} was lost right after the grant: {e}", a.name)));
+            }
+            Err(Error::LeaseUnconfirmed) => {
+                return Err(Fail::new(exit::UNAVAILABLE, format!("{server}: the server stopped answering right after granting lock {}", a.name)));
+            }
             Err(e) => return Err(Fail::server(&server, &e)),
         },
         sig = signals.recv() => return Ok(interrupted(&a.name, sig)),
     };
     let token = guard.token();
 
-    // The grant's own deadline counts from an unknown moment of the wait: confirm the
-    // lease with an EXTEND sent now, so the local deadline has a known start.
-    let sent = Instant::now();
-    match tokio::time::timeout(a.hold, guard.extend(hold_ms)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            return Err(Fail::new(
-                exit::UNAVAILABLE,
-                format!(
-                    "{server}: lock {} was lost right after the grant: {e}",
-                    a.name
-                ),
-            ))
-        }
-        Err(_) => {
-            return Err(Fail::new(
-                exit::UNAVAILABLE,
-                format!(
-                    "{server}: the server stopped answering right after granting lock {}",
-                    a.name
-                ),
-            ))
-        }
-    }
-    let mut renewal = tokio::spawn(renew(
-        guard.client().clone(),
-        a.name.clone(),
-        token,
-        a.hold,
-        sent + a.hold,
-    ));
     let mut lost = guard.lost();
 
     let (program, rest) = match a.command.split_first() {
@@ -132,7 +107,6 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<u8, Fail> {
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            renewal.abort();
             let _ = tokio::time::timeout(ctx.timeout(), guard.release()).await;
             let program = program.to_string_lossy();
             return Err(match e.kind() {
@@ -148,8 +122,7 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<u8, Fail> {
     let end = loop {
         tokio::select! {
             biased;
-            why = &mut lost => break End::Lost(lost_reason(why).to_string()),
-            why = &mut renewal => break End::Lost(why.unwrap_or_else(|e| format!("the renewal task stopped: {e}"))),
+            why = &mut lost => break End::Lost(lost_reason(why)),
             st = child.wait() => break End::Exited(st),
             sig = signals.recv() => {
                 signals::send(pid, sig);
@@ -159,7 +132,6 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<u8, Fail> {
 
     match end {
         End::Exited(status) => {
-            renewal.abort();
             let code = match status {
                 Ok(st) => status_code(st),
                 Err(e) => {
@@ -192,7 +164,6 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<u8, Fail> {
             }
         }
         End::Lost(why) => {
-            renewal.abort();
             warn(&format!(
                 "{server}: lost lock {} while the command ran ({why}); sending SIGTERM to the command",
                 a.name
@@ -222,45 +193,14 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<u8, Fail> {
     }
 }
 
-/// Renews the lease every `hold / 3` until it fails; returns why. `deadline` is the
-/// moment until which the lease is known to be held.
-async fn renew(
-    client: Client,
-    name: String,
-    token: u64,
-    hold: Duration,
-    mut deadline: Instant,
-) -> String {
-    let every = hold / RENEWALS_PER_HOLD;
-    let mut next = deadline - hold + every;
-    loop {
-        tokio::time::sleep_until(next).await;
-        let sent = Instant::now();
-        let left = deadline.saturating_duration_since(sent);
-        match tokio::time::timeout(left, client.extend(&name, token, ms(hold))).await {
-            Ok(Ok(())) => {
-                deadline = sent + hold;
-                next = sent + every;
-            }
-            Ok(Err(Error::NotHeld(_))) => {
-                return "the server no longer has it: the lease ran out".into()
-            }
-            Ok(Err(e)) => return format!("renewing the lease failed: {e}"),
-            Err(_) => {
-                return format!(
-                    "no renewal of the {} ms lease was confirmed in time",
-                    hold.as_millis()
-                )
-            }
-        }
-    }
-}
-
 fn lost_reason(l: Lost) -> &'static str {
     match l {
         Lost::Expired(_) => "its lease ran out on the server",
         Lost::Reset => "a RESET on the connection released it",
         Lost::ConnectionLost => "the connection to the server broke",
+        Lost::LeaseUnconfirmed => {
+            "no renewal of its lease was confirmed in time: the server or the network is gone"
+        }
         // Only this program releases the guard, and not before the command ended.
         Lost::Released => "it was released",
     }

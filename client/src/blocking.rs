@@ -39,6 +39,9 @@
 //! # }
 //! ```
 //!
+//! [`Cluster`] is the same facade over [`crate::Cluster`]: one background runtime for
+//! the clients of all its servers.
+//!
 //! # Invariants
 //! - Every request runs on the one background runtime; the connection and its tasks
 //!   live as long as any clone of the client or any guard.
@@ -46,6 +49,7 @@
 //!   the background writer).
 
 use crate::client::{self as async_client, ConnectOptions};
+use crate::cluster as async_cluster;
 use crate::error::{Error, Result};
 use crate::proto::{ClientInfo, LockInfo, LockSummary, Reply, Request, Stats, WhoAmI};
 use crate::session::Lost;
@@ -137,6 +141,18 @@ impl Client {
         let addr = addr.into();
         let inner = rt.run(async_client::Client::connect_with(addr, opts))?;
         Ok(Client { inner, rt })
+    }
+
+    /// A client that connects on its first request (see [`crate::Client::connect_lazy`]).
+    pub fn connect_lazy(addr: impl Into<String>, opts: ConnectOptions) -> Result<Client> {
+        let inner = async_client::Client::connect_lazy(addr, opts)?;
+        let rt = Arc::new(Runtime::start()?);
+        Ok(Client { inner, rt })
+    }
+
+    /// The address this client connects to, as given.
+    pub fn addr(&self) -> &str {
+        self.inner.addr()
     }
 
     /// The async client behind this one (usable from async code on any runtime only
@@ -320,9 +336,24 @@ impl Guard {
         self.g().holders()
     }
 
+    /// Until when the client can vouch for the hold (see [`crate::Guard::valid_until`]).
+    pub fn valid_until(&self) -> Option<std::time::Instant> {
+        self.g().valid_until()
+    }
+
+    /// A handle that extends this hold from another thread (see
+    /// [`crate::Guard::extender`]).
+    pub fn extender(&self) -> Extender {
+        Extender {
+            inner: self.g().extender(),
+            rt: self.rt.clone(),
+        }
+    }
+
     /// Resets the hold's deadline to now + `hold_ms`.
     pub fn extend(&self, hold_ms: u32) -> Result<()> {
-        self.rt.run(self.g().extend_owned(hold_ms))
+        let e = self.g().extender();
+        self.rt.run(async move { e.extend(hold_ms).await })
     }
 
     /// Releases the lock and waits for the answer (see [`crate::Guard::release`]).
@@ -364,5 +395,119 @@ impl Drop for Guard {
     fn drop(&mut self) {
         // The async guard's drop queues the UNLOCK; it does not block.
         self.inner.take();
+    }
+}
+
+/// Extends one guard's hold from any thread without borrowing the guard (see
+/// [`Guard::extender`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Extender {
+    inner: async_client::Extender,
+    rt: Arc<Runtime>,
+}
+
+impl Extender {
+    /// [`Guard::extend`] for the guard this came from.
+    pub fn extend(&self, hold_ms: u32) -> Result<()> {
+        let e = self.inner.clone();
+        self.rt.run(async move { e.extend(hold_ms).await })
+    }
+
+    /// The fencing token of the hold it extends.
+    pub fn token(&self) -> u64 {
+        self.inner.token()
+    }
+}
+
+/// A blocking [`crate::Cluster`]: N servers, each name routed to one; every server's
+/// client connects on its first request. `Send + Sync`, cheap to clone.
+///
+/// ```
+/// # fn main() -> Result<(), lockbox_client::Error> {
+/// # let mut servers = Vec::new();
+/// # for _ in 0..2 {
+/// #     let server = lockbox::server::Server::bind(lockbox::config::Config {
+/// #         listen: "127.0.0.1:0".parse().unwrap(),
+/// #         ..Default::default()
+/// #     })?;
+/// #     servers.push(server.local_addr().to_string());
+/// #     std::thread::spawn(move || server.run());
+/// # }
+/// use lockbox_client::blocking::Cluster;
+///
+/// let cluster = Cluster::connect(servers)?;
+/// let guard = cluster.lock("jobs:42").wait(2000).acquire()?;
+/// let home = &cluster.servers()[cluster.route("jobs:42")];
+/// println!("jobs:42 is held on {home} with token {}", guard.token());
+/// guard.release()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    inner: async_cluster::Cluster,
+    clients: Vec<Client>,
+}
+
+impl Cluster {
+    /// A cluster of `servers` with the default options.
+    pub fn connect<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Result<Cluster> {
+        Cluster::connect_with(servers, ConnectOptions::new())
+    }
+
+    /// A cluster of `servers` with `opts`; nothing is connected yet (see
+    /// [`crate::Cluster::connect_with`]).
+    pub fn connect_with<S: Into<String>>(
+        servers: impl IntoIterator<Item = S>,
+        opts: ConnectOptions,
+    ) -> Result<Cluster> {
+        let inner = async_cluster::Cluster::new(servers, opts)?;
+        let rt = Arc::new(Runtime::start()?);
+        let clients = inner
+            .clients()
+            .iter()
+            .map(|c| Client {
+                inner: c.clone(),
+                rt: rt.clone(),
+            })
+            .collect();
+        Ok(Cluster { inner, clients })
+    }
+
+    /// The async cluster behind this one.
+    pub fn as_async(&self) -> &async_cluster::Cluster {
+        &self.inner
+    }
+
+    /// The server addresses, in the order given (the order of [`Cluster::route`]).
+    pub fn servers(&self) -> &[String] {
+        self.inner.servers()
+    }
+
+    /// One client per server, in the order of [`Cluster::servers`].
+    pub fn clients(&self) -> &[Client] {
+        &self.clients
+    }
+
+    /// The index of the server that owns `name`.
+    pub fn route(&self, name: &str) -> usize {
+        self.inner.route(name)
+    }
+
+    /// The client of the server that owns `name`.
+    pub fn client_for(&self, name: &str) -> &Client {
+        &self.clients[self.route(name)]
+    }
+
+    /// An exclusive lock on `name`, on its server.
+    pub fn lock(&self, name: impl Into<String>) -> LockBuilder {
+        let name = name.into();
+        self.client_for(&name).lock(name)
+    }
+
+    /// A shared lock on `name`, on its server.
+    pub fn share(&self, name: impl Into<String>) -> LockBuilder {
+        let name = name.into();
+        self.client_for(&name).share(name)
     }
 }

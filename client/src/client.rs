@@ -14,13 +14,13 @@ use crate::error::{Error, Result};
 use crate::proto::{
     Acquire, ClientInfo, Grant, LockInfo, LockKind, LockSummary, Reply, Request, Stats, WhoAmI,
 };
-use crate::session::{Lost, Session};
+use crate::session::{Lease, Lost, Session};
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -37,6 +37,12 @@ pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// A kept-alive lease is renewed this many times per `hold`.
+const KEEP_ALIVE_PER_HOLD: u32 = 3;
+/// Shortest `hold` that can be kept alive: the client vouches for a lease only
+/// [`crate::session::LEASE_MARGIN`] short of `hold`, and a renewal must make a round
+/// trip within the rest.
+pub const MIN_KEEP_ALIVE_HOLD_MS: u32 = 30;
 
 /// How to connect: secret, client name, timeouts, reconnect backoff.
 ///
@@ -49,6 +55,7 @@ const READ_CHUNK: usize = 16 * 1024;
 ///     .name("billing-worker-1")
 ///     .connect_timeout(Duration::from_secs(2));
 /// assert_eq!(opts.get_name(), Some("billing-worker-1"));
+/// assert_eq!(opts.get_connect_timeout(), Duration::from_secs(2));
 /// ```
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
@@ -105,7 +112,13 @@ impl ConnectOptions {
         self
     }
 
-    /// Attempts (at least 1) a new request makes when the connection was lost.
+    /// The bound on one connection attempt ([`DEFAULT_CONNECT_TIMEOUT`] unless set).
+    pub fn get_connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Attempts (at least 1) a new request makes when the connection was lost (or, for
+    /// a [`Client::connect_lazy`] client, was never made).
     pub fn reconnect_attempts(mut self, n: u32) -> Self {
         self.reconnect_attempts = n.max(1);
         self
@@ -152,6 +165,14 @@ impl Conn {
         // A panic while holding the lock cannot leave the session half-updated in a way
         // that matters more than losing the connection; keep going.
         self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection that never was: the first request of a lazy client replaces it.
+    fn unconnected() -> Conn {
+        let c = Conn::new();
+        c.alive.store(false, Ordering::Release);
+        c.session().close(&mut Vec::new());
+        c
     }
 
     fn alive(&self) -> bool {
@@ -513,6 +534,23 @@ impl Client {
         })
     }
 
+    /// A client for `addr` that connects on its first request, not now (so it never
+    /// fails here on a server that is down): that request connects with the backoff of
+    /// a reconnect ([`ConnectOptions::reconnect_attempts`], [`ConnectOptions::backoff`])
+    /// and fails with the last attempt's error. Options are checked now. No runtime is
+    /// needed to create it; requests run on the runtime they are awaited on.
+    pub fn connect_lazy(addr: impl Into<String>, opts: ConnectOptions) -> Result<Client> {
+        opts.validate()?;
+        Ok(Client {
+            inner: Arc::new(ClientInner {
+                addr: addr.into(),
+                opts,
+                current: Mutex::new(Arc::new(Conn::unconnected())),
+                reconnect: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
     /// The address this client connects to, as given.
     pub fn addr(&self) -> &str {
         &self.inner.addr
@@ -780,8 +818,14 @@ impl LockBuilder {
         self
     }
 
-    /// With a `hold`: while the guard lives, send `EXTEND` every `hold / 3`, so a live
-    /// client keeps the lock and a dead or cut-off one loses it within `hold`.
+    /// With a `hold` (of at least [`MIN_KEEP_ALIVE_HOLD_MS`]): while the guard lives,
+    /// send `EXTEND` every `hold / 3`, so a live client keeps the lock and a dead or
+    /// cut-off one loses it within `hold`. The client knows it too: when no renewal is
+    /// confirmed before [`Guard::valid_until`] (the network is cut, and neither
+    /// `EXPIRED` nor a close can arrive), the guard reports [`Lost::LeaseUnconfirmed`].
+    /// A grant that came late in its first lease (after a long wait) is confirmed with
+    /// an `EXTEND` before the guard is returned ([`Error::LeaseUnconfirmed`] if no
+    /// answer comes in time).
     pub fn keep_alive(mut self, on: bool) -> Self {
         self.keep_alive = on;
         self
@@ -805,7 +849,12 @@ impl LockBuilder {
         let hold = acquire.hold;
         let keep_alive = match (keep_alive, hold) {
             (false, _) => None,
-            (true, Some(h)) => Some(h),
+            (true, Some(h)) if h >= MIN_KEEP_ALIVE_HOLD_MS => Some(h),
+            (true, Some(_)) => {
+                return Err(Error::BadOption(format!(
+                    "keep_alive needs a hold= of at least {MIN_KEEP_ALIVE_HOLD_MS} ms"
+                )))
+            }
             (true, None) => {
                 return Err(Error::BadOption(
                     "keep_alive needs a hold= to keep alive".into(),
@@ -815,6 +864,8 @@ impl LockBuilder {
         let req = Request::Acquire(acquire);
         req.validate()?;
         let conn = client.conn().await?;
+        // Queued no earlier than this: the server's deadline is later than `sent + hold`.
+        let sent = hold.map(|_| Instant::now());
         // The request's entry keeps the name (to give back a grant nobody takes) until
         // the grant is taken; the guard owns it from then on.
         let mut call = ReplyFuture::send(&conn, req).taking_name();
@@ -828,7 +879,17 @@ impl LockBuilder {
             return Err(unexpected(reply));
         };
         let grant = *grant;
-        Ok(Guard::new(client, conn, id, name, grant, keep_alive))
+        if let (Some(sent), Some(h)) = (sent, hold) {
+            conn.session()
+                .confirm_lease(id, Lease::new(sent, millis(h)));
+        }
+        let mut guard = Guard::new(client, conn, id, name, grant);
+        if let Some(h) = keep_alive {
+            // Dropping this future from here on drops the guard, which releases. Boxed:
+            // the confirmation's timer would otherwise enlarge every lock future.
+            Box::pin(guard.start_keep_alive(h)).await?;
+        }
+        Ok(guard)
     }
 }
 
@@ -838,6 +899,15 @@ impl IntoFuture for LockBuilder {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())
     }
+}
+
+fn millis(ms: u32) -> Duration {
+    Duration::from_millis(u64::from(ms))
+}
+
+/// How often a kept-alive lease of `hold` ms is renewed.
+fn keep_alive_period(hold: u32) -> Duration {
+    millis((hold / KEEP_ALIVE_PER_HOLD).max(1))
 }
 
 /// A granted lock. Dropping it releases the hold (`UNLOCK <name> <token>`, sent in the
@@ -864,24 +934,7 @@ impl std::fmt::Debug for Guard {
 }
 
 impl Guard {
-    fn new(
-        client: Client,
-        conn: Arc<Conn>,
-        id: u64,
-        name: String,
-        grant: Grant,
-        keep_alive: Option<u32>,
-    ) -> Guard {
-        let keep_alive = keep_alive.map(|hold| {
-            tokio::spawn(keep_alive_loop(
-                conn.clone(),
-                id,
-                name.clone(),
-                grant.token,
-                hold,
-            ))
-            .abort_handle()
-        });
+    fn new(client: Client, conn: Arc<Conn>, id: u64, name: String, grant: Grant) -> Guard {
         Guard {
             client,
             conn,
@@ -889,8 +942,34 @@ impl Guard {
             name,
             grant,
             armed: true,
-            keep_alive,
+            keep_alive: None,
         }
+    }
+
+    /// Starts the keep-alive of a `hold` ms lease. A grant that came late in its first
+    /// lease (after a wait, the server's deadline counts from a moment the client does
+    /// not know) is confirmed first with an `EXTEND` sent now: [`Error::NotHeld`] if
+    /// it is already gone, [`Error::LeaseUnconfirmed`] if no answer came within that
+    /// `EXTEND`'s own lease.
+    async fn start_keep_alive(&mut self, hold: u32) -> Result<()> {
+        let every = keep_alive_period(hold);
+        let due = self.conn.session().lease(self.id).map(|l| l.sent + every);
+        if due.is_none_or(|due| Instant::now() >= due) {
+            let until = Lease::new(Instant::now(), millis(hold)).until;
+            match tokio::time::timeout_at(until.into(), self.extend(hold)).await {
+                Ok(r) => r?,
+                Err(_) => return Err(Error::LeaseUnconfirmed),
+            }
+        }
+        let task = keep_alive_loop(
+            self.conn.clone(),
+            self.id,
+            self.name.clone(),
+            self.grant.token,
+            hold,
+        );
+        self.keep_alive = Some(tokio::spawn(task).abort_handle());
+        Ok(())
     }
 
     /// The fencing token: strictly increasing over every grant of the server. Pass it
@@ -914,29 +993,41 @@ impl Guard {
         &self.client
     }
 
-    /// Resets the hold's deadline to now + `hold_ms` (also gives a hold without one a
-    /// deadline). [`Error::NotHeld`] if the hold is already gone.
-    pub async fn extend(&self, hold_ms: u32) -> Result<()> {
-        let req = Request::Extend {
-            name: self.name.clone(),
-            token: self.grant.token,
-            hold: hold_ms,
-        };
-        expect_ok(self.conn.call(req).await?)
+    /// Until when the client can vouch for the hold, by its own clock: the send time of
+    /// the last confirmed request that set its deadline (the grant's `LOCK`/`SHARE`, or
+    /// an `EXTEND`) plus that `hold`, less [`crate::session::LEASE_MARGIN`]. The server's
+    /// deadline is later. `None` for a hold without a deadline (it lasts as long as the
+    /// connection). Check it before a write the lock protects when a partition is
+    /// possible; a kept-alive guard reports [`Lost::LeaseUnconfirmed`] when it passes.
+    pub fn valid_until(&self) -> Option<std::time::Instant> {
+        self.conn.session().lease(self.id).map(|l| l.until)
     }
 
-    /// [`Guard::extend`] as a future that owns what it needs.
-    pub(crate) fn extend_owned(
-        &self,
-        hold_ms: u32,
-    ) -> impl Future<Output = Result<()>> + Send + 'static {
-        let conn = self.conn.clone();
-        let req = Request::Extend {
+    /// Resets the hold's deadline to now + `hold_ms` (also gives a hold without one a
+    /// deadline), and moves [`Guard::valid_until`] on when the server confirms.
+    /// [`Error::NotHeld`] if the hold is already gone (the guard then reports
+    /// [`Lost::Expired`]).
+    pub async fn extend(&self, hold_ms: u32) -> Result<()> {
+        extend_hold(
+            &self.conn,
+            self.id,
+            self.name.clone(),
+            self.grant.token,
+            hold_ms,
+        )
+        .await
+    }
+
+    /// A handle that extends this hold without borrowing the guard: clone it into the
+    /// task that renews the lease. It does nothing useful once the guard is gone (the
+    /// server answers [`Error::NotHeld`]).
+    pub fn extender(&self) -> Extender {
+        Extender {
+            conn: self.conn.clone(),
+            id: self.id,
             name: self.name.clone(),
             token: self.grant.token,
-            hold: hold_ms,
-        };
-        async move { expect_ok(conn.call(req).await?) }
+        }
     }
 
     /// Releases the lock and waits for the server's answer. [`Error::NotHeld`] means
@@ -968,24 +1059,35 @@ impl Guard {
         self.grant.token
     }
 
-    /// Stops the keep-alive (if any): the hold then runs out `hold` ms after the last
-    /// `EXTEND`. Tests use it to play a stuck client.
+    /// Stops the keep-alive (if any) and with it the watch on the local lease deadline:
+    /// the hold then runs out `hold` ms after the last `EXTEND`, and the guard learns it
+    /// from the server's `EXPIRED`. Tests use it to play a stuck client.
     pub fn stop_keep_alive(&mut self) {
         if let Some(h) = self.keep_alive.take() {
             h.abort();
         }
     }
 
-    /// Why the hold is gone, if it is.
+    /// Why the hold is gone, if it is. A kept-alive guard whose lease ran out
+    /// unconfirmed says [`Lost::LeaseUnconfirmed`] from that moment on.
     pub fn is_lost(&self) -> Option<Lost> {
+        if self.keep_alive.is_some() {
+            let mut wake = Vec::new();
+            self.conn
+                .session()
+                .check_lease(self.id, Instant::now(), &mut wake);
+            wake.into_iter().for_each(Waker::wake);
+        }
         self.conn.session().lost(self.id)
     }
 
-    /// Completes when the hold is lost: [`Lost::Expired`] when its `hold` ran out,
-    /// [`Lost::Reset`] after a `RESET`, [`Lost::ConnectionLost`] when the connection
-    /// died, and [`Lost::Released`] (for a future moved elsewhere) once the guard
-    /// released the hold itself. Stop the work the lock protects when it does. The future owns what it
-    /// needs, so it can be moved into another task.
+    /// Completes when the hold is lost: [`Lost::Expired`] when its `hold` ran out (or
+    /// an `EXTEND` found it gone), [`Lost::Reset`] after a `RESET`,
+    /// [`Lost::ConnectionLost`] when the connection died, [`Lost::LeaseUnconfirmed`]
+    /// when a kept-alive lease passed [`Guard::valid_until`] without a confirmed renewal
+    /// (a cut network), and [`Lost::Released`] (for a future moved elsewhere) once the
+    /// guard released the hold itself. Stop the work the lock protects when it does.
+    /// The future owns what it needs, so it can be moved into another task.
     pub fn lost(&self) -> LostFuture {
         LostFuture {
             conn: self.conn.clone(),
@@ -1005,6 +1107,86 @@ impl Drop for Guard {
     }
 }
 
+/// Extends one guard's hold from anywhere, without borrowing the guard (see
+/// [`Guard::extender`]). Cheap to clone.
+///
+/// ```
+/// # fn main() -> Result<(), lockbox_client::Error> {
+/// # let server = lockbox::server::Server::bind(lockbox::config::Config {
+/// #     listen: "127.0.0.1:0".parse().unwrap(),
+/// #     ..Default::default()
+/// # })?;
+/// # let addr = server.local_addr().to_string();
+/// # std::thread::spawn(move || server.run());
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let client = lockbox_client::Client::connect(addr).await?;
+/// let guard = client.lock("report").hold(10_000).await?;
+/// let extender = guard.extender();
+/// // A task of its own renews the lease while this one works.
+/// let renew = tokio::spawn(async move { extender.extend(10_000).await });
+/// renew.await.unwrap()?;
+/// assert!(guard.valid_until().is_some());
+/// guard.release().await?;
+/// # Ok(())
+/// # })
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Extender {
+    conn: Arc<Conn>,
+    id: u64,
+    name: String,
+    token: u64,
+}
+
+impl std::fmt::Debug for Extender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extender")
+            .field("name", &self.name)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl Extender {
+    /// [`Guard::extend`] for the guard this came from.
+    pub async fn extend(&self, hold_ms: u32) -> Result<()> {
+        extend_hold(&self.conn, self.id, self.name.clone(), self.token, hold_ms).await
+    }
+
+    /// The fencing token of the hold it extends.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+}
+
+/// `EXTEND <name> <token> hold=<ms>` for hold `id`; records the confirmed lease, or the
+/// loss when the server no longer has the hold.
+async fn extend_hold(conn: &Conn, id: u64, name: String, token: u64, hold_ms: u32) -> Result<()> {
+    let sent = Instant::now();
+    let req = Request::Extend {
+        name,
+        token,
+        hold: hold_ms,
+    };
+    match conn.call(req).await {
+        Ok(Reply::Ok) => {
+            conn.session()
+                .confirm_lease(id, Lease::new(sent, millis(hold_ms)));
+            Ok(())
+        }
+        Ok(other) => Err(unexpected(other)),
+        Err(e @ Error::NotHeld(_)) => {
+            let mut wake = Vec::new();
+            conn.session()
+                .mark_lost(id, Lost::Expired(token), &mut wake);
+            wake.into_iter().for_each(Waker::wake);
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Completes when a guard's hold is lost (see [`Guard::lost`]).
 pub struct LostFuture {
     conn: Arc<Conn>,
@@ -1018,22 +1200,52 @@ impl Future for LostFuture {
     }
 }
 
-async fn keep_alive_loop(conn: Arc<Conn>, id: u64, name: String, token: u64, hold: u32) {
-    let every = Duration::from_millis(u64::from((hold / 3).max(1)));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Runs `fut` while hold `id` is held and its lease has not run out; `None` (and the
+/// hold marked [`Lost::LeaseUnconfirmed`] if that is why) once it is not.
+async fn watch_lease<F: Future>(conn: &Conn, id: u64, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
     loop {
-        tick.tick().await;
-        if conn.session().lost(id).is_some() {
+        let mut wake = Vec::new();
+        let until = conn.session().check_lease(id, Instant::now(), &mut wake);
+        wake.into_iter().for_each(Waker::wake);
+        let sleep = tokio::time::sleep_until(until?.into());
+        let mut sleep = std::pin::pin!(sleep);
+        let done = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending => sleep.as_mut().poll(cx).map(|()| None),
+        })
+        .await;
+        if done.is_some() {
+            return done;
+        }
+    }
+}
+
+/// Renews a `hold` ms lease every `hold / 3` and watches its local deadline: when no
+/// renewal sent in the last `hold` was confirmed by then, the hold is marked
+/// [`Lost::LeaseUnconfirmed`] and the loop ends.
+async fn keep_alive_loop(conn: Arc<Conn>, id: u64, name: String, token: u64, hold: u32) {
+    let every = keep_alive_period(hold);
+    let Some(lease) = conn.session().lease(id) else {
+        return;
+    };
+    let mut next = lease.sent + every;
+    loop {
+        if watch_lease(&conn, id, tokio::time::sleep_until(next.into()))
+            .await
+            .is_none()
+        {
             return;
         }
-        let req = Request::Extend {
-            name: name.clone(),
-            token,
-            hold,
-        };
-        if conn.call(req).await.is_err() {
-            return;
+        let sent = Instant::now();
+        let renewal = extend_hold(&conn, id, name.clone(), token, hold);
+        match watch_lease(&conn, id, renewal).await {
+            None => return,
+            Some(Ok(())) => next = sent + every,
+            // The hold is gone (marked lost by then); nothing to renew.
+            Some(Err(_)) if !conn.alive() || conn.session().lost(id).is_some() => return,
+            // Anything else: try again; the lease deadline still bounds the wait.
+            Some(Err(_)) => next = Instant::now() + every,
         }
     }
 }

@@ -17,7 +17,9 @@
 //! # Invariants
 //! - Every client of the same address list, spelled the same way, routes a name to the
 //!   same server (the addresses are hashed as given, never resolved first).
-//! - One connection per server, made at [`Cluster::connect`]; each reconnects on its own.
+//! - One client per server ([`Client::connect_lazy`]): it connects on the first request
+//!   for a name routed to it and reconnects on its own, with the options' backoff. A
+//!   server that is down fails only the names routed to it, never the cluster.
 
 use crate::client::{Client, ConnectOptions, LockBuilder};
 use crate::error::{Error, Result};
@@ -31,13 +33,24 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects to every server of `servers` with the default options.
+    /// A cluster of `servers` with the default options (see [`Cluster::connect_with`]).
     pub async fn connect<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Result<Cluster> {
         Cluster::connect_with(servers, ConnectOptions::new()).await
     }
 
-    /// Connects to every server of `servers` with `opts` (all at once).
+    /// A cluster of `servers` with `opts`. Nothing is connected yet: each server's
+    /// client connects on the first request routed to it, so a server that is down
+    /// fails (after the reconnect attempts of `opts`) only the names it owns. Errors
+    /// only for an empty list or bad options.
     pub async fn connect_with<S: Into<String>>(
+        servers: impl IntoIterator<Item = S>,
+        opts: ConnectOptions,
+    ) -> Result<Cluster> {
+        Cluster::new(servers, opts)
+    }
+
+    /// [`Cluster::connect_with`] without async (it does no I/O).
+    pub fn new<S: Into<String>>(
         servers: impl IntoIterator<Item = S>,
         opts: ConnectOptions,
     ) -> Result<Cluster> {
@@ -47,14 +60,10 @@ impl Cluster {
                 "a cluster needs at least one server".into(),
             ));
         }
-        let mut tasks = Vec::with_capacity(servers.len());
-        for s in &servers {
-            tasks.push(tokio::spawn(Client::connect_with(s.clone(), opts.clone())));
-        }
-        let mut clients = Vec::with_capacity(servers.len());
-        for t in tasks {
-            clients.push(t.await.map_err(|e| Error::Io(std::io::Error::other(e)))??);
-        }
+        let clients = servers
+            .iter()
+            .map(|s| Client::connect_lazy(s.clone(), opts.clone()))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Cluster { servers, clients })
     }
 

@@ -67,6 +67,11 @@ pub enum Error {
     /// Connecting did not finish within the connect timeout.
     #[error("connecting to {0} timed out")]
     ConnectTimeout(String),
+    /// A kept-alive lease granted after a long wait could not be confirmed with an
+    /// `EXTEND` before it ran out (the server or the network stopped answering); the
+    /// guard was dropped, which releases the hold if it still exists.
+    #[error("the lease was not confirmed in time")]
+    LeaseUnconfirmed,
     /// The server sent something that is not the protocol.
     #[error("protocol error: {0}")]
     Protocol(String),

@@ -36,26 +36,43 @@
 //!   [`proto::Request`].
 //! - [`Guard`]: [`Guard::token`] (the fencing token), [`Guard::extend`],
 //!   [`Guard::release`]; dropping it releases the lock. [`Guard::lost`] completes when
-//!   the hold is gone: it expired, a `RESET` released it, or the connection died.
+//!   the hold is gone: it expired, a `RESET` released it, the connection died, or a
+//!   kept-alive lease ran out unconfirmed. [`Guard::extender`] gives an [`Extender`], a
+//!   cloneable handle that renews the hold from another task without borrowing the
+//!   guard.
 //! - **Cancellation is safe**: dropping a lock future before it completes (a
 //!   `tokio::select!`, a `tokio::time::timeout`, an aborted task) sends `CANCEL`; a grant
 //!   that crossed the `CANCEL` on the wire is released at once. No orphan waits, no
 //!   orphan holds.
-//! - **Leases kept alive**: `.hold(ms).keep_alive(true)` sends `EXTEND` every `hold / 3`
-//!   while the guard lives, so a live client keeps the lock and a crashed or cut-off
-//!   one loses it within `hold`.
+//! - **Leases kept alive, and checked locally**: `.hold(ms).keep_alive(true)` sends
+//!   `EXTEND` every `hold / 3` while the guard lives, so a live client keeps the lock
+//!   and a crashed or cut-off one loses it within `hold`. The client knows it too:
+//!   [`Guard::valid_until`] is the send time of the last confirmed `EXTEND` (or of the
+//!   grant's request) plus `hold` (less a few ms of margin), a moment the server's
+//!   deadline cannot precede; when it passes without a newer confirmation (a cut
+//!   network, where neither `EXPIRED` nor a close arrives), the guard reports
+//!   [`Lost::LeaseUnconfirmed`], so the client stops trusting the lock before the
+//!   server can give it to anyone else (as far as its timers fire on time). A grant
+//!   after a long wait is confirmed with an `EXTEND` before it is returned.
 //! - **Connection loss**: everything pending fails with [`Error::ConnectionLost`],
 //!   every guard reports [`Lost::ConnectionLost`] (the server released those holds), and
 //!   the next request reconnects with exponential backoff ([`ConnectOptions`]).
+//!   [`Client::connect_lazy`] makes no connection until the first request.
 //! - [`blocking::Client`]: the same API without async, `Send + Sync`, for threads and
-//!   scripts.
+//!   scripts; [`blocking::Cluster`] likewise for [`Cluster`].
 //! - [`Cluster`]: N servers, each name routed to one by [`shard::rendezvous_route`].
+//!   Each server is connected on first use and reconnected on its own, so a server that
+//!   is down fails only the names it owns.
 //! - [`proto`] and [`session`]: the protocol without I/O (typed requests, validation
 //!   with the server's rules, encoder, request ids, reply decoder), for other drivers.
 //! - One [`Error`] enum: the server's error codes as variants (`NotHeld`, `QueueFull`,
 //!   `TokenRequired`, `Limit`, `AuthFailed`, ...) plus `Timeout`, `Cancelled`,
-//!   `ConnectionLost`, `ConnectTimeout`, `Protocol`, `Io`. Names and options are checked
-//!   before sending: a bad name is [`Error::BadName`] without a round trip.
+//!   `ConnectionLost`, `ConnectTimeout`, `LeaseUnconfirmed`, `Protocol`, `Io`. Names
+//!   and options are checked before sending: a bad name is [`Error::BadName`] without
+//!   a round trip.
+//! - [`Mode`] prints as the protocol's word ([`Mode::as_str`], `Display`);
+//!   [`ConnectOptions::get_connect_timeout`] and [`ConnectOptions::get_name`] read the
+//!   options back.
 //!
 //! # Features
 //! - `runtime` (default): the async client, [`blocking`] and [`Cluster`], on tokio.
@@ -83,8 +100,9 @@ mod cluster;
 
 #[cfg(feature = "runtime")]
 pub use client::{
-    Client, ConnectOptions, Guard, LockBuilder, LostFuture, DEFAULT_BACKOFF_INITIAL,
+    Client, ConnectOptions, Extender, Guard, LockBuilder, LostFuture, DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECT_ATTEMPTS,
+    MIN_KEEP_ALIVE_HOLD_MS,
 };
 #[cfg(feature = "runtime")]
 pub use cluster::Cluster;

@@ -585,6 +585,28 @@ impl Mode {
             _ => Err(protocol("unknown mode", line)),
         }
     }
+
+    /// The protocol's word for the mode (`free`, `exclusive`, `shared`), as `INSPECT`
+    /// and `LIST` write it; also what [`Mode`]'s `Display` prints.
+    ///
+    /// ```
+    /// use lockbox_client::Mode;
+    /// assert_eq!(Mode::Shared.as_str(), "shared");
+    /// assert_eq!(Mode::Exclusive.to_string(), "exclusive");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Free => "free",
+            Mode::Exclusive => "exclusive",
+            Mode::Shared => "shared",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// `INSPECT`: the state of one lock.
@@ -1408,5 +1430,15 @@ mod tests {
         assert_eq!(a.next_id(), 1);
         assert_eq!(a.next_id(), 2);
         assert!(valid_id(u64::MAX.to_string().as_bytes()));
+    }
+
+    #[test]
+    fn mode_words_round_trip_with_the_parser() {
+        for m in [Mode::Free, Mode::Exclusive, Mode::Shared] {
+            assert_eq!(Mode::parse(m.as_str(), "test").unwrap(), m);
+            assert_eq!(m.to_string(), m.as_str());
+        }
+        // Display honours width and alignment, for tables.
+        assert_eq!(format!("{:<7}|", Mode::Free), "free   |");
     }
 }

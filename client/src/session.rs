@@ -14,6 +14,11 @@
 //! - After [`Session::close`], every waiting request is finished with
 //!   `ConnectionLost` (or the server's connection-level error), every hold is marked
 //!   lost, nothing more is queued, and every new request fails at once.
+//! - A hold's lease record ([`Session::confirm_lease`]) only moves to the deadline of a
+//!   request sent later than the one it records, so a late reply to an older `EXTEND`
+//!   never stretches it. A hold whose lease ran out unconfirmed
+//!   ([`Lost::LeaseUnconfirmed`]) may still exist on the server: dropping its guard
+//!   still sends `UNLOCK <name> <token>`.
 
 use crate::error::{Error, Result};
 use crate::proto::{parse_id, parse_line, Assembler, Frame, IdAllocator, Reply, Request};
@@ -21,6 +26,12 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Taken off every lease deadline the client vouches for: the server counts a hold's
+/// time in whole milliseconds from when it read the request (so it may expire up to
+/// 1 ms before `send time + hold`), and a client timer fires a little late.
+pub const LEASE_MARGIN: Duration = Duration::from_millis(5);
 
 /// Why a guard's hold is gone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +44,42 @@ pub enum Lost {
     ConnectionLost,
     /// The guard released (or dropped, or detached) the hold itself.
     Released,
+    /// A kept-alive lease ran out on the client's clock: no `EXTEND` sent in the last
+    /// `hold` was confirmed (the server or the network is gone, and no `EXPIRED` or
+    /// close could reach the client). The server may already have freed the lock and
+    /// granted it to someone else.
+    LeaseUnconfirmed,
+}
+
+impl Lost {
+    /// True when the server is known to have let the hold go (it expired, a `RESET`
+    /// or a closed connection released it): nothing is left to release.
+    pub fn released_on_server(self) -> bool {
+        matches!(self, Lost::Expired(_) | Lost::Reset | Lost::ConnectionLost)
+    }
+}
+
+/// What a hold's lease is known to be: the deadline the client can vouch for, and the
+/// send time of the request that confirmed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// When the confirming request (the grant's `LOCK`/`SHARE`, or an `EXTEND`) was
+    /// queued: the server read it later, so its deadline is later than this plus the
+    /// hold.
+    pub sent: Instant,
+    /// The moment until which the hold is known to be held: `sent + hold`, less
+    /// [`LEASE_MARGIN`].
+    pub until: Instant,
+}
+
+impl Lease {
+    /// The lease confirmed by a request queued at `sent` with a hold of `hold`.
+    pub fn new(sent: Instant, hold: Duration) -> Lease {
+        Lease {
+            sent,
+            until: sent + hold.saturating_sub(LEASE_MARGIN),
+        }
+    }
 }
 
 enum State {
@@ -51,6 +98,8 @@ struct Entry {
     waker: Option<Waker>,
     lost: Option<Lost>,
     lost_wakers: Vec<Waker>,
+    /// For holds with a deadline: what the client knows of it.
+    lease: Option<Lease>,
 }
 
 /// The connection-level error the server sent with id `*` (e.g. `limit`).
@@ -149,6 +198,7 @@ impl Session {
                 waker,
                 lost: None,
                 lost_wakers: Vec::new(),
+                lease: None,
             },
         );
         Ok(id)
@@ -269,7 +319,7 @@ impl Session {
     pub fn release_detached(&mut self, id: u64, name: String, token: u64) {
         if let Some(e) = self.entries.remove(&id) {
             e.lost_wakers.into_iter().for_each(Waker::wake);
-            if e.lost.is_none() {
+            if !e.lost.is_some_and(Lost::released_on_server) {
                 self.submit_detached(Request::Unlock {
                     name,
                     token: Some(token),
@@ -293,6 +343,49 @@ impl Session {
             Some(e) => e.lost,
             None if self.closed => Some(Lost::ConnectionLost),
             None => Some(Lost::Released),
+        }
+    }
+
+    /// Records that a request queued at `lease.sent` confirmed hold `id` until
+    /// `lease.until`, unless a request sent later already confirmed it.
+    pub fn confirm_lease(&mut self, id: u64, lease: Lease) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            if e.lease.is_none_or(|l| l.sent <= lease.sent) {
+                e.lease = Some(lease);
+            }
+        }
+    }
+
+    /// What is known of hold `id`'s lease (`None`: no deadline, or no such hold).
+    pub fn lease(&self, id: u64) -> Option<Lease> {
+        self.entries.get(&id).and_then(|e| e.lease)
+    }
+
+    /// For a kept-alive hold: the moment its lease runs out, if it is still held at
+    /// `now`. A lease that ran out by `now` marks the hold [`Lost::LeaseUnconfirmed`]
+    /// (its `lost()` wakers go to `wake`); a lost or released hold gives `None`.
+    pub fn check_lease(&mut self, id: u64, now: Instant, wake: &mut Vec<Waker>) -> Option<Instant> {
+        let e = self.entries.get_mut(&id)?;
+        if e.lost.is_some() {
+            return None;
+        }
+        let until = e.lease?.until;
+        if now < until {
+            return Some(until);
+        }
+        e.lost = Some(Lost::LeaseUnconfirmed);
+        wake.append(&mut e.lost_wakers);
+        None
+    }
+
+    /// Marks hold `id` lost for `why` (unless it already is); its `lost()` wakers go to
+    /// `wake`.
+    pub fn mark_lost(&mut self, id: u64, why: Lost, wake: &mut Vec<Waker>) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            if e.lost.is_none() {
+                e.lost = Some(why);
+                wake.append(&mut e.lost_wakers);
+            }
         }
     }
 
@@ -664,5 +757,64 @@ mod tests {
         assert!(s.on_line(b"nonsense", &mut Vec::new()).is_err());
         // Unknown ids are ignored.
         s.on_line(b"42 OK", &mut Vec::new()).unwrap();
+    }
+
+    #[test]
+    fn a_lease_moves_only_to_a_later_confirmation_and_runs_out_on_time() {
+        let mut s = Session::new();
+        let a = s.submit(Request::lock("x").into()).unwrap();
+        feed(&mut s, "1 OK 5");
+        assert!(poll(&mut s, a).is_ready());
+        let t0 = Instant::now();
+        let hold = Duration::from_millis(100);
+        s.confirm_lease(a, Lease::new(t0, hold));
+        assert_eq!(s.lease(a).unwrap().until, t0 + hold - LEASE_MARGIN);
+        // A late reply to an EXTEND sent before the one already recorded changes nothing.
+        let later = Lease::new(t0 + Duration::from_millis(50), hold);
+        s.confirm_lease(a, later);
+        s.confirm_lease(a, Lease::new(t0 + Duration::from_millis(10), hold));
+        assert_eq!(s.lease(a), Some(later));
+        let mut wake = Vec::new();
+        assert_eq!(
+            s.check_lease(a, later.until - Duration::from_millis(1), &mut wake),
+            Some(later.until)
+        );
+        assert_eq!(s.lost(a), None);
+        // At the deadline it is lost, once.
+        let w = cx_waker();
+        assert!(s.poll_lost(a, &mut Context::from_waker(&w)).is_pending());
+        assert_eq!(s.check_lease(a, later.until, &mut wake), None);
+        assert_eq!(wake.len(), 1, "the lost() waker is woken");
+        assert_eq!(s.lost(a), Some(Lost::LeaseUnconfirmed));
+        // EXPIRED or a close afterwards do not change why.
+        feed(&mut s, "1 EXPIRED 5");
+        assert_eq!(s.lost(a), Some(Lost::LeaseUnconfirmed));
+        // The server may still have it: dropping the guard still unlocks it.
+        out(&mut s);
+        s.release_detached(a, "x".into(), 5);
+        assert_eq!(out(&mut s), "2 UNLOCK x 5\n");
+    }
+
+    #[test]
+    fn holds_without_a_lease_or_already_lost_are_not_watched() {
+        let mut s = Session::new();
+        let a = s.submit(Request::lock("x").into()).unwrap();
+        feed(&mut s, "1 OK 5");
+        assert!(poll(&mut s, a).is_ready());
+        let mut wake = Vec::new();
+        let far = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(s.check_lease(a, far, &mut wake), None);
+        assert_eq!(s.lost(a), None, "no deadline, nothing to run out");
+        s.confirm_lease(a, Lease::new(Instant::now(), Duration::from_millis(10)));
+        s.mark_lost(a, Lost::Expired(5), &mut wake);
+        assert_eq!(s.check_lease(a, far, &mut wake), None);
+        assert_eq!(s.lost(a), Some(Lost::Expired(5)));
+        // A hold the server let go is not unlocked again; a hold shorter than the
+        // margin is vouched for no time at all.
+        out(&mut s);
+        s.release_detached(a, "x".into(), 5);
+        assert_eq!(out(&mut s), "");
+        let t = Instant::now();
+        assert_eq!(Lease::new(t, Duration::from_millis(1)).until, t);
     }
 }

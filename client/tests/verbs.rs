@@ -184,6 +184,12 @@ async fn validation_errors_are_caught_before_sending() {
         c.lock("q").keep_alive(true).await,
         Err(Error::BadOption(_))
     ));
+    // A lease too short to renew with a round trip in between.
+    let short = lockbox_client::MIN_KEEP_ALIVE_HOLD_MS - 1;
+    assert!(matches!(
+        c.lock("q").hold(short).keep_alive(true).await,
+        Err(Error::BadOption(_))
+    ));
     assert!(matches!(
         c.set_name(&"n".repeat(65)).await,
         Err(Error::BadName(_))

@@ -4,8 +4,9 @@
 //! - [`Raw`]: a raw protocol line client (std TCP, with timeouts), to check the
 //!   server's view independently of the client under test.
 //! - [`Proxy`]: a TCP relay in front of a server that the test can cut, to play a
-//!   server that died (every connection closed at once) and one that refuses
-//!   connections for a while.
+//!   server that died (every connection closed at once), one that refuses
+//!   connections for a while, and a network that silently drops everything.
+//! - [`dead_addr`]: an address where nothing listens.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -132,14 +133,26 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
+/// An address on 127.0.0.1 where nothing listens (a port just freed): connecting is
+/// refused.
+pub fn dead_addr() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
 /// A TCP relay to a server. [`Proxy::kill`] closes every relayed connection at once
 /// (what clients see when the server dies); [`Proxy::refuse`] makes it close new
-/// connections at once.
+/// connections at once; [`Proxy::freeze`] silently drops every byte in both
+/// directions without closing anything (a network partition).
 pub struct Proxy {
     /// The address clients connect to.
     pub addr: String,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     refusing: Arc<AtomicBool>,
+    /// Drop what clients send.
+    frozen_up: Arc<AtomicBool>,
+    /// Drop what the server sends.
+    frozen_down: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -149,7 +162,15 @@ impl Proxy {
         let addr = listener.local_addr().unwrap().to_string();
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let refusing = Arc::new(AtomicBool::new(false));
-        let (c2, r2, up) = (conns.clone(), refusing.clone(), upstream.to_string());
+        let frozen_up = Arc::new(AtomicBool::new(false));
+        let frozen_down = Arc::new(AtomicBool::new(false));
+        let (c2, r2, fu, fd, up) = (
+            conns.clone(),
+            refusing.clone(),
+            frozen_up.clone(),
+            frozen_down.clone(),
+            upstream.to_string(),
+        );
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -167,14 +188,20 @@ impl Proxy {
                     c.push(client.try_clone().unwrap());
                     c.push(server.try_clone().unwrap());
                 }
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    fu.clone(),
+                );
+                pipe(server, client, fd.clone());
             }
         });
         Proxy {
             addr,
             conns,
             refusing,
+            frozen_up,
+            frozen_down,
         }
     }
 
@@ -189,22 +216,39 @@ impl Proxy {
     pub fn refuse(&self, on: bool) {
         self.refusing.store(on, Ordering::SeqCst);
     }
+
+    /// Drops everything relayed from now on, in both directions, without closing.
+    pub fn freeze(&self) {
+        self.frozen_up.store(true, Ordering::SeqCst);
+        self.frozen_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Drops what clients send from now on; the server's replies still get through.
+    pub fn freeze_upstream(&self) {
+        self.frozen_up.store(true, Ordering::SeqCst);
+    }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16384];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    if frozen.load(Ordering::SeqCst) {
+                        continue;
+                    }
                     if to.write_all(&buf[..n]).is_err() {
                         break;
                     }
                 }
             }
         }
-        let _ = to.shutdown(Shutdown::Both);
-        let _ = from.shutdown(Shutdown::Both);
+        // A frozen network closes nothing either.
+        if !frozen.load(Ordering::SeqCst) {
+            let _ = to.shutdown(Shutdown::Both);
+            let _ = from.shutdown(Shutdown::Both);
+        }
     });
 }
