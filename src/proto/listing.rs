@@ -24,12 +24,19 @@
 //!   written [`Batch::bytes`] bytes: it overshoots by at most one row, and every row is
 //!   bounded (rows that embed a list cap it: see each codec).
 
+pub mod sorted;
+
+pub use sorted::{Rows, Sorted};
+
 /// Slots (locks, claims or client slots) one batch visits at most: a few tens of
 /// microseconds of work, so the turn budget is checked often.
 pub const BATCH_SLOTS: usize = 1024;
 
 /// Bytes of rows one batch writes before it stops (plus at most one row).
 pub const BATCH_BYTES: usize = 16 * 1024;
+
+/// The largest budget of a sorted listing's rows kept at once ([`Batch::sort_bytes`]).
+pub const SORT_BYTES_MAX: usize = 4 << 20;
 
 /// How much one call of [`super::Wire::proceed`] may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,15 +45,21 @@ pub struct Batch {
     pub slots: usize,
     /// Bytes of rows after which the batch stops.
     pub bytes: usize,
+    /// Bytes of keys and rows a sorted listing keeps at once ([`sorted`]).
+    pub sort_bytes: usize,
 }
 
 impl Batch {
     /// The batch for a server whose `--output-limit` is `output_limit`: at most
-    /// [`BATCH_BYTES`], and at most a quarter of the limit.
+    /// [`BATCH_BYTES`], and at most a quarter of the limit; a sorted listing keeps
+    /// rows worth an eighth of the limit, at most [`SORT_BYTES_MAX`] (its arena, at
+    /// most twice that, and the output of the listing, at most three quarters of the
+    /// limit, stay within the limit together).
     pub fn new(output_limit: usize) -> Batch {
         Batch {
             slots: BATCH_SLOTS,
             bytes: BATCH_BYTES.min(output_limit / 4).max(1),
+            sort_bytes: SORT_BYTES_MAX.min(output_limit / 8).max(1),
         }
     }
 
