@@ -35,8 +35,11 @@ pub const BATCH_SLOTS: usize = 1024;
 /// Bytes of rows one batch writes before it stops (plus at most one row).
 pub const BATCH_BYTES: usize = 16 * 1024;
 
+/// The smallest budget of a sorted listing's rows kept at once ([`Batch::sort_bytes`]).
+pub const SORT_BYTES_MIN: usize = 1 << 20;
+
 /// The largest budget of a sorted listing's rows kept at once ([`Batch::sort_bytes`]).
-pub const SORT_BYTES_MAX: usize = 4 << 20;
+pub const SORT_BYTES_MAX: usize = 32 << 20;
 
 /// How much one call of [`super::Wire::proceed`] may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,14 +55,13 @@ pub struct Batch {
 impl Batch {
     /// The batch for a server whose `--output-limit` is `output_limit`: at most
     /// [`BATCH_BYTES`], and at most a quarter of the limit; a sorted listing keeps
-    /// rows worth an eighth of the limit, at most [`SORT_BYTES_MAX`] (its arena, at
-    /// most twice that, and the output of the listing, at most three quarters of the
-    /// limit, stay within the limit together).
+    /// rows worth half the limit, from [`SORT_BYTES_MIN`] to [`SORT_BYTES_MAX`] (its
+    /// arena, dropped rows included, stays under twice that: the size of the limit).
     pub fn new(output_limit: usize) -> Batch {
         Batch {
             slots: BATCH_SLOTS,
             bytes: BATCH_BYTES.min(output_limit / 4).max(1),
-            sort_bytes: SORT_BYTES_MAX.min(output_limit / 8).max(1),
+            sort_bytes: (output_limit / 2).clamp(SORT_BYTES_MIN, SORT_BYTES_MAX),
         }
     }
 
