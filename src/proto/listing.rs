@@ -12,8 +12,11 @@
 //!
 //! What a listing shows follows the engine's scan guarantee (the one of Redis `SCAN`):
 //! an item that exists for the whole listing appears exactly once, one created or
-//! removed meanwhile may or may not appear, and rows come in slot order (neither name
-//! nor creation order). A count in a listing's last line counts the rows sent.
+//! removed meanwhile may or may not appear. The cursor visits items in slot order;
+//! listings with an order (all but `CLIENTS` and `q`) go through the connection's
+//! [`Sorted`], which collects rows a batch at a time, sorts them a bounded step at a
+//! time and writes them in key order, each key once. A count in a listing's last line
+//! counts the rows sent.
 //!
 //! # Invariants
 //! - While a session's listing is in progress, its connection's later requests wait
