@@ -18,7 +18,8 @@
 //!   - their shared parts: [`proto::framing`] (lines), [`proto::json`] (the JSON
 //!     writer), [`proto::names`] (foreign names to engine names), [`proto::requests`]
 //!     (client-named requests), [`proto::listing`] (listings written a batch at a
-//!     time; each codec's own listings are in its `listing` module).
+//!     time, and `listing::sorted`, which puts them in order a batch at a time; each
+//!     codec's own listings are in its `listing` module).
 //! - [`engine`]: the protocol-agnostic core: table + wheel + clients + counters; requests
 //!   in, events out. It re-exports the table's vocabulary the codecs use. Its grant-wait
 //!   and hold-duration figures are [`histogram`]s with fixed buckets. Its `cursor`

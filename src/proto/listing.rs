@@ -12,8 +12,11 @@
 //!
 //! What a listing shows follows the engine's scan guarantee (the one of Redis `SCAN`):
 //! an item that exists for the whole listing appears exactly once, one created or
-//! removed meanwhile may or may not appear, and rows come in slot order (neither name
-//! nor creation order). A count in a listing's last line counts the rows sent.
+//! removed meanwhile may or may not appear. The cursor visits items in slot order;
+//! listings with an order (all but `CLIENTS` and `q`) go through the connection's
+//! [`Sorted`], which collects rows a batch at a time, sorts them a bounded step at a
+//! time and writes them in key order, each key once. A count in a listing's last line
+//! counts the rows sent.
 //!
 //! # Invariants
 //! - While a session's listing is in progress, its connection's later requests wait
@@ -24,12 +27,22 @@
 //!   written [`Batch::bytes`] bytes: it overshoots by at most one row, and every row is
 //!   bounded (rows that embed a list cap it: see each codec).
 
+pub mod sorted;
+
+pub use sorted::{Rows, Sorted};
+
 /// Slots (locks, claims or client slots) one batch visits at most: a few tens of
 /// microseconds of work, so the turn budget is checked often.
 pub const BATCH_SLOTS: usize = 1024;
 
 /// Bytes of rows one batch writes before it stops (plus at most one row).
 pub const BATCH_BYTES: usize = 16 * 1024;
+
+/// The smallest budget of a sorted listing's rows kept at once ([`Batch::sort_bytes`]).
+pub const SORT_BYTES_MIN: usize = 1 << 20;
+
+/// The largest budget of a sorted listing's rows kept at once ([`Batch::sort_bytes`]).
+pub const SORT_BYTES_MAX: usize = 32 << 20;
 
 /// How much one call of [`super::Wire::proceed`] may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,15 +51,20 @@ pub struct Batch {
     pub slots: usize,
     /// Bytes of rows after which the batch stops.
     pub bytes: usize,
+    /// Bytes of keys and rows a sorted listing keeps at once ([`sorted`]).
+    pub sort_bytes: usize,
 }
 
 impl Batch {
     /// The batch for a server whose `--output-limit` is `output_limit`: at most
-    /// [`BATCH_BYTES`], and at most a quarter of the limit.
+    /// [`BATCH_BYTES`], and at most a quarter of the limit; a sorted listing keeps
+    /// rows worth half the limit, from [`SORT_BYTES_MIN`] to [`SORT_BYTES_MAX`] (its
+    /// arena, dropped rows included, stays under twice that: the size of the limit).
     pub fn new(output_limit: usize) -> Batch {
         Batch {
             slots: BATCH_SLOTS,
             bytes: BATCH_BYTES.min(output_limit / 4).max(1),
+            sort_bytes: (output_limit / 2).clamp(SORT_BYTES_MIN, SORT_BYTES_MAX),
         }
     }
 

@@ -88,7 +88,7 @@
 //!   (`increment-readers`, `register-write-flag-check`, ...) and `inspectCommand` are
 //!   unknown (error reply), so `RWLockClient` is not supported. `ls` lists the keys
 //!   of current locks, every protocol's, that are images of keys (the original's list
-//!   was always empty), in slot order, written a batch at a time
+//!   was always empty), sorted, written a batch at a time
 //!   ([`super::listing`]: a lock that lasts the whole listing is in it exactly once;
 //!   the connection's next message is read, and its grants are written, after the
 //!   line); `lock-info-request` leaves `lockholderUUIDs` empty (the

@@ -43,12 +43,11 @@
 //!   as the original printed its raw maps.
 //! - **Listings.** `q`, bare `d`/`sd`, `d NAME` on a lock with more than
 //!   [`INLINE_HOLDERS`] holders, `dump` and `who` cover the whole table or every
-//!   connection, so they are written a batch at a time ([`super::listing`]): rows in
-//!   slot order (`d` in the order of the holds' slots, `dump` of the locks', `who` of
-//!   the connections'), each hold, lock or client that lasts the whole listing exactly
-//!   once; one created or removed meanwhile may or may not be listed (a lock removed
-//!   and taken again may show twice, even as a repeated `dump` key). The connection's
-//!   next request is read once the listing is written.
+//!   connection, so they are written a batch at a time ([`super::listing`]), in order
+//!   all the same: `d` / `sd` in grant order (by fencing token), `dump` by name, `who`
+//!   by address; each hold, lock or client that lasts the whole listing exactly once,
+//!   one created or removed meanwhile may or may not be listed, a `dump` key never
+//!   twice. The connection's next request is read once the listing is written.
 //! - **Registry.** `iam NAME` (NAME not empty) records NAME in the session, exactly as
 //!   sent; `iam` and `iam ` clear it. The engine's client name, which the native protocol
 //!   prints raw in `CLIENTS`, `WHOAMI` and `INSPECT owner=`, must stay a valid native
@@ -60,7 +59,7 @@
 //!   whatever its length), another connection's by decoding its engine name (exact for
 //!   names set through lockd; a native `NAME` that happens to be an escape image, like
 //!   `a%20b`, shows decoded as `a b`). A name over the limit is therefore seen by other
-//!   connections as the `ip:port`. `who [NAME]` lists named clients in connection order;
+//!   connections as the `ip:port`. `who [NAME]` lists named clients sorted by address;
 //!   an empty NAME lists them all (no registry name is empty).
 //! - **Counters** ([`Tally`], in [`super::Totals`]): per-command counts (counted even
 //!   when the feature is disabled), `invalid_commands`, `orphans` and `shared_orphans`
@@ -87,8 +86,7 @@
 //!   `ip:port`.
 //! - `dump` is JSON (glockd printed Go's `map[...]` syntax); the blank line is not
 //!   counted as an invalid command.
-//! - `d`, `sd`, `dump` and `who` are in slot order, not sorted (see Listings above);
-//!   `dump shared` lists at most [`DUMP_HOLDERS_CAP`] holders per name.
+//! - `dump shared` lists at most [`DUMP_HOLDERS_CAP`] holders per name.
 
 use super::framing::{decode_line, Flow};
 use super::listing::Batch;

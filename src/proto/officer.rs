@@ -41,16 +41,16 @@
 //!   lists this connection's names the same way, all of them (waits included, as in
 //!   officer).
 //! - `locks` and `connections` cover the whole table or every connection, so each is
-//!   written a batch at a time ([`super::listing`]): one JSON line whose entries come
-//!   in slot order as the scan reaches them; a lock or connection that lasts the whole
-//!   listing is in it exactly once, one created or removed meanwhile may or may not be
-//!   (a lock removed and taken again may even show twice, as a repeated key). The
-//!   connection's next request is read once the line is written, and events for it
-//!   (grants, timeouts) follow the line.
+//!   written a batch at a time ([`super::listing`]): one JSON line whose entries are
+//!   sorted (`locks` by name, `connections` by `ip:port` as text); a lock or connection
+//!   that lasts the whole listing is in it exactly once, one created or removed
+//!   meanwhile may or may not be, and no key is repeated. The connection's next
+//!   request is read once the line is written, and events for it (grants, timeouts)
+//!   follow the line.
 //!
 //! # Deviations from officer
-//! - Objects in `locks` and `connections` are in slot order (officer used insertion
-//!   order); connections that hold and wait for nothing are not listed.
+//! - Objects in `locks` and `connections` are sorted (officer used insertion order);
+//!   connections that hold and wait for nothing are not listed.
 //! - Lists that other clients can grow are capped at [`LIST_CAP`] items: the `queue` of
 //!   `timed_out` and `queue_maxed`, each lock's queue in `locks`, each connection's
 //!   names in `connections` (officer listed them whole, so a crowded lock could make a

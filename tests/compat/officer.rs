@@ -46,21 +46,6 @@ fn acquired(name: &str) -> String {
     format!(r#"{{"name":"{name}","result":"acquired"}}"#)
 }
 
-/// A `locks` or `connections` reply checked against `want`: the same envelope bytes
-/// (`{"value":{...},"result":R}`) and the same entries, in any order (they come in the
-/// table's slot order).
-fn assert_listing(got: String, want: String) {
-    let envelope = |line: &str| {
-        let tail = line.rsplit_once("},").map(|(_, t)| t.to_string());
-        (line.starts_with(r#"{"value":{"#), tail)
-    };
-    assert_eq!(envelope(&got), envelope(&want), "{got}");
-    let parse = |line: &str| -> serde_json::Value {
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
-    };
-    assert_eq!(parse(&got), parse(&want), "{got}");
-}
-
 fn with_queue(name: &str, queue: &[&str], result: &str) -> String {
     let q: Vec<String> = queue.iter().map(|a| format!("\"{a}\"")).collect();
     format!(
@@ -204,7 +189,7 @@ fn queue_maxed_with_queue() {
     // 3 < 4: queued.
     c[3].send(&lock_with("q", r#""queue_max":4"#));
     c[3].expect_silence(SILENCE_MS);
-    assert_listing(
+    assert_eq!(
         c[0].req(r#"{"command":"locks"}"#),
         format!(
             r#"{{"value":{{"q":["{}","{}","{}","{}"]}},"result":"locks"}}"#,
@@ -285,7 +270,7 @@ fn locks_and_connections() {
     assert_eq!(b.req(&lock("l3")), acquired("l3"));
     b.send(&lock("l2"));
     b.expect_silence(SILENCE_MS);
-    assert_listing(
+    assert_eq!(
         idle.req(r#"{"command":"locks"}"#),
         format!(
             r#"{{"value":{{"l1":["{aa}"],"l2":["{aa}","{ba}"],"l3":["{ba}"]}},"result":"locks"}}"#
@@ -297,7 +282,7 @@ fn locks_and_connections() {
     ];
     rows.sort();
     let value: Vec<String> = rows.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-    assert_listing(
+    assert_eq!(
         idle.req(r#"{"command":"connections"}"#),
         format!(
             r#"{{"value":{{{}}},"result":"connections"}}"#,
@@ -405,7 +390,7 @@ fn one_lock_box_with_lockd_and_native() {
     assert!(r.starts_with("n2 OK "), "{r}");
     assert_eq!(l.req("sg job"), "1 Shared Lock Get Success: job");
     let (oa, na) = (o.addr(), n.addr());
-    assert_listing(
+    assert_eq!(
         o.req(r#"{"command":"locks"}"#),
         format!(
             r#"{{"value":{{"job":["{oa}"],"my lock":["{oa}"],"nat":["{na}"]}},"result":"locks"}}"#

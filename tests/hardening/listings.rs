@@ -6,7 +6,8 @@
 //! - Every listing (native `LIST` and `CLIENTS`, lockd `d`, `dump` and `who`, officer
 //!   `locks` and `connections`, live-mutex `ls`) arrives whole to a client that reads
 //!   slowly, however much bigger than `--output-limit` it is: it is written a batch at a
-//!   time as the client reads.
+//!   time as the client reads; and in its order (all but `CLIENTS`), though its rows
+//!   are far over the sort buffer the limit allows, so it takes many passes.
 //! - While one client lists a big table, other clients get their turns between the
 //!   listing's batches.
 
@@ -34,10 +35,13 @@ fn start_small(high_water: usize, limit: usize) -> Listeners {
 const HIGH_WATER: usize = 64 << 10;
 const LIMIT: usize = 128 << 10;
 
-/// Takes `n` native locks named `lst-NNNNNN-padding` on one connection (kept open).
+/// Takes `n` native locks named `lst-NNNNNN-padding` on one connection (kept open),
+/// in a scrambled order: the names in the order taken (grant order).
 fn fill(addr: SocketAddr, n: usize) -> (Client, Vec<String>) {
     let mut c = Client::connect(addr);
-    let names: Vec<String> = (0..n).map(|i| format!("lst-{i:06}-padding")).collect();
+    let names: Vec<String> = (0..n)
+        .map(|i| format!("lst-{:06}-padding", (i * 7919) % n))
+        .collect();
     let mut wire = Vec::new();
     for name in &names {
         wire.extend_from_slice(format!("f LOCK {name}\n").as_bytes());
@@ -160,13 +164,16 @@ fn lines(bytes: &[u8]) -> Vec<String> {
 }
 
 /// Native rows up to each `<id> END <n>`: every reply lists `want` (its first field
-/// after `<id> <WORD> `) exactly once, and END counts its rows.
-fn check_native(what: &str, got: &[u8], id: &str, word: &str, want: &[String]) {
+/// after `<id> <WORD> `) exactly once, and END counts its rows; `sorted`: in order.
+fn check_native(what: &str, got: &[u8], id: &str, word: &str, want: &[String], sorted: bool) {
     let mut rows = Vec::new();
     let mut replies = 0;
     for line in lines(got) {
         if let Some(n) = line.strip_prefix(&format!("{id} END ")) {
             assert_eq!(n.parse::<usize>().unwrap(), rows.len(), "{what}: END count");
+            if sorted {
+                assert_in_order(what, &rows);
+            }
             assert_once_each(what, std::mem::take(&mut rows), want);
             replies += 1;
         } else {
@@ -177,9 +184,13 @@ fn check_native(what: &str, got: &[u8], id: &str, word: &str, want: &[String]) {
     assert!(replies > 0 && rows.is_empty());
 }
 
-/// Rows without an end (lockd `d`, `who`): `times` replies in a row, so each of `want`
-/// appears exactly `times` times, and nothing else.
+/// Rows without an end (lockd `d`, `who`): `times` replies in a row, each exactly
+/// `want`, in that order.
 fn check_times(what: &str, got: Vec<String>, want: &[String], times: usize) {
+    assert_eq!(got.len(), want.len() * times, "{what}: rows");
+    for reply in got.chunks(want.len()) {
+        assert!(reply == want, "{what}: a reply not in order");
+    }
     let mut counts = std::collections::HashMap::new();
     for g in got {
         *counts.entry(g).or_insert(0usize) += 1;
@@ -187,6 +198,13 @@ fn check_times(what: &str, got: Vec<String>, want: &[String], times: usize) {
     assert_eq!(counts.len(), want.len(), "{what}: distinct items");
     for w in want {
         assert_eq!(counts.get(w), Some(&times), "{what}: {w}");
+    }
+}
+
+/// `items` strictly increasing.
+fn assert_in_order(what: &str, items: &[String]) {
+    if let Some(w) = items.windows(2).find(|w| w[0] >= w[1]) {
+        panic!("{what}: {:?} before {:?}", w[0], w[1]);
     }
 }
 
@@ -204,8 +222,9 @@ fn assert_once_each(what: &str, got: Vec<String>, want: &[String]) {
 }
 
 /// One-line JSON replies: each must start with `head` and end with `tail`, and list
-/// `want` exactly once (counted in the raw text too, where a repeated key would show);
-/// `items` takes the listed names from the parsed line.
+/// `want` exactly once (counted in the raw text too, where a repeated key would show)
+/// and in order (in the raw text: the parsed object forgets it); `items` takes the
+/// listed names from the parsed line.
 fn check_json(
     what: &str,
     got: &[u8],
@@ -232,6 +251,14 @@ fn check_json(
         });
         assert_eq!(raw, want.len(), "{what}: raw entries");
         assert_once_each(what, items(&v), want);
+        // In order: each one found after the one before (a linear search).
+        let mut sorted = want.to_vec();
+        sorted.sort();
+        let mut at = 0;
+        for w in &sorted {
+            let found = line[at..].find(&format!("\"{w}\""));
+            at += found.unwrap_or_else(|| panic!("{what}: {w} out of order")) + w.len();
+        }
     }
 }
 
@@ -254,9 +281,9 @@ fn listings_far_over_the_output_limit_arrive_whole_to_a_slow_reader() {
     let times = times_for(N * 55);
     let reader = slow_reader(s.native);
     let got = slow_flood(reader, "l LIST lst-\n", times, end_of("l"));
-    check_native("LIST", &got, "l", "ITEM", &names);
+    check_native("LIST", &got, "l", "ITEM", &names, true);
 
-    // lockd `d`: one `NAME: HOLDER` per hold.
+    // lockd `d`: one `NAME: HOLDER` per hold, in grant order.
     let times = times_for(N * 28);
     let reader = slow_reader(s.addr(Lockd));
     let got = slow_flood(reader, "d\n", times, every(N));
@@ -326,7 +353,7 @@ fn connection_listings_far_over_the_output_limit_arrive_whole_to_a_slow_reader()
     all.push(reader.local_addr().unwrap().to_string());
     let times = times_for(CONNS * 80);
     let got = slow_flood(reader, "c CLIENTS\n", times, end_of("c"));
-    check_native("CLIENTS", &got, "c", "CLIENT", &all);
+    check_native("CLIENTS", &got, "c", "CLIENT", &all, false);
 
     // lockd `who`: every named client once per reply.
     let times = times_for(CONNS * 65);
@@ -336,7 +363,9 @@ fn connection_listings_far_over_the_output_limit_arrive_whole_to_a_slow_reader()
         .iter()
         .map(|r| r.split_once(": ").expect(r).0.to_string())
         .collect();
-    check_times("lockd who", rows, &addrs, times);
+    let mut by_addr = addrs.clone();
+    by_addr.sort();
+    check_times("lockd who", rows, &by_addr, times);
 
     // officer `connections`: every holder once per reply.
     let times = times_for(CONNS * 75);

@@ -696,14 +696,8 @@ fn inspect_owner_is_the_client_name_once_set() {
 // LIST
 // ---------------------------------------------------------------------------
 
-/// Rows of a listing, sorted: `LIST` promises each lock once, in no particular order.
-fn sorted(mut rows: Vec<String>) -> Vec<String> {
-    rows.sort();
-    rows
-}
-
 #[test]
-fn list_rows_with_prefix_and_count() {
+fn list_rows_sorted_with_prefix_and_count() {
     let addr = start();
     let mut a = Client::connect(addr);
     let mut b = Client::connect(addr);
@@ -723,7 +717,7 @@ fn list_rows_with_prefix_and_count() {
 
     a.send("l1 LIST");
     assert_eq!(
-        sorted(a.recv_until_end("l1")),
+        a.recv_until_end("l1"),
         vec![
             "l1 ITEM B mode=exclusive holders=1 waiters=0",
             "l1 ITEM a mode=exclusive holders=1 waiters=1",
@@ -734,7 +728,7 @@ fn list_rows_with_prefix_and_count() {
     );
     a.send("l2 LIST a");
     assert_eq!(
-        sorted(a.recv_until_end("l2")),
+        a.recv_until_end("l2"),
         vec![
             "l2 ITEM a mode=exclusive holders=1 waiters=1",
             "l2 ITEM ab mode=exclusive holders=1 waiters=0",
@@ -742,7 +736,7 @@ fn list_rows_with_prefix_and_count() {
     );
     a.send("l3 list ab");
     assert_eq!(
-        sorted(a.recv_until_end("l3")),
+        a.recv_until_end("l3"),
         vec!["l3 ITEM ab mode=exclusive holders=1 waiters=0"]
     );
     a.send("l4 LIST zz");

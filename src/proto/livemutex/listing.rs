@@ -1,7 +1,7 @@
 //! live-mutex `ls`: one JSON line `{"ls_result":[keys],"uuid":U}` written a batch at a
-//! time ([`crate::proto::listing`]): `{"ls_result":[` first, the keys as the scan of
-//! the lock table reaches them (slot order), then `],"uuid":U}`. The bytes are those
-//! of the same object written at once; only the key order is the scan's.
+//! time ([`crate::proto::listing`]): `{"ls_result":[` first, the keys sorted (through
+//! the session's [`Sorted`], each key once), then `],"uuid":U}`: the bytes of the
+//! same object written at once.
 //!
 //! # Invariants
 //! - Between `{"ls_result":[` and `]`, nothing else is written to the connection (its
@@ -9,15 +9,17 @@
 
 use crate::engine::{Cursor, Scan};
 use crate::proto::json::push_str;
-use crate::proto::listing::Batch;
+use crate::proto::listing::{Batch, Rows, Sorted};
 use crate::proto::names::utf8_name;
 use crate::proto::Ctx;
 
 /// A live-mutex session's listing state.
 #[derive(Debug, Default)]
 pub struct Listings {
-    /// The cursor, and whether a key has been written yet.
-    current: Option<(Cursor, bool)>,
+    /// Whether a key has been written yet, while a listing is in progress.
+    current: Option<bool>,
+    /// The sort buffer; kept between listings.
+    sorted: Sorted,
     /// The request's uuid (when it had one), for the end of the line; kept (cleared)
     /// between listings.
     uuid: Option<Vec<u8>>,
@@ -39,27 +41,36 @@ impl Listings {
             buf.extend_from_slice(u.as_bytes());
             buf
         });
-        self.current = Some((Cursor::default(), false));
+        self.sorted.start();
+        self.current = Some(false);
     }
 
     /// Writes one batch of keys; the end of the line once the scan is done.
     pub fn proceed(&mut self, cx: &mut Ctx, batch: Batch) {
-        let Some((cursor, wrote)) = self.current.as_mut() else {
+        let Some(wrote) = self.current.as_mut() else {
             return;
         };
-        let out = &mut *cx.out;
-        let stop = batch.stop_at(out.len());
-        let scan = cx.engine.scan_locks(cursor, batch.slots, |(name, _)| {
-            // Engine names that are no key's image (lockd's `%shared:` ones) are left out.
-            let Some(key) = utf8_name(name) else {
-                return true;
-            };
+        let (engine, out) = (&*cx.engine, &mut *cx.out);
+        let scan = |cursor: &mut Cursor, slots, rows: &mut Rows| {
+            engine.scan_locks(cursor, slots, |(name, _)| {
+                // Engine names that are no key's image (lockd's `%shared:` ones) are
+                // left out.
+                if let Some(key) = utf8_name(name) {
+                    rows.add(key.as_bytes(), |row| push_str(row, key.as_bytes()));
+                }
+                true
+            })
+        };
+        let write = |out: &mut Vec<u8>, row: &[u8]| {
             if std::mem::replace(wrote, true) {
                 out.push(b',');
             }
-            push_str(out, key.as_bytes());
-            out.len() < stop
-        });
+            out.extend_from_slice(row);
+        };
+        let scan = match self.sorted.proceed(out, batch, scan, write) {
+            true => Scan::Done,
+            false => Scan::More,
+        };
         if scan == Scan::Done {
             out.push(b']');
             if let Some(uuid) = &self.uuid {

@@ -4,9 +4,10 @@
 //! and `who`.
 //!
 //! # Invariants
-//! - Rows come in slot order: `d` / `sd` in claim-slot order (a hold is listed once,
-//!   as long as it lasts the whole listing), `dump` and `q` in lock-slot order, `who`
-//!   in connection order.
+//! - Rows come in order, through the session's [`Sorted`]: `d` / `sd` in grant order
+//!   (by fencing token: tokens grow with every grant), `dump` by lockd name, `who` by
+//!   address (as text). A hold, lock or client that lasts the whole listing is listed
+//!   exactly once; a name is never a repeated `dump` key.
 //! - `dump shared` lists at most [`DUMP_HOLDERS_CAP`] holders per name, so one entry
 //!   is bounded whatever other clients do.
 //! - `q` counts what its scan saw; its lines are written at the end, in key order.
@@ -14,7 +15,7 @@
 use super::{classify, engine_name, namespace, push_label, registry_name, write_stats};
 use crate::engine::{ClientId, Cursor, Engine, Scan};
 use crate::proto::json::{push_quoted_addr, push_str};
-use crate::proto::listing::Batch;
+use crate::proto::listing::{Batch, Rows, Sorted};
 use crate::proto::names::EngineName;
 use crate::proto::Ctx;
 
@@ -47,6 +48,8 @@ pub struct Listings {
     arg: Vec<u8>,
     /// The engine name of `d NAME`; kept (cleared) between listings.
     en: Vec<u8>,
+    /// The sort buffer of `d`, `sd`, `dump` and `who`; kept between listings.
+    sorted: Sorted,
 }
 
 impl Listings {
@@ -57,6 +60,7 @@ impl Listings {
 
     fn start(&mut self, kind: Kind) {
         debug_assert!(self.current.is_none(), "a listing is already in progress");
+        self.sorted.start();
         self.current = Some((kind, Cursor::default()));
     }
 
@@ -110,7 +114,6 @@ impl Listings {
         };
         let me = cx.client;
         let (engine, out) = (&*cx.engine, &mut *cx.out);
-        let stop = batch.stop_at(out.len());
         let (arg, en) = (&self.arg[..], &self.en[..]);
         let scan = match kind {
             Kind::Query {
@@ -126,67 +129,82 @@ impl Listings {
                 }
                 true
             }),
-            Kind::Holders { shared, only } => engine.scan_holds(cursor, batch.slots, |h| {
-                let wire;
-                let name = match only {
-                    true if h.name == en => arg,
-                    true => return true,
-                    false => match classify(h.name) {
-                        Some((s, w)) if s == *shared => {
-                            wire = w;
-                            &wire[..]
+            Kind::Holders { shared, only } => {
+                let scan = |cursor: &mut Cursor, slots, rows: &mut Rows| {
+                    engine.scan_holds(cursor, slots, |h| {
+                        let key = h.token.to_be_bytes();
+                        if !rows.wants(&key) {
+                            return true;
                         }
-                        _ => return true,
-                    },
+                        let wire;
+                        let name = match only {
+                            true if h.name == en => arg,
+                            true => return true,
+                            false => match classify(h.name) {
+                                Some((s, w)) if s == *shared => {
+                                    wire = w;
+                                    &wire[..]
+                                }
+                                _ => return true,
+                            },
+                        };
+                        rows.add(&key, |row| {
+                            write_holder(row, engine, my_name, me, name, h.client)
+                        });
+                        true
+                    })
                 };
-                write_holder(out, engine, my_name, me, name, h.client);
-                out.len() < stop
-            }),
+                let write = |out: &mut Vec<u8>, row: &[u8]| out.extend_from_slice(row);
+                sorted(self.sorted.proceed(out, batch, scan, write))
+            }
             Kind::Dump { shared, first } => {
-                engine.scan_locks(cursor, batch.slots, |(name, info)| {
-                    if info.holders == 0 {
-                        return true;
-                    }
-                    let wire = match classify(name) {
-                        Some((s, wire)) if s == *shared => wire,
-                        _ => return true,
-                    };
+                let shared = *shared;
+                let scan = |cursor: &mut Cursor, slots, rows: &mut Rows| {
+                    engine.scan_locks(cursor, slots, |(name, info)| {
+                        if info.holders == 0 {
+                            return true;
+                        }
+                        let wire = match classify(name) {
+                            Some((s, wire)) if s == shared => wire,
+                            _ => return true,
+                        };
+                        rows.add(&wire, |row| {
+                            write_dump_entry(row, engine, shared, &wire, name)
+                        });
+                        true
+                    })
+                };
+                let write = |out: &mut Vec<u8>, row: &[u8]| {
                     if !std::mem::take(first) {
                         out.push(b',');
                     }
-                    push_str(out, &wire);
-                    out.push(b':');
-                    let mut holds = engine.holds_on(name).map(|(_, client)| client);
-                    if *shared {
-                        out.push(b'[');
-                        for (i, client) in holds.take(DUMP_HOLDERS_CAP).enumerate() {
-                            if i > 0 {
-                                out.push(b',');
-                            }
-                            push_quoted_addr(out, engine, client);
-                        }
-                        out.push(b']');
-                    } else if let Some(client) = holds.next() {
-                        push_quoted_addr(out, engine, client);
-                    } else {
-                        out.extend_from_slice(b"\"\"");
-                    }
-                    out.len() < stop
-                })
-            }
-            Kind::Who => engine.scan_clients(cursor, batch.slots, |(id, c, _)| {
-                let Some(name) = registry_name(my_name, engine, me, id) else {
-                    return true;
+                    out.extend_from_slice(row);
                 };
-                if !arg.is_empty() && *name != *arg {
-                    return true;
-                }
-                let _ = std::io::Write::write_fmt(out, format_args!("{}", c.addr()));
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(&name);
-                out.push(b'\n');
-                out.len() < stop
-            }),
+                sorted(self.sorted.proceed(out, batch, scan, write))
+            }
+            Kind::Who => {
+                let scan = |cursor: &mut Cursor, slots, rows: &mut Rows| {
+                    engine.scan_clients(cursor, slots, |(id, c, _)| {
+                        let Some(name) = registry_name(my_name, engine, me, id) else {
+                            return true;
+                        };
+                        if !arg.is_empty() && *name != *arg {
+                            return true;
+                        }
+                        let mut addr = [0u8; ADDR_BYTES];
+                        let addr = format_addr(&mut addr, c.addr());
+                        rows.add_prefixed(addr, |row| {
+                            row.extend_from_slice(addr);
+                            row.extend_from_slice(b": ");
+                            row.extend_from_slice(&name);
+                            row.push(b'\n');
+                        });
+                        true
+                    })
+                };
+                let write = |out: &mut Vec<u8>, row: &[u8]| out.extend_from_slice(row);
+                sorted(self.sorted.proceed(out, batch, scan, write))
+            }
         };
         if scan == Scan::More {
             return;
@@ -202,6 +220,48 @@ impl Listings {
             Some((Kind::Dump { .. }, _)) => cx.out.extend_from_slice(b"}\n"),
             _ => {}
         }
+    }
+}
+
+/// [`Scan::Done`] once a sorted listing has written its last row.
+fn sorted(done: bool) -> Scan {
+    if done {
+        Scan::Done
+    } else {
+        Scan::More
+    }
+}
+
+/// The longest `ip:port` as text (`[v6%scope]:port`).
+const ADDR_BYTES: usize = 64;
+
+/// `addr` as text (`ip:port`), written into `buf`.
+fn format_addr(buf: &mut [u8; ADDR_BYTES], addr: std::net::SocketAddr) -> &[u8] {
+    let mut w = &mut buf[..];
+    let _ = std::io::Write::write_fmt(&mut w, format_args!("{addr}"));
+    let left = w.len();
+    &buf[..ADDR_BYTES - left]
+}
+
+/// One `dump` entry: `"NAME":"ip:port"` (the first holder), or for `dump shared`
+/// `"NAME":["ip:port",...]` (at most [`DUMP_HOLDERS_CAP`] holders, in grant order).
+fn write_dump_entry(out: &mut Vec<u8>, engine: &Engine, shared: bool, wire: &[u8], name: &[u8]) {
+    push_str(out, wire);
+    out.push(b':');
+    let mut holds = engine.holds_on(name).map(|(_, client)| client);
+    if shared {
+        out.push(b'[');
+        for (i, client) in holds.take(DUMP_HOLDERS_CAP).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_quoted_addr(out, engine, client);
+        }
+        out.push(b']');
+    } else if let Some(client) = holds.next() {
+        push_quoted_addr(out, engine, client);
+    } else {
+        out.extend_from_slice(b"\"\"");
     }
 }
 

@@ -4,12 +4,16 @@
 //! # Invariants
 //! - A listing's rows all carry its request id and its `END <rows>` counts exactly the
 //!   rows written; nothing else is written to the connection between them.
-//! - The session keeps one prefix buffer for the life of the connection, so a `LIST`
-//!   allocates nothing once it has seen its longest prefix.
+//! - `LIST` rows come sorted by name, byte by byte, each name once (through the
+//!   session's [`Sorted`], which keeps only names with the prefix); `CLIENTS` rows in
+//!   connection-slot order.
+//! - The session keeps one prefix buffer and one sort buffer for the life of the
+//!   connection, so a small `LIST` allocates nothing once it has seen its longest
+//!   prefix.
 
 use super::{mode_word, push_counts, start, write_end};
 use crate::engine::{Cursor, Scan, Tag};
-use crate::proto::listing::Batch;
+use crate::proto::listing::{Batch, Rows, Sorted};
 use crate::proto::{push_addr, push_label, push_u64, Ctx};
 
 /// What is being listed.
@@ -36,6 +40,8 @@ pub struct Listings {
     current: Option<Progress>,
     /// The `LIST` prefix; kept (cleared) between listings.
     prefix: Vec<u8>,
+    /// `LIST`'s sort buffer; kept between listings.
+    sorted: Sorted,
 }
 
 impl Listings {
@@ -48,6 +54,7 @@ impl Listings {
     pub fn start_locks(&mut self, id: &[u8], prefix: &[u8]) {
         self.prefix.clear();
         self.prefix.extend_from_slice(prefix);
+        self.sorted.start();
         self.start(id, Kind::Locks);
     }
 
@@ -81,24 +88,36 @@ impl Listings {
         } = p;
         let prefix = &self.prefix[..];
         let scan = match kind {
-            Kind::Locks => engine.scan_locks(cursor, batch.slots, |(name, info)| {
-                if !name.starts_with(prefix) {
-                    return true;
+            Kind::Locks => {
+                let scan = |cursor: &mut Cursor, slots, rows: &mut Rows| {
+                    engine.scan_locks(cursor, slots, |(name, info)| {
+                        if name.starts_with(prefix) {
+                            rows.add_prefixed(name, |row| {
+                                row.extend_from_slice(name);
+                                row.push(b' ');
+                                let mode = mode_word(info.exclusive, info.holders);
+                                push_counts(row, mode, info.holders, info.waiters);
+                                let detached = engine.detached_count_on(name);
+                                if detached > 0 {
+                                    row.extend_from_slice(b" detached=");
+                                    push_u64(row, u64::from(detached));
+                                }
+                            });
+                        }
+                        true
+                    })
+                };
+                let write = |out: &mut Vec<u8>, row: &[u8]| {
+                    start(out, id, b"ITEM");
+                    out.extend_from_slice(row);
+                    out.push(b'\n');
+                    *rows += 1;
+                };
+                match self.sorted.proceed(out, batch, scan, write) {
+                    true => Scan::Done,
+                    false => Scan::More,
                 }
-                start(out, id, b"ITEM");
-                out.extend_from_slice(name);
-                out.push(b' ');
-                let mode = mode_word(info.exclusive, info.holders);
-                push_counts(out, mode, info.holders, info.waiters);
-                let detached = engine.detached_count_on(name);
-                if detached > 0 {
-                    out.extend_from_slice(b" detached=");
-                    push_u64(out, u64::from(detached));
-                }
-                out.push(b'\n');
-                *rows += 1;
-                out.len() < stop
-            }),
+            }
             Kind::Clients => {
                 engine.scan_clients(cursor, batch.slots, |(client, _, (holds, waits))| {
                     start(out, id, b"CLIENT");

@@ -29,9 +29,9 @@
 //! - Every request line gets exactly one reply line (or, for `LIST`, `CLIENTS` and
 //!   `STATS`, rows then one `END`), except `LOCK`/`SHARE` that queue: their answer is a
 //!   later event with the same id.
-//! - `LIST` and `CLIENTS` are listings ([`crate::proto::listing`]): rows in slot order,
-//!   written a batch at a time; the connection's next line is executed, and its events
-//!   written, after the `END`.
+//! - `LIST` and `CLIENTS` are listings ([`crate::proto::listing`]), written a batch at
+//!   a time: `LIST` rows sorted by name, `CLIENTS` rows in connection-slot order; the
+//!   connection's next line is executed, and its events written, after the `END`.
 //! - Until `AUTH` succeeds on a server with a secret, only `PING`, `QUIT` and `AUTH`
 //!   are executed.
 

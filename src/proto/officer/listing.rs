@@ -1,10 +1,11 @@
 //! officer's `locks` and `connections`, each one JSON line written a batch at a time
 //! ([`crate::proto::listing`]): `{"value":{` first, then one entry per lock or
-//! connection as the scan reaches it, then `},"result":"locks"}` (or `connections`).
-//! The bytes are those of the same object written at once; only the entry order is
-//! the scan's (slot order).
+//! connection in order, then `},"result":"locks"}` (or `connections`): the bytes of
+//! the same object written at once.
 //!
 //! # Invariants
+//! - Entries come sorted, through the session's [`Sorted`]: `locks` by name,
+//!   `connections` by `ip:port` as text; each key once.
 //! - Every list inside an entry is capped at [`super::LIST_CAP`] items, so one entry is
 //!   bounded whatever other clients do.
 //! - Between `{"value":{` and the closing `}`, nothing else is written to the
@@ -13,7 +14,7 @@
 use super::{write_names_of, write_queue};
 use crate::engine::{Cursor, Scan};
 use crate::proto::json::push_str;
-use crate::proto::listing::Batch;
+use crate::proto::listing::{Batch, Rows, Sorted};
 use crate::proto::names::utf8_name;
 use crate::proto::Ctx;
 
@@ -38,8 +39,10 @@ impl Kind {
 /// An officer session's listing state.
 #[derive(Debug, Default)]
 pub struct Listings {
-    /// The listing, its cursor, and whether an entry has been written yet.
-    current: Option<(Kind, Cursor, bool)>,
+    /// The listing, and whether an entry has been written yet.
+    current: Option<(Kind, bool)>,
+    /// The sort buffer; kept between listings.
+    sorted: Sorted,
 }
 
 impl Listings {
@@ -52,45 +55,52 @@ impl Listings {
     pub fn start(&mut self, out: &mut Vec<u8>, kind: Kind) {
         debug_assert!(self.current.is_none(), "a listing is already in progress");
         out.extend_from_slice(b"{\"value\":{");
-        self.current = Some((kind, Cursor::default(), false));
+        self.sorted.start();
+        self.current = Some((kind, false));
     }
 
     /// Writes one batch of entries; the end of the line once the scan is done.
     pub fn proceed(&mut self, cx: &mut Ctx, batch: Batch) {
-        let Some((kind, cursor, wrote)) = self.current.as_mut() else {
+        let Some((kind, wrote)) = self.current.as_mut() else {
             return;
         };
         let (engine, out) = (&*cx.engine, &mut *cx.out);
-        let stop = batch.stop_at(out.len());
-        let mut key = |out: &mut Vec<u8>, k: &[u8]| {
-            if std::mem::replace(wrote, true) {
-                out.push(b',');
-            }
-            push_str(out, k);
-            out.push(b':');
-        };
-        let scan = match kind {
-            Kind::Locks => engine.scan_locks(cursor, batch.slots, |(en, _)| {
-                let Some(name) = utf8_name(en) else {
-                    return true;
-                };
-                key(out, name.as_bytes());
-                write_queue(out, engine, en);
-                out.len() < stop
+        let kind = *kind;
+        let scan = |cursor: &mut Cursor, slots, rows: &mut Rows| match kind {
+            Kind::Locks => engine.scan_locks(cursor, slots, |(en, _)| {
+                if let Some(name) = utf8_name(en) {
+                    rows.add(name.as_bytes(), |row| {
+                        entry_key(row, name.as_bytes());
+                        write_queue(row, engine, en);
+                    });
+                }
+                true
             }),
-            Kind::Connections => engine.scan_clients(cursor, batch.slots, |(client, c, _)| {
+            Kind::Connections => engine.scan_clients(cursor, slots, |(client, c, _)| {
                 let officer_name = |v: crate::engine::ClaimView| utf8_name(v.name).is_some();
-                if !engine
+                if engine
                     .holds_of(client)
                     .chain(engine.waits_of(client))
                     .any(officer_name)
                 {
-                    return true;
+                    let addr = c.addr().to_string();
+                    rows.add(addr.as_bytes(), |row| {
+                        entry_key(row, addr.as_bytes());
+                        write_names_of(row, engine, client, super::LIST_CAP);
+                    });
                 }
-                key(out, c.addr().to_string().as_bytes());
-                write_names_of(out, engine, client, super::LIST_CAP);
-                out.len() < stop
+                true
             }),
+        };
+        let write = |out: &mut Vec<u8>, row: &[u8]| {
+            if std::mem::replace(wrote, true) {
+                out.push(b',');
+            }
+            out.extend_from_slice(row);
+        };
+        let scan = match self.sorted.proceed(out, batch, scan, write) {
+            true => Scan::Done,
+            false => Scan::More,
         };
         if scan == Scan::Done {
             let result = kind.result();
@@ -100,4 +110,10 @@ impl Listings {
             self.current = None;
         }
     }
+}
+
+/// `"KEY":`, the start of an entry.
+fn entry_key(out: &mut Vec<u8>, key: &[u8]) {
+    push_str(out, key);
+    out.push(b':');
 }
