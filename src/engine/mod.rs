@@ -20,7 +20,7 @@
 //!   owns no claim.
 
 use crate::fence::Fence;
-use crate::table::{Acquire, ClaimId, Grant, State, Table};
+use crate::table::{Acquire, ClaimId, Grant, Keyed, State, Table};
 use crate::wheel::{TimerId, Wheel};
 use smallvec::SmallVec;
 use std::net::SocketAddr;
@@ -48,6 +48,13 @@ pub struct Pending {
     tag: Tag,
     timer: Option<TimerId>,
     hold: Option<u32>,
+}
+
+impl Keyed for Pending {
+    /// Waits are indexed by their tag, so a cancel by tag is O(1).
+    fn key(&self) -> &[u8] {
+        &self.tag
+    }
 }
 
 /// An acquire request, as every codec expresses it.
@@ -349,7 +356,7 @@ impl Engine {
     }
 
     /// Ends `client`'s waits whose tag is `tag`, calling `on_cancel` for each in request
-    /// order. Returns how many.
+    /// order. Returns how many. Costs O(those waits), whatever else the client waits for.
     pub fn cancel(
         &mut self,
         client: ClientId,
@@ -358,16 +365,16 @@ impl Engine {
         mut on_cancel: impl FnMut(&[u8]),
     ) -> u32 {
         self.scratch.clear();
-        let table = &self.table;
-        self.scratch.extend(
-            table
-                .waits_of(client)
-                .filter(|&c| table.claim(c).data.tag.as_slice() == tag),
-        );
+        self.scratch.extend(self.table.waits_with_key(client, tag));
         for _ in &self.scratch {
             on_cancel(tag);
         }
         self.withdraw_scratch(now)
+    }
+
+    /// True when `client` has a wait with tag `tag`: O(1).
+    pub fn is_waiting(&self, client: ClientId, tag: &[u8]) -> bool {
+        self.table.waits_with_key(client, tag).next().is_some()
     }
 
     /// Cancels every wait of `client` (calling `on_cancel` with each tag, in request

@@ -203,7 +203,8 @@ fn execute(request: Request, cx: &mut Ctx) -> Flow {
                     write_result(cx.out, name.as_bytes(), "already_acquired");
                     return Flow::Continue;
                 }
-                if cx.engine.waits_of(me).any(|w| w.name == en) {
+                // A lock request's tag is its engine name: O(1).
+                if cx.engine.is_waiting(me, en) {
                     return Flow::Continue;
                 }
                 if queue_max.is_some_and(|q| u64::from(info.holders) + u64::from(info.waiters) >= q)

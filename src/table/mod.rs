@@ -4,7 +4,10 @@
 //! *held* (granted, with a fencing token). Claims live in one `Slab` and never move, so a
 //! claim's index is its identity from request to release, and the engine can hang a
 //! timer and a reply tag on it. Each claim is threaded through two intrusive lists
-//! ([`crate::list`]): its lock's `holds` or `waiters`, and its owner's `holds` or `waits`.
+//! ([`crate::list`]): its lock's `holds` or `waits`, and its owner's `holds` or `waits`.
+//! A waiting claim is in a third: its owner's waits with the same **key** (the caller's
+//! [`Keyed::key`], the engine's reply tag), found through the `by_key` index, so that
+//! "this owner's waits with key K" costs O(those waits), not O(the owner's waits).
 //! Locks live in a second `Slab`; a `hashbrown::HashTable` of lock indices, hashed by
 //! name, finds them (the name is stored once, in the lock).
 //!
@@ -21,6 +24,9 @@
 //! - Tokens strictly increase over every grant ([`crate::fence`]).
 //! - An owner's `holds` / `waits` lists hold exactly its held / waiting claims, so a
 //!   disconnect costs O(own claims), not O(table).
+//! - `by_key` has one list per (owner, key) with at least one waiting claim: exactly
+//!   that owner's waits with that key, in request order. A held claim is in no such
+//!   list (its token takes the place of that link).
 
 use crate::fence::Fence;
 use crate::list::{Chain, Link, List};
@@ -72,14 +78,34 @@ pub enum State {
     },
 }
 
+/// What the table indexes a waiting claim by, together with its owner.
+pub trait Keyed {
+    /// The key (the engine's reply tag).
+    fn key(&self) -> &[u8];
+}
+
+/// A payload without a key: all waits of an owner share the empty key.
+impl Keyed for () {
+    fn key(&self) -> &[u8] {
+        b""
+    }
+}
+
 /// One acquire request, waiting or held, plus the caller's payload `P`.
+///
+/// [`Mode`] is stored as `exclusive` and `max` (8 bytes would be 12), which leaves room
+/// for `held` within the claim's 96-byte budget.
 #[derive(Debug)]
 pub struct Claim<P> {
     lock: u32,
     owner: OwnerId,
-    mode: Mode,
-    /// The fencing token when held; 0 while waiting (tokens start at 1).
-    token: u64,
+    /// A shared claim's cap (0: none); 0 for an exclusive one.
+    max: u32,
+    exclusive: bool,
+    held: bool,
+    /// Held: the fencing token ([`Link::bits`]). Waiting: the link in its owner's list
+    /// of waits with the same key.
+    by_key: Link,
     by_lock: Link,
     by_owner: Link,
     /// The caller's data (the engine keeps the reply tag and the timer here).
@@ -93,18 +119,22 @@ impl<P> Claim<P> {
     }
     /// Exclusive or shared.
     pub fn mode(&self) -> Mode {
-        self.mode
+        if self.exclusive {
+            Mode::Exclusive
+        } else {
+            Mode::Shared { max: self.max }
+        }
     }
     /// Waiting or held.
     pub fn state(&self) -> State {
-        match self.token {
-            0 => State::Waiting,
-            token => State::Held { token },
+        match self.token() {
+            None => State::Waiting,
+            Some(token) => State::Held { token },
         }
     }
     /// The fencing token, when held.
     pub fn token(&self) -> Option<u64> {
-        (self.token != 0).then_some(self.token)
+        self.held.then(|| self.by_key.bits())
     }
 }
 
@@ -119,6 +149,14 @@ fn by_owner<P>() -> Chain<Claim<P>> {
     Chain {
         get: |c| &c.by_owner,
         get_mut: |c| &mut c.by_owner,
+    }
+}
+
+/// Waiting claims only: a held claim keeps its token in this link's place.
+fn by_key<P>() -> Chain<Claim<P>> {
+    Chain {
+        get: |c| &c.by_key,
+        get_mut: |c| &mut c.by_key,
     }
 }
 
@@ -203,6 +241,8 @@ pub struct LockInfo {
 pub struct Table<P> {
     hasher: DefaultHashBuilder,
     index: HashTable<u32>,
+    /// Per (owner, key): that owner's waits with that key, in request order.
+    by_key: HashTable<List>,
     locks: Slab<Lock>,
     claims: Slab<Claim<P>>,
     owners: Vec<Owner>,
@@ -212,12 +252,13 @@ pub struct Table<P> {
     spare_names: Vec<Name>,
 }
 
-impl<P> Table<P> {
+impl<P: Keyed> Table<P> {
     /// An empty table issuing tokens from `fence`.
     pub fn new(fence: Fence) -> Self {
         Table {
             hasher: DefaultHashBuilder::default(),
             index: HashTable::new(),
+            by_key: HashTable::new(),
             locks: Slab::new(),
             claims: Slab::new(),
             owners: Vec::new(),
@@ -287,6 +328,62 @@ impl<P> Table<P> {
             .get(owner as usize)
             .map_or(List::EMPTY, |o| o.waits);
         list.iter(&self.claims, by_owner())
+    }
+
+    /// The waiting claims of `owner` whose key is `key`, in request order: O(1) to find,
+    /// then O(1) per claim.
+    pub fn waits_with_key<'a>(
+        &'a self,
+        owner: OwnerId,
+        key: &[u8],
+    ) -> impl Iterator<Item = ClaimId> + 'a {
+        let hash = self.hasher.hash_one((owner, key));
+        let claims = &self.claims;
+        let list = self
+            .by_key
+            .find(hash, |l| heads(claims, l, owner, key))
+            .copied()
+            .unwrap_or(List::EMPTY);
+        list.iter(&self.claims, by_key())
+    }
+
+    /// Puts waiting claim `claim` at the end of its (owner, key) list.
+    fn link_key(&mut self, claim: ClaimId) {
+        let c = &self.claims[claim as usize];
+        let (owner, hash) = (c.owner, self.hasher.hash_one((c.owner, c.data.key())));
+        let claims = &self.claims;
+        let key = c.data.key();
+        if let Some(list) = self.by_key.find_mut(hash, |l| heads(claims, l, owner, key)) {
+            list.push_back(&mut self.claims, &by_key(), claim);
+            return;
+        }
+        let mut list = List::EMPTY;
+        list.push_back(&mut self.claims, &by_key(), claim);
+        let (claims, hasher) = (&self.claims, &self.hasher);
+        self.by_key.insert_unique(hash, list, |l| {
+            let head = &claims[l.front().unwrap_or(0) as usize];
+            hasher.hash_one((head.owner, head.data.key()))
+        });
+    }
+
+    /// Takes waiting claim `claim` out of its (owner, key) list.
+    fn unlink_key(&mut self, claim: ClaimId) {
+        let c = &self.claims[claim as usize];
+        let (owner, hash) = (c.owner, self.hasher.hash_one((c.owner, c.data.key())));
+        let claims = &self.claims;
+        let key = c.data.key();
+        match self
+            .by_key
+            .find_entry(hash, |l| heads(claims, l, owner, key))
+        {
+            Ok(mut entry) => {
+                entry.get_mut().unlink(&mut self.claims, &by_key(), claim);
+                if entry.get().is_empty() {
+                    entry.remove();
+                }
+            }
+            Err(_) => debug_assert!(false, "waiting claim {claim} missing from by_key"),
+        }
     }
 
     fn find_lock(&self, hash: u64, name: &[u8]) -> Option<u32> {
@@ -389,11 +486,17 @@ impl<P> Table<P> {
                 return Acquire::QueueFull;
             }
         }
+        let (exclusive, max) = match mode {
+            Mode::Exclusive => (true, 0),
+            Mode::Shared { max } => (false, max),
+        };
         let claim = self.claims.insert(Claim {
             lock: l,
             owner,
-            mode,
-            token: 0,
+            max,
+            exclusive,
+            held: false,
+            by_key: Link::UNLINKED,
             by_lock: Link::UNLINKED,
             by_owner: Link::UNLINKED,
             data,
@@ -414,6 +517,7 @@ impl<P> Table<P> {
                 &by_owner(),
                 claim,
             );
+            self.link_key(claim);
             Acquire::Queued { claim }
         }
     }
@@ -422,9 +526,13 @@ impl<P> Table<P> {
     fn hold(&mut self, l: u32, claim: ClaimId) -> u64 {
         let token = self.fence.issue();
         let c = &mut self.claims[claim as usize];
-        debug_assert!(token != 0, "token 0 means waiting");
-        c.token = token;
-        let (owner, exclusive) = (c.owner, c.mode == Mode::Exclusive);
+        debug_assert!(
+            !c.held && c.by_key == Link::UNLINKED,
+            "claim {claim} held twice or still keyed"
+        );
+        c.held = true;
+        c.by_key = Link::from_bits(token);
+        let (owner, exclusive) = (c.owner, c.exclusive);
         let lock = &mut self.locks[l as usize];
         lock.exclusive = exclusive;
         lock.holds.push_back(&mut self.claims, &by_lock(), claim);
@@ -438,7 +546,7 @@ impl<P> Table<P> {
     /// Grants waiters from the head of lock `l`'s queue while they are compatible.
     fn grant_waiters(&mut self, l: u32, granted: &mut Vec<Grant>) {
         while let Some(head) = self.locks[l as usize].waiters.front() {
-            let mode = self.claims[head as usize].mode;
+            let mode = self.claims[head as usize].mode();
             if !compatible(&self.locks[l as usize], mode) {
                 break;
             }
@@ -449,6 +557,7 @@ impl<P> Table<P> {
             self.owners[owner as usize]
                 .waits
                 .unlink(&mut self.claims, &by_owner(), head);
+            self.unlink_key(head);
             self.hold(l, head);
             granted.push(Grant {
                 claim: head,
@@ -462,6 +571,9 @@ impl<P> Table<P> {
     pub fn remove(&mut self, claim: ClaimId, granted: &mut Vec<Grant>) -> Removed<P> {
         let c = &self.claims[claim as usize];
         let (l, owner, state) = (c.lock, c.owner, c.state());
+        if state == State::Waiting {
+            self.unlink_key(claim);
+        }
         let lock = &mut self.locks[l as usize];
         let own = &mut self.owners[owner as usize];
         match state {
@@ -512,7 +624,9 @@ impl<P> Table<P> {
         let lock = &self.locks[l as usize];
         let mine = |&c: &ClaimId| {
             let claim = &self.claims[c as usize];
-            claim.lock == l && claim.owner == owner && token.is_none_or(|t| claim.token == t)
+            claim.lock == l
+                && claim.owner == owner
+                && token.is_none_or(|t| claim.token() == Some(t))
         };
         let (list, chain) = if lock.holds.len() <= own.holds.len() {
             (lock.holds, by_lock())
@@ -542,6 +656,14 @@ fn new_name(spare: &mut Vec<Name>, name: &[u8]) -> Name {
         }
         None => Name::from_slice(name),
     }
+}
+
+/// True when `list` (a `by_key` list) is `owner`'s list for `key`.
+fn heads<P: Keyed>(claims: &Slab<Claim<P>>, list: &List, owner: OwnerId, key: &[u8]) -> bool {
+    list.front().is_some_and(|h| {
+        let head = &claims[h as usize];
+        head.owner == owner && head.data.key() == key
+    })
 }
 
 /// The owner's slot, created on first use.

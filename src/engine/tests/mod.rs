@@ -606,3 +606,47 @@ fn claim_and_lock_stay_within_their_budget() {
         "request tags are 32 bytes inline"
     );
 }
+
+/// Elements of intrusive lists visited by `f`: a count of work, not of time.
+fn steps(f: impl FnOnce()) -> u64 {
+    let before = crate::list::steps::get();
+    f();
+    crate::list::steps::get() - before
+}
+
+/// `cancel` and `is_waiting` find a client's waits by tag through the table's key
+/// index: their work does not grow with the client's other waits (it used to walk them
+/// all, so N cancels cost O(N^2)).
+#[test]
+fn cancel_and_is_waiting_cost_does_not_grow_with_the_clients_other_waits() {
+    let mut cost = Vec::new();
+    for n in [100u32, 10_000] {
+        let mut e = engine_with(n + 10);
+        assert!(matches!(
+            e.acquire(0, b"h", &forever(b"a", X), 0),
+            Acquired::Granted { .. }
+        ));
+        for i in 0..n {
+            let tag = format!("w{i}");
+            assert_eq!(
+                e.acquire(1, tag.as_bytes(), &forever(b"a", X), 0),
+                Acquired::Queued
+            );
+        }
+        let mut found = false;
+        let mut cancelled = 0;
+        let work = steps(|| {
+            found = e.is_waiting(1, b"w0") && !e.is_waiting(1, b"nope");
+            cancelled = e.cancel(1, b"w0", 0, |_| {});
+            cancelled += e.cancel(1, b"nope", 0, |_| {});
+        });
+        assert!(found);
+        assert_eq!(cancelled, 1);
+        assert!(!e.is_waiting(1, b"w0"));
+        cost.push(work);
+    }
+    assert_eq!(
+        cost[0], cost[1],
+        "list steps for 100 vs 10,000 other waits: {cost:?}"
+    );
+}
