@@ -100,7 +100,7 @@
 //!   queued after its `acquired:false`, and a later grant is dropped by the client and
 //!   held until its ttl (or the disconnect), as with the original.
 
-use super::framing::{decode_line, Flow};
+use super::framing::{decode_line, Flow, Lines};
 use super::json::{push_array, push_str, Object};
 use super::names::{engine_name, holders, utf8_name, waiters, EngineName};
 use super::requests::{RequestMap, Status};
@@ -147,7 +147,7 @@ fn tag_key(tag: &[u8]) -> Option<Tag> {
 /// Per-connection state.
 #[derive(Debug)]
 pub struct Session {
-    max_line: usize,
+    lines: Lines,
     requests: RequestMap<Tag>,
 }
 
@@ -360,7 +360,7 @@ impl Session {
     /// A session for a new connection.
     pub fn new(cfg: &Config) -> Self {
         Session {
-            max_line: cfg.max_line,
+            lines: Lines::new(cfg.max_line),
             requests: RequestMap::new(tag_key, REMEMBER_GONE),
         }
     }
@@ -520,8 +520,7 @@ impl Wire for Session {
     fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
         decode_line(
             Protocol::LiveMutex,
-            input,
-            self.max_line,
+            self.lines.frame(input),
             cx,
             |_, cx| cx.stats.errors_total += 1,
             |line, cx| {

@@ -58,7 +58,7 @@
 //!   at the instant of each timeout needs the engine to pass it with the event (or to
 //!   route events between timers); the codec cannot see it afterwards.
 
-use super::framing::{decode_line, Flow};
+use super::framing::{decode_line, Flow, Lines};
 use super::json::{push_array, push_map, push_quoted_addr, push_str, Object};
 use super::names::{engine_name, utf8_name, wire_name};
 use super::{Ctx, Progress, Protocol, Wire};
@@ -69,7 +69,7 @@ use serde_json::{Map, Value};
 /// Per-connection state.
 #[derive(Debug)]
 pub struct Session {
-    max_line: usize,
+    lines: Lines,
 }
 
 /// A parsed request.
@@ -141,7 +141,7 @@ impl Session {
     /// A session for a new connection.
     pub fn new(cfg: &Config) -> Self {
         Session {
-            max_line: cfg.max_line,
+            lines: Lines::new(cfg.max_line),
         }
     }
 }
@@ -151,8 +151,7 @@ impl Wire for Session {
     fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
         decode_line(
             Protocol::Officer,
-            input,
-            self.max_line,
+            self.lines.frame(input),
             cx,
             |_, _| {},
             |line, cx| {

@@ -32,7 +32,7 @@
 //! - Until `AUTH` succeeds on a server with a secret, only `PING`, `QUIT` and `AUTH`
 //!   are executed.
 
-use super::framing::{decode_line, Flow};
+use super::framing::{decode_line, Flow, Lines};
 use super::{push_addr, push_label, push_u64, Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
 use crate::engine::{Acquired, Engine, Event, EventKind, FindError, Mode};
@@ -64,7 +64,7 @@ pub fn secret_from_file(text: &[u8]) -> Option<&[u8]> {
 /// Per-connection state of the native codec.
 #[derive(Debug)]
 pub struct Session {
-    max_line: usize,
+    lines: Lines,
     /// AUTH succeeded (or none is required).
     authed: bool,
 }
@@ -73,7 +73,7 @@ impl Session {
     /// A session for a new connection.
     pub fn new(cfg: &Config) -> Self {
         Session {
-            max_line: cfg.max_line,
+            lines: Lines::new(cfg.max_line),
             authed: cfg.auth_file.is_none(),
         }
     }
@@ -192,8 +192,7 @@ impl Wire for Session {
     fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
         decode_line(
             Protocol::Native,
-            input,
-            self.max_line,
+            self.lines.frame(input),
             cx,
             too_long,
             |line, cx| match parse(line) {
