@@ -25,6 +25,11 @@ pub const DEFAULT_MAX_PENDING: u32 = 100_000;
 pub const DEFAULT_OUTPUT_HIGH_WATER: usize = 1 << 20;
 /// Default `--output-limit`: disconnect a client whose unsent replies pass this.
 pub const DEFAULT_OUTPUT_LIMIT: usize = 16 << 20;
+/// Default `--max-claims` (holds plus waits of all connections): at about 200 bytes per
+/// claim (a lock each, tags inline), 4M claims are about 0.8 GB.
+pub const DEFAULT_MAX_CLAIMS: usize = 4_000_000;
+/// Default `--auth-timeout`, ms: an unauthenticated connection is closed after this.
+pub const DEFAULT_AUTH_TIMEOUT_MS: u64 = 10_000;
 
 /// Everything the server needs to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +48,10 @@ pub struct Config {
     pub output_high_water: usize,
     /// Unsent reply bytes past which a connection is closed.
     pub output_limit: usize,
+    /// Holds plus waits of all connections together.
+    pub max_claims: usize,
+    /// With `auth_file`: ms a connection may stay unauthenticated.
+    pub auth_timeout_ms: u64,
     /// File holding the AUTH secret.
     pub auth_file: Option<PathBuf>,
     /// File recording the fencing-token reservation.
@@ -71,6 +80,8 @@ impl Default for Config {
             max_pending: DEFAULT_MAX_PENDING,
             output_high_water: DEFAULT_OUTPUT_HIGH_WATER,
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            max_claims: DEFAULT_MAX_CLAIMS,
+            auth_timeout_ms: DEFAULT_AUTH_TIMEOUT_MS,
             auth_file: None,
             state_file: None,
             lockd_listen: None,
@@ -151,6 +162,18 @@ fn options() -> getopts::Options {
         "output-limit",
         &format!("disconnect a client with this many unsent reply bytes (default {DEFAULT_OUTPUT_LIMIT})"),
         "BYTES",
+    );
+    o.optopt(
+        "",
+        "max-claims",
+        &format!("holds plus waits of all connections together (default {DEFAULT_MAX_CLAIMS})"),
+        "N",
+    );
+    o.optopt(
+        "",
+        "auth-timeout",
+        &format!("with --auth-file: close a connection not authenticated after this many ms (default {DEFAULT_AUTH_TIMEOUT_MS})"),
+        "MS",
     );
     o.optopt(
         "",
@@ -239,6 +262,12 @@ where
     }
     if let Some(v) = m.opt_str("output-limit") {
         cfg.output_limit = parse_in_range("--output-limit", &v, 4096, 1 << 32)?;
+    }
+    if let Some(v) = m.opt_str("max-claims") {
+        cfg.max_claims = parse_in_range("--max-claims", &v, 1, u32::MAX as usize)?;
+    }
+    if let Some(v) = m.opt_str("auth-timeout") {
+        cfg.auth_timeout_ms = parse_in_range("--auth-timeout", &v, 1, 86_400_000)? as u64;
     }
     if cfg.output_limit < cfg.output_high_water {
         return Err(UsageError(
@@ -368,6 +397,16 @@ mod tests {
     }
 
     #[test]
+    fn claims_and_auth_timeout() {
+        let c = run(&[]).unwrap();
+        assert_eq!((c.max_claims, c.auth_timeout_ms), (4_000_000, 10_000));
+        let c = run(&["--max-claims", "7", "--auth-timeout", "250"]).unwrap();
+        assert_eq!((c.max_claims, c.auth_timeout_ms), (7, 250));
+        assert!(run(&["--max-claims", "0"]).is_err());
+        assert!(run(&["--auth-timeout", "0"]).is_err());
+    }
+
+    #[test]
     fn help_version_and_junk() {
         match parse_args(["-h"]).unwrap() {
             Command::Help(t) => {
@@ -379,6 +418,8 @@ mod tests {
                     "--max-pending",
                     "--output-high-water",
                     "--output-limit",
+                    "--max-claims",
+                    "--auth-timeout",
                     "--auth-file",
                     "--state-file",
                     "--lockd-listen",

@@ -1,10 +1,26 @@
 //! The poll loop: one thread, one `mio::Poll`, every connection in one `Slab`.
 //!
-//! Each iteration: wait for readiness (the timeout is the timer wheel's next deadline),
-//! accept until `WouldBlock`, read each readable connection until its socket is drained
-//! (see `Drain`) or its fairness budget is used and decode every complete request, fire
-//! due deadlines, flush every connection with pending output once, then reap the
-//! connections that closed.
+//! Each iteration: wait for readiness (the timeout is the next deadline of the engine's
+//! or the server's timer wheel), accept until `WouldBlock`, read each readable
+//! connection until its socket is drained (see `Drain`) or its fairness budget is used
+//! and decode every complete request, fire due deadlines (the engine's, then the
+//! server's own: auth deadlines, the auth-failure delay, lingering closes), flush every
+//! connection with pending output once, reap the connections that closed, and give the
+//! engine [`WORK_BUDGET`] steps of deferred work (grants cut short, claims of closed
+//! connections), so that no single event stalls everyone else.
+//!
+//! **Closing.** A connection the peer half-closed (EOF) is answered to the end: it stays
+//! until its pending waits have ended (granted or timed out) and its output is flushed,
+//! then closes. One the server closes (`QUIT`, an error that closes, a wrong `AUTH`,
+//! the auth deadline, `--output-limit`) has its write side shut down after its output,
+//! and its unread input is read and dropped for at most [`LINGER_MS`] and
+//! [`LINGER_BYTES`] until the peer closes too, so that the last reply is not destroyed
+//! by the reset a close with unread input sends. Its claims are released from the
+//! moment it is reaped, whatever the lingering.
+//!
+//! **Ids.** The engine knows a connection by a client id from `ids`, not by its slab
+//! key: a closed connection's id stays taken until the engine has removed every claim
+//! of it (that may take several iterations), while its slab slot is free at once.
 //!
 //! Replies never go straight to a socket: a codec appends them to its connection's
 //! output buffer and the connection joins the `dirty` list; engine events for other
@@ -28,14 +44,20 @@
 //!   readiness event will report again: its turn ran out or it was just un-paused.
 //!   `resume` is taken at the start of an iteration, so each connection gets at most one
 //!   turn of `READ_BUDGET` bytes and `TURN_MS` of work per iteration.
-//! - `Phase::Closed` iff the key is in `closing`; `reap` frees exactly those, at the end
-//!   of the iteration, and only then does the engine release their claims.
+//! - `Phase::Closed` iff the key is in `closing`; `reap` handles exactly those, at the
+//!   end of the iteration: a live connection is handed to the engine to forget (then it
+//!   lingers or is freed); a lingering one is freed.
+//! - `ids[c] == Some(k)` iff connection `k` is live (not yet reaped) with client id `c`;
+//!   `ids[c] == None` while the engine still removes closed client `c`'s claims.
+//! - A connection has at most one server timer (`conn.timer`), cancelled when it is
+//!   freed, so a timer never fires for a reused slab key.
 
 use crate::config::Config;
 use crate::engine::{ClientId, Engine, Event};
 use crate::fence::{wall_clock_ns, Fence};
 use crate::proto::native::{secret_from_file, MAX_SECRET};
 use crate::proto::{Codec, Ctx, Progress, Protocol, Totals};
+use crate::wheel::{TimerId, Wheel};
 use log::{debug, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -63,14 +85,45 @@ const OUT_KEEP: usize = 64 * 1024;
 const PARTIAL_KEEP: usize = 1024;
 /// Pause before retrying `accept` after it failed (e.g. out of file descriptors).
 const ACCEPT_BACKOFF_MS: u64 = 100;
+/// Steps of deferred engine work per iteration (about a millisecond): grants cut short
+/// by the table's batch limit, and claims of closed connections.
+pub const WORK_BUDGET: u32 = 16 * 1024;
+/// How long a wrong `AUTH` is answered late (the connection is neither read nor
+/// written meanwhile; everyone else is served): at most ten guesses per second and
+/// connection.
+pub const AUTH_FAIL_DELAY_MS: u64 = 100;
+/// How long a connection the server closed keeps reading (and dropping) its input
+/// after shutting down its write side, waiting for the peer to close.
+pub const LINGER_MS: u64 = 500;
+/// Input a lingering connection reads and drops before it is closed anyway.
+pub const LINGER_BYTES: usize = 256 * 1024;
+
+/// What a server timer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Alarm {
+    /// `--auth-timeout` ran out.
+    AuthDeadline,
+    /// The auth-failure delay is over: send the reply and close.
+    AuthDelay,
+    /// Lingering is over: close.
+    Linger,
+}
 
 /// A connection's lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Reading and answering.
     Open,
+    /// The peer shut down its write side: close once its waits have ended and the
+    /// output is flushed.
+    HalfClosed,
     /// Reading stopped; close once the output is flushed.
     Draining,
+    /// A wrong `AUTH`: neither read nor written until the delay is over, then Draining.
+    Delayed,
+    /// Reaped: the write side is shut down and input is read and dropped until the
+    /// peer closes, [`LINGER_BYTES`] or [`LINGER_MS`].
+    Lingering,
     /// To be reaped at the end of this iteration.
     Closed,
 }
@@ -78,6 +131,8 @@ enum Phase {
 struct Conn {
     stream: TcpStream,
     addr: SocketAddr,
+    /// The engine's id for this connection.
+    client: ClientId,
     protocol: Protocol,
     codec: Codec,
     /// Unconsumed input (a partial request, or requests held back by backpressure).
@@ -91,6 +146,14 @@ struct Conn {
     writable: bool,
     /// Reading stopped because the output passed the high-water mark.
     paused: bool,
+    /// The server closes it (not the peer): linger after the close.
+    linger: bool,
+    /// Reaped: the engine forgets it; only the socket is left (lingering).
+    ended: bool,
+    /// Input dropped while lingering.
+    lingered: usize,
+    /// Its one server timer.
+    timer: Option<TimerId>,
 }
 
 /// Milliseconds on a monotonic clock that starts with the server.
@@ -158,6 +221,11 @@ pub struct Server {
     clock: Clock,
     conns: Slab<Conn>,
     engine: Engine,
+    /// Client id -> connection key (`None`: closed, claims still being removed).
+    ids: Slab<Option<usize>>,
+    freed: Vec<ClientId>,
+    timers: Wheel<(usize, Alarm)>,
+    fired: Vec<(u64, (usize, Alarm))>,
     stats: Totals,
     rbuf: Box<[u8]>,
     events: Vec<Event>,
@@ -206,7 +274,8 @@ impl Server {
             );
         }
         let clock = Clock(Instant::now());
-        let engine = Engine::new(fence, clock.now(), cfg.max_pending);
+        let engine =
+            Engine::new(fence, clock.now(), cfg.max_pending).with_max_claims(cfg.max_claims);
         Ok(Server {
             poll,
             listeners,
@@ -214,6 +283,10 @@ impl Server {
             clock,
             conns: Slab::new(),
             engine,
+            ids: Slab::new(),
+            freed: Vec::new(),
+            timers: Wheel::new(clock.now()),
+            fired: Vec::new(),
             stats: Totals::default(),
             rbuf: vec![0; READ_CHUNK].into_boxed_slice(),
             events: Vec::new(),
@@ -257,6 +330,10 @@ impl Server {
                         self.accept(LISTENER_BASE - t, now)
                     }
                     Token(k) => {
+                        // A half-closed peer that is gone for good (reset).
+                        if event.is_error() || event.is_write_closed() {
+                            self.close_if(k, Phase::HalfClosed);
+                        }
                         // Input, EOF or error: read and decode. When the peer closed or
                         // failed, read to the end; else a short read drains the socket.
                         if event.is_read_closed() || event.is_error() {
@@ -279,23 +356,89 @@ impl Server {
                 self.resume = resume; // keep the capacity
             }
             // Deadlines: timeouts, expiries, and the grants they cause.
-            self.engine.advance(self.clock.now());
+            let now = self.clock.now();
+            self.engine.advance(now);
+            self.fire_timers(now);
             self.route_events();
             self.flush();
-            self.reap(self.clock.now());
+            let now = self.clock.now();
+            self.reap(now);
+            // Deferred work, a budget per iteration: grants cut short, closed clients.
+            if self.engine.has_work() {
+                self.engine.work(now, WORK_BUDGET);
+                self.route_events();
+            }
+            self.engine.take_freed(&mut self.freed);
+            for id in self.freed.drain(..) {
+                self.ids.remove(id as usize);
+            }
         }
     }
 
     /// Zero while work is pending; else until the next deadline (or forever).
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.dirty.is_empty() || !self.resume.is_empty() || self.engine.has_events() {
+        if !self.dirty.is_empty()
+            || !self.resume.is_empty()
+            || self.engine.has_events()
+            || self.engine.has_work()
+        {
             return Some(Duration::ZERO);
         }
-        let wake = match (self.engine.next_wake(), self.accept_after) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let wake = [
+            self.engine.next_wake(),
+            self.timers.next_wake(),
+            self.accept_after,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         wake.map(|ms| self.clock.until(ms))
+    }
+
+    /// Fires the server's own due timers.
+    fn fire_timers(&mut self, now: u64) {
+        if self.timers.next_wake().is_none_or(|t| t > now) {
+            return;
+        }
+        let mut fired = std::mem::take(&mut self.fired);
+        self.timers.advance(now, &mut fired);
+        for (_, (k, alarm)) in fired.drain(..) {
+            let Some(conn) = self.conns.get_mut(k) else {
+                continue;
+            };
+            conn.timer = None;
+            match alarm {
+                Alarm::AuthDeadline => {
+                    let open = matches!(conn.phase, Phase::Open | Phase::HalfClosed);
+                    if !open || !conn.codec.awaiting_auth() {
+                        continue;
+                    }
+                    debug!("{}: not authenticated in time, closing", conn.addr);
+                    conn.codec.auth_timed_out(&mut conn.out);
+                    conn.phase = Phase::Draining;
+                    conn.linger = true;
+                    self.mark_dirty(k);
+                }
+                Alarm::AuthDelay => {
+                    if conn.phase == Phase::Delayed {
+                        conn.phase = Phase::Draining;
+                        self.mark_dirty(k);
+                    }
+                }
+                Alarm::Linger => self.close(k),
+            }
+        }
+        self.fired = fired;
+    }
+
+    /// Starts connection `k`'s timer (replacing any) for `alarm` at `at`.
+    fn set_timer(&mut self, k: usize, at: u64, alarm: Alarm) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            if let Some(t) = conn.timer.take() {
+                self.timers.cancel(t);
+            }
+            conn.timer = Some(self.timers.insert(at, (k, alarm)));
+        }
     }
 
     /// Accepts from listener `i` until WouldBlock.
@@ -326,6 +469,7 @@ impl Server {
             if self.conns.len() >= self.cfg.max_connections {
                 // Refuse politely and move on; the socket closes when dropped.
                 debug!("refused {addr}: {} connections", self.conns.len());
+                self.stats.refused_connections_total += 1;
                 if let Some(refusal) = protocol.refusal() {
                     let _ = stream.write(refusal);
                 }
@@ -342,20 +486,32 @@ impl Server {
                 warn!("cannot register connection from {addr}: {e}");
                 continue;
             }
-            debug!("open {} {addr} as client {k}", protocol.as_str());
+            let client = self.ids.insert(Some(k)) as ClientId;
+            debug!("open {} {addr} as client {client}", protocol.as_str());
+            let codec = Codec::new(protocol, &self.cfg);
+            let awaiting_auth = codec.awaiting_auth();
             entry.insert(Conn {
                 stream,
                 addr,
+                client,
                 protocol,
-                codec: Codec::new(protocol, &self.cfg),
+                codec,
                 partial: Vec::new(),
                 out: Vec::new(),
                 phase: Phase::Open,
                 dirty: false,
                 writable: false,
                 paused: false,
+                linger: false,
+                ended: false,
+                lingered: 0,
+                timer: None,
             });
-            self.engine.connect_in(k as ClientId, addr, protocol as u8);
+            self.engine.connect_in(client, addr, protocol as u8);
+            if awaiting_auth {
+                let at = now + self.cfg.auth_timeout_ms;
+                self.set_timer(k, at, Alarm::AuthDeadline);
+            }
         }
     }
 
@@ -373,6 +529,14 @@ impl Server {
     /// EOF or the end of the connection's turn: [`READ_BUDGET`] bytes or [`TURN_MS`] of
     /// work, after which it waits on the `resume` list for the next iteration (fairness).
     fn read(&mut self, k: usize, drain: Drain) {
+        if self
+            .conns
+            .get(k)
+            .is_some_and(|c| c.phase == Phase::Lingering)
+        {
+            self.linger_read(k);
+            return;
+        }
         let turn_end = self.clock.now() + TURN_MS;
         if self.conns.get(k).is_some_and(|c| !c.partial.is_empty())
             && self.dispatch(k, Source::Partial, turn_end) == Turn::Yielded
@@ -399,9 +563,20 @@ impl Server {
             }
             let turn = match conn.stream.read(&mut self.rbuf) {
                 Ok(0) => {
-                    // Peer closed its side: answer what it sent, then close.
-                    conn.phase = Phase::Draining;
+                    // Peer closed its side: answer what it sent, waits with a deadline
+                    // included, then close (see `flush`).
+                    conn.phase = Phase::HalfClosed;
+                    let mut cx = Ctx {
+                        engine: &mut self.engine,
+                        client: conn.client,
+                        out: &mut conn.out,
+                        now: self.clock.now(),
+                        stats: &mut self.stats,
+                        secret: self.secret.as_deref(),
+                    };
+                    conn.codec.on_half_close(&mut cx);
                     self.mark_dirty(k);
+                    self.route_events();
                     return;
                 }
                 Ok(n) => {
@@ -431,6 +606,33 @@ impl Server {
                 self.resume.push(k);
                 return;
             }
+        }
+    }
+
+    /// Reads and drops a lingering connection's input; closes it at EOF, on an error or
+    /// past [`LINGER_BYTES`].
+    fn linger_read(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        loop {
+            match conn.stream.read(&mut self.rbuf) {
+                Ok(n) if n > 0 && conn.lingered + n <= LINGER_BYTES => conn.lingered += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // EOF, an error, or too much: done.
+                _ => {
+                    self.close(k);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Closes `k` if it is in `phase`.
+    fn close_if(&mut self, k: usize, phase: Phase) {
+        if self.conns.get(k).is_some_and(|c| c.phase == phase) {
+            self.close(k);
         }
     }
 
@@ -466,7 +668,7 @@ impl Server {
             }
             let mut cx = Ctx {
                 engine: &mut self.engine,
-                client: k as ClientId,
+                client: conn.client,
                 out: &mut conn.out,
                 now,
                 stats: &mut self.stats,
@@ -479,8 +681,18 @@ impl Server {
                 Progress::Close(n) => {
                     pos += n;
                     conn.phase = Phase::Draining;
+                    conn.linger = true;
+                }
+                Progress::CloseDelayed(n) => {
+                    pos += n;
+                    conn.phase = Phase::Delayed;
+                    conn.linger = true;
+                    self.set_timer(k, now + AUTH_FAIL_DELAY_MS, Alarm::AuthDelay);
                 }
             }
+            let Some(conn) = self.conns.get_mut(k) else {
+                return turn;
+            };
             if !conn.out.is_empty() || conn.phase != Phase::Open {
                 self.mark_dirty(k);
             }
@@ -513,7 +725,9 @@ impl Server {
         self.engine.take_events(&mut self.events);
         let mut events = std::mem::take(&mut self.events);
         for event in events.drain(..) {
-            let k = event.client as usize;
+            let Some(&Some(k)) = self.ids.get(event.client as usize) else {
+                continue; // a closed connection's: nobody to tell
+            };
             if let Some(conn) = self.conns.get_mut(k) {
                 if conn.phase != Phase::Closed {
                     conn.codec.encode_event(&event, &self.engine, &mut conn.out);
@@ -551,7 +765,10 @@ impl Server {
                 continue;
             };
             conn.dirty = false;
-            if conn.phase == Phase::Closed {
+            if !matches!(
+                conn.phase,
+                Phase::Open | Phase::HalfClosed | Phase::Draining
+            ) {
                 continue;
             }
             let written = match write_some(&mut conn.stream, &conn.out) {
@@ -594,8 +811,15 @@ impl Server {
                     conn.addr,
                     conn.out.len()
                 );
+                conn.linger = true;
                 self.close(k);
             } else if conn.phase == Phase::Draining && conn.out.is_empty() {
+                self.close(k);
+            } else if conn.phase == Phase::HalfClosed
+                && conn.out.is_empty()
+                && self.engine.pending(conn.client).1 == 0
+            {
+                // Every wait has been answered: the holds go with the connection.
                 self.close(k);
             } else if conn.paused && conn.out.len() < self.cfg.output_high_water / 2 {
                 // Drained enough: read again (edge-triggered, so nobody else will say so).
@@ -606,33 +830,66 @@ impl Server {
         self.dirty = dirty;
     }
 
-    /// Frees closed connections: their holds are released and waits cancelled now.
+    /// Handles closed connections: a live one is handed to the engine to forget (its
+    /// waits are never granted from now on; its claims are removed by the engine's
+    /// deferred work, most often in this same iteration) and then lingers or is freed;
+    /// a lingering one is freed.
     fn reap(&mut self, now: u64) {
         if self.closing.is_empty() {
             return;
         }
         let mut closing = std::mem::take(&mut self.closing);
         for k in closing.drain(..) {
-            let mut conn = self.conns.remove(k);
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            let Some(conn) = self.conns.get_mut(k) else {
+                continue;
+            };
+            if conn.ended {
+                self.free(k);
+                continue;
+            }
+            conn.ended = true;
             let mut cx = Ctx {
                 engine: &mut self.engine,
-                client: k as ClientId,
+                client: conn.client,
                 out: &mut conn.out,
                 now,
                 stats: &mut self.stats,
                 secret: self.secret.as_deref(),
             };
             conn.codec.on_close(&mut cx);
-            let released = self.engine.disconnect(k as ClientId, now);
-            let protocol = conn.protocol.as_str();
+            self.engine.begin_disconnect(conn.client);
+            self.ids[conn.client as usize] = None;
+            let (holds, waits) = self.engine.pending(conn.client);
             debug!(
-                "close {protocol} {} (client {k}): {released} holds released",
-                conn.addr
+                "close {} {} (client {}): releasing {holds} holds, cancelling {waits} waits",
+                conn.protocol.as_str(),
+                conn.addr,
+                conn.client
             );
+            conn.out = Vec::new();
+            conn.partial = Vec::new();
+            if conn.linger && conn.stream.shutdown(std::net::Shutdown::Write).is_ok() {
+                conn.phase = Phase::Lingering;
+                self.set_timer(k, now + LINGER_MS, Alarm::Linger);
+                // Input may be waiting already (no new readiness event would say so).
+                self.linger_read(k);
+            } else {
+                self.free(k);
+            }
         }
-        self.closing = closing;
+        // Lingering connections closed just now are freed next iteration.
+        let later = std::mem::replace(&mut self.closing, closing);
+        self.closing.extend(later);
         self.route_events();
+    }
+
+    /// Drops a reaped connection's socket and slot.
+    fn free(&mut self, k: usize) {
+        let mut conn = self.conns.remove(k);
+        if let Some(t) = conn.timer.take() {
+            self.timers.cancel(t);
+        }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
     }
 }
 

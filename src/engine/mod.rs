@@ -15,9 +15,15 @@
 //! # Invariants
 //! - A claim has a timer iff it waits with a `wait` deadline or is held with a `hold`
 //!   deadline; the timer's payload names the claim and which deadline it is.
-//! - Client slots are indexed by the server's connection key; a slot is `Some` exactly
-//!   between [`Engine::connect`] and [`Engine::disconnect`], and a client with no slot
-//!   owns no claim.
+//! - Client slots are indexed by an id the caller chooses; a slot is `Some` from
+//!   [`Engine::connect`] until the client's claims are all gone after
+//!   [`Engine::begin_disconnect`] (then the id is handed out by [`Engine::take_freed`])
+//!   or [`Engine::disconnect`]; a client with no slot owns no claim.
+//! - A closing client (between those two points) gets no more events and no more
+//!   grants: the table drops its waits from the queues they would be granted from,
+//!   and [`Engine::work`] removes the rest of its claims, a budget at a time, so that
+//!   closing a connection with a million claims does not stall everyone else.
+//! - At most `max_claims` holds plus waits exist at once (closing clients' included).
 
 use crate::fence::Fence;
 use crate::table::{Acquire, ClaimId, Grant, Keyed, State, Table};
@@ -90,6 +96,8 @@ pub enum Acquired {
     QueueFull,
     /// This client already has `max_pending` holds and waits.
     Limit,
+    /// The server already has `max_claims` holds and waits.
+    Full,
 }
 
 /// What happened to a queued request or a hold.
@@ -130,6 +138,8 @@ pub struct Client {
     addr: SocketAddr,
     name: Option<Box<[u8]>>,
     group: u8,
+    /// Disconnected; its claims are being removed.
+    closing: bool,
 }
 
 impl Client {
@@ -156,6 +166,8 @@ pub struct Counters {
     pub expired_total: u64,
     /// Holds released because their connection closed.
     pub released_on_disconnect_total: u64,
+    /// Acquires refused by `max_pending` or `max_claims`.
+    pub limit_refusals_total: u64,
 }
 
 /// Who holds a lock exclusively.
@@ -191,8 +203,14 @@ pub struct Engine {
     granted: Vec<Grant>,
     fired: Vec<(u64, (ClaimId, Deadline))>,
     scratch: Vec<ClaimId>,
+    dropped: Vec<Pending>,
+    /// Closing clients whose claims [`Engine::work`] still has to remove.
+    closing: std::collections::VecDeque<ClientId>,
+    /// Closing clients whose claims are all gone, until [`Engine::take_freed`].
+    freed: Vec<ClientId>,
     started: u64,
     max_pending: u32,
+    max_claims: usize,
 }
 
 impl Engine {
@@ -209,9 +227,19 @@ impl Engine {
             granted: Vec::new(),
             fired: Vec::new(),
             scratch: Vec::new(),
+            dropped: Vec::new(),
+            closing: std::collections::VecDeque::new(),
+            freed: Vec::new(),
             started: now,
             max_pending,
+            max_claims: usize::MAX,
         }
+    }
+
+    /// Allows at most `max_claims` holds plus waits in all (default: no limit).
+    pub fn with_max_claims(mut self, max_claims: usize) -> Self {
+        self.max_claims = max_claims;
+        self
     }
 
     /// Registers a new connection under `id` (which must be free).
@@ -234,22 +262,97 @@ impl Engine {
             addr,
             name: None,
             group,
+            closing: false,
         });
+        self.table.open_owner(id);
         self.connections += 1;
         self.counters.connections_total += 1;
     }
 
-    /// Forgets a connection: cancels its waits (silently), then releases its holds,
-    /// granting the next waiters (events for their clients). Returns holds released.
+    /// Forgets a connection at once: cancels its waits (silently), then releases its
+    /// holds, granting the next waiters (events for their clients). Returns holds
+    /// released. The server uses [`Engine::begin_disconnect`] instead, which spreads
+    /// the work.
     pub fn disconnect(&mut self, id: ClientId, now: u64) -> u32 {
-        let (released, _) = self.reset(id, now, |_| {});
-        if let Some(slot) = self.clients.get_mut(id as usize) {
-            if slot.take().is_some() {
-                self.connections -= 1;
-            }
+        if !self.begin_disconnect(id) {
+            return 0;
         }
-        self.counters.released_on_disconnect_total += u64::from(released);
-        released
+        let before = self.counters.released_on_disconnect_total;
+        while self.reclaim_one(id, now) {}
+        self.closing.retain(|&c| c != id);
+        self.freed.retain(|&c| c != id);
+        self.clients[id as usize] = None;
+        (self.counters.released_on_disconnect_total - before) as u32
+    }
+
+    /// Starts forgetting a connection: from now on it gets no events and its waits are
+    /// never granted; [`Engine::work`] removes its claims (releasing holds grants the
+    /// next waiters) and then frees its id ([`Engine::take_freed`]). False when `id`
+    /// is not a connected client.
+    pub fn begin_disconnect(&mut self, id: ClientId) -> bool {
+        match self.clients.get_mut(id as usize) {
+            Some(Some(c)) if !c.closing => {
+                c.closing = true;
+                self.connections -= 1;
+                self.table.close_owner(id);
+                self.closing.push_back(id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes one claim of closing client `id` (a wait first, then a hold); false
+    /// when it has none left.
+    fn reclaim_one(&mut self, id: ClientId, now: u64) -> bool {
+        if let Some(claim) = self.table.first_wait(id) {
+            self.remove(claim, now);
+        } else if let Some(claim) = self.table.first_hold(id) {
+            self.remove(claim, now);
+            self.counters.released_on_disconnect_total += 1;
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Does up to `budget` steps of deferred work: grants cut short by
+    /// [`crate::table::GRANT_BATCH`] (FIFO, from each queue's head), then the claims of
+    /// closing clients, one step each. Returns the steps taken.
+    pub fn work(&mut self, now: u64, budget: u32) -> u32 {
+        let mut granted = std::mem::take(&mut self.granted);
+        let mut used = self.table.continue_grants(budget, &mut granted);
+        self.process_grants(&mut granted, now);
+        self.granted = granted;
+        self.cancel_dropped_timers();
+        while used < budget {
+            let Some(&id) = self.closing.front() else {
+                break;
+            };
+            if self.reclaim_one(id, now) {
+                used += 1;
+                continue;
+            }
+            self.closing.pop_front();
+            self.clients[id as usize] = None;
+            self.freed.push(id);
+        }
+        used
+    }
+
+    /// True when [`Engine::work`] has something to do.
+    pub fn has_work(&self) -> bool {
+        !self.closing.is_empty() || self.table.has_backlog()
+    }
+
+    /// Moves the ids of closing clients that are now gone into `into`: free for reuse.
+    pub fn take_freed(&mut self, into: &mut Vec<ClientId>) {
+        into.append(&mut self.freed);
+    }
+
+    /// A client's (holds, waits).
+    pub fn pending(&self, id: ClientId) -> (u32, u32) {
+        self.table.owner_counts(id)
     }
 
     /// Sets a client's friendly name (`None` clears it).
@@ -264,10 +367,10 @@ impl Engine {
         self.clients.get(id as usize)?.as_ref()
     }
 
-    /// Every connected client with its (holds, waits).
+    /// Every connected client with its (holds, waits); closing ones are left out.
     pub fn clients(&self) -> impl Iterator<Item = (ClientId, &Client, (u32, u32))> + '_ {
         self.clients.iter().enumerate().filter_map(|(i, c)| {
-            let c = c.as_ref()?;
+            let c = c.as_ref().filter(|c| !c.closing)?;
             Some((i as ClientId, c, self.table.owner_counts(i as ClientId)))
         })
     }
@@ -283,7 +386,12 @@ impl Engine {
     ) -> Acquired {
         let (holds, waits) = self.table.owner_counts(client);
         if holds + waits >= self.max_pending {
+            self.counters.limit_refusals_total += 1;
             return Acquired::Limit;
+        }
+        if self.table.hold_count() + self.table.wait_count() >= self.max_claims {
+            self.counters.limit_refusals_total += 1;
+            return Acquired::Full;
         }
         let data = Pending {
             tag: Tag::from_slice(tag),
@@ -372,6 +480,30 @@ impl Engine {
         self.withdraw_scratch(now)
     }
 
+    /// Cancels every wait of `client`, or with `keep_timed` only those without a `wait`
+    /// deadline (calling `on_cancel` with each tag, in request order); returns how many.
+    /// For a connection whose peer shut down its write side: nothing but a grant could
+    /// end a wait without a deadline.
+    pub fn cancel_waits(
+        &mut self,
+        client: ClientId,
+        keep_timed: bool,
+        now: u64,
+        mut on_cancel: impl FnMut(&[u8]),
+    ) -> u32 {
+        self.scratch.clear();
+        let table = &self.table;
+        self.scratch.extend(
+            table
+                .waits_of(client)
+                .filter(|&c| !keep_timed || table.claim(c).data.timer.is_none()),
+        );
+        for &claim in &self.scratch {
+            on_cancel(&self.table.claim(claim).data.tag);
+        }
+        self.withdraw_scratch(now)
+    }
+
     /// True when `client` has a wait with tag `tag`: O(1).
     pub fn is_waiting(&self, client: ClientId, tag: &[u8]) -> bool {
         self.table.waits_with_key(client, tag).next().is_some()
@@ -418,7 +550,16 @@ impl Engine {
                 continue;
             }
             let c = self.table.claim(claim);
+            let closing = self
+                .clients
+                .get(c.owner() as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|o| o.closing);
             match (which, c.state()) {
+                // A closing client's claim: removed with no event (its waits are
+                // never granted, its holds are being released anyway).
+                (Deadline::Wait, State::Waiting) | (Deadline::Hold, State::Held { .. })
+                    if closing => {}
                 (Deadline::Wait, State::Waiting) => {
                     self.counters.timeouts_total += 1;
                     let event = Event {
@@ -587,6 +728,23 @@ impl Engine {
         }
         let mut granted = std::mem::take(&mut self.granted);
         self.table.remove(claim, &mut granted);
+        self.process_grants(&mut granted, now);
+        self.granted = granted;
+        self.cancel_dropped_timers();
+    }
+
+    /// Cancels the timers of closing clients' waits the table dropped from queues.
+    fn cancel_dropped_timers(&mut self) {
+        self.table.take_dropped(&mut self.dropped);
+        for p in self.dropped.drain(..) {
+            if let Some(t) = p.timer {
+                self.wheel.cancel(t);
+            }
+        }
+    }
+
+    /// Counts the grants in `granted`, queues their events and starts their hold timers.
+    fn process_grants(&mut self, granted: &mut Vec<Grant>, now: u64) {
         for g in granted.drain(..) {
             self.counters.grants_total += 1;
             let c = self.table.claim_mut(g.claim);
@@ -607,7 +765,6 @@ impl Engine {
             self.events.push(event);
             self.start_hold_timer(g.claim, now);
         }
-        self.granted = granted;
     }
 
     /// Starts the hold timer of a just-granted (or extended) claim, if it has a hold.

@@ -91,6 +91,8 @@ pub enum Flow {
     Continue,
     /// Close once the output is flushed.
     Close,
+    /// Close once the output is flushed, after the auth-failure delay.
+    CloseDelayed,
 }
 
 /// Hands a line framed by [`Lines::frame`] to `execute`. A line over the limit is
@@ -116,6 +118,7 @@ pub fn decode_line(
         Framed::Complete(line, consumed) => match execute(line, cx) {
             Flow::Continue => Progress::Consumed(consumed),
             Flow::Close => Progress::Close(consumed),
+            Flow::CloseDelayed => Progress::CloseDelayed(consumed),
         },
     }
 }

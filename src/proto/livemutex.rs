@@ -442,6 +442,9 @@ impl Session {
             Acquired::Limit => {
                 return fail(cx, "too many holds and waits on this connection");
             }
+            Acquired::Full => {
+                return fail(cx, "too many holds and waits on this server");
+            }
             Acquired::Timeout | Acquired::QueueFull => {
                 return fail(cx, "lock request refused");
             }

@@ -42,6 +42,10 @@ pub struct Totals {
     pub bytes_out: u64,
     /// Error replies sent.
     pub errors_total: u64,
+    /// Connections refused by `--max-connections`.
+    pub refused_connections_total: u64,
+    /// Wrong `AUTH` secrets.
+    pub auth_failures_total: u64,
     /// Native requests parsed, per verb (indexed by [`native::Verb`]).
     pub native_commands: [u64; native::Verb::ALL.len()],
     /// lockd's own tally (its `q` command).
@@ -73,6 +77,9 @@ pub enum Progress {
     Incomplete,
     /// Consumed this many bytes and wants the connection closed once its output is flushed.
     Close(usize),
+    /// Like `Close`, but the output is held back for the auth-failure delay first
+    /// (a wrong `AUTH`: guessing must be slow).
+    CloseDelayed(usize),
 }
 
 /// The wire protocols a listener can speak.
@@ -135,6 +142,19 @@ pub trait Wire {
 
     /// Called just before the engine forgets the connection (its claims still exist).
     fn on_close(&mut self, _cx: &mut Ctx) {}
+
+    /// The peer shut down its write side (or closed: a server cannot tell which). The
+    /// connection closes once it has no waits left and its output is written. By
+    /// default every wait ends now, silently, so the connection closes at once: the
+    /// foreign protocols' clients never half-close, and their locks must go with them.
+    fn on_half_close(&mut self, cx: &mut Ctx) {
+        cx.engine.cancel_waits(cx.client, false, cx.now, |_| {});
+    }
+
+    /// True while the connection must still `AUTH` (only the native protocol has AUTH).
+    fn awaiting_auth(&self) -> bool {
+        false
+    }
 }
 
 /// One connection's codec state.
@@ -190,6 +210,23 @@ impl Codec {
     /// Called just before the engine forgets the connection (its claims still exist).
     pub fn on_close(&mut self, cx: &mut Ctx) {
         each_session!(self, s => s.on_close(cx))
+    }
+
+    /// The peer shut down its write side (see [`Wire::on_half_close`]).
+    pub fn on_half_close(&mut self, cx: &mut Ctx) {
+        each_session!(self, s => s.on_half_close(cx))
+    }
+
+    /// True while the connection must still `AUTH`.
+    pub fn awaiting_auth(&self) -> bool {
+        each_session!(self, s => s.awaiting_auth())
+    }
+
+    /// Writes what a connection closed by `--auth-timeout` is told.
+    pub fn auth_timed_out(&self, out: &mut Vec<u8>) {
+        if let Codec::Native(_) = self {
+            out.extend_from_slice(native::AUTH_TIMED_OUT);
+        }
     }
 }
 

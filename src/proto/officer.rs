@@ -26,7 +26,7 @@
 //!   runs out gets `timed_out`; `queue` lists the `ip:port` of holders (grant order) then
 //!   waiters (FIFO), without the request that timed out (see below for when it is
 //!   read). A later grant is `{"name":N,"result":"acquired"}`.
-//!   Over `--max-pending`, the answer is `queue_maxed`.
+//!   Over `--max-pending` or `--max-claims`, the answer is `queue_maxed`.
 //! - **unlock** releases this connection's hold (`released`; the next waiter is granted),
 //!   or withdraws its wait for the name (also `released`, as officer did), else
 //!   `release_failed`.
@@ -225,7 +225,7 @@ fn execute(request: Request, cx: &mut Ctx) -> Flow {
                 Acquired::Timeout => {
                     write_with_queue(cx.out, cx.engine, en, name.as_bytes(), "timed_out")
                 }
-                Acquired::QueueFull | Acquired::Limit => {
+                Acquired::QueueFull | Acquired::Limit | Acquired::Full => {
                     write_with_queue(cx.out, cx.engine, en, name.as_bytes(), "queue_maxed")
                 }
             }

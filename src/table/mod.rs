@@ -18,7 +18,13 @@
 //!   are all shared or all exclusive.
 //! - FIFO: a waiter is never granted before a waiter queued ahead of it on the same
 //!   lock. After every operation the head waiter, if any, is *incompatible* with the
-//!   current holds (otherwise it would have been granted): the queue never stalls.
+//!   current holds (otherwise it would have been granted) and its owner is not closing,
+//!   unless the lock is on the grant `backlog`: one operation grants (or drops) at most
+//!   [`GRANT_BATCH`] waiters, and [`Table::continue_grants`] goes on later, from the
+//!   head, so the queue never stalls and FIFO order holds across the pause.
+//! - A closing owner's ([`Table::close_owner`]) waits are never granted: reaching the
+//!   head of a queue that would grant them, they are dropped (their payloads handed out
+//!   by [`Table::take_dropped`]).
 //! - Compatibility: an exclusive claim needs no holds; a shared claim needs no exclusive
 //!   hold and, with `max = n`, fewer than `n` shared holds.
 //! - Tokens strictly increase over every grant ([`crate::fence`]).
@@ -47,6 +53,11 @@ pub const INLINE_NAME: usize = 24;
 /// Heap buffers of dropped long names kept for reuse, so that locks with names longer
 /// than the inline 24 bytes do not allocate in steady state either.
 const SPARE_NAMES: usize = 256;
+
+/// Waiters one operation grants (or drops, for a closing owner) on one lock before it
+/// leaves the rest to [`Table::continue_grants`]: an `UNLOCK` in front of two million
+/// shared waiters must not stall everyone else while it grants them all.
+pub const GRANT_BATCH: u32 = 1024;
 
 /// Index of a claim: stable from request until release, reused afterwards.
 pub type ClaimId = u32;
@@ -167,6 +178,8 @@ struct Lock {
     waiters: List,
     /// The holds (if any) are exclusive.
     exclusive: bool,
+    /// On the grant backlog: the head waiter may be grantable.
+    backlogged: bool,
 }
 
 /// A connection's claims.
@@ -174,6 +187,8 @@ struct Lock {
 struct Owner {
     holds: List,
     waits: List,
+    /// Its connection closed: its waits are never granted.
+    closing: bool,
 }
 
 /// Result of [`Table::acquire`].
@@ -250,6 +265,11 @@ pub struct Table<P> {
     held: usize,
     /// Spilled name buffers of removed locks, reused by new locks (at most `SPARE_NAMES`).
     spare_names: Vec<Name>,
+    /// Locks whose grants were cut short by [`GRANT_BATCH`] (an index may be stale: its
+    /// lock is gone, or it is listed twice).
+    backlog: std::collections::VecDeque<u32>,
+    /// Payloads of closing owners' waits dropped from queues, for the caller.
+    dropped: Vec<P>,
 }
 
 impl<P: Keyed> Table<P> {
@@ -265,7 +285,53 @@ impl<P: Keyed> Table<P> {
             fence,
             held: 0,
             spare_names: Vec::new(),
+            backlog: std::collections::VecDeque::new(),
+            dropped: Vec::new(),
         }
+    }
+
+    /// Marks `owner` as closing: its waits are never granted from now on.
+    pub fn close_owner(&mut self, owner: OwnerId) {
+        owner_slot(&mut self.owners, owner).closing = true;
+    }
+
+    /// Makes `owner` an ordinary owner again (its id is reused; it has no claims).
+    pub fn open_owner(&mut self, owner: OwnerId) {
+        let o = owner_slot(&mut self.owners, owner);
+        debug_assert!(
+            o.holds.is_empty() && o.waits.is_empty(),
+            "owner {owner} reused"
+        );
+        o.closing = false;
+    }
+
+    /// Moves the payloads of closing owners' waits dropped from queues into `into`.
+    pub fn take_dropped(&mut self, into: &mut Vec<P>) {
+        into.append(&mut self.dropped);
+    }
+
+    /// True when some lock's grants were cut short and wait for
+    /// [`Table::continue_grants`].
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Goes on granting (from each queue's head) on locks whose grants were cut short,
+    /// at most `budget` grants and drops in all; returns how many were made.
+    pub fn continue_grants(&mut self, budget: u32, granted: &mut Vec<Grant>) -> u32 {
+        let mut used = 0;
+        while used < budget {
+            let Some(l) = self.backlog.pop_front() else {
+                break;
+            };
+            match self.locks.get_mut(l as usize) {
+                Some(lock) if lock.backlogged => lock.backlogged = false,
+                _ => continue, // stale
+            }
+            used += self.grant_waiters(l, granted, budget - used);
+            self.drop_if_empty(l);
+        }
+        used
     }
 
     /// Number of locks with holds or waiters.
@@ -309,7 +375,6 @@ impl<P: Keyed> Table<P> {
         self.owners.get(owner as usize)?.holds.front()
     }
     /// The first waiting claim of `owner`, if any.
-    #[cfg(test)]
     pub fn first_wait(&self, owner: OwnerId) -> Option<ClaimId> {
         self.owners.get(owner as usize)?.waits.front()
     }
@@ -466,6 +531,7 @@ impl<P: Keyed> Table<P> {
                     holds: List::EMPTY,
                     waiters: List::EMPTY,
                     exclusive: false,
+                    backlogged: false,
                 }) as u32;
                 let (locks, hasher) = (&self.locks, &self.hasher);
                 // Growing the index rehashes every name (amortized O(1) per insert); not
@@ -543,14 +609,27 @@ impl<P: Keyed> Table<P> {
         token
     }
 
-    /// Grants waiters from the head of lock `l`'s queue while they are compatible.
-    fn grant_waiters(&mut self, l: u32, granted: &mut Vec<Grant>) {
+    /// Grants waiters from the head of lock `l`'s queue while they are compatible, and
+    /// drops those of closing owners, at most `budget` of both; when the budget runs out
+    /// with more to do, puts the lock on the backlog. Returns grants plus drops.
+    fn grant_waiters(&mut self, l: u32, granted: &mut Vec<Grant>, budget: u32) -> u32 {
+        let mut used = 0;
         while let Some(head) = self.locks[l as usize].waiters.front() {
-            let mode = self.claims[head as usize].mode();
-            if !compatible(&self.locks[l as usize], mode) {
+            let c = &self.claims[head as usize];
+            let (owner, mode) = (c.owner, c.mode());
+            let closing = self.owners[owner as usize].closing;
+            if !closing && !compatible(&self.locks[l as usize], mode) {
                 break;
             }
-            let owner = self.claims[head as usize].owner;
+            if used == budget {
+                let lock = &mut self.locks[l as usize];
+                if !lock.backlogged {
+                    lock.backlogged = true;
+                    self.backlog.push_back(l);
+                }
+                break;
+            }
+            used += 1;
             self.locks[l as usize]
                 .waiters
                 .unlink(&mut self.claims, &by_lock(), head);
@@ -558,16 +637,41 @@ impl<P: Keyed> Table<P> {
                 .waits
                 .unlink(&mut self.claims, &by_owner(), head);
             self.unlink_key(head);
+            if closing {
+                let data = self.claims.remove(head as usize).data;
+                self.dropped.push(data);
+                continue;
+            }
             self.hold(l, head);
             granted.push(Grant {
                 claim: head,
                 holders: self.locks[l as usize].holds.len(),
             });
         }
+        used
+    }
+
+    /// Removes lock `l` if it has no holds and no waiters.
+    fn drop_if_empty(&mut self, l: u32) {
+        let lock = &self.locks[l as usize];
+        if lock.holds.is_empty() && lock.waiters.is_empty() {
+            let hash = self.hash(&lock.name);
+            match self.index.find_entry(hash, |&i| i == l) {
+                Ok(entry) => {
+                    entry.remove();
+                }
+                Err(_) => debug_assert!(false, "lock {l} missing from the index"),
+            }
+            let lock = self.locks.remove(l as usize);
+            if lock.name.spilled() && self.spare_names.len() < SPARE_NAMES {
+                self.spare_names.push(lock.name);
+            }
+        }
     }
 
     /// Removes a claim, waiting or held, and grants whatever waiters that unblocks
-    /// (appended to `granted` in grant order). Drops the lock if it is now empty.
+    /// (appended to `granted` in grant order; at most [`GRANT_BATCH`], the rest later).
+    /// Drops the lock if it is now empty.
     pub fn remove(&mut self, claim: ClaimId, granted: &mut Vec<Grant>) -> Removed<P> {
         let c = &self.claims[claim as usize];
         let (l, owner, state) = (c.lock, c.owner, c.state());
@@ -588,21 +692,8 @@ impl<P: Keyed> Table<P> {
             }
         }
         let data = self.claims.remove(claim as usize).data;
-        self.grant_waiters(l, granted);
-        let lock = &self.locks[l as usize];
-        if lock.holds.is_empty() && lock.waiters.is_empty() {
-            let hash = self.hash(&lock.name);
-            match self.index.find_entry(hash, |&i| i == l) {
-                Ok(entry) => {
-                    entry.remove();
-                }
-                Err(_) => debug_assert!(false, "lock {l} missing from the index"),
-            }
-            let lock = self.locks.remove(l as usize);
-            if lock.name.spilled() && self.spare_names.len() < SPARE_NAMES {
-                self.spare_names.push(lock.name);
-            }
-        }
+        self.grant_waiters(l, granted, GRANT_BATCH);
+        self.drop_if_empty(l);
         Removed { state, data }
     }
 

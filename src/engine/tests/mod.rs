@@ -424,6 +424,7 @@ fn disconnect_releases_holds_cancels_waits_and_counts() {
             timeouts_total: 1,
             expired_total: 0,
             released_on_disconnect_total: 2,
+            limit_refusals_total: 0,
         }
     );
     // The slot can be reused.

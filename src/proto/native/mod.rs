@@ -53,6 +53,17 @@ pub const MAX_SECRET: usize = 1024;
 /// Sent (best effort) to a connection refused by `--max-connections`.
 pub const TOO_MANY_CONNECTIONS: &[u8] = b"* ERR limit too many connections\n";
 
+/// Sent to a connection closed by `--auth-timeout`.
+pub const AUTH_TIMED_OUT: &[u8] = b"* ERR auth_required AUTH timed out; closing\n";
+
+/// Bytes a connection may send before `AUTH` succeeds (when a secret is required): room
+/// for a few `PING`s and an `AUTH` with the longest secret, so an unauthenticated client
+/// can make the server neither buffer nor answer much.
+pub const PRE_AUTH_INPUT: usize = 8 * 1024;
+
+/// The longest request line before `AUTH` succeeds: an id, `AUTH` and the secret.
+pub const PRE_AUTH_LINE: usize = MAX_ID + 6 + MAX_SECRET;
+
 /// The AUTH secret in the text of an auth file: its first line without the line end,
 /// when that is 1 to [`MAX_SECRET`] bytes with no spaces or control characters.
 pub fn secret_from_file(text: &[u8]) -> Option<&[u8]> {
@@ -67,14 +78,26 @@ pub struct Session {
     lines: Lines,
     /// AUTH succeeded (or none is required).
     authed: bool,
+    /// Bytes consumed before AUTH succeeded.
+    pre_auth: usize,
+    /// `--max-line`, in force once authenticated.
+    max_line: usize,
 }
 
 impl Session {
     /// A session for a new connection.
     pub fn new(cfg: &Config) -> Self {
+        let authed = cfg.auth_file.is_none();
+        let first_line = if authed {
+            cfg.max_line
+        } else {
+            cfg.max_line.min(PRE_AUTH_LINE)
+        };
         Session {
-            lines: Lines::new(cfg.max_line),
-            authed: cfg.auth_file.is_none(),
+            lines: Lines::new(first_line),
+            authed,
+            pre_auth: 0,
+            max_line: cfg.max_line,
         }
     }
 
@@ -107,6 +130,12 @@ impl Session {
                     Some(id),
                     ErrorCode::Limit,
                     "too many holds and waits on this connection",
+                ),
+                Acquired::Full => error(
+                    cx,
+                    Some(id),
+                    ErrorCode::Limit,
+                    "too many holds and waits on this server",
                 ),
             },
             Request::Unlock { name, token } => match cx.engine.release(cx.client, name, token, now)
@@ -174,12 +203,14 @@ impl Session {
                 None => reply(cx.out, id, b"OK"),
                 Some(expected) if constant_time_eq(secret, expected) => {
                     self.authed = true;
+                    self.lines.set_max_line(self.max_line);
                     reply(cx.out, id, b"OK");
                 }
                 Some(_) => {
                     log::debug!("client {}: wrong AUTH secret, closing", cx.client);
+                    cx.stats.auth_failures_total += 1;
                     error(cx, Some(id), ErrorCode::AuthFailed, "wrong secret; closing");
-                    return Flow::Close;
+                    return Flow::CloseDelayed;
                 }
             },
         }
@@ -190,6 +221,48 @@ impl Session {
 impl Wire for Session {
     /// Decodes and executes at most one line.
     fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        let was_authed = self.authed;
+        let progress = self.decode_one(input, cx);
+        if was_authed {
+            return progress;
+        }
+        if let Progress::Consumed(n) = progress {
+            self.pre_auth += n;
+            if !self.authed && self.pre_auth > PRE_AUTH_INPUT {
+                log::debug!("client {}: too much input before AUTH, closing", cx.client);
+                error(
+                    cx,
+                    None,
+                    ErrorCode::AuthRequired,
+                    "too much input before AUTH; closing",
+                );
+                return Progress::Close(n);
+            }
+        }
+        progress
+    }
+
+    /// Writes an engine event as a native reply line.
+    fn encode_event(&mut self, event: &Event, _engine: &Engine, out: &mut Vec<u8>) {
+        encode_event(event, out)
+    }
+
+    fn awaiting_auth(&self) -> bool {
+        !self.authed
+    }
+
+    /// Waits with a deadline are answered when they end (granted or timed out); those
+    /// without one end now with `CANCELLED`.
+    fn on_half_close(&mut self, cx: &mut Ctx) {
+        let out = &mut *cx.out;
+        cx.engine
+            .cancel_waits(cx.client, true, cx.now, |tag| reply(out, tag, b"CANCELLED"));
+    }
+}
+
+impl Session {
+    /// Frames, parses and executes at most one line.
+    fn decode_one(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
         decode_line(
             Protocol::Native,
             self.lines.frame(input),
@@ -205,11 +278,6 @@ impl Wire for Session {
                 }
             },
         )
-    }
-
-    /// Writes an engine event as a native reply line.
-    fn encode_event(&mut self, event: &Event, _engine: &Engine, out: &mut Vec<u8>) {
-        encode_event(event, out)
     }
 }
 
@@ -409,6 +477,9 @@ fn write_stats(cx: &mut Ctx, id: &[u8]) {
             c.released_on_disconnect_total,
         ),
         ("errors_total", s.errors_total),
+        ("refused_connections_total", s.refused_connections_total),
+        ("limit_refusals_total", c.limit_refusals_total),
+        ("auth_failures_total", s.auth_failures_total),
         ("bytes_in", s.bytes_in),
         ("bytes_out", s.bytes_out),
     ];

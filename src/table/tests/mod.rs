@@ -342,10 +342,17 @@ impl<P: Keyed> Table<P> {
                 );
                 assert_eq!(claim.lock, l as u32);
             }
-            if let Some(head) = lock.waiters.front() {
+            if let Some(head) = lock.waiters.front().filter(|_| !lock.backlogged) {
+                let c = &self.claims[head as usize];
                 assert!(
-                    !compatible(lock, self.claims[head as usize].mode()),
+                    !compatible(lock, c.mode()) && !self.owners[c.owner as usize].closing,
                     "lock {l} stalls: head {head} grantable"
+                );
+            }
+            if lock.backlogged {
+                assert!(
+                    self.backlog.contains(&(l as u32)),
+                    "lock {l} off the backlog"
                 );
             }
         }
