@@ -65,9 +65,11 @@
 //!   expects, is therefore ignored: releasing on it would take away a lock the client
 //!   holds when a retried request crossed its own grant.
 //!
-//! The session keeps a [`RequestMap`] `tag -> waiting | held(token) | gone` of its lock
+//! The session keeps a [`RequestMap`] `tag -> held(token) | gone` of its granted lock
 //! requests (gone = the hold ran out or was force-released; the last [`REMEMBER_GONE`]
-//! are remembered so their late unlock succeeds). It follows the engine's events; a
+//! are remembered so their late unlock succeeds); a waiting request is found in the
+//! engine's index of waits by tag ([`Engine::is_waiting`]), so a waiter costs the
+//! engine's claim and nothing here. The map follows the engine's events; a
 //! hold forced away by another connection is found at its next use or at the map's
 //! next rebuild from the engine, which keeps the remembered gone requests, so the map
 //! stays within twice the connection's live claims plus a constant.
@@ -361,7 +363,7 @@ impl Session {
     pub fn new(cfg: &Config) -> Self {
         Session {
             lines: Lines::new(cfg.max_line),
-            requests: RequestMap::new(tag_key, REMEMBER_GONE),
+            requests: RequestMap::new(tag_key, REMEMBER_GONE).holds_only(),
         }
     }
 
@@ -412,15 +414,15 @@ impl Session {
         let tag = make_tag(uuid_b, key_b);
         // The same request again (a client retry): answer with where it is.
         match self.requests.status(&tag[..], cx.engine, cx.client) {
-            Some(Status::Waiting) => {
-                let before = waiters(cx.engine, name).saturating_sub(1);
-                return write_lock_reply(cx.out, uuid_b, key_b, before, false);
-            }
             Some(Status::Held { .. }) => {
                 let w = waiters(cx.engine, name);
                 return write_lock_reply(cx.out, uuid_b, key_b, w, true);
             }
-            Some(Status::Gone) | None => {}
+            _ if cx.engine.is_waiting(cx.client, &tag) => {
+                let before = waiters(cx.engine, name).saturating_sub(1);
+                return write_lock_reply(cx.out, uuid_b, key_b, before, false);
+            }
+            Some(Status::Waiting | Status::Gone) | None => {}
         }
         let req = AcquireRequest {
             name,
@@ -435,9 +437,9 @@ impl Session {
                 Status::Held { token }
             }
             Acquired::Queued => {
+                // Found in the engine's index of waits; recorded here once granted.
                 let before = waiters(cx.engine, name).saturating_sub(1);
-                write_lock_reply(cx.out, uuid_b, key_b, before, false);
-                Status::Waiting
+                return write_lock_reply(cx.out, uuid_b, key_b, before, false);
             }
             Acquired::Limit => {
                 return fail(cx, "too many holds and waits on this connection");
@@ -508,12 +510,10 @@ impl Session {
                 let _ = cx.engine.release(cx.client, name, Some(token), cx.now);
                 true
             }
-            Some((_, Status::Waiting)) => {
-                cx.engine.cancel(cx.client, tag, cx.now, |_| {});
-                true
-            }
             Some((_, Status::Gone)) => true,
-            None => false,
+            Some((_, Status::Waiting)) | None => {
+                cx.engine.cancel(cx.client, tag, cx.now, |_| {}) > 0
+            }
         }
     }
 }
@@ -550,8 +550,14 @@ impl Wire for Session {
         };
         match event.kind {
             EventKind::Granted { token, .. } => {
-                self.requests.granted(&event.tag[..], token);
-                let w = lock_name(key).map_or(0, |n| waiters(engine, n.as_bytes()));
+                let name = lock_name(key);
+                if let Some(n) = &name {
+                    let held = Status::Held { token };
+                    let tag = Tag::from_slice(&event.tag);
+                    self.requests
+                        .insert(tag, n.as_bytes(), held, engine, event.client);
+                }
+                let w = name.map_or(0, |n| waiters(engine, n.as_bytes()));
                 write_lock_reply(out, uuid, key, w, true);
             }
             EventKind::Timeout => {
