@@ -4,7 +4,8 @@
 //! Each layer calls only the ones below it: server -> proto -> engine -> table ->
 //! wheel / list.
 //! - [`config`]: `Config` and the command-line parser that builds it.
-//! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap.
+//! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap,
+//!   then the engine's deferred work; its own timers (auth deadline and delay, lingering).
 //! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes, each a
 //!   typed `parse` then `execute` behind the [`proto::Wire`] contract:
 //!   - [`proto::native`] (grammar in its `parse` module), and the foreign
