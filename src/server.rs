@@ -9,9 +9,9 @@
 //! engine [`WORK_BUDGET`] steps of deferred work (grants cut short, claims of closed
 //! connections), so that no single event stalls everyone else.
 //!
-//! **Closing.** A connection the peer half-closed (EOF) is answered to the end: it stays
-//! until its pending waits have ended (granted or timed out) and its output is flushed,
-//! then closes. One the server closes (`QUIT`, an error that closes, a wrong `AUTH`,
+//! **Closing.** A connection the peer half-closed (EOF) is answered to the end: a native
+//! one stays until its waits with a deadline have ended (granted or timed out) and its
+//! output is flushed, then closes; a foreign one closes once its output is flushed. One the server closes (`QUIT`, an error that closes, a wrong `AUTH`,
 //! the auth deadline, `--output-limit`) has its write side shut down after its output,
 //! and its unread input is read and dropped for at most [`LINGER_MS`] and
 //! [`LINGER_BYTES`] until the peer closes too, so that the last reply is not destroyed
@@ -563,20 +563,10 @@ impl Server {
             }
             let turn = match conn.stream.read(&mut self.rbuf) {
                 Ok(0) => {
-                    // Peer closed its side: answer what it sent, waits with a deadline
-                    // included, then close (see `flush`).
+                    // Peer closed its side: answer what it sent (native: waits with a
+                    // deadline included), then close (see `flush`).
                     conn.phase = Phase::HalfClosed;
-                    let mut cx = Ctx {
-                        engine: &mut self.engine,
-                        client: conn.client,
-                        out: &mut conn.out,
-                        now: self.clock.now(),
-                        stats: &mut self.stats,
-                        secret: self.secret.as_deref(),
-                    };
-                    conn.codec.on_half_close(&mut cx);
                     self.mark_dirty(k);
-                    self.route_events();
                     return;
                 }
                 Ok(n) => {
@@ -817,9 +807,11 @@ impl Server {
                 self.close(k);
             } else if conn.phase == Phase::HalfClosed
                 && conn.out.is_empty()
-                && self.engine.pending(conn.client).1 == 0
+                && (!conn.codec.answers_after_half_close()
+                    || self.engine.timed_waits(conn.client) == 0)
             {
-                // Every wait has been answered: the holds go with the connection.
+                // Every wait with a deadline has been answered: the rest of the claims
+                // go with the connection.
                 self.close(k);
             } else if conn.paused && conn.out.len() < self.cfg.output_high_water / 2 {
                 // Drained enough: read again (edge-triggered, so nobody else will say so).

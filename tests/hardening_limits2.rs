@@ -273,8 +273,9 @@ fn a_half_closed_client_gets_its_timeout_then_eof() {
     b.expect_closed();
 }
 
-/// A half-closed client granted after its half-close gets the OK; a wait without a
-/// deadline is answered CANCELLED at once; the holds go when the connection closes.
+/// A half-closed client granted after its half-close gets the OK, then the connection
+/// closes: its holds (also the new one) are released, its wait without a deadline is
+/// cancelled.
 #[test]
 fn a_half_closed_client_gets_its_grant_and_its_holds_go_with_the_connection() {
     let addr = start();
@@ -288,18 +289,15 @@ fn a_half_closed_client_gets_its_grant_and_its_holds_go_with_the_connection() {
     b.try_clone_stream()
         .shutdown(Shutdown::Write)
         .expect("shutdown");
-    assert_eq!(b.recv(), "b2 CANCELLED");
-    assert_eq!(
-        h.inspect("y").split(" token=").next(),
-        Some("mode=exclusive holders=1 waiters=0")
-    );
     b.expect_silence(SILENCE_MS);
+    assert!(h.inspect("z").starts_with("mode=exclusive holders=1 "));
     h.unlock("h3", "x");
     ok_token(&b.recv(), "b1");
     b.expect_closed();
-    eventually("b's holds released", || {
+    eventually("b's claims gone", || {
         h.inspect("x") == "mode=free holders=0 waiters=0"
             && h.inspect("z") == "mode=free holders=0 waiters=0"
+            && h.inspect("y").contains(" waiters=0 ")
     });
 }
 

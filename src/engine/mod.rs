@@ -140,6 +140,8 @@ pub struct Client {
     group: u8,
     /// Disconnected; its claims are being removed.
     closing: bool,
+    /// Its waits with a `wait` deadline.
+    timed_waits: u32,
 }
 
 impl Client {
@@ -263,6 +265,7 @@ impl Engine {
             name: None,
             group,
             closing: false,
+            timed_waits: 0,
         });
         self.table.open_owner(id);
         self.connections += 1;
@@ -421,6 +424,7 @@ impl Engine {
                         .wheel
                         .insert(deadline(now, ms), (claim, Deadline::Wait));
                     self.table.claim_mut(claim).data.timer = Some(id);
+                    self.count_timed(client, true);
                 }
                 Acquired::Queued
             }
@@ -480,28 +484,21 @@ impl Engine {
         self.withdraw_scratch(now)
     }
 
-    /// Cancels every wait of `client`, or with `keep_timed` only those without a `wait`
-    /// deadline (calling `on_cancel` with each tag, in request order); returns how many.
-    /// For a connection whose peer shut down its write side: nothing but a grant could
-    /// end a wait without a deadline.
-    pub fn cancel_waits(
-        &mut self,
-        client: ClientId,
-        keep_timed: bool,
-        now: u64,
-        mut on_cancel: impl FnMut(&[u8]),
-    ) -> u32 {
-        self.scratch.clear();
-        let table = &self.table;
-        self.scratch.extend(
-            table
-                .waits_of(client)
-                .filter(|&c| !keep_timed || table.claim(c).data.timer.is_none()),
-        );
-        for &claim in &self.scratch {
-            on_cancel(&self.table.claim(claim).data.tag);
+    /// How many waits of `client` have a `wait` deadline: O(1). A connection whose peer
+    /// shut down its write side stays until this is 0, so each gets its answer.
+    pub fn timed_waits(&self, client: ClientId) -> u32 {
+        self.client(client).map_or(0, |c| c.timed_waits)
+    }
+
+    /// A wait deadline of `client`'s was set (`+1`) or is gone (`-1`).
+    fn count_timed(&mut self, client: ClientId, up: bool) {
+        if let Some(Some(c)) = self.clients.get_mut(client as usize) {
+            if up {
+                c.timed_waits += 1;
+            } else {
+                c.timed_waits -= 1;
+            }
         }
-        self.withdraw_scratch(now)
     }
 
     /// True when `client` has a wait with tag `tag`: O(1).
@@ -539,8 +536,13 @@ impl Engine {
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(now, &mut fired);
         // First forget every fired timer, so that grants below never cancel one of them.
-        for &(_, (claim, _)) in &fired {
-            self.table.claim_mut(claim).data.timer = None;
+        for &(_, (claim, which)) in &fired {
+            let c = self.table.claim_mut(claim);
+            c.data.timer = None;
+            if which == Deadline::Wait {
+                let owner = c.owner();
+                self.count_timed(owner, false);
+            }
         }
         for &(_, (claim, which)) in &fired {
             // A claim granted by an earlier entry of this batch has outlived its wait
@@ -723,8 +725,13 @@ impl Engine {
 
     /// Removes a claim, cancelling its timer, and processes the grants it causes.
     fn remove(&mut self, claim: ClaimId, now: u64) {
-        if let Some(t) = self.table.claim_mut(claim).data.timer.take() {
+        let c = self.table.claim_mut(claim);
+        if let Some(t) = c.data.timer.take() {
+            let (owner, waiting) = (c.owner(), c.state() == State::Waiting);
             self.wheel.cancel(t);
+            if waiting {
+                self.count_timed(owner, false);
+            }
         }
         let mut granted = std::mem::take(&mut self.granted);
         self.table.remove(claim, &mut granted);
@@ -749,8 +756,11 @@ impl Engine {
             self.counters.grants_total += 1;
             let c = self.table.claim_mut(g.claim);
             if let Some(t) = c.data.timer.take() {
+                let owner = c.owner();
                 self.wheel.cancel(t);
+                self.count_timed(owner, false);
             }
+            let c = self.table.claim_mut(g.claim);
             let shared = matches!(c.mode(), Mode::Shared { .. });
             let token = c.token().unwrap_or(0);
             let event = Event {

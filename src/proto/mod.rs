@@ -143,12 +143,12 @@ pub trait Wire {
     /// Called just before the engine forgets the connection (its claims still exist).
     fn on_close(&mut self, _cx: &mut Ctx) {}
 
-    /// The peer shut down its write side (or closed: a server cannot tell which). The
-    /// connection closes once it has no waits left and its output is written. By
-    /// default every wait ends now, silently, so the connection closes at once: the
-    /// foreign protocols' clients never half-close, and their locks must go with them.
-    fn on_half_close(&mut self, cx: &mut Ctx) {
-        cx.engine.cancel_waits(cx.client, false, cx.now, |_| {});
+    /// After the peer shut down its write side (or closed: a server cannot tell which),
+    /// does the connection stay until its waits with a deadline have been answered?
+    /// No by default: the foreign protocols' clients never half-close, and their locks
+    /// must go with them at once.
+    fn answers_after_half_close(&self) -> bool {
+        false
     }
 
     /// True while the connection must still `AUTH` (only the native protocol has AUTH).
@@ -212,9 +212,9 @@ impl Codec {
         each_session!(self, s => s.on_close(cx))
     }
 
-    /// The peer shut down its write side (see [`Wire::on_half_close`]).
-    pub fn on_half_close(&mut self, cx: &mut Ctx) {
-        each_session!(self, s => s.on_half_close(cx))
+    /// See [`Wire::answers_after_half_close`].
+    pub fn answers_after_half_close(&self) -> bool {
+        each_session!(self, s => s.answers_after_half_close())
     }
 
     /// True while the connection must still `AUTH`.

@@ -665,6 +665,14 @@ impl Sim {
             })
             .collect();
         assert_eq!(clients, want_clients, "{ctx}: clients()");
+        for c in (0..CLIENTS).filter(|&c| m.connected[c as usize]) {
+            let timed = m
+                .reqs
+                .values()
+                .filter(|r| r.client == c && r.token.is_none() && r.timer.is_some())
+                .count();
+            assert_eq!(e.timed_waits(c) as usize, timed, "{ctx}: timed_waits({c})");
+        }
         let first = m.reqs.values().filter_map(|r| r.timer).map(|t| t.0).min();
         match (e.next_wake(), first) {
             (None, None) => {}

@@ -251,12 +251,9 @@ impl Wire for Session {
         !self.authed
     }
 
-    /// Waits with a deadline are answered when they end (granted or timed out); those
-    /// without one end now with `CANCELLED`.
-    fn on_half_close(&mut self, cx: &mut Ctx) {
-        let out = &mut *cx.out;
-        cx.engine
-            .cancel_waits(cx.client, true, cx.now, |tag| reply(out, tag, b"CANCELLED"));
+    /// Waits with a deadline are answered when they end (granted or timed out).
+    fn answers_after_half_close(&self) -> bool {
+        true
     }
 }
 
