@@ -722,3 +722,153 @@ fn claim_and_lock_stay_within_their_budget() {
         "request tags are 32 bytes inline"
     );
 }
+
+/// Elements of intrusive lists visited by `f`: a count of work, not of time.
+fn steps(f: impl FnOnce()) -> u64 {
+    let before = crate::list::steps::get();
+    f();
+    crate::list::steps::get() - before
+}
+
+/// `cancel` and `is_waiting` find a client's waits by tag through the table's key
+/// index: their work does not grow with the client's other waits (it used to walk them
+/// all, so N cancels cost O(N^2)).
+#[test]
+fn cancel_and_is_waiting_cost_does_not_grow_with_the_clients_other_waits() {
+    let mut cost = Vec::new();
+    for n in [100u32, 10_000] {
+        let mut e = engine_with(n + 10);
+        assert!(matches!(
+            e.acquire(0, b"h", &forever(b"a", X), 0),
+            Acquired::Granted { .. }
+        ));
+        for i in 0..n {
+            let tag = format!("w{i}");
+            assert_eq!(
+                e.acquire(1, tag.as_bytes(), &forever(b"a", X), 0),
+                Acquired::Queued
+            );
+        }
+        let mut found = false;
+        let mut cancelled = 0;
+        let work = steps(|| {
+            found = e.is_waiting(1, b"w0") && !e.is_waiting(1, b"nope");
+            cancelled = e.cancel(1, b"w0", 0, |_| {});
+            cancelled += e.cancel(1, b"nope", 0, |_| {});
+        });
+        assert!(found);
+        assert_eq!(cancelled, 1);
+        assert!(!e.is_waiting(1, b"w0"));
+        cost.push(work);
+    }
+    assert_eq!(
+        cost[0], cost[1],
+        "list steps for 100 vs 10,000 other waits: {cost:?}"
+    );
+}
+
+/// A closing client's claims are removed by `work`, a budget at a time; its waits are
+/// dropped, never granted, and it gets no events; the others get their grants, once.
+#[test]
+fn a_closing_client_is_removed_a_budget_at_a_time_and_its_waits_are_never_granted() {
+    let mut e = engine_with(100_000);
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    for i in 0..3000 {
+        let tag = format!("w{i}");
+        let r = e.acquire(1, tag.as_bytes(), &req(b"a", X, Some(50), None), 0);
+        assert_eq!(r, Acquired::Queued);
+    }
+    for i in 0..2000 {
+        let name = format!("h{i}");
+        assert!(matches!(
+            e.acquire(1, b"held", &forever(name.as_bytes(), X), 0),
+            Acquired::Granted { .. }
+        ));
+    }
+    assert_eq!(
+        e.acquire(2, b"on-h0", &forever(b"h0", X), 0),
+        Acquired::Queued
+    );
+    assert_eq!(
+        e.acquire(3, b"behind", &forever(b"a", X), 0),
+        Acquired::Queued
+    );
+
+    assert!(e.begin_disconnect(1));
+    assert!(!e.begin_disconnect(1), "only once");
+    assert_eq!(e.gauges().0, 3);
+    assert!(e.clients().all(|(c, _, _)| c != 1));
+    // The holder goes: client 1's waits reach the head and are dropped, not granted.
+    e.release(0, b"a", None, 1).unwrap();
+    let mut got = events(&mut e);
+    let mut calls = 0;
+    while e.has_work() {
+        let used = e.work(2, 500);
+        assert!(used <= 500, "work used {used} of a budget of 500");
+        calls += 1;
+        got.extend(events(&mut e));
+        // The wait deadlines of the dropped waits never fire.
+        e.advance(2 + calls);
+        got.extend(events(&mut e));
+        assert!(calls < 100, "work does not finish");
+    }
+    // The release dropped a batch of the waits; the other ~4,000 claims take 8 calls.
+    assert!(calls >= 8, "5,000 claims removed in {calls} calls of 500");
+    assert!(got.iter().all(|ev| ev.client != 1), "{got:?}");
+    let mine: Vec<(ClientId, &[u8])> = got.iter().map(|ev| (ev.client, &ev.tag[..])).collect();
+    assert_eq!(mine, vec![(3, &b"behind"[..]), (2, &b"on-h0"[..])]);
+    let mut freed = Vec::new();
+    e.take_freed(&mut freed);
+    assert_eq!(freed, vec![1]);
+    assert_eq!(e.counters().released_on_disconnect_total, 2000);
+    assert_eq!(e.counters().timeouts_total, 0);
+    assert_eq!(e.gauges(), (3, 2, 2, 0));
+    // The id can be used again.
+    e.connect(1, addr());
+    assert!(matches!(
+        e.acquire(1, b"n", &forever(b"h1", X), 300),
+        Acquired::Granted { .. }
+    ));
+}
+
+/// One release in front of more compatible waiters than a batch: a batch now, the rest
+/// by `work`, in FIFO order, each once; a newcomer queues behind them.
+#[test]
+fn grants_beyond_a_batch_continue_in_work_in_fifo_order() {
+    let n = 3 * crate::table::GRANT_BATCH + 5;
+    let mut e = engine_with(100_000);
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    for i in 0..n {
+        let tag = format!("s{i}");
+        assert_eq!(
+            e.acquire(1, tag.as_bytes(), &forever(b"a", S), 0),
+            Acquired::Queued
+        );
+    }
+    e.release(0, b"a", None, 1).unwrap();
+    let mut got = events(&mut e);
+    assert_eq!(got.len(), crate::table::GRANT_BATCH as usize);
+    assert_eq!(
+        e.acquire(2, b"late", &forever(b"a", S), 1),
+        Acquired::Queued,
+        "no overtaking while grants are pending"
+    );
+    while e.has_work() {
+        e.work(1, 100);
+        got.extend(events(&mut e));
+    }
+    let tags: Vec<String> = got
+        .iter()
+        .map(|ev| String::from_utf8(ev.tag.to_vec()).unwrap())
+        .collect();
+    let mut want: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    want.push("late".into());
+    assert_eq!(tags, want);
+    assert_eq!(counts(&e, b"a"), (n + 1, 0));
+}
