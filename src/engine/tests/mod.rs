@@ -872,3 +872,134 @@ fn grants_beyond_a_batch_continue_in_work_in_fifo_order() {
     assert_eq!(tags, want);
     assert_eq!(counts(&e, b"a"), (n + 1, 0));
 }
+
+/// A detached hold outlives its connection's deferred close, and a closing connection's
+/// detached request still waiting is dropped with its value: never granted, and its
+/// claim id, reused, does not make another client's hold detached.
+#[test]
+fn a_closing_client_keeps_its_detached_holds_and_drops_its_detached_waits() {
+    let mut e = engine_with(100_000);
+    let r = req(b"d", X, None, Some(60_000));
+    let Acquired::Granted { token, .. } = e.acquire_detached(1, b"kept", &r, b"v", 0) else {
+        panic!("a free lock");
+    };
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    let wait = req(b"a", X, None, Some(60_000));
+    assert_eq!(
+        e.acquire_detached(1, b"waits", &wait, b"value", 0),
+        Acquired::Queued
+    );
+    assert!(e.begin_disconnect(1));
+    // The holder goes: the closing client's detached request reaches the head and is
+    // dropped there, not granted.
+    e.release(0, b"a", None, 1).unwrap();
+    while e.has_work() {
+        e.work(1, 10);
+    }
+    assert!(events(&mut e).is_empty());
+    assert_eq!(counts(&e, b"a"), (0, 0));
+    assert_eq!(e.detached_count(), 1);
+    assert_eq!(e.attachment_bytes, 1, "the dropped request's value is forgotten");
+    assert_eq!(e.detached_on(b"d").map(|d| d.token), Some(token));
+    // Client 2 queues (taking the dropped claim's id) and is granted: its own hold.
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"b", X), 2),
+        Acquired::Granted { .. }
+    ));
+    assert_eq!(e.acquire(2, b"w", &forever(b"b", X), 2), Acquired::Queued);
+    e.release(0, b"b", None, 3).unwrap();
+    assert_eq!(e.holds_of(2).count(), 1, "client 2's grant is its own");
+    assert_eq!(e.detached_count(), 1);
+    // The detached hold ends by token, from any connection.
+    e.release(3, b"d", Some(token), 4).unwrap();
+    assert_eq!(e.detached_count(), 0);
+}
+
+/// More detached shared requests than one grant batch: a batch at once, the rest by
+/// `work`, each detached at its grant, in FIFO order, each answered once; the
+/// connection that made them then closes and every one of them stays.
+#[test]
+fn detached_requests_beyond_a_grant_batch_are_detached_when_granted_later() {
+    let n = 2 * crate::table::GRANT_BATCH + 3;
+    let mut e = engine_with(100_000);
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    let r = req(b"a", S, None, Some(60_000));
+    for i in 0..n {
+        let tag = format!("s{i}");
+        assert_eq!(
+            e.acquire_detached(1, tag.as_bytes(), &r, b"x", 0),
+            Acquired::Queued
+        );
+    }
+    e.release(0, b"a", None, 1).unwrap();
+    let mut got = events(&mut e);
+    assert_eq!(got.len(), crate::table::GRANT_BATCH as usize);
+    while e.has_work() {
+        e.work(1, 100);
+        got.extend(events(&mut e));
+    }
+    let tags: Vec<String> = got
+        .iter()
+        .map(|ev| String::from_utf8(ev.tag.to_vec()).unwrap())
+        .collect();
+    let want: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    assert_eq!(tags, want);
+    assert!(got.iter().all(|ev| ev.client == 1));
+    assert_eq!(e.detached_count(), n as usize);
+    assert_eq!(e.holds_of(1).count(), 0, "every grant was detached");
+    assert!(e.disconnect(1, 2) == 0);
+    assert_eq!(e.detached_count(), n as usize);
+    assert_eq!(counts(&e, b"a"), (n, 0));
+}
+
+/// While a closed client's claims are still being removed, no listing shows it or its
+/// holds, though they still count in the lock's holders (they still block).
+#[test]
+fn a_closing_client_is_in_no_listing_while_its_claims_are_removed() {
+    let mut e = engine_with(100_000);
+    for i in 0..10 {
+        let name = format!("n{i}");
+        assert!(matches!(
+            e.acquire(1, b"t", &forever(name.as_bytes(), X), 0),
+            Acquired::Granted { .. }
+        ));
+    }
+    assert_eq!(e.acquire(2, b"w", &forever(b"n0", X), 0), Acquired::Queued);
+    assert_eq!(e.acquire(1, b"w", &forever(b"n0", X), 0), Acquired::Queued);
+    assert!(e.begin_disconnect(1));
+    e.work(0, 2); // the wait and one hold: the others are left
+    assert!(e.has_work());
+    let mut clients = Vec::new();
+    assert_eq!(
+        e.scan_clients(&mut Cursor::default(), 100, |(id, _, _)| {
+            clients.push(id);
+            true
+        }),
+        Scan::Done
+    );
+    assert_eq!(clients, vec![0, 2, 3]);
+    assert!(e.clients().all(|(id, _, _)| id != 1));
+    let mut holders = Vec::new();
+    e.scan_holds(&mut Cursor::default(), 100, |h| {
+        holders.push(h.client);
+        true
+    });
+    assert!(holders.iter().all(|&c| c != 1), "{holders:?}");
+    assert_eq!(counts(&e, b"n9"), (1, 0), "still held until removed");
+    let (info, holder) = e.inspect(b"n9").unwrap();
+    assert!(info.exclusive && holder.is_none());
+    assert_eq!(e.holds_on(b"n9").count(), 0);
+    while e.has_work() {
+        e.work(0, 2);
+    }
+    assert_eq!(counts(&e, b"n9"), (0, 0));
+    let got = events(&mut e);
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].client, &got[0].tag[..]), (2, &b"w"[..]));
+}
