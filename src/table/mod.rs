@@ -755,7 +755,9 @@ impl<P: Keyed> Table<P> {
 
     /// Removes a claim, waiting or held, and grants whatever waiters that unblocks
     /// (appended to `granted` in grant order; at most [`GRANT_BATCH`], the rest later).
-    /// Drops the lock if it is now empty.
+    /// Removing a waiter grants nothing while its lock is on the backlog: the grants
+    /// already due go on in [`Table::continue_grants`], in order. Drops the lock if it
+    /// is now empty.
     pub fn remove(&mut self, claim: ClaimId, granted: &mut Vec<Grant>) -> Removed<P> {
         let c = &self.claims[claim as usize];
         let (l, owner, state) = (c.lock, c.owner, c.state());
@@ -781,7 +783,13 @@ impl<P: Keyed> Table<P> {
             }
         }
         let data = self.claims.remove(claim as usize).data;
-        self.grant_waiters(l, granted, GRANT_BATCH);
+        // A lock on the backlog has grantable waiters at its head already: removing a
+        // waiter must not grant them here, or a caller withdrawing several waits (latest
+        // first, see the engine's `withdraw_scratch`) could see one it is about to
+        // withdraw granted. `continue_grants` goes on from the head.
+        if !(state == State::Waiting && self.locks[l as usize].backlogged) {
+            self.grant_waiters(l, granted, GRANT_BATCH);
+        }
         self.drop_if_empty(l);
         Removed { state, data }
     }

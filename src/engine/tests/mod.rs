@@ -902,7 +902,10 @@ fn a_closing_client_keeps_its_detached_holds_and_drops_its_detached_waits() {
     assert!(events(&mut e).is_empty());
     assert_eq!(counts(&e, b"a"), (0, 0));
     assert_eq!(e.detached_count(), 1);
-    assert_eq!(e.attachment_bytes, 1, "the dropped request's value is forgotten");
+    assert_eq!(
+        e.attachment_bytes, 1,
+        "the dropped request's value is forgotten"
+    );
     assert_eq!(e.detached_on(b"d").map(|d| d.token), Some(token));
     // Client 2 queues (taking the dropped claim's id) and is granted: its own hold.
     assert!(matches!(
@@ -956,6 +959,45 @@ fn detached_requests_beyond_a_grant_batch_are_detached_when_granted_later() {
     assert!(e.disconnect(1, 2) == 0);
     assert_eq!(e.detached_count(), n as usize);
     assert_eq!(counts(&e, b"a"), (n, 0));
+}
+
+/// Cancelling two waits with one tag while grants of their lock are cut short by the
+/// batch limit: the later wait's removal must not grant the earlier one on the way
+/// (it was about to be cancelled: the client would get `CANCELLED` and a grant, and
+/// the grant would then be released as a cancel).
+#[test]
+fn cancel_during_a_grant_backlog_never_grants_a_wait_being_cancelled() {
+    let n = crate::table::GRANT_BATCH + 5;
+    let mut e = engine_with(100_000);
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    for i in 0..n {
+        let tag = format!("s{i}");
+        assert_eq!(
+            e.acquire(2, tag.as_bytes(), &forever(b"a", S), 0),
+            Acquired::Queued
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(e.acquire(1, b"t", &forever(b"a", S), 0), Acquired::Queued);
+    }
+    e.release(0, b"a", None, 1).unwrap();
+    assert_eq!(events(&mut e).len(), crate::table::GRANT_BATCH as usize);
+    assert!(e.has_work(), "grants cut short by the batch");
+    let mut cancelled = 0;
+    assert_eq!(e.cancel(1, b"t", 1, |_| cancelled += 1), 2);
+    assert_eq!(cancelled, 2);
+    let mut got = events(&mut e);
+    while e.has_work() {
+        e.work(1, 100);
+        got.extend(events(&mut e));
+    }
+    assert!(got.iter().all(|ev| ev.client == 2), "{got:?}");
+    assert_eq!(got.len(), 5);
+    assert_eq!(counts(&e, b"a"), (n, 0));
+    assert_eq!(e.holds_of(1).count(), 0);
 }
 
 /// While a closed client's claims are still being removed, no listing shows it or its
