@@ -1058,25 +1058,29 @@ impl Engine {
         }
         let mut granted = std::mem::take(&mut self.granted);
         self.table.remove(claim, &mut granted);
-        self.forget_attachment(claim);
-        self.process_grants(&mut granted, now);
+        // Each check below is a branch on the lock cycle's path (no call unless needed).
+        if !self.attachments.is_empty() {
+            self.forget_attachment(claim);
+        }
+        if !granted.is_empty() {
+            self.process_grants(&mut granted, now);
+        }
         self.granted = granted;
-        self.forget_dropped();
+        if self.table.has_dropped() {
+            self.forget_dropped();
+        }
     }
 
-    /// Drops the attachment of removed claim `claim`, if it had one.
+    /// Drops the attachment of removed claim `claim`, if it had one. Only claims made by
+    /// `acquire_detached` have attachments (the claim carries no flag of its own: it
+    /// would grow past its size budget).
     fn forget_attachment(&mut self, claim: ClaimId) {
-        // Only claims made by `acquire_detached` have attachments (the claim carries no
-        // flag of its own: it would grow past its size budget).
-        if !self.attachments.is_empty() {
-            if let Some(a) = self.attachments.remove(&claim) {
-                self.attachment_bytes -= a.value.len();
-                let mut buf = a.value;
-                if self.spare_values.len() < SPARE_VALUES && buf.capacity() <= SPARE_VALUE_CAPACITY
-                {
-                    buf.clear();
-                    self.spare_values.push(buf);
-                }
+        if let Some(a) = self.attachments.remove(&claim) {
+            self.attachment_bytes -= a.value.len();
+            let mut buf = a.value;
+            if self.spare_values.len() < SPARE_VALUES && buf.capacity() <= SPARE_VALUE_CAPACITY {
+                buf.clear();
+                self.spare_values.push(buf);
             }
         }
     }
@@ -1090,7 +1094,9 @@ impl Engine {
             if let Some(t) = p.timer {
                 self.wheel.cancel(t);
             }
-            self.forget_attachment(claim);
+            if !self.attachments.is_empty() {
+                self.forget_attachment(claim);
+            }
         }
         self.dropped = dropped;
     }

@@ -323,6 +323,12 @@ impl<P: Keyed> Table<P> {
         into.append(&mut self.dropped);
     }
 
+    /// True when waits dropped from queues wait for [`Table::take_dropped`].
+    #[inline]
+    pub fn has_dropped(&self) -> bool {
+        !self.dropped.is_empty()
+    }
+
     /// True when some lock's grants were cut short and wait for
     /// [`Table::continue_grants`].
     pub fn has_backlog(&self) -> bool {
@@ -735,7 +741,9 @@ impl<P: Keyed> Table<P> {
         used
     }
 
-    /// Removes lock `l` if it has no holds and no waiters.
+    /// Removes lock `l` if it has no holds and no waiters (inlined: it is on the lock
+    /// cycle's path, as it was when it was part of `remove`).
+    #[inline]
     fn drop_if_empty(&mut self, l: u32) {
         let lock = &self.locks[l as usize];
         if lock.holds.is_empty() && lock.waiters.is_empty() {
@@ -787,7 +795,9 @@ impl<P: Keyed> Table<P> {
         // waiter must not grant them here, or a caller withdrawing several waits (latest
         // first, see the engine's `withdraw_scratch`) could see one it is about to
         // withdraw granted. `continue_grants` goes on from the head.
-        if !(state == State::Waiting && self.locks[l as usize].backlogged) {
+        let lock = &self.locks[l as usize];
+        let backlogged_wait = state == State::Waiting && lock.backlogged;
+        if !lock.waiters.is_empty() && !backlogged_wait {
             self.grant_waiters(l, granted, GRANT_BATCH);
         }
         self.drop_if_empty(l);
