@@ -64,6 +64,19 @@ pub const MIN_OUTPUT_BYTES: usize = 4096;
 pub const MAX_OUTPUT_HIGH_WATER: usize = 1 << 30;
 /// The largest `--output-limit` accepted (4 GiB).
 pub const MAX_OUTPUT_LIMIT: usize = 1 << 32;
+/// Default `--max-claims` (holds plus waits of all connections): at about 200 bytes per
+/// claim (a lock each, tags inline), 4M claims are about 0.8 GB.
+pub const DEFAULT_MAX_CLAIMS: usize = 4_000_000;
+/// The smallest `--max-claims` accepted.
+pub const MIN_MAX_CLAIMS: usize = 1;
+/// The largest `--max-claims` accepted (claim ids are 32 bits).
+pub const MAX_MAX_CLAIMS: usize = u32::MAX as usize;
+/// Default `--auth-timeout`, ms: an unauthenticated connection is closed after this.
+pub const DEFAULT_AUTH_TIMEOUT_MS: u64 = 10_000;
+/// The smallest `--auth-timeout` accepted, ms.
+pub const MIN_AUTH_TIMEOUT_MS: usize = 1;
+/// The largest `--auth-timeout` accepted, ms (a day).
+pub const MAX_AUTH_TIMEOUT_MS: usize = 86_400_000;
 
 /// Everything the server needs to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +95,10 @@ pub struct Config {
     pub output_high_water: usize,
     /// Unsent reply bytes past which a connection is closed.
     pub output_limit: usize,
+    /// Holds plus waits of all connections together.
+    pub max_claims: usize,
+    /// With `auth_file`: ms a connection may stay unauthenticated.
+    pub auth_timeout_ms: u64,
     /// File holding the AUTH secret.
     pub auth_file: Option<PathBuf>,
     /// File recording the fencing-token reservation.
@@ -114,6 +131,8 @@ impl Default for Config {
             max_pending: DEFAULT_MAX_PENDING,
             output_high_water: DEFAULT_OUTPUT_HIGH_WATER,
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            max_claims: DEFAULT_MAX_CLAIMS,
+            auth_timeout_ms: DEFAULT_AUTH_TIMEOUT_MS,
             auth_file: None,
             state_file: None,
             lockd_listen: None,
@@ -227,6 +246,24 @@ fn options() -> getopts::Options {
             range(MIN_OUTPUT_BYTES, MAX_OUTPUT_LIMIT)
         ),
         "BYTES",
+    );
+    o.optopt(
+        "",
+        "max-claims",
+        &format!(
+            "holds plus waits of all connections together, {} (default {DEFAULT_MAX_CLAIMS})",
+            range(MIN_MAX_CLAIMS, MAX_MAX_CLAIMS)
+        ),
+        "N",
+    );
+    o.optopt(
+        "",
+        "auth-timeout",
+        &format!(
+            "with --auth-file: close a connection not authenticated after this many ms, {} (default {DEFAULT_AUTH_TIMEOUT_MS})",
+            range(MIN_AUTH_TIMEOUT_MS, MAX_AUTH_TIMEOUT_MS)
+        ),
+        "MS",
     );
     o.optopt(
         "",
@@ -365,6 +402,12 @@ where
     }
     if let Some(n) = num("output-limit", MIN_OUTPUT_BYTES, MAX_OUTPUT_LIMIT)? {
         cfg.output_limit = n;
+    }
+    if let Some(n) = num("max-claims", MIN_MAX_CLAIMS, MAX_MAX_CLAIMS)? {
+        cfg.max_claims = n;
+    }
+    if let Some(n) = num("auth-timeout", MIN_AUTH_TIMEOUT_MS, MAX_AUTH_TIMEOUT_MS)? {
+        cfg.auth_timeout_ms = n as u64;
     }
     if cfg.output_limit < cfg.output_high_water {
         return Err(UsageError(format!(
@@ -523,6 +566,16 @@ mod tests {
     }
 
     #[test]
+    fn claims_and_auth_timeout() {
+        let c = run(&[]).unwrap();
+        assert_eq!((c.max_claims, c.auth_timeout_ms), (4_000_000, 10_000));
+        let c = run(&["--max-claims", "7", "--auth-timeout", "250"]).unwrap();
+        assert_eq!((c.max_claims, c.auth_timeout_ms), (7, 250));
+        assert!(run(&["--max-claims", "0"]).is_err());
+        assert!(run(&["--auth-timeout", "0"]).is_err());
+    }
+
+    #[test]
     fn help_version_and_junk() {
         match parse_args(["-h"]).unwrap() {
             Command::Help(t) => {
@@ -534,6 +587,8 @@ mod tests {
                     "--max-pending",
                     "--output-high-water",
                     "--output-limit",
+                    "--max-claims",
+                    "--auth-timeout",
                     "--auth-file",
                     "--state-file",
                     "--lockd-listen",
@@ -684,7 +739,7 @@ mod tests {
             let exempt = item.starts_with(" -h,") || item.starts_with(" -V,");
             assert!(exempt || item.contains("(default"), "no default: {item}");
         }
-        assert_eq!(flags, 19);
+        assert_eq!(flags, 21);
         assert!(!t.contains(".."), "no Rust range syntax");
     }
 

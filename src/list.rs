@@ -34,6 +34,21 @@ impl Link {
         prev: NIL,
         next: NIL,
     };
+
+    /// A "link" that carries 64 bits of other data, for an element that keeps something
+    /// else in that link's place while it is in no list of the chain (the table keeps a
+    /// held claim's token where a waiting claim has its link).
+    pub const fn from_bits(bits: u64) -> Link {
+        Link {
+            prev: (bits >> 32) as u32,
+            next: bits as u32,
+        }
+    }
+
+    /// The 64 bits stored by [`Link::from_bits`].
+    pub const fn bits(self) -> u64 {
+        ((self.prev as u64) << 32) | self.next as u64
+    }
 }
 
 /// Selects which [`Link`] of a `T` a list is threaded through.
@@ -171,7 +186,29 @@ impl<T> Iterator for Iter<'_, T> {
         }
         let idx = self.next;
         self.next = (self.chain.get)(&self.slab[idx as usize]).next;
+        #[cfg(test)]
+        steps::count();
         Some(idx)
+    }
+}
+
+/// Elements visited by list iterators on this thread, so tests can count the work an
+/// operation does (not its time).
+#[cfg(test)]
+pub(crate) mod steps {
+    use std::cell::Cell;
+
+    thread_local! {
+        static STEPS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub(super) fn count() {
+        STEPS.with(|s| s.set(s.get() + 1));
+    }
+
+    /// Elements visited so far on this thread.
+    pub(crate) fn get() -> u64 {
+        STEPS.with(Cell::get)
     }
 }
 
@@ -188,6 +225,14 @@ mod tests {
     };
 
     /// Random pushes, pops and unlinks from anywhere, against a VecDeque.
+    #[test]
+    fn bits_round_trip() {
+        for v in [0, 1, u64::MAX, 0x0123_4567_89ab_cdef] {
+            assert_eq!(Link::from_bits(v).bits(), v);
+        }
+        assert_eq!(Link::from_bits(u64::MAX), Link::UNLINKED);
+    }
+
     #[test]
     fn model() {
         for seed in 0..20 {

@@ -1,5 +1,5 @@
 //! Rate limits for log lines a client can cause (refused connections, limit refusals,
-//! failed `AUTH`), so that a flood of them cannot flood the log.
+//! failed `AUTH`, `--auth-timeout`), so that a flood of them cannot flood the log.
 //!
 //! Each kind of line has a [`Throttle`]: at most one line per [`LOG_INTERVAL_MS`]; the
 //! lines in between are counted, and the next line that is written says how many were
@@ -54,9 +54,9 @@ impl fmt::Display for Suppressed {
 pub struct RefusalLog {
     /// Connections refused at `--max-connections`.
     pub connections: Throttle,
-    /// Acquires refused at `--max-pending`.
+    /// Acquires refused by a limit (`--max-pending`, `--max-claims`, detached holds).
     pub limits: Throttle,
-    /// Wrong `AUTH` secrets.
+    /// Wrong `AUTH` secrets and connections closed by `--auth-timeout`.
     pub auth: Throttle,
 }
 

@@ -1,16 +1,34 @@
 //! The poll loop: one thread, one `mio::Poll`, every connection in one `Slab`.
 //!
-//! Each iteration: wait for readiness (the timeout is the timer wheel's next deadline),
-//! accept until `WouldBlock`, read each readable connection until its socket is drained
-//! (see `Drain`) or its fairness budget is used and decode every complete request, fire
-//! due deadlines, flush every connection with pending output once, then reap the
-//! connections that closed.
+//! Each iteration: wait for readiness (the timeout is the next deadline of the engine's
+//! or the server's timer wheel), accept until `WouldBlock`, read each readable
+//! connection until its socket is drained (see `Drain`) or its fairness budget is used
+//! and decode every complete request, fire due deadlines (the engine's, then the
+//! server's own: auth deadlines, the auth-failure delay, lingering closes), flush every
+//! connection with pending output once, reap the connections that closed, and give the
+//! engine [`WORK_BUDGET`] steps of deferred work (grants cut short, claims of closed
+//! connections), so that no single event stalls everyone else.
+//!
+//! **Closing.** A connection the peer half-closed (EOF) is answered to the end: a native
+//! one stays until its waits with a deadline have ended (granted or timed out) and its
+//! output (a listing included) is flushed, then closes; a foreign one closes once its
+//! output is flushed. One the server closes (`QUIT`, an error that closes, a wrong
+//! `AUTH`, the auth deadline, `--output-limit`) has its write side shut down after its
+//! output, and its unread input is read and dropped for at most [`LINGER_MS`] and
+//! [`LINGER_BYTES`] until the peer closes too, so that the last reply is not destroyed
+//! by the reset a close with unread input sends. Its claims are released from the
+//! moment it is reaped, whatever the lingering.
+//!
+//! **Ids.** The engine knows a connection by a client id from `ids`, not by its slab
+//! key: a closed connection's id stays taken until the engine has removed every claim
+//! of it (that may take several iterations), while its slab slot is free at once.
 //!
 //! Replies never go straight to a socket: a codec appends them to its connection's
 //! output buffer and the connection joins the `dirty` list; engine events for other
 //! connections are routed to theirs after every request. A connection is never freed
-//! mid-dispatch: it is marked and freed in `Server::reap` after the batch, which is
-//! also where the engine releases its holds and cancels its waits (same iteration).
+//! mid-dispatch: it is marked and handled in `Server::reap` after the batch, which is
+//! also where the engine starts releasing its holds and dropping its waits (most often
+//! all of them in the same iteration, see **Closing**).
 //!
 //! Input is read into one shared buffer and decoded in place; only a trailing partial
 //! request is copied into the connection's own `partial` buffer, so idle connections
@@ -48,19 +66,25 @@
 //!   timeout and the [`Alarm`] (a timerfd in the poll set) set at or before that deadline,
 //!   so it wakes within the kernel's timer slack of it, not up to a millisecond later
 //!   (`epoll_wait`'s resolution). Without a timerfd it falls back to the poll timeout.
-//! - `Phase::Closed` iff the key is in `closing`; `reap` frees exactly those, at the end
-//!   of the iteration, and only then does the engine release their claims.
+//! - `Phase::Closed` iff the key is in `closing`; `reap` handles exactly those, at the
+//!   end of the iteration: a live connection is handed to the engine to forget (then it
+//!   lingers or is freed); a lingering one is freed.
+//! - `ids[c] == Some(k)` iff connection `k` is live (not yet reaped) with client id `c`;
+//!   `ids[c] == None` while the engine still removes closed client `c`'s claims.
+//! - A connection has at most one server timer (`conn.timer`), cancelled when it is
+//!   freed, so a timer never fires for a reused slab key.
 
 use crate::alarm::Alarm;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{ClientId, Engine, Event};
+use crate::engine::{ClientId, Engine, Event, Refusal};
 use crate::fence::{wall_clock_ns, Fence};
 use crate::proto::listing::{output_mark, Batch};
 use crate::proto::native::{secret_from_file, MAX_SECRET};
 use crate::proto::{Codec, Ctx, Peer, Progress, Protocol, Totals};
 use crate::shrink;
 use crate::signals::{Signal, SignalPipe};
+use crate::wheel::{TimerId, Wheel};
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -105,14 +129,45 @@ const PARTIAL_KEEP: usize = 1024;
 const MAINTAIN_MS: u64 = 1_000;
 /// Pause before retrying `accept` after it failed (e.g. out of file descriptors).
 const ACCEPT_BACKOFF_MS: u64 = 100;
+/// Steps of deferred engine work per iteration (about a millisecond): grants cut short
+/// by the table's batch limit, and claims of closed connections.
+pub const WORK_BUDGET: u32 = 16 * 1024;
+/// How long a wrong `AUTH` is answered late (the connection is neither read nor
+/// written meanwhile; everyone else is served): at most ten guesses per second and
+/// connection.
+pub const AUTH_FAIL_DELAY_MS: u64 = 100;
+/// How long a connection the server closed keeps reading (and dropping) its input
+/// after shutting down its write side, waiting for the peer to close.
+pub const LINGER_MS: u64 = 500;
+/// Input a lingering connection reads and drops before it is closed anyway.
+pub const LINGER_BYTES: usize = 256 * 1024;
+
+/// What a server timer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConnTimer {
+    /// `--auth-timeout` ran out.
+    AuthDeadline,
+    /// The auth-failure delay is over: send the reply and close.
+    AuthDelay,
+    /// Lingering is over: close.
+    Linger,
+}
 
 /// A connection's lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Reading and answering.
     Open,
+    /// The peer shut down its write side: close once its waits have ended and the
+    /// output is flushed.
+    HalfClosed,
     /// Reading stopped; close once the output is flushed.
     Draining,
+    /// A wrong `AUTH`: neither read nor written until the delay is over, then Draining.
+    Delayed,
+    /// Reaped: the write side is shut down and input is read and dropped until the
+    /// peer closes, [`LINGER_BYTES`] or [`LINGER_MS`].
+    Lingering,
     /// To be reaped at the end of this iteration.
     Closed,
 }
@@ -120,6 +175,8 @@ enum Phase {
 struct Conn {
     stream: TcpStream,
     addr: SocketAddr,
+    /// The engine's id for this connection.
+    client: ClientId,
     protocol: Protocol,
     codec: Codec,
     /// Unconsumed input (a partial request, or requests held back by backpressure).
@@ -135,6 +192,14 @@ struct Conn {
     paused: bool,
     /// On the `resume` list (at most once), or taken from it for this iteration.
     resuming: bool,
+    /// The server closes it (not the peer): linger after the close.
+    linger: bool,
+    /// Reaped: the engine forgets it; only the socket is left (lingering).
+    ended: bool,
+    /// Input dropped while lingering.
+    lingered: usize,
+    /// Its one server timer.
+    timer: Option<TimerId>,
 }
 
 /// How a connection's turn at the loop ended.
@@ -185,6 +250,11 @@ pub struct Server {
     clock: Clock,
     conns: Slab<Conn>,
     engine: Engine,
+    /// Client id -> connection key (`None`: closed, claims still being removed).
+    ids: Slab<Option<usize>>,
+    freed: Vec<ClientId>,
+    timers: Wheel<(usize, ConnTimer)>,
+    fired: Vec<(u64, (usize, ConnTimer))>,
     stats: Totals,
     rbuf: Box<[u8]>,
     events: Vec<Event>,
@@ -242,8 +312,9 @@ impl Server {
             );
         }
         let clock = Clock::start();
-        let engine =
-            Engine::new(fence, clock.now_us(), cfg.max_pending).with_ticks_per_ms(US_PER_MS);
+        let engine = Engine::new(fence, clock.now_us(), cfg.max_pending)
+            .with_ticks_per_ms(US_PER_MS)
+            .with_max_claims(cfg.max_claims);
         let alarm = match Alarm::new().and_then(|a| {
             a.register(poll.registry(), Token(ALARM))?;
             Ok(a)
@@ -254,6 +325,7 @@ impl Server {
                 None
             }
         };
+        let timers = Wheel::new(clock.now_us());
         Ok(Server {
             poll,
             listeners,
@@ -261,6 +333,10 @@ impl Server {
             clock,
             conns: Slab::new(),
             engine,
+            ids: Slab::new(),
+            freed: Vec::new(),
+            timers,
+            fired: Vec::new(),
             stats: Totals::default(),
             rbuf: vec![0; READ_CHUNK].into_boxed_slice(),
             events: Vec::new(),
@@ -344,25 +420,12 @@ impl Server {
                             return Ok(());
                         }
                     }
-                    // Its resumed turn below reads it (to WouldBlock) in this iteration.
-                    Token(k) if self.conns.get(k).is_some_and(|c| c.resuming) => {
-                        if event.is_writable() {
-                            self.mark_dirty(k);
-                        }
+                    // A half-closed peer that is gone for good (reset).
+                    Token(k) if event.is_error() || event.is_write_closed() => {
+                        self.close_if(k, Phase::HalfClosed);
+                        self.on_ready(k, event);
                     }
-                    Token(k) => {
-                        // Input, EOF or error: read and decode. When the peer closed or
-                        // failed, read to the end; else a short read drains the socket.
-                        if event.is_read_closed() || event.is_error() {
-                            self.read(k, Drain::ToWouldBlock);
-                        } else if event.is_readable() {
-                            self.read(k, Drain::UntilShortRead);
-                        }
-                        // Room in the socket buffer again: flush below.
-                        if event.is_writable() {
-                            self.mark_dirty(k);
-                        }
-                    }
+                    Token(k) => self.on_ready(k, event),
                 }
             }
             self.retry_accept(now);
@@ -379,10 +442,22 @@ impl Server {
             if self.engine.next_wake().is_some() {
                 self.engine.advance(self.clock.now_us());
             }
+            if self.timers.next_wake().is_some() {
+                self.fire_timers(self.clock.now_us());
+            }
             self.route_events();
             self.flush();
             if !self.closing.is_empty() {
                 self.reap(self.clock.now_us());
+            }
+            // Deferred work, a budget per iteration: grants cut short, closed clients.
+            if self.engine.has_work() {
+                self.engine.work(self.clock.now_us(), WORK_BUDGET);
+                self.route_events();
+                self.engine.take_freed(&mut self.freed);
+                for id in self.freed.drain(..) {
+                    self.ids.remove(id as usize);
+                }
             }
             if now >= self.maintain_at {
                 self.maintain(now);
@@ -405,6 +480,31 @@ impl Server {
         }
     }
 
+    /// Handles a readiness event of connection `k`.
+    fn on_ready(&mut self, k: usize, event: &mio::event::Event) {
+        match k {
+            // Its resumed turn below reads it (to WouldBlock) in this iteration.
+            k if self.conns.get(k).is_some_and(|c| c.resuming) => {
+                if event.is_writable() {
+                    self.mark_dirty(k);
+                }
+            }
+            k => {
+                // Input, EOF or error: read and decode. When the peer closed or
+                // failed, read to the end; else a short read drains the socket.
+                if event.is_read_closed() || event.is_error() {
+                    self.read(k, Drain::ToWouldBlock);
+                } else if event.is_readable() {
+                    self.read(k, Drain::UntilShortRead);
+                }
+                // Room in the socket buffer again: flush below.
+                if event.is_writable() {
+                    self.mark_dirty(k);
+                }
+            }
+        }
+    }
+
     /// Stops serving: flushes what is already written, then closes every connection
     /// (their holds are released and waits cancelled as they close), logging what that
     /// releases.
@@ -418,9 +518,19 @@ impl Server {
         self.flush();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for k in keys {
+            if let Some(conn) = self.conns.get_mut(k) {
+                // Nobody is left to read a last reply: no lingering.
+                conn.linger = false;
+            }
             self.close(k);
         }
-        self.reap(self.clock.now_us());
+        let now = self.clock.now_us();
+        self.reap(now);
+        // Lingering connections, reaped once already, are freed by a second pass.
+        self.reap(now);
+        while self.engine.has_work() {
+            self.engine.work(now, WORK_BUDGET);
+        }
         let (connections, _, holds, waits) = self.engine.gauges();
         info!("stopped: {connections} connections, {holds} holds and {waits} waits left");
     }
@@ -428,14 +538,22 @@ impl Server {
     /// Zero while work is pending; else until the next deadline (or forever), which the
     /// alarm, when there is one, marks exactly: then the poll itself waits forever.
     fn poll_timeout(&mut self) -> Option<Duration> {
-        if !self.dirty.is_empty() || !self.resume.is_empty() || self.engine.has_events() {
+        if !self.dirty.is_empty()
+            || !self.resume.is_empty()
+            || self.engine.has_events()
+            || self.engine.has_work()
+        {
             return Some(Duration::ZERO);
         }
-        let wake = match (self.engine.next_wake(), self.accept_after) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => u64::MAX,
-        }
+        let wake = [
+            self.engine.next_wake(),
+            self.timers.next_wake(),
+            self.accept_after,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(u64::MAX)
         .min(self.maintain_at);
         let now = self.clock.now_us();
         if wake <= now {
@@ -451,6 +569,59 @@ impl Server {
             }
         }
         Some(self.clock.until_us(wake))
+    }
+
+    /// Fires the server's own due timers.
+    fn fire_timers(&mut self, now: u64) {
+        if self.timers.next_wake().is_none_or(|t| t > now) {
+            return;
+        }
+        let mut fired = std::mem::take(&mut self.fired);
+        self.timers.advance(now, &mut fired);
+        for (_, (k, timer)) in fired.drain(..) {
+            let Some(conn) = self.conns.get_mut(k) else {
+                continue;
+            };
+            conn.timer = None;
+            match timer {
+                ConnTimer::AuthDeadline => {
+                    let open = matches!(conn.phase, Phase::Open | Phase::HalfClosed);
+                    if !open || !conn.codec.awaiting_auth() {
+                        continue;
+                    }
+                    self.stats.auth_timeouts_total += 1;
+                    if let Some(left_out) = self.stats.refusal_log.auth.admit(now / US_PER_MS) {
+                        warn!(
+                            "{}: not authenticated within {} ms (--auth-timeout), \
+                             closing{left_out}",
+                            conn.addr, self.cfg.auth_timeout_ms
+                        );
+                    }
+                    conn.codec.auth_timed_out(&mut conn.out);
+                    conn.phase = Phase::Draining;
+                    conn.linger = true;
+                    self.mark_dirty(k);
+                }
+                ConnTimer::AuthDelay => {
+                    if conn.phase == Phase::Delayed {
+                        conn.phase = Phase::Draining;
+                        self.mark_dirty(k);
+                    }
+                }
+                ConnTimer::Linger => self.close(k),
+            }
+        }
+        self.fired = fired;
+    }
+
+    /// Starts connection `k`'s timer (replacing any) for `timer` at `at`.
+    fn set_timer(&mut self, k: usize, at: u64, timer: ConnTimer) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            if let Some(t) = conn.timer.take() {
+                self.timers.cancel(t);
+            }
+            conn.timer = Some(self.timers.insert(at, (k, timer)));
+        }
     }
 
     /// Accepts from listener `i` until WouldBlock.
@@ -508,11 +679,15 @@ impl Server {
             debug!("open {} connection from {addr}", protocol.as_str());
             self.stats.open_connections[protocol as usize] += 1;
             self.stats.connections_total[protocol as usize] += 1;
+            let client = self.ids.insert(Some(k)) as ClientId;
+            let codec = Codec::new(protocol, &self.cfg);
+            let awaiting_auth = codec.awaiting_auth();
             entry.insert(Conn {
                 stream,
                 addr,
+                client,
                 protocol,
-                codec: Codec::new(protocol, &self.cfg),
+                codec,
                 partial: Vec::new(),
                 out: Vec::new(),
                 phase: Phase::Open,
@@ -520,8 +695,16 @@ impl Server {
                 writable: false,
                 paused: false,
                 resuming: false,
+                linger: false,
+                ended: false,
+                lingered: 0,
+                timer: None,
             });
-            self.engine.connect_in(k as ClientId, addr, protocol as u8);
+            self.engine.connect_in(client, addr, protocol as u8);
+            if awaiting_auth {
+                let at = now + self.cfg.auth_timeout_ms * US_PER_MS;
+                self.set_timer(k, at, ConnTimer::AuthDeadline);
+            }
         }
     }
 
@@ -539,6 +722,14 @@ impl Server {
     /// EOF or the end of the connection's turn: [`READ_BUDGET`] bytes or [`TURN_MS`] of
     /// work, after which it waits on the `resume` list for the next iteration (fairness).
     fn read(&mut self, k: usize, drain: Drain) {
+        if self
+            .conns
+            .get(k)
+            .is_some_and(|c| c.phase == Phase::Lingering)
+        {
+            self.linger_read(k);
+            return;
+        }
         // Set by the turn's first clock reading.
         let mut turn_end = None;
         if self
@@ -572,8 +763,9 @@ impl Server {
             }
             let turn = match conn.stream.read(&mut self.rbuf) {
                 Ok(0) => {
-                    // Peer closed its side: answer what it sent, then close.
-                    conn.phase = Phase::Draining;
+                    // Peer closed its side: answer what it sent (native: waits with a
+                    // deadline included), then close (see `flush`).
+                    conn.phase = Phase::HalfClosed;
                     self.mark_dirty(k);
                     return;
                 }
@@ -610,6 +802,33 @@ impl Server {
         }
     }
 
+    /// Reads and drops a lingering connection's input; closes it at EOF, on an error or
+    /// past [`LINGER_BYTES`].
+    fn linger_read(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        loop {
+            match conn.stream.read(&mut self.rbuf) {
+                Ok(n) if n > 0 && conn.lingered + n <= LINGER_BYTES => conn.lingered += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // EOF, an error, or too much: done.
+                _ => {
+                    self.close(k);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Closes `k` if it is in `phase`.
+    fn close_if(&mut self, k: usize, phase: Phase) {
+        if self.conns.get(k).is_some_and(|c| c.phase == phase) {
+            self.close(k);
+        }
+    }
+
     /// Continues the connection's listing, if any, then decodes and handles every
     /// complete request in `src`, routing engine events after each one; keeps what is
     /// left in the connection's `partial` buffer.
@@ -626,7 +845,11 @@ impl Server {
             let Some(conn) = self.conns.get_mut(k) else {
                 return turn;
             };
-            if conn.phase != Phase::Closed && conn.codec.listing() {
+            let live = matches!(
+                conn.phase,
+                Phase::Open | Phase::HalfClosed | Phase::Draining
+            );
+            if live && conn.codec.listing() {
                 // A listing in progress goes first: later requests wait their turn.
                 if conn.out.len() >= listing_mark {
                     // Continue once the client has read (flush resumes it).
@@ -640,7 +863,7 @@ impl Server {
                 }
                 let mut cx = Ctx {
                     engine: &mut self.engine,
-                    client: k as ClientId,
+                    client: conn.client,
                     out: &mut conn.out,
                     now,
                     stats: &mut self.stats,
@@ -671,7 +894,7 @@ impl Server {
             let out_before = conn.out.len();
             let mut cx = Ctx {
                 engine: &mut self.engine,
-                client: k as ClientId,
+                client: conn.client,
                 out: &mut conn.out,
                 now,
                 stats: &mut self.stats,
@@ -688,6 +911,12 @@ impl Server {
                 Progress::Close(n) => {
                     pos += n;
                     conn.phase = Phase::Draining;
+                    conn.linger = true;
+                }
+                Progress::CloseDelayed(n) => {
+                    pos += n;
+                    conn.phase = Phase::Delayed;
+                    conn.linger = true;
                 }
             }
             self.stats.requests_total[conn.protocol as usize] += 1;
@@ -696,10 +925,17 @@ impl Server {
                 unchecked = 0;
                 now = self.clock.now_us();
             }
-            if !conn.out.is_empty() || conn.phase != Phase::Open {
+            let client = conn.client;
+            if conn.phase == Phase::Delayed {
+                self.set_timer(
+                    k,
+                    now + AUTH_FAIL_DELAY_MS * US_PER_MS,
+                    ConnTimer::AuthDelay,
+                );
+            } else if !conn.out.is_empty() || conn.phase != Phase::Open {
                 self.mark_dirty(k);
             }
-            self.warn_refusals(k, refusals, now);
+            self.warn_refusals(client, refusals, now);
             if self.engine.has_events() {
                 self.route_events();
             }
@@ -724,25 +960,38 @@ impl Server {
         turn
     }
 
-    /// Logs (rate-limited, at warn) the refusals one request of connection `k` caused,
-    /// given the counters `(limit refusals, auth failures)` from before it.
-    fn warn_refusals(&mut self, k: usize, before: (u64, u64), now: u64) {
+    /// Logs (rate-limited, at warn) the refusals one request of client `client`
+    /// caused, given the counters `(limit refusals, auth failures)` from before it.
+    fn warn_refusals(&mut self, client: ClientId, before: (u64, u64), now: u64) {
         let limits = self.engine.counters().limit_refusals_total;
         if limits != before.0 {
             if let Some(left_out) = self.stats.refusal_log.limits.admit(now / US_PER_MS) {
-                warn!(
-                    "{}: lock request refused, {} holds and waits on this connection \
-                     (--max-pending){left_out}",
-                    Peer::of(&self.engine, k as ClientId),
-                    self.cfg.max_pending
-                );
+                let peer = Peer::of(&self.engine, client);
+                match self.engine.last_refusal() {
+                    Refusal::Pending => warn!(
+                        "{peer}: lock request refused, {} holds and waits on this \
+                         connection (--max-pending){left_out}",
+                        self.cfg.max_pending
+                    ),
+                    Refusal::Claims => warn!(
+                        "{peer}: lock request refused, {} holds and waits on the server \
+                         (--max-claims){left_out}",
+                        self.cfg.max_claims
+                    ),
+                    Refusal::Detached => warn!(
+                        "{peer}: lock request refused, detached holds at their limit \
+                         ({} holds or {} bytes of values){left_out}",
+                        crate::engine::MAX_DETACHED,
+                        crate::engine::MAX_ATTACHMENT_BYTES
+                    ),
+                }
             }
         }
         if self.stats.auth_failures_total != before.1 {
             if let Some(left_out) = self.stats.refusal_log.auth.admit(now / US_PER_MS) {
                 warn!(
                     "{}: wrong AUTH secret, closing{left_out}",
-                    Peer::of(&self.engine, k as ClientId)
+                    Peer::of(&self.engine, client)
                 );
             }
         }
@@ -753,7 +1002,9 @@ impl Server {
         self.engine.take_events(&mut self.events);
         let mut events = std::mem::take(&mut self.events);
         for event in events.drain(..) {
-            let k = event.client as usize;
+            let Some(&Some(k)) = self.ids.get(event.client as usize) else {
+                continue; // a closed connection's: nobody to tell
+            };
             if let Some(conn) = self.conns.get_mut(k) {
                 if conn.phase != Phase::Closed {
                     conn.codec.encode_event(&event, &self.engine, &mut conn.out);
@@ -801,7 +1052,10 @@ impl Server {
                 continue;
             };
             conn.dirty = false;
-            if conn.phase == Phase::Closed {
+            if !matches!(
+                conn.phase,
+                Phase::Open | Phase::HalfClosed | Phase::Draining
+            ) {
                 continue;
             }
             let written = match write_some(&mut conn.stream, &conn.out) {
@@ -841,12 +1095,22 @@ impl Server {
                 // A hard limit: whatever the client reads, memory stays bounded.
                 warn!(
                     "{} does not read its replies ({} bytes pending): disconnecting",
-                    Peer::of(&self.engine, k as ClientId),
+                    Peer::of(&self.engine, conn.client),
                     conn.out.len() + conn.codec.held_len()
                 );
+                conn.linger = true;
                 self.close(k);
             } else if conn.phase == Phase::Draining && conn.out.is_empty() && !conn.codec.listing()
             {
+                self.close(k);
+            } else if conn.phase == Phase::HalfClosed
+                && conn.out.is_empty()
+                && !conn.codec.listing()
+                && (!conn.codec.answers_after_half_close()
+                    || self.engine.timed_waits(conn.client) == 0)
+            {
+                // Every wait with a deadline has been answered: the rest of the claims
+                // go with the connection.
                 self.close(k);
             } else if conn.paused && conn.out.len() < self.cfg.output_high_water / 2 {
                 // Drained enough: read again (edge-triggered, so nobody else will say so).
@@ -857,18 +1121,27 @@ impl Server {
         self.dirty = dirty;
     }
 
-    /// Frees closed connections: their holds are released and waits cancelled now.
+    /// Handles closed connections: a live one is handed to the engine to forget (its
+    /// waits are never granted from now on; its claims are removed by the engine's
+    /// deferred work, most often in this same iteration) and then lingers or is freed;
+    /// a lingering one is freed.
     fn reap(&mut self, now: u64) {
         if self.closing.is_empty() {
             return;
         }
         let mut closing = std::mem::take(&mut self.closing);
         for k in closing.drain(..) {
-            let mut conn = self.conns.remove(k);
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            let Some(conn) = self.conns.get_mut(k) else {
+                continue;
+            };
+            if conn.ended {
+                self.free(k);
+                continue;
+            }
+            conn.ended = true;
             let mut cx = Ctx {
                 engine: &mut self.engine,
-                client: k as ClientId,
+                client: conn.client,
                 out: &mut conn.out,
                 now,
                 stats: &mut self.stats,
@@ -876,16 +1149,41 @@ impl Server {
             };
             conn.codec.on_close(&mut cx);
             let peer = log::log_enabled!(log::Level::Debug)
-                .then(|| Peer::of(&self.engine, k as ClientId).to_string());
-            let released = self.engine.disconnect(k as ClientId, now);
+                .then(|| Peer::of(&self.engine, conn.client).to_string());
+            self.engine.begin_disconnect(conn.client);
+            self.ids[conn.client as usize] = None;
             self.stats.open_connections[conn.protocol as usize] -= 1;
             if let Some(peer) = peer {
-                let protocol = conn.protocol.as_str();
-                debug!("close {protocol} {peer}: {released} holds released");
+                let (holds, waits) = self.engine.pending(conn.client);
+                debug!(
+                    "close {} {peer}: releasing {holds} holds, dropping {waits} waits",
+                    conn.protocol.as_str()
+                );
+            }
+            conn.out = Vec::new();
+            conn.partial = Vec::new();
+            if conn.linger && conn.stream.shutdown(std::net::Shutdown::Write).is_ok() {
+                conn.phase = Phase::Lingering;
+                self.set_timer(k, now + LINGER_MS * US_PER_MS, ConnTimer::Linger);
+                // Input may be waiting already (no new readiness event would say so).
+                self.linger_read(k);
+            } else {
+                self.free(k);
             }
         }
-        self.closing = closing;
+        // Lingering connections closed just now are freed next iteration.
+        let later = std::mem::replace(&mut self.closing, closing);
+        self.closing.extend(later);
         self.route_events();
+    }
+
+    /// Drops a reaped connection's socket and slot.
+    fn free(&mut self, k: usize) {
+        let mut conn = self.conns.remove(k);
+        if let Some(t) = conn.timer.take() {
+            self.timers.cancel(t);
+        }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
     }
 }
 

@@ -16,6 +16,9 @@
 //!   removed and created again (a new lock of the same name, maybe in another slot) may
 //!   therefore be visited twice, once per life.
 //! - Every visited item exists when it is visited (the visitor sees the live item).
+//! - A closing client (disconnected, its claims not all removed yet) counts as removed:
+//!   neither it nor its holds are visited, though its claims still count in a lock's
+//!   holders and waiters until they are gone.
 //! - Order is slot order: neither name order nor creation order. Slots are reused
 //!   lowest-freed-last, so a table that only grew lists in creation order.
 
@@ -93,7 +96,8 @@ impl Engine {
         )
     }
 
-    /// Visits the holds (waiting claims are skipped) in up to `slots` claim slots from
+    /// Visits the holds (waiting claims and a closing client's holds are skipped) in up
+    /// to `slots` claim slots from
     /// `cursor`; `visit` returns false to end this batch after the hold it was given.
     pub fn scan_holds(
         &self,
@@ -108,6 +112,9 @@ impl Engine {
                 return None;
             }
             let c = t.claim(id);
+            if !self.listed(c.owner()) {
+                return None;
+            }
             Some(HoldView {
                 name: t.claim_name(id),
                 token: c.token()?,
@@ -117,7 +124,8 @@ impl Engine {
         scan(cursor, slots, || t.claim_slots(), hold, visit)
     }
 
-    /// Visits the connected clients (id, client, (holds, waits)) in up to `slots`
+    /// Visits the connected clients (id, client, (holds, waits)), closing ones left
+    /// out, in up to `slots`
     /// client slots from `cursor`; `visit` returns false to end this batch after the
     /// client it was given.
     pub fn scan_clients(
@@ -127,7 +135,7 @@ impl Engine {
         visit: impl FnMut((ClientId, &Client, (u32, u32))) -> bool,
     ) -> Scan {
         let client = |slot: usize| {
-            let c = self.clients.get(slot)?.as_ref()?;
+            let c = self.clients.get(slot)?.as_ref().filter(|c| !c.closing)?;
             let id = slot as ClientId;
             Some((id, c, self.table.owner_counts(id)))
         };

@@ -19,15 +19,29 @@
 //! # Invariants
 //! - A claim has a timer iff it waits with a `wait` deadline or is held with a `hold`
 //!   deadline; the timer's payload names the claim and which deadline it is.
-//! - Client slots are indexed by the server's connection key; a slot is `Some` exactly
-//!   between [`Engine::connect`] and [`Engine::disconnect`], and a client with no slot
-//!   owns no claim.
+//! - Client slots are indexed by an id the caller chooses; a slot is `Some` from
+//!   [`Engine::connect`] until the client's claims are all gone after
+//!   [`Engine::begin_disconnect`] (then the id is handed out by [`Engine::take_freed`])
+//!   or [`Engine::disconnect`]; a client with no slot owns no claim.
+//! - A closing client (between those two points) gets no more events and no more
+//!   grants: the table drops its waits from the queues they would be granted from,
+//!   and [`Engine::work`] removes the rest of its claims, a budget at a time, so that
+//!   closing a connection with a million claims does not stall everyone else. A
+//!   closing client is left out of every listing ([`Engine::clients`],
+//!   [`Engine::scan_clients`], [`Engine::scan_holds`], [`Engine::holds_on`]) and
+//!   counts as connected nowhere; its remaining claims still count in lock totals
+//!   (holders, waiters) until removed, since they still block others until then.
+//! - At most `max_claims` holds plus waits exist at once (closing clients' and detached
+//!   holds included).
 //! - **Detached holds** ([`Engine::acquire_detached`]) belong to no connection once
 //!   granted (their owner is [`DETACHED`]): they end at their hold deadline, or when
 //!   released or extended by token from any connection. Until the grant the request
-//!   waits as its connection's. No event is ever addressed to [`DETACHED`].
+//!   waits as its connection's (a closing connection's detached request is dropped like
+//!   its other waits, never granted). No event is ever addressed to [`DETACHED`], and
+//!   closing the connection that made a detached hold never removes it.
 //! - A claim has an entry in `attachments` iff it was made by `acquire_detached` (its
-//!   `Pending::detached` is set); the entry goes with the claim. `attachment_bytes` is
+//!   `Pending::detached` is set); the entry goes with the claim, including a wait the
+//!   table drops for a closing client. `attachment_bytes` is
 //!   the sum of their value lengths, at most [`MAX_ATTACHMENT_BYTES`], and there are at
 //!   most [`MAX_DETACHED`] entries.
 //! - Every grant adds one observation to the grant-wait histogram (0 ms when immediate)
@@ -45,7 +59,7 @@ pub use cursor::{Cursor, HoldView, Scan};
 use crate::fence::Fence;
 use crate::histogram::{Histogram, Lateness};
 use crate::shrink;
-use crate::table::{Acquire, Capacity, ClaimId, Grant, State, Table};
+use crate::table::{Acquire, Capacity, ClaimId, Grant, Keyed, State, Table};
 use crate::wheel::{TimerId, Wheel, REACH};
 use hashbrown::HashMap;
 use smallvec::SmallVec;
@@ -132,6 +146,13 @@ pub enum AttachError {
     Limit,
 }
 
+impl Keyed for Pending {
+    /// Waits are indexed by their tag, so a cancel by tag is O(1).
+    fn key(&self) -> &[u8] {
+        &self.tag
+    }
+}
+
 /// An acquire request, as every codec expresses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AcquireRequest<'a> {
@@ -165,6 +186,8 @@ pub enum Acquired {
     QueueFull,
     /// This client already has `max_pending` holds and waits.
     Limit,
+    /// The server already has `max_claims` holds and waits.
+    Full,
 }
 
 /// What happened to a queued request or a hold.
@@ -205,6 +228,10 @@ pub struct Client {
     addr: SocketAddr,
     name: Option<Box<[u8]>>,
     group: u8,
+    /// Disconnected; its claims are being removed.
+    closing: bool,
+    /// Its waits with a `wait` deadline.
+    timed_waits: u32,
 }
 
 impl Client {
@@ -231,8 +258,22 @@ pub struct Counters {
     pub expired_total: u64,
     /// Holds released because their connection closed.
     pub released_on_disconnect_total: u64,
-    /// Acquires refused because the client had `max_pending` holds and waits.
+    /// Acquires refused by a limit (`max_pending`, `max_claims`, the detached-hold
+    /// limits): every `ERR limit` and each foreign protocol's equivalent.
     pub limit_refusals_total: u64,
+}
+
+/// Which limit refused the latest acquire that [`Counters::limit_refusals_total`]
+/// counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Refusal {
+    /// The client's `max_pending` holds and waits.
+    #[default]
+    Pending,
+    /// The server's `max_claims` holds and waits.
+    Claims,
+    /// [`MAX_DETACHED`], [`MAX_ATTACHMENT`] or [`MAX_ATTACHMENT_BYTES`].
+    Detached,
 }
 
 /// Who holds a lock exclusively.
@@ -268,8 +309,16 @@ pub struct Engine {
     granted: Vec<Grant>,
     fired: Vec<(u64, (ClaimId, Deadline))>,
     scratch: Vec<ClaimId>,
+    dropped: Vec<(ClaimId, Pending)>,
+    /// Closing clients whose claims [`Engine::work`] still has to remove.
+    closing: std::collections::VecDeque<ClientId>,
+    /// Closing clients whose claims are all gone, until [`Engine::take_freed`].
+    freed: Vec<ClientId>,
     started: u64,
     max_pending: u32,
+    max_claims: usize,
+    /// Which limit refused the latest refused acquire.
+    last_refusal: Refusal,
     attachments: HashMap<ClaimId, Attachment>,
     attachment_bytes: usize,
     spare_values: Vec<Vec<u8>>,
@@ -297,8 +346,13 @@ impl Engine {
             granted: Vec::new(),
             fired: Vec::new(),
             scratch: Vec::new(),
+            dropped: Vec::new(),
+            closing: std::collections::VecDeque::new(),
+            freed: Vec::new(),
             started: now,
             max_pending,
+            max_claims: usize::MAX,
+            last_refusal: Refusal::Pending,
             attachments: HashMap::new(),
             attachment_bytes: 0,
             spare_values: Vec::new(),
@@ -332,6 +386,12 @@ impl Engine {
         self.ticks_per_ms
     }
 
+    /// Allows at most `max_claims` holds plus waits in all (default: no limit).
+    pub fn with_max_claims(mut self, max_claims: usize) -> Self {
+        self.max_claims = max_claims;
+        self
+    }
+
     /// Registers a new connection under `id` (which must be free).
     pub fn connect(&mut self, id: ClientId, addr: SocketAddr) {
         self.connect_in(id, addr, 0);
@@ -352,22 +412,98 @@ impl Engine {
             addr,
             name: None,
             group,
+            closing: false,
+            timed_waits: 0,
         });
+        self.table.open_owner(id);
         self.connections += 1;
         self.counters.connections_total += 1;
     }
 
-    /// Forgets a connection: cancels its waits (silently), then releases its holds,
-    /// granting the next waiters (events for their clients). Returns holds released.
+    /// Forgets a connection at once: cancels its waits (silently), then releases its
+    /// holds, granting the next waiters (events for their clients). Returns holds
+    /// released. The server uses [`Engine::begin_disconnect`] instead, which spreads
+    /// the work.
     pub fn disconnect(&mut self, id: ClientId, now: u64) -> u32 {
-        let (released, _) = self.reset(id, now, |_| {});
-        if let Some(slot) = self.clients.get_mut(id as usize) {
-            if slot.take().is_some() {
-                self.connections -= 1;
-            }
+        if !self.begin_disconnect(id) {
+            return 0;
         }
-        self.counters.released_on_disconnect_total += u64::from(released);
-        released
+        let before = self.counters.released_on_disconnect_total;
+        while self.reclaim_one(id, now) {}
+        self.closing.retain(|&c| c != id);
+        self.freed.retain(|&c| c != id);
+        self.clients[id as usize] = None;
+        (self.counters.released_on_disconnect_total - before) as u32
+    }
+
+    /// Starts forgetting a connection: from now on it gets no events and its waits are
+    /// never granted; [`Engine::work`] removes its claims (releasing holds grants the
+    /// next waiters) and then frees its id ([`Engine::take_freed`]). False when `id`
+    /// is not a connected client.
+    pub fn begin_disconnect(&mut self, id: ClientId) -> bool {
+        match self.clients.get_mut(id as usize) {
+            Some(Some(c)) if !c.closing => {
+                c.closing = true;
+                self.connections -= 1;
+                self.table.close_owner(id);
+                self.closing.push_back(id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes one claim of closing client `id` (a wait first, then a hold); false
+    /// when it has none left.
+    fn reclaim_one(&mut self, id: ClientId, now: u64) -> bool {
+        if let Some(claim) = self.table.first_wait(id) {
+            self.remove(claim, now);
+        } else if let Some(claim) = self.table.first_hold(id) {
+            self.remove(claim, now);
+            self.counters.released_on_disconnect_total += 1;
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Does up to `budget` steps of deferred work: grants cut short by
+    /// [`crate::table::GRANT_BATCH`] (FIFO, from each queue's head), then the claims of
+    /// closing clients, one step each. Returns the steps taken.
+    pub fn work(&mut self, now: u64, budget: u32) -> u32 {
+        let mut granted = std::mem::take(&mut self.granted);
+        let mut used = self.table.continue_grants(budget, &mut granted);
+        self.process_grants(&mut granted, now);
+        self.granted = granted;
+        self.forget_dropped();
+        while used < budget {
+            let Some(&id) = self.closing.front() else {
+                break;
+            };
+            if self.reclaim_one(id, now) {
+                used += 1;
+                continue;
+            }
+            self.closing.pop_front();
+            self.clients[id as usize] = None;
+            self.freed.push(id);
+        }
+        used
+    }
+
+    /// True when [`Engine::work`] has something to do.
+    pub fn has_work(&self) -> bool {
+        !self.closing.is_empty() || self.table.has_backlog()
+    }
+
+    /// Moves the ids of closing clients that are now gone into `into`: free for reuse.
+    pub fn take_freed(&mut self, into: &mut Vec<ClientId>) {
+        into.append(&mut self.freed);
+    }
+
+    /// A client's (holds, waits).
+    pub fn pending(&self, id: ClientId) -> (u32, u32) {
+        self.table.owner_counts(id)
     }
 
     /// Sets a client's friendly name (`None` clears it).
@@ -382,10 +518,10 @@ impl Engine {
         self.clients.get(id as usize)?.as_ref()
     }
 
-    /// Every connected client with its (holds, waits).
+    /// Every connected client with its (holds, waits); closing ones are left out.
     pub fn clients(&self) -> impl Iterator<Item = (ClientId, &Client, (u32, u32))> + '_ {
         self.clients.iter().enumerate().filter_map(|(i, c)| {
-            let c = c.as_ref()?;
+            let c = c.as_ref().filter(|c| !c.closing)?;
             Some((i as ClientId, c, self.table.owner_counts(i as ClientId)))
         })
     }
@@ -424,6 +560,7 @@ impl Engine {
             || value.len() > MAX_ATTACHMENT
             || self.attachment_bytes + value.len() > MAX_ATTACHMENT_BYTES
         {
+            self.refuse(Refusal::Detached);
             return Acquired::Limit;
         }
         self.acquire_as(client, tag, req, Some(value), now)
@@ -439,8 +576,12 @@ impl Engine {
     ) -> Acquired {
         let (holds, waits) = self.table.owner_counts(client);
         if holds + waits >= self.max_pending {
-            self.counters.limit_refusals_total += 1;
+            self.refuse(Refusal::Pending);
             return Acquired::Limit;
+        }
+        if self.table.hold_count() + self.table.wait_count() >= self.max_claims {
+            self.refuse(Refusal::Claims);
+            return Acquired::Full;
         }
         let data = Pending {
             tag: Tag::from_slice(tag),
@@ -479,6 +620,7 @@ impl Engine {
                         .wheel
                         .insert(self.deadline(now, ms), (claim, Deadline::Wait));
                     self.table.claim_mut(claim).data.timer = Some(id);
+                    self.count_timed(client, true);
                 }
                 Acquired::Queued
             }
@@ -642,7 +784,7 @@ impl Engine {
     }
 
     /// Ends `client`'s waits whose tag is `tag`, calling `on_cancel` for each in request
-    /// order. Returns how many.
+    /// order. Returns how many. Costs O(those waits), whatever else the client waits for.
     pub fn cancel(
         &mut self,
         client: ClientId,
@@ -651,16 +793,33 @@ impl Engine {
         mut on_cancel: impl FnMut(&[u8]),
     ) -> u32 {
         self.scratch.clear();
-        let table = &self.table;
-        self.scratch.extend(
-            table
-                .waits_of(client)
-                .filter(|&c| table.claim(c).data.tag.as_slice() == tag),
-        );
+        self.scratch.extend(self.table.waits_with_key(client, tag));
         for _ in &self.scratch {
             on_cancel(tag);
         }
         self.withdraw_scratch(now)
+    }
+
+    /// How many waits of `client` have a `wait` deadline: O(1). A connection whose peer
+    /// shut down its write side stays until this is 0, so each gets its answer.
+    pub fn timed_waits(&self, client: ClientId) -> u32 {
+        self.client(client).map_or(0, |c| c.timed_waits)
+    }
+
+    /// A wait deadline of `client`'s was set (`+1`) or is gone (`-1`).
+    fn count_timed(&mut self, client: ClientId, up: bool) {
+        if let Some(Some(c)) = self.clients.get_mut(client as usize) {
+            if up {
+                c.timed_waits += 1;
+            } else {
+                c.timed_waits -= 1;
+            }
+        }
+    }
+
+    /// True when `client` has a wait with tag `tag`: O(1).
+    pub fn is_waiting(&self, client: ClientId, tag: &[u8]) -> bool {
+        self.table.waits_with_key(client, tag).next().is_some()
     }
 
     /// Cancels every wait of `client` (calling `on_cancel` with each tag, in request
@@ -693,12 +852,17 @@ impl Engine {
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(now, &mut fired);
         // First forget every fired timer, so that grants below never cancel one of them.
-        for &(deadline, (claim, _)) in &fired {
+        for &(deadline, (claim, which)) in &fired {
             debug_assert!(deadline <= now, "timer for {deadline} fired at {now}");
             let late = now.saturating_sub(deadline);
             self.lateness
                 .observe(late.saturating_mul(1000) / self.ticks_per_ms);
-            self.table.claim_mut(claim).data.timer = None;
+            let c = self.table.claim_mut(claim);
+            c.data.timer = None;
+            if which == Deadline::Wait {
+                let owner = c.owner();
+                self.count_timed(owner, false);
+            }
         }
         for &(_, (claim, which)) in &fired {
             // A claim granted by an earlier entry of this batch has outlived its wait
@@ -708,7 +872,16 @@ impl Engine {
                 continue;
             }
             let c = self.table.claim(claim);
+            let closing = self
+                .clients
+                .get(c.owner() as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|o| o.closing);
             match (which, c.state()) {
+                // A closing client's claim: removed with no event (its waits are
+                // never granted, its holds are being released anyway).
+                (Deadline::Wait, State::Waiting) | (Deadline::Hold, State::Held { .. })
+                    if closing => {}
                 (Deadline::Wait, State::Waiting) => {
                     self.counters.timeouts_total += 1;
                     let event = Event {
@@ -759,13 +932,9 @@ impl Engine {
     pub fn inspect(&self, name: &[u8]) -> Option<(LockInfo, Option<Holder>)> {
         let info = self.table.inspect(name)?;
         let holder = if info.exclusive {
-            self.table.holds_on(name).next().map(|c| {
-                let claim = self.table.claim(c);
-                Holder {
-                    token: claim.token().unwrap_or(0),
-                    client: claim.owner(),
-                }
-            })
+            self.holds_on(name)
+                .next()
+                .map(|(token, client)| Holder { token, client })
         } else {
             None
         };
@@ -777,19 +946,36 @@ impl Engine {
         self.table.locks()
     }
 
-    /// The holds of `name` (token, client), in grant order.
+    /// The holds of `name` (token, client), in grant order; a closing client's are left
+    /// out.
     pub fn holds_on<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = (u64, ClientId)> + 'a {
-        self.table.holds_on(name).map(|c| {
+        self.table.holds_on(name).filter_map(|c| {
             let claim = self.table.claim(c);
-            (claim.token().unwrap_or(0), claim.owner())
+            let owner = claim.owner();
+            self.listed(owner)
+                .then(|| (claim.token().unwrap_or(0), owner))
         })
     }
 
-    /// The waiters of `name` (client), in FIFO order.
+    /// The waiters of `name` (client), in FIFO order; a closing client's are left out.
     pub fn waiters_on<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = ClientId> + 'a {
         self.table
             .waiters_on(name)
             .map(|c| self.table.claim(c).owner())
+            .filter(|&owner| self.listed(owner))
+    }
+
+    /// True when listings show claims of `owner`: a connected client that is not
+    /// closing, or [`DETACHED`]. A closing client's claims still count in a lock's
+    /// holders and waiters (they block others until [`Engine::work`] removes them),
+    /// but no listing names the connection.
+    fn listed(&self, owner: ClientId) -> bool {
+        owner == DETACHED
+            || self
+                .clients
+                .get(owner as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| !c.closing)
     }
 
     /// The holds of `client`, in grant order.
@@ -868,6 +1054,18 @@ impl Engine {
         (self.table.capacity(), self.wheel.capacity())
     }
 
+    /// Counts a refused acquire and remembers which limit refused it.
+    fn refuse(&mut self, why: Refusal) {
+        self.counters.limit_refusals_total += 1;
+        self.last_refusal = why;
+    }
+
+    /// Which limit refused the latest refused acquire (see
+    /// [`Counters::limit_refusals_total`]).
+    pub fn last_refusal(&self) -> Refusal {
+        self.last_refusal
+    }
+
     /// Milliseconds from request to grant, of every grant since start.
     pub fn grant_wait(&self) -> &Histogram {
         &self.grant_wait
@@ -931,40 +1129,82 @@ impl Engine {
     /// Removes a claim, cancelling its timer, and processes the grants it causes.
     fn remove(&mut self, claim: ClaimId, now: u64) {
         let c = self.table.claim_mut(claim);
+        let (owner, token) = (c.owner(), c.token());
         if let Some(t) = c.data.timer.take() {
             self.wheel.cancel(t);
+            if token.is_none() {
+                self.count_timed(owner, false);
+            }
         }
         let now_ms = now / self.ticks_per_ms;
-        if c.token().is_some() {
-            self.hold_duration.observe(elapsed(c.data.since, now_ms));
+        if token.is_some() {
+            let since = self.table.claim(claim).data.since;
+            self.hold_duration.observe(elapsed(since, now_ms));
         }
         let mut granted = std::mem::take(&mut self.granted);
         self.table.remove(claim, &mut granted);
-        // Only claims made by `acquire_detached` have attachments (the claim carries no
-        // flag of its own: it would grow past its size budget).
+        // Each check below is a branch on the lock cycle's path (no call unless needed).
         if !self.attachments.is_empty() {
-            if let Some(a) = self.attachments.remove(&claim) {
-                self.attachment_bytes -= a.value.len();
-                let mut buf = a.value;
-                if self.spare_values.len() < SPARE_VALUES && buf.capacity() <= SPARE_VALUE_CAPACITY
-                {
-                    buf.clear();
-                    self.spare_values.push(buf);
-                }
+            self.forget_attachment(claim);
+        }
+        if !granted.is_empty() {
+            self.process_grants(&mut granted, now);
+        }
+        self.granted = granted;
+        if self.table.has_dropped() {
+            self.forget_dropped();
+        }
+    }
+
+    /// Drops the attachment of removed claim `claim`, if it had one. Only claims made by
+    /// `acquire_detached` have attachments (the claim carries no flag of its own: it
+    /// would grow past its size budget).
+    fn forget_attachment(&mut self, claim: ClaimId) {
+        if let Some(a) = self.attachments.remove(&claim) {
+            self.attachment_bytes -= a.value.len();
+            let mut buf = a.value;
+            if self.spare_values.len() < SPARE_VALUES && buf.capacity() <= SPARE_VALUE_CAPACITY {
+                buf.clear();
+                self.spare_values.push(buf);
             }
         }
+    }
+
+    /// Forgets closing clients' waits the table dropped from queues: cancels their
+    /// timers and drops their attachments (a detached request of a closing client).
+    fn forget_dropped(&mut self) {
+        self.table.take_dropped(&mut self.dropped);
+        let mut dropped = std::mem::take(&mut self.dropped);
+        for (claim, p) in dropped.drain(..) {
+            if let Some(t) = p.timer {
+                self.wheel.cancel(t);
+            }
+            if !self.attachments.is_empty() {
+                self.forget_attachment(claim);
+            }
+        }
+        self.dropped = dropped;
+    }
+
+    /// Counts the grants in `granted`, queues their events, detaches the holds of
+    /// detached requests and starts their hold timers.
+    fn process_grants(&mut self, granted: &mut Vec<Grant>, now: u64) {
         for g in granted.drain(..) {
             self.counters.grants_total += 1;
             let c = self.table.claim_mut(g.claim);
+            let owner = c.owner();
             if let Some(t) = c.data.timer.take() {
                 self.wheel.cancel(t);
+                self.count_timed(owner, false);
             }
+            let now_ms = now / self.ticks_per_ms;
+            let c = self.table.claim_mut(g.claim);
             self.grant_wait.observe(elapsed(c.data.since, now_ms));
             c.data.since = now_ms as u32;
             let shared = matches!(c.mode(), Mode::Shared { .. });
             let token = c.token().unwrap_or(0);
             let event = Event {
-                client: c.owner(),
+                client: owner,
                 tag: c.data.tag.clone(),
                 kind: EventKind::Granted {
                     token,
@@ -978,7 +1218,6 @@ impl Engine {
             self.events.push(event);
             self.start_hold_timer(g.claim, now);
         }
-        self.granted = granted;
     }
 
     /// Starts the hold timer of a just-granted (or extended) claim, if it has a hold.

@@ -65,9 +65,11 @@
 //!   expects, is therefore ignored: releasing on it would take away a lock the client
 //!   holds when a retried request crossed its own grant.
 //!
-//! The session keeps a [`RequestMap`] `tag -> waiting | held(token) | gone` of its lock
+//! The session keeps a [`RequestMap`] `tag -> held(token) | gone` of its granted lock
 //! requests (gone = the hold ran out or was force-released; the last [`REMEMBER_GONE`]
-//! are remembered so their late unlock succeeds). It follows the engine's events; a
+//! are remembered so their late unlock succeeds); a waiting request is found in the
+//! engine's index of waits by tag ([`Engine::is_waiting`]), so a waiter costs the
+//! engine's claim and nothing here. The map follows the engine's events; a
 //! hold forced away by another connection is found at its next use or at the map's
 //! next rebuild from the engine, which keeps the remembered gone requests, so the map
 //! stays within twice the connection's live claims plus a constant.
@@ -103,7 +105,7 @@
 //!   queued after its `acquired:false`, and a later grant is dropped by the client and
 //!   held until its ttl (or the disconnect), as with the original.
 
-use super::framing::{decode_line, Flow};
+use super::framing::{decode_line, Flow, Lines};
 use super::json::Object;
 use super::listing::Batch;
 use super::names::{engine_name, holders, waiters, EngineName};
@@ -153,7 +155,7 @@ fn tag_key(tag: &[u8]) -> Option<Tag> {
 /// Per-connection state.
 #[derive(Debug)]
 pub struct Session {
-    max_line: usize,
+    lines: Lines,
     requests: RequestMap<Tag>,
     /// `ls` in progress.
     listings: listing::Listings,
@@ -368,8 +370,8 @@ impl Session {
     /// A session for a new connection.
     pub fn new(cfg: &Config) -> Self {
         Session {
-            max_line: cfg.max_line,
-            requests: RequestMap::new(tag_key, REMEMBER_GONE),
+            lines: Lines::new(cfg.max_line),
+            requests: RequestMap::new(tag_key, REMEMBER_GONE).holds_only(),
             listings: listing::Listings::default(),
         }
     }
@@ -421,15 +423,15 @@ impl Session {
         let tag = make_tag(uuid_b, key_b);
         // The same request again (a client retry): answer with where it is.
         match self.requests.status(&tag[..], cx.engine, cx.client) {
-            Some(Status::Waiting) => {
-                let before = waiters(cx.engine, name).saturating_sub(1);
-                return write_lock_reply(cx.out, uuid_b, key_b, before, false);
-            }
             Some(Status::Held { .. }) => {
                 let w = waiters(cx.engine, name);
                 return write_lock_reply(cx.out, uuid_b, key_b, w, true);
             }
-            Some(Status::Gone) | None => {}
+            _ if cx.engine.is_waiting(cx.client, &tag) => {
+                let before = waiters(cx.engine, name).saturating_sub(1);
+                return write_lock_reply(cx.out, uuid_b, key_b, before, false);
+            }
+            Some(Status::Waiting | Status::Gone) | None => {}
         }
         let req = AcquireRequest {
             name,
@@ -444,12 +446,15 @@ impl Session {
                 Status::Held { token }
             }
             Acquired::Queued => {
+                // Found in the engine's index of waits; recorded here once granted.
                 let before = waiters(cx.engine, name).saturating_sub(1);
-                write_lock_reply(cx.out, uuid_b, key_b, before, false);
-                Status::Waiting
+                return write_lock_reply(cx.out, uuid_b, key_b, before, false);
             }
             Acquired::Limit => {
                 return fail(cx, "too many holds and waits on this connection");
+            }
+            Acquired::Full => {
+                return fail(cx, "too many holds and waits on this server");
             }
             Acquired::Timeout | Acquired::QueueFull => {
                 return fail(cx, "lock request refused");
@@ -514,12 +519,10 @@ impl Session {
                 let _ = cx.engine.release(cx.client, name, Some(token), cx.now);
                 true
             }
-            Some((_, Status::Waiting)) => {
-                cx.engine.cancel(cx.client, tag, cx.now, |_| {});
-                true
-            }
             Some((_, Status::Gone)) => true,
-            None => false,
+            Some((_, Status::Waiting)) | None => {
+                cx.engine.cancel(cx.client, tag, cx.now, |_| {}) > 0
+            }
         }
     }
 }
@@ -529,8 +532,7 @@ impl Wire for Session {
     fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
         decode_line(
             Protocol::LiveMutex,
-            input,
-            self.max_line,
+            self.lines.frame(input),
             cx,
             |_, cx| cx.stats.errors_total += 1,
             |line, cx| {
@@ -560,8 +562,14 @@ impl Wire for Session {
         };
         match event.kind {
             EventKind::Granted { token, .. } => {
-                self.requests.granted(&event.tag[..], token);
-                let w = lock_name(key).map_or(0, |n| waiters(engine, n.as_bytes()));
+                let name = lock_name(key);
+                if let Some(n) = &name {
+                    let held = Status::Held { token };
+                    let tag = Tag::from_slice(&event.tag);
+                    self.requests
+                        .insert(tag, n.as_bytes(), held, engine, event.client);
+                }
+                let w = name.map_or(0, |n| waiters(engine, n.as_bytes()));
                 write_lock_reply(out, uuid, key, w, true);
             }
             EventKind::Timeout => {

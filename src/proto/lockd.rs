@@ -88,7 +88,7 @@
 //!   counted as an invalid command.
 //! - `dump shared` lists at most [`DUMP_HOLDERS_CAP`] holders per name.
 
-use super::framing::{decode_line, Flow};
+use super::framing::{decode_line, Flow, Lines};
 use super::listing::Batch;
 use super::names::{client_name, engine_name, holders, wire_name};
 use super::{push_addr, push_u64, Ctx, Progress, Protocol, Wire};
@@ -302,7 +302,7 @@ fn classify(name: &[u8]) -> Option<(bool, Vec<u8>)> {
 /// Per-connection state.
 #[derive(Debug)]
 pub struct Session {
-    max_line: usize,
+    lines: Lines,
     dump: bool,
     registry: bool,
     /// The registry name given to `iam`, exactly as sent.
@@ -315,7 +315,7 @@ impl Session {
     /// A session for a new connection.
     pub fn new(cfg: &Config) -> Self {
         Session {
-            max_line: cfg.max_line,
+            lines: Lines::new(cfg.max_line),
             dump: cfg.lockd_dump,
             registry: cfg.lockd_registry,
             name: None,
@@ -456,8 +456,7 @@ impl Wire for Session {
         // which would leave the client waiting.
         decode_line(
             Protocol::Lockd,
-            input,
-            self.max_line,
+            self.lines.frame(input),
             cx,
             |_, _| {},
             |line, cx| {

@@ -204,7 +204,7 @@ impl Session {
                 Status::Held { token }
             }
             Acquired::Queued => Status::Waiting,
-            Acquired::Timeout | Acquired::QueueFull | Acquired::Limit => {
+            Acquired::Timeout | Acquired::QueueFull | Acquired::Limit | Acquired::Full => {
                 encode_reply(cx.out, seq, ACTION_LOCK, false);
                 return;
             }

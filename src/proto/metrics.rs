@@ -408,13 +408,18 @@ pub fn write_metrics(engine: &Engine, stats: &Totals, now: u64, out: &mut Vec<u8
         ),
         (
             "lockbox_limit_refusals_total",
-            "Lock requests refused at --max-pending.",
+            "Lock requests refused by a limit: --max-pending, --max-claims, detached holds.",
             c.limit_refusals_total,
         ),
         (
             "lockbox_auth_failures_total",
             "AUTH requests with a wrong secret.",
             stats.auth_failures_total,
+        ),
+        (
+            "lockbox_auth_timeouts_total",
+            "Connections closed by --auth-timeout before they authenticated.",
+            stats.auth_timeouts_total,
         ),
     ];
     for (name, help, v) in counters {

@@ -60,6 +60,8 @@ pub struct Totals {
     pub refused_connections_total: u64,
     /// `AUTH` requests with a wrong secret.
     pub auth_failures_total: u64,
+    /// Connections closed by `--auth-timeout` before they authenticated.
+    pub auth_timeouts_total: u64,
     /// The rate limits of the refusal warnings.
     pub refusal_log: RefusalLog,
     /// Bytes read from clients.
@@ -100,6 +102,9 @@ pub enum Progress {
     Incomplete,
     /// Consumed this many bytes and wants the connection closed once its output is flushed.
     Close(usize),
+    /// Like `Close`, but the output is held back for the auth-failure delay first
+    /// (a wrong `AUTH`: guessing must be slow).
+    CloseDelayed(usize),
 }
 
 /// The wire protocols a listener can speak.
@@ -191,6 +196,19 @@ pub trait Wire {
     /// Writes the next batch of the listing in progress (see [`listing`]); ends it
     /// with its last line when the scan is done.
     fn proceed(&mut self, _cx: &mut Ctx, _batch: Batch) {}
+
+    /// After the peer shut down its write side (or closed: a server cannot tell which),
+    /// does the connection stay until its waits with a deadline have been answered?
+    /// No by default: the foreign protocols' clients never half-close, and their locks
+    /// must go with them at once.
+    fn answers_after_half_close(&self) -> bool {
+        false
+    }
+
+    /// True while the connection must still `AUTH` (only the native protocol has AUTH).
+    fn awaiting_auth(&self) -> bool {
+        false
+    }
 }
 
 /// One connection's codec state: its protocol's session, and the engine events written
@@ -290,6 +308,23 @@ impl Codec {
         if !self.listing() && !self.held.is_empty() {
             cx.out.extend_from_slice(&self.held);
             self.held = Vec::new();
+        }
+    }
+
+    /// See [`Wire::answers_after_half_close`].
+    pub fn answers_after_half_close(&self) -> bool {
+        each_session!(&self.session, s => s.answers_after_half_close())
+    }
+
+    /// True while the connection must still `AUTH`.
+    pub fn awaiting_auth(&self) -> bool {
+        each_session!(&self.session, s => s.awaiting_auth())
+    }
+
+    /// Writes what a connection closed by `--auth-timeout` is told.
+    pub fn auth_timed_out(&self, out: &mut Vec<u8>) {
+        if let Session::Native(_) = self.session {
+            out.extend_from_slice(native::AUTH_TIMED_OUT);
         }
     }
 }

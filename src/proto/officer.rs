@@ -27,7 +27,7 @@
 //!   waiters (FIFO), without the request that timed out (see below for when it is
 //!   read), at most [`LIST_CAP`] of them. A later grant is
 //!   `{"name":N,"result":"acquired"}`.
-//!   Over `--max-pending`, the answer is `queue_maxed`.
+//!   Over `--max-pending` or `--max-claims`, the answer is `queue_maxed`.
 //! - **unlock** releases this connection's hold (`released`; the next waiter is granted),
 //!   or withdraws its wait for the name (also `released`, as officer did), else
 //!   `release_failed`.
@@ -72,7 +72,7 @@
 //!   at the instant of each timeout needs the engine to pass it with the event (or to
 //!   route events between timers); the codec cannot see it afterwards.
 
-use super::framing::{decode_line, Flow};
+use super::framing::{decode_line, Flow, Lines};
 use super::json::{push_array, push_quoted_addr, push_str, Object};
 use super::listing::Batch;
 use super::names::{engine_name, utf8_name, wire_name};
@@ -94,7 +94,7 @@ pub const LIST_CAP: usize = 100;
 /// Per-connection state.
 #[derive(Debug)]
 pub struct Session {
-    max_line: usize,
+    lines: Lines,
     /// `locks` or `connections` in progress.
     listings: listing::Listings,
 }
@@ -168,7 +168,7 @@ impl Session {
     /// A session for a new connection.
     pub fn new(cfg: &Config) -> Self {
         Session {
-            max_line: cfg.max_line,
+            lines: Lines::new(cfg.max_line),
             listings: listing::Listings::default(),
         }
     }
@@ -179,8 +179,7 @@ impl Wire for Session {
     fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
         decode_line(
             Protocol::Officer,
-            input,
-            self.max_line,
+            self.lines.frame(input),
             cx,
             |_, _| {},
             |line, cx| {
@@ -248,7 +247,8 @@ fn execute(request: Request, cx: &mut Ctx, listings: &mut listing::Listings) -> 
                     write_result(cx.out, name.as_bytes(), "already_acquired");
                     return Flow::Continue;
                 }
-                if cx.engine.waits_of(me).any(|w| w.name == en) {
+                // A lock request's tag is its engine name: O(1).
+                if cx.engine.is_waiting(me, en) {
                     return Flow::Continue;
                 }
                 if queue_max.is_some_and(|q| u64::from(info.holders) + u64::from(info.waiters) >= q)
@@ -270,7 +270,7 @@ fn execute(request: Request, cx: &mut Ctx, listings: &mut listing::Listings) -> 
                 Acquired::Timeout => {
                     write_with_queue(cx.out, cx.engine, en, name.as_bytes(), "timed_out")
                 }
-                Acquired::QueueFull | Acquired::Limit => {
+                Acquired::QueueFull | Acquired::Limit | Acquired::Full => {
                     write_with_queue(cx.out, cx.engine, en, name.as_bytes(), "queue_maxed")
                 }
             }

@@ -1171,7 +1171,8 @@ fn create(cx: &mut Ctx, name: &[u8], value: &[u8], hold: Option<u32>) -> bool {
         .acquire_detached(cx.client, b"", &req, value, cx.now)
     {
         Acquired::Granted { .. } => true,
-        Acquired::Limit => {
+        // The detached-hold limits, or `--max-claims`.
+        Acquired::Limit | Acquired::Full => {
             err(cx, OOM);
             false
         }

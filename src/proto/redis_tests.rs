@@ -61,7 +61,7 @@ impl World {
                         buf.drain(..n);
                     }
                     Progress::Incomplete => break,
-                    Progress::Close(n) => {
+                    Progress::Close(n) | Progress::CloseDelayed(n) => {
                         assert!(n <= buf.len());
                         return (out, true);
                     }

@@ -69,6 +69,9 @@ pub struct RequestMap<K> {
     rebuild_at: usize,
     /// The key of a request from its engine tag (`None`: not one of this map's).
     key_of: fn(&[u8]) -> Option<K>,
+    /// Rebuilds record holds only: the codec finds waits in the engine's index (and
+    /// never inserts them), so a waiting request costs no entry.
+    holds_only: bool,
 }
 
 impl<K: Hash + Eq + Clone> RequestMap<K> {
@@ -81,7 +84,15 @@ impl<K: Hash + Eq + Clone> RequestMap<K> {
             remember_gone,
             rebuild_at: REBUILD_MIN,
             key_of,
+            holds_only: false,
         }
+    }
+
+    /// A map whose codec keeps only held (and gone) requests in it and asks the engine
+    /// about waits ([`crate::engine::Engine::is_waiting`]).
+    pub fn holds_only(mut self) -> Self {
+        self.holds_only = true;
+        self
     }
 
     /// Entries, gone ones included.
@@ -96,7 +107,9 @@ impl<K: Hash + Eq + Clone> RequestMap<K> {
 
     /// Forgets everything (the connection is closing).
     pub fn clear(&mut self) {
+        let holds_only = self.holds_only;
         *self = RequestMap::new(self.key_of, self.remember_gone);
+        self.holds_only = holds_only;
     }
 
     /// Records request `key` on engine name `name` (replacing any entry for `key`), and
@@ -210,8 +223,8 @@ impl<K: Hash + Eq + Clone> RequestMap<K> {
     /// requests; holds that vanished without an event become gone.
     fn rebuild(&mut self, engine: &Engine, client: ClientId) {
         let mut fresh: HashMap<K, Entry> = HashMap::with_capacity(self.entries.len());
-        let claims = engine.holds_of(client).chain(engine.waits_of(client));
-        for v in claims {
+        let waits = engine.waits_of(client).filter(|_| !self.holds_only);
+        for v in engine.holds_of(client).chain(waits) {
             let Some(key) = (self.key_of)(v.tag) else {
                 continue;
             };

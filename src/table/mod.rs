@@ -4,7 +4,10 @@
 //! *held* (granted, with a fencing token). Claims live in one `Slab` and never move, so a
 //! claim's index is its identity from request to release, and the engine can hang a
 //! timer and a reply tag on it. Each claim is threaded through two intrusive lists
-//! ([`crate::list`]): its lock's `holds` or `waiters`, and its owner's `holds` or `waits`.
+//! ([`crate::list`]): its lock's `holds` or `waits`, and its owner's `holds` or `waits`.
+//! A waiting claim is in a third: its owner's waits with the same **key** (the caller's
+//! [`Keyed::key`], the engine's reply tag), found through the `by_key` index, so that
+//! "this owner's waits with key K" costs O(those waits), not O(the owner's waits).
 //! Locks live in a second `Slab`; a `hashbrown::HashTable` of lock indices, hashed by
 //! name, finds them (the name is stored once, in the lock).
 //!
@@ -15,15 +18,25 @@
 //!   are all shared or all exclusive.
 //! - FIFO: a waiter is never granted before a waiter queued ahead of it on the same
 //!   lock. After every operation the head waiter, if any, is *incompatible* with the
-//!   current holds (otherwise it would have been granted): the queue never stalls.
+//!   current holds (otherwise it would have been granted) and its owner is not closing,
+//!   unless the lock is on the grant `backlog`: one operation grants (or drops) at most
+//!   [`GRANT_BATCH`] waiters, and [`Table::continue_grants`] goes on later, from the
+//!   head, so the queue never stalls and FIFO order holds across the pause.
+//! - A closing owner's ([`Table::close_owner`]) waits are never granted: reaching the
+//!   head of a queue that would grant them, they are dropped (their payloads handed out
+//!   by [`Table::take_dropped`]).
 //! - Compatibility: an exclusive claim needs no holds; a shared claim needs no exclusive
 //!   hold and, with `max = n`, fewer than `n` shared holds.
 //! - Tokens strictly increase over every grant ([`crate::fence`]).
 //! - An owner's `holds` / `waits` lists hold exactly its held / waiting claims, so a
 //!   disconnect costs O(own claims), not O(table).
 //! - A **detached** hold ([`Table::detach`]) has owner [`DETACHED`] and is on the table's
-//!   `detached` list instead of any owner's: no owner's release or disconnect touches it.
-//!   Only held claims are detached; a waiting claim always has a real owner.
+//!   `detached` list instead of any owner's: no owner's release or disconnect touches it
+//!   (nor closing its owner: [`Table::close_owner`] drops waits, and a detached claim is
+//!   held). Only held claims are detached; a waiting claim always has a real owner.
+//! - `by_key` has one list per (owner, key) with at least one waiting claim: exactly
+//!   that owner's waits with that key, in request order. A held claim is in no such
+//!   list (its token takes the place of that link).
 //! - Capacity comes back after a burst: [`Table::shrink`] (module `shrink`) trims the
 //!   index and the slabs below a quarter full, without moving anything.
 
@@ -50,6 +63,11 @@ pub const INLINE_NAME: usize = 24;
 /// Heap buffers of dropped long names kept for reuse, so that locks with names longer
 /// than the inline 24 bytes do not allocate in steady state either.
 const SPARE_NAMES: usize = 256;
+
+/// Waiters one operation grants (or drops, for a closing owner) on one lock before it
+/// leaves the rest to [`Table::continue_grants`]: an `UNLOCK` in front of two million
+/// shared waiters must not stall everyone else while it grants them all.
+pub const GRANT_BATCH: u32 = 1024;
 
 /// Index of a claim: stable from request until release, reused afterwards.
 pub type ClaimId = u32;
@@ -84,14 +102,34 @@ pub enum State {
     },
 }
 
+/// What the table indexes a waiting claim by, together with its owner.
+pub trait Keyed {
+    /// The key (the engine's reply tag).
+    fn key(&self) -> &[u8];
+}
+
+/// A payload without a key: all waits of an owner share the empty key.
+impl Keyed for () {
+    fn key(&self) -> &[u8] {
+        b""
+    }
+}
+
 /// One acquire request, waiting or held, plus the caller's payload `P`.
+///
+/// [`Mode`] is stored as `exclusive` and `max` (8 bytes would be 12), which leaves room
+/// for `held` within the claim's 96-byte budget.
 #[derive(Debug)]
 pub struct Claim<P> {
     lock: u32,
     owner: OwnerId,
-    mode: Mode,
-    /// The fencing token when held; 0 while waiting (tokens start at 1).
-    token: u64,
+    /// A shared claim's cap (0: none); 0 for an exclusive one.
+    max: u32,
+    exclusive: bool,
+    held: bool,
+    /// Held: the fencing token ([`Link::bits`]). Waiting: the link in its owner's list
+    /// of waits with the same key.
+    by_key: Link,
     by_lock: Link,
     by_owner: Link,
     /// The caller's data (the engine keeps the reply tag and the timer here).
@@ -105,18 +143,22 @@ impl<P> Claim<P> {
     }
     /// Exclusive or shared.
     pub fn mode(&self) -> Mode {
-        self.mode
+        if self.exclusive {
+            Mode::Exclusive
+        } else {
+            Mode::Shared { max: self.max }
+        }
     }
     /// Waiting or held.
     pub fn state(&self) -> State {
-        match self.token {
-            0 => State::Waiting,
-            token => State::Held { token },
+        match self.token() {
+            None => State::Waiting,
+            Some(token) => State::Held { token },
         }
     }
     /// The fencing token, when held.
     pub fn token(&self) -> Option<u64> {
-        (self.token != 0).then_some(self.token)
+        self.held.then(|| self.by_key.bits())
     }
 }
 
@@ -134,6 +176,14 @@ fn by_owner<P>() -> Chain<Claim<P>> {
     }
 }
 
+/// Waiting claims only: a held claim keeps its token in this link's place.
+fn by_key<P>() -> Chain<Claim<P>> {
+    Chain {
+        get: |c| &c.by_key,
+        get_mut: |c| &mut c.by_key,
+    }
+}
+
 #[derive(Debug)]
 struct Lock {
     name: Name,
@@ -141,6 +191,8 @@ struct Lock {
     waiters: List,
     /// The holds (if any) are exclusive.
     exclusive: bool,
+    /// On the grant backlog: the head waiter may be grantable.
+    backlogged: bool,
 }
 
 /// A connection's claims.
@@ -148,6 +200,8 @@ struct Lock {
 struct Owner {
     holds: List,
     waits: List,
+    /// Its connection closed: its waits are never granted.
+    closing: bool,
 }
 
 /// Result of [`Table::acquire`].
@@ -215,6 +269,8 @@ pub struct LockInfo {
 pub struct Table<P> {
     hasher: DefaultHashBuilder,
     index: HashTable<u32>,
+    /// Per (owner, key): that owner's waits with that key, in request order.
+    by_key: HashTable<List>,
     locks: Slab<Lock>,
     claims: Slab<Claim<P>>,
     owners: Vec<Owner>,
@@ -224,14 +280,21 @@ pub struct Table<P> {
     spare_names: Vec<Name>,
     /// Detached holds, in detach order.
     detached: List,
+    /// Locks whose grants were cut short by [`GRANT_BATCH`] (an index may be stale: its
+    /// lock is gone, or it is listed twice).
+    backlog: std::collections::VecDeque<u32>,
+    /// Closing owners' waits dropped from queues (the claim id they had, and their
+    /// payload), for the caller.
+    dropped: Vec<(ClaimId, P)>,
 }
 
-impl<P> Table<P> {
+impl<P: Keyed> Table<P> {
     /// An empty table issuing tokens from `fence`.
     pub fn new(fence: Fence) -> Self {
         Table {
             hasher: DefaultHashBuilder::default(),
             index: HashTable::new(),
+            by_key: HashTable::new(),
             locks: Slab::new(),
             claims: Slab::new(),
             owners: Vec::new(),
@@ -239,7 +302,61 @@ impl<P> Table<P> {
             held: 0,
             spare_names: Vec::new(),
             detached: List::EMPTY,
+            backlog: std::collections::VecDeque::new(),
+            dropped: Vec::new(),
         }
+    }
+
+    /// Marks `owner` as closing: its waits are never granted from now on.
+    pub fn close_owner(&mut self, owner: OwnerId) {
+        owner_slot(&mut self.owners, owner).closing = true;
+    }
+
+    /// Makes `owner` an ordinary owner again (its id is reused; it has no claims).
+    pub fn open_owner(&mut self, owner: OwnerId) {
+        let o = owner_slot(&mut self.owners, owner);
+        debug_assert!(
+            o.holds.is_empty() && o.waits.is_empty(),
+            "owner {owner} reused"
+        );
+        o.closing = false;
+    }
+
+    /// Moves closing owners' waits dropped from queues (the claim id each had, and its
+    /// payload) into `into`. The ids are free again: the caller forgets what it kept
+    /// under them.
+    pub fn take_dropped(&mut self, into: &mut Vec<(ClaimId, P)>) {
+        into.append(&mut self.dropped);
+    }
+
+    /// True when waits dropped from queues wait for [`Table::take_dropped`].
+    #[inline]
+    pub fn has_dropped(&self) -> bool {
+        !self.dropped.is_empty()
+    }
+
+    /// True when some lock's grants were cut short and wait for
+    /// [`Table::continue_grants`].
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Goes on granting (from each queue's head) on locks whose grants were cut short,
+    /// at most `budget` grants and drops in all; returns how many were made.
+    pub fn continue_grants(&mut self, budget: u32, granted: &mut Vec<Grant>) -> u32 {
+        let mut used = 0;
+        while used < budget {
+            let Some(l) = self.backlog.pop_front() else {
+                break;
+            };
+            match self.locks.get_mut(l as usize) {
+                Some(lock) if lock.backlogged => lock.backlogged = false,
+                _ => continue, // stale
+            }
+            used += self.grant_waiters(l, granted, budget - used);
+            self.drop_if_empty(l);
+        }
+        used
     }
 
     /// Number of detached holds.
@@ -252,7 +369,7 @@ impl<P> Table<P> {
     /// left as it is.
     pub fn detach(&mut self, claim: ClaimId) {
         let c = &self.claims[claim as usize];
-        debug_assert!(c.token != 0, "detaching waiting claim {claim}");
+        debug_assert!(c.held, "detaching waiting claim {claim}");
         let owner = c.owner;
         if owner == DETACHED {
             return;
@@ -269,7 +386,7 @@ impl<P> Table<P> {
     pub fn find_detached(&self, name: &[u8], token: u64) -> Option<ClaimId> {
         self.holds_on(name).find(|&c| {
             let claim = &self.claims[c as usize];
-            claim.owner == DETACHED && claim.token == token
+            claim.owner == DETACHED && claim.token() == Some(token)
         })
     }
 
@@ -320,7 +437,6 @@ impl<P> Table<P> {
         self.owners.get(owner as usize)?.holds.front()
     }
     /// The first waiting claim of `owner`, if any.
-    #[cfg(test)]
     pub fn first_wait(&self, owner: OwnerId) -> Option<ClaimId> {
         self.owners.get(owner as usize)?.waits.front()
     }
@@ -339,6 +455,62 @@ impl<P> Table<P> {
             .get(owner as usize)
             .map_or(List::EMPTY, |o| o.waits);
         list.iter(&self.claims, by_owner())
+    }
+
+    /// The waiting claims of `owner` whose key is `key`, in request order: O(1) to find,
+    /// then O(1) per claim.
+    pub fn waits_with_key<'a>(
+        &'a self,
+        owner: OwnerId,
+        key: &[u8],
+    ) -> impl Iterator<Item = ClaimId> + 'a {
+        let hash = self.hasher.hash_one((owner, key));
+        let claims = &self.claims;
+        let list = self
+            .by_key
+            .find(hash, |l| heads(claims, l, owner, key))
+            .copied()
+            .unwrap_or(List::EMPTY);
+        list.iter(&self.claims, by_key())
+    }
+
+    /// Puts waiting claim `claim` at the end of its (owner, key) list.
+    fn link_key(&mut self, claim: ClaimId) {
+        let c = &self.claims[claim as usize];
+        let (owner, hash) = (c.owner, self.hasher.hash_one((c.owner, c.data.key())));
+        let claims = &self.claims;
+        let key = c.data.key();
+        if let Some(list) = self.by_key.find_mut(hash, |l| heads(claims, l, owner, key)) {
+            list.push_back(&mut self.claims, &by_key(), claim);
+            return;
+        }
+        let mut list = List::EMPTY;
+        list.push_back(&mut self.claims, &by_key(), claim);
+        let (claims, hasher) = (&self.claims, &self.hasher);
+        self.by_key.insert_unique(hash, list, |l| {
+            let head = &claims[l.front().unwrap_or(0) as usize];
+            hasher.hash_one((head.owner, head.data.key()))
+        });
+    }
+
+    /// Takes waiting claim `claim` out of its (owner, key) list.
+    fn unlink_key(&mut self, claim: ClaimId) {
+        let c = &self.claims[claim as usize];
+        let (owner, hash) = (c.owner, self.hasher.hash_one((c.owner, c.data.key())));
+        let claims = &self.claims;
+        let key = c.data.key();
+        match self
+            .by_key
+            .find_entry(hash, |l| heads(claims, l, owner, key))
+        {
+            Ok(mut entry) => {
+                entry.get_mut().unlink(&mut self.claims, &by_key(), claim);
+                if entry.get().is_empty() {
+                    entry.remove();
+                }
+            }
+            Err(_) => debug_assert!(false, "waiting claim {claim} missing from by_key"),
+        }
     }
 
     fn find_lock(&self, hash: u64, name: &[u8]) -> Option<u32> {
@@ -460,6 +632,7 @@ impl<P> Table<P> {
                     holds: List::EMPTY,
                     waiters: List::EMPTY,
                     exclusive: false,
+                    backlogged: false,
                 }) as u32;
                 v.insert(l);
                 l
@@ -475,11 +648,17 @@ impl<P> Table<P> {
                 return Acquire::QueueFull;
             }
         }
+        let (exclusive, max) = match mode {
+            Mode::Exclusive => (true, 0),
+            Mode::Shared { max } => (false, max),
+        };
         let claim = self.claims.insert(Claim {
             lock: l,
             owner,
-            mode,
-            token: 0,
+            max,
+            exclusive,
+            held: false,
+            by_key: Link::UNLINKED,
             by_lock: Link::UNLINKED,
             by_owner: Link::UNLINKED,
             data,
@@ -500,6 +679,7 @@ impl<P> Table<P> {
                 &by_owner(),
                 claim,
             );
+            self.link_key(claim);
             Acquire::Queued { claim }
         }
     }
@@ -508,9 +688,13 @@ impl<P> Table<P> {
     fn hold(&mut self, l: u32, claim: ClaimId) -> u64 {
         let token = self.fence.issue();
         let c = &mut self.claims[claim as usize];
-        debug_assert!(token != 0, "token 0 means waiting");
-        c.token = token;
-        let (owner, exclusive) = (c.owner, c.mode == Mode::Exclusive);
+        debug_assert!(
+            !c.held && c.by_key == Link::UNLINKED,
+            "claim {claim} held twice or still keyed"
+        );
+        c.held = true;
+        c.by_key = Link::from_bits(token);
+        let (owner, exclusive) = (c.owner, c.exclusive);
         let lock = &mut self.locks[l as usize];
         lock.exclusive = exclusive;
         lock.holds.push_back(&mut self.claims, &by_lock(), claim);
@@ -521,33 +705,79 @@ impl<P> Table<P> {
         token
     }
 
-    /// Grants waiters from the head of lock `l`'s queue while they are compatible.
-    fn grant_waiters(&mut self, l: u32, granted: &mut Vec<Grant>) {
+    /// Grants waiters from the head of lock `l`'s queue while they are compatible, and
+    /// drops those of closing owners, at most `budget` of both; when the budget runs out
+    /// with more to do, puts the lock on the backlog. Returns grants plus drops.
+    fn grant_waiters(&mut self, l: u32, granted: &mut Vec<Grant>, budget: u32) -> u32 {
+        let mut used = 0;
         while let Some(head) = self.locks[l as usize].waiters.front() {
-            let mode = self.claims[head as usize].mode;
-            if !compatible(&self.locks[l as usize], mode) {
+            let c = &self.claims[head as usize];
+            let (owner, mode) = (c.owner, c.mode());
+            let closing = self.owners[owner as usize].closing;
+            if !closing && !compatible(&self.locks[l as usize], mode) {
                 break;
             }
-            let owner = self.claims[head as usize].owner;
+            if used == budget {
+                let lock = &mut self.locks[l as usize];
+                if !lock.backlogged {
+                    lock.backlogged = true;
+                    self.backlog.push_back(l);
+                }
+                break;
+            }
+            used += 1;
             self.locks[l as usize]
                 .waiters
                 .unlink(&mut self.claims, &by_lock(), head);
             self.owners[owner as usize]
                 .waits
                 .unlink(&mut self.claims, &by_owner(), head);
+            self.unlink_key(head);
+            if closing {
+                let data = self.claims.remove(head as usize).data;
+                self.dropped.push((head, data));
+                continue;
+            }
             self.hold(l, head);
             granted.push(Grant {
                 claim: head,
                 holders: self.locks[l as usize].holds.len(),
             });
         }
+        used
+    }
+
+    /// Removes lock `l` if it has no holds and no waiters (inlined: it is on the lock
+    /// cycle's path, as it was when it was part of `remove`).
+    #[inline]
+    fn drop_if_empty(&mut self, l: u32) {
+        let lock = &self.locks[l as usize];
+        if lock.holds.is_empty() && lock.waiters.is_empty() {
+            let hash = self.hash(&lock.name);
+            match self.index.find_entry(hash, |&i| i == l) {
+                Ok(entry) => {
+                    entry.remove();
+                }
+                Err(_) => debug_assert!(false, "lock {l} missing from the index"),
+            }
+            let lock = self.locks.remove(l as usize);
+            if lock.name.spilled() && self.spare_names.len() < SPARE_NAMES {
+                self.spare_names.push(lock.name);
+            }
+        }
     }
 
     /// Removes a claim, waiting or held, and grants whatever waiters that unblocks
-    /// (appended to `granted` in grant order). Drops the lock if it is now empty.
+    /// (appended to `granted` in grant order; at most [`GRANT_BATCH`], the rest later).
+    /// Removing a waiter grants nothing while its lock is on the backlog: the grants
+    /// already due go on in [`Table::continue_grants`], in order. Drops the lock if it
+    /// is now empty.
     pub fn remove(&mut self, claim: ClaimId, granted: &mut Vec<Grant>) -> Removed<P> {
         let c = &self.claims[claim as usize];
         let (l, owner, state) = (c.lock, c.owner, c.state());
+        if state == State::Waiting {
+            self.unlink_key(claim);
+        }
         let lock = &mut self.locks[l as usize];
         match state {
             State::Waiting => {
@@ -567,21 +797,16 @@ impl<P> Table<P> {
             }
         }
         let data = self.claims.remove(claim as usize).data;
-        self.grant_waiters(l, granted);
+        // A lock on the backlog has grantable waiters at its head already: removing a
+        // waiter must not grant them here, or a caller withdrawing several waits (latest
+        // first, see the engine's `withdraw_scratch`) could see one it is about to
+        // withdraw granted. `continue_grants` goes on from the head.
         let lock = &self.locks[l as usize];
-        if lock.holds.is_empty() && lock.waiters.is_empty() {
-            let hash = self.hash(&lock.name);
-            match self.index.find_entry(hash, |&i| i == l) {
-                Ok(entry) => {
-                    entry.remove();
-                }
-                Err(_) => debug_assert!(false, "lock {l} missing from the index"),
-            }
-            let lock = self.locks.remove(l as usize);
-            if lock.name.spilled() && self.spare_names.len() < SPARE_NAMES {
-                self.spare_names.push(lock.name);
-            }
+        let backlogged_wait = state == State::Waiting && lock.backlogged;
+        if !lock.waiters.is_empty() && !backlogged_wait {
+            self.grant_waiters(l, granted, GRANT_BATCH);
         }
+        self.drop_if_empty(l);
         Removed { state, data }
     }
 
@@ -603,7 +828,9 @@ impl<P> Table<P> {
         let lock = &self.locks[l as usize];
         let mine = |&c: &ClaimId| {
             let claim = &self.claims[c as usize];
-            claim.lock == l && claim.owner == owner && token.is_none_or(|t| claim.token == t)
+            claim.lock == l
+                && claim.owner == owner
+                && token.is_none_or(|t| claim.token() == Some(t))
         };
         let (list, chain) = if lock.holds.len() <= own.holds.len() {
             (lock.holds, by_lock())
@@ -633,6 +860,14 @@ fn new_name(spare: &mut Vec<Name>, name: &[u8]) -> Name {
         }
         None => Name::from_slice(name),
     }
+}
+
+/// True when `list` (a `by_key` list) is `owner`'s list for `key`.
+fn heads<P: Keyed>(claims: &Slab<Claim<P>>, list: &List, owner: OwnerId, key: &[u8]) -> bool {
+    list.front().is_some_and(|h| {
+        let head = &claims[h as usize];
+        head.owner == owner && head.data.key() == key
+    })
 }
 
 /// The owner's slot, created on first use.

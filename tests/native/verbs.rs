@@ -872,3 +872,23 @@ fn stats_bytes_in_and_out_count_every_byte() {
         (size1 + "a PONG\n".len()) as u64
     );
 }
+
+/// A `LOCK` line that arrives in two reads is taken by the fast path once complete; the
+/// line framing must then search the next line from its own start (it remembered how
+/// far it had searched the first one, which is gone), or the `PING` behind it would
+/// wait for more input.
+#[test]
+fn a_line_after_a_split_fast_path_line_is_answered() {
+    let addr = start();
+    let mut c = Client::connect(addr);
+    c.send_bytes(b"1 LOCK split-line-name");
+    // Let the server read and buffer the partial line on its own.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    c.send_bytes(b"\n2 PING\n");
+    let first = c.recv();
+    ok_token(&first, "1");
+    assert_eq!(
+        c.recv_within(std::time::Duration::from_secs(5)).as_deref(),
+        Some("2 PONG")
+    );
+}

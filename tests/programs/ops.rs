@@ -718,7 +718,7 @@ fn stats_report_version_pid_and_refusals() {
         .position(|r| r == &version)
         .expect("a version row");
     assert!(
-        rows[at - 1].starts_with("s STAT auth_failures_total "),
+        rows[at - 1].starts_with("s STAT auth_timeouts_total "),
         "version follows the keys of the first release: {rows:?}"
     );
     // Keys added later come after it: the timer lateness rows, last of all.

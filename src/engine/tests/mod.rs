@@ -724,3 +724,326 @@ fn claim_and_lock_stay_within_their_budget() {
         "request tags are 32 bytes inline"
     );
 }
+
+/// Elements of intrusive lists visited by `f`: a count of work, not of time.
+fn steps(f: impl FnOnce()) -> u64 {
+    let before = crate::list::steps::get();
+    f();
+    crate::list::steps::get() - before
+}
+
+/// `cancel` and `is_waiting` find a client's waits by tag through the table's key
+/// index: their work does not grow with the client's other waits (it used to walk them
+/// all, so N cancels cost O(N^2)).
+#[test]
+fn cancel_and_is_waiting_cost_does_not_grow_with_the_clients_other_waits() {
+    let mut cost = Vec::new();
+    for n in [100u32, 10_000] {
+        let mut e = engine_with(n + 10);
+        assert!(matches!(
+            e.acquire(0, b"h", &forever(b"a", X), 0),
+            Acquired::Granted { .. }
+        ));
+        for i in 0..n {
+            let tag = format!("w{i}");
+            assert_eq!(
+                e.acquire(1, tag.as_bytes(), &forever(b"a", X), 0),
+                Acquired::Queued
+            );
+        }
+        let mut found = false;
+        let mut cancelled = 0;
+        let work = steps(|| {
+            found = e.is_waiting(1, b"w0") && !e.is_waiting(1, b"nope");
+            cancelled = e.cancel(1, b"w0", 0, |_| {});
+            cancelled += e.cancel(1, b"nope", 0, |_| {});
+        });
+        assert!(found);
+        assert_eq!(cancelled, 1);
+        assert!(!e.is_waiting(1, b"w0"));
+        cost.push(work);
+    }
+    assert_eq!(
+        cost[0], cost[1],
+        "list steps for 100 vs 10,000 other waits: {cost:?}"
+    );
+}
+
+/// A closing client's claims are removed by `work`, a budget at a time; its waits are
+/// dropped, never granted, and it gets no events; the others get their grants, once.
+#[test]
+fn a_closing_client_is_removed_a_budget_at_a_time_and_its_waits_are_never_granted() {
+    let mut e = engine_with(100_000);
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    for i in 0..3000 {
+        let tag = format!("w{i}");
+        let r = e.acquire(1, tag.as_bytes(), &req(b"a", X, Some(50), None), 0);
+        assert_eq!(r, Acquired::Queued);
+    }
+    for i in 0..2000 {
+        let name = format!("h{i}");
+        assert!(matches!(
+            e.acquire(1, b"held", &forever(name.as_bytes(), X), 0),
+            Acquired::Granted { .. }
+        ));
+    }
+    assert_eq!(
+        e.acquire(2, b"on-h0", &forever(b"h0", X), 0),
+        Acquired::Queued
+    );
+    assert_eq!(
+        e.acquire(3, b"behind", &forever(b"a", X), 0),
+        Acquired::Queued
+    );
+
+    assert!(e.begin_disconnect(1));
+    assert!(!e.begin_disconnect(1), "only once");
+    assert_eq!(e.gauges().0, 3);
+    assert!(e.clients().all(|(c, _, _)| c != 1));
+    // The holder goes: client 1's waits reach the head and are dropped, not granted.
+    e.release(0, b"a", None, 1).unwrap();
+    let mut got = events(&mut e);
+    let mut calls = 0;
+    while e.has_work() {
+        let used = e.work(2, 500);
+        assert!(used <= 500, "work used {used} of a budget of 500");
+        calls += 1;
+        got.extend(events(&mut e));
+        // The wait deadlines of the dropped waits never fire.
+        e.advance(2 + calls);
+        got.extend(events(&mut e));
+        assert!(calls < 100, "work does not finish");
+    }
+    // The release dropped a batch of the waits; the other ~4,000 claims take 8 calls.
+    assert!(calls >= 8, "5,000 claims removed in {calls} calls of 500");
+    assert!(got.iter().all(|ev| ev.client != 1), "{got:?}");
+    let mine: Vec<(ClientId, &[u8])> = got.iter().map(|ev| (ev.client, &ev.tag[..])).collect();
+    assert_eq!(mine, vec![(3, &b"behind"[..]), (2, &b"on-h0"[..])]);
+    let mut freed = Vec::new();
+    e.take_freed(&mut freed);
+    assert_eq!(freed, vec![1]);
+    assert_eq!(e.counters().released_on_disconnect_total, 2000);
+    assert_eq!(e.counters().timeouts_total, 0);
+    assert_eq!(e.gauges(), (3, 2, 2, 0));
+    // The id can be used again.
+    e.connect(1, addr());
+    assert!(matches!(
+        e.acquire(1, b"n", &forever(b"h1", X), 300),
+        Acquired::Granted { .. }
+    ));
+}
+
+/// One release in front of more compatible waiters than a batch: a batch now, the rest
+/// by `work`, in FIFO order, each once; a newcomer queues behind them.
+#[test]
+fn grants_beyond_a_batch_continue_in_work_in_fifo_order() {
+    let n = 3 * crate::table::GRANT_BATCH + 5;
+    let mut e = engine_with(100_000);
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    for i in 0..n {
+        let tag = format!("s{i}");
+        assert_eq!(
+            e.acquire(1, tag.as_bytes(), &forever(b"a", S), 0),
+            Acquired::Queued
+        );
+    }
+    e.release(0, b"a", None, 1).unwrap();
+    let mut got = events(&mut e);
+    assert_eq!(got.len(), crate::table::GRANT_BATCH as usize);
+    assert_eq!(
+        e.acquire(2, b"late", &forever(b"a", S), 1),
+        Acquired::Queued,
+        "no overtaking while grants are pending"
+    );
+    while e.has_work() {
+        e.work(1, 100);
+        got.extend(events(&mut e));
+    }
+    let tags: Vec<String> = got
+        .iter()
+        .map(|ev| String::from_utf8(ev.tag.to_vec()).unwrap())
+        .collect();
+    let mut want: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    want.push("late".into());
+    assert_eq!(tags, want);
+    assert_eq!(counts(&e, b"a"), (n + 1, 0));
+}
+
+/// A detached hold outlives its connection's deferred close, and a closing connection's
+/// detached request still waiting is dropped with its value: never granted, and its
+/// claim id, reused, does not make another client's hold detached.
+#[test]
+fn a_closing_client_keeps_its_detached_holds_and_drops_its_detached_waits() {
+    let mut e = engine_with(100_000);
+    let r = req(b"d", X, None, Some(60_000));
+    let Acquired::Granted { token, .. } = e.acquire_detached(1, b"kept", &r, b"v", 0) else {
+        panic!("a free lock");
+    };
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    let wait = req(b"a", X, None, Some(60_000));
+    assert_eq!(
+        e.acquire_detached(1, b"waits", &wait, b"value", 0),
+        Acquired::Queued
+    );
+    assert!(e.begin_disconnect(1));
+    // The holder goes: the closing client's detached request reaches the head and is
+    // dropped there, not granted.
+    e.release(0, b"a", None, 1).unwrap();
+    while e.has_work() {
+        e.work(1, 10);
+    }
+    assert!(events(&mut e).is_empty());
+    assert_eq!(counts(&e, b"a"), (0, 0));
+    assert_eq!(e.detached_count(), 1);
+    assert_eq!(
+        e.attachment_bytes, 1,
+        "the dropped request's value is forgotten"
+    );
+    assert_eq!(e.detached_on(b"d").map(|d| d.token), Some(token));
+    // Client 2 queues (taking the dropped claim's id) and is granted: its own hold.
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"b", X), 2),
+        Acquired::Granted { .. }
+    ));
+    assert_eq!(e.acquire(2, b"w", &forever(b"b", X), 2), Acquired::Queued);
+    e.release(0, b"b", None, 3).unwrap();
+    assert_eq!(e.holds_of(2).count(), 1, "client 2's grant is its own");
+    assert_eq!(e.detached_count(), 1);
+    // The detached hold ends by token, from any connection.
+    e.release(3, b"d", Some(token), 4).unwrap();
+    assert_eq!(e.detached_count(), 0);
+}
+
+/// More detached shared requests than one grant batch: a batch at once, the rest by
+/// `work`, each detached at its grant, in FIFO order, each answered once; the
+/// connection that made them then closes and every one of them stays.
+#[test]
+fn detached_requests_beyond_a_grant_batch_are_detached_when_granted_later() {
+    let n = 2 * crate::table::GRANT_BATCH + 3;
+    let mut e = engine_with(100_000);
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    let r = req(b"a", S, None, Some(60_000));
+    for i in 0..n {
+        let tag = format!("s{i}");
+        assert_eq!(
+            e.acquire_detached(1, tag.as_bytes(), &r, b"x", 0),
+            Acquired::Queued
+        );
+    }
+    e.release(0, b"a", None, 1).unwrap();
+    let mut got = events(&mut e);
+    assert_eq!(got.len(), crate::table::GRANT_BATCH as usize);
+    while e.has_work() {
+        e.work(1, 100);
+        got.extend(events(&mut e));
+    }
+    let tags: Vec<String> = got
+        .iter()
+        .map(|ev| String::from_utf8(ev.tag.to_vec()).unwrap())
+        .collect();
+    let want: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    assert_eq!(tags, want);
+    assert!(got.iter().all(|ev| ev.client == 1));
+    assert_eq!(e.detached_count(), n as usize);
+    assert_eq!(e.holds_of(1).count(), 0, "every grant was detached");
+    assert!(e.disconnect(1, 2) == 0);
+    assert_eq!(e.detached_count(), n as usize);
+    assert_eq!(counts(&e, b"a"), (n, 0));
+}
+
+/// Cancelling two waits with one tag while grants of their lock are cut short by the
+/// batch limit: the later wait's removal must not grant the earlier one on the way
+/// (it was about to be cancelled: the client would get `CANCELLED` and a grant, and
+/// the grant would then be released as a cancel).
+#[test]
+fn cancel_during_a_grant_backlog_never_grants_a_wait_being_cancelled() {
+    let n = crate::table::GRANT_BATCH + 5;
+    let mut e = engine_with(100_000);
+    assert!(matches!(
+        e.acquire(0, b"h", &forever(b"a", X), 0),
+        Acquired::Granted { .. }
+    ));
+    for i in 0..n {
+        let tag = format!("s{i}");
+        assert_eq!(
+            e.acquire(2, tag.as_bytes(), &forever(b"a", S), 0),
+            Acquired::Queued
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(e.acquire(1, b"t", &forever(b"a", S), 0), Acquired::Queued);
+    }
+    e.release(0, b"a", None, 1).unwrap();
+    assert_eq!(events(&mut e).len(), crate::table::GRANT_BATCH as usize);
+    assert!(e.has_work(), "grants cut short by the batch");
+    let mut cancelled = 0;
+    assert_eq!(e.cancel(1, b"t", 1, |_| cancelled += 1), 2);
+    assert_eq!(cancelled, 2);
+    let mut got = events(&mut e);
+    while e.has_work() {
+        e.work(1, 100);
+        got.extend(events(&mut e));
+    }
+    assert!(got.iter().all(|ev| ev.client == 2), "{got:?}");
+    assert_eq!(got.len(), 5);
+    assert_eq!(counts(&e, b"a"), (n, 0));
+    assert_eq!(e.holds_of(1).count(), 0);
+}
+
+/// While a closed client's claims are still being removed, no listing shows it or its
+/// holds, though they still count in the lock's holders (they still block).
+#[test]
+fn a_closing_client_is_in_no_listing_while_its_claims_are_removed() {
+    let mut e = engine_with(100_000);
+    for i in 0..10 {
+        let name = format!("n{i}");
+        assert!(matches!(
+            e.acquire(1, b"t", &forever(name.as_bytes(), X), 0),
+            Acquired::Granted { .. }
+        ));
+    }
+    assert_eq!(e.acquire(2, b"w", &forever(b"n0", X), 0), Acquired::Queued);
+    assert_eq!(e.acquire(1, b"w", &forever(b"n0", X), 0), Acquired::Queued);
+    assert!(e.begin_disconnect(1));
+    e.work(0, 2); // the wait and one hold: the others are left
+    assert!(e.has_work());
+    let mut clients = Vec::new();
+    assert_eq!(
+        e.scan_clients(&mut Cursor::default(), 100, |(id, _, _)| {
+            clients.push(id);
+            true
+        }),
+        Scan::Done
+    );
+    assert_eq!(clients, vec![0, 2, 3]);
+    assert!(e.clients().all(|(id, _, _)| id != 1));
+    let mut holders = Vec::new();
+    e.scan_holds(&mut Cursor::default(), 100, |h| {
+        holders.push(h.client);
+        true
+    });
+    assert!(holders.iter().all(|&c| c != 1), "{holders:?}");
+    assert_eq!(counts(&e, b"n9"), (1, 0), "still held until removed");
+    let (info, holder) = e.inspect(b"n9").unwrap();
+    assert!(info.exclusive && holder.is_none());
+    assert_eq!(e.holds_on(b"n9").count(), 0);
+    while e.has_work() {
+        e.work(0, 2);
+    }
+    assert_eq!(counts(&e, b"n9"), (0, 0));
+    let got = events(&mut e);
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].client, &got[0].tag[..]), (2, &b"w"[..]));
+}

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 const CLIENTS: u32 = 4;
 const NAMES: [&[u8]; 3] = [b"a", b"b", b"c"];
 const MAX_PENDING: u32 = 4;
+/// Below `CLIENTS * MAX_PENDING`, so that the server-wide limit is reached too.
+const MAX_CLAIMS: usize = 8;
 
 /// A request's id in the test; its tag is the decimal id, so tags are unique.
 type Rid = u64;
@@ -216,7 +218,7 @@ enum Life {
 #[derive(Default, Debug)]
 struct ESeen {
     /// Granted, Queued, Timeout, QueueFull, Limit.
-    acquired: [u64; 5],
+    acquired: [u64; 6],
     grant_events: u64,
     timeouts: u64,
     expired: u64,
@@ -247,7 +249,7 @@ struct Sim {
 
 impl Sim {
     fn new() -> Self {
-        let mut e = Engine::new(Fence::starting_at(1), 0, MAX_PENDING);
+        let mut e = Engine::new(Fence::starting_at(1), 0, MAX_PENDING).with_max_claims(MAX_CLAIMS);
         for c in 0..CLIENTS {
             e.connect(c, addr());
         }
@@ -414,8 +416,12 @@ impl Sim {
         let (holds, waits) = self.m.pending(c);
         let waiting = self.m.waiters[l].len();
         let want = if (holds.len() + waits.len()) as u32 >= MAX_PENDING {
-            self.m.counters.limit_refusals_total += 1;
             Acquired::Limit
+        } else if self.m.holds.iter().map(Vec::len).sum::<usize>()
+            + self.m.waiters.iter().map(VecDeque::len).sum::<usize>()
+            >= MAX_CLAIMS
+        {
+            Acquired::Full
         } else if waiting == 0 && self.m.compatible(l, mode) {
             let holders = self.m.holds[l].len() as u32 + 1;
             Acquired::Granted { token: 0, holders }
@@ -461,6 +467,7 @@ impl Sim {
             Acquired::Timeout => 2,
             Acquired::QueueFull => 3,
             Acquired::Limit => 4,
+            Acquired::Full => 5,
         };
         self.seen.acquired[slot] += 1;
         match want {
@@ -493,7 +500,8 @@ impl Sim {
                 self.life.insert(rid, Life::Queued { deadline });
             }
             Acquired::Timeout => self.m.counters.timeouts_total += 1,
-            Acquired::QueueFull | Acquired::Limit => {}
+            Acquired::Limit | Acquired::Full => self.m.counters.limit_refusals_total += 1,
+            Acquired::QueueFull => {}
         }
         if r.timer.is_some() || r.token.is_some() || want == Acquired::Queued {
             self.m.reqs.insert(rid, r);
@@ -743,6 +751,14 @@ impl Sim {
             })
             .collect();
         assert_eq!(clients, want_clients, "{ctx}: clients()");
+        for c in (0..CLIENTS).filter(|&c| m.connected[c as usize]) {
+            let timed = m
+                .reqs
+                .values()
+                .filter(|r| r.client == c && r.token.is_none() && r.timer.is_some())
+                .count();
+            assert_eq!(e.timed_waits(c) as usize, timed, "{ctx}: timed_waits({c})");
+        }
         let first = m.reqs.values().filter_map(|r| r.timer).map(|t| t.0).min();
         match (e.next_wake(), first) {
             (None, None) => {}

@@ -35,7 +35,7 @@
 //! - Until `AUTH` succeeds on a server with a secret, only `PING`, `QUIT` and `AUTH`
 //!   are executed.
 
-use super::framing::{decode_line, Flow};
+use super::framing::{decode_line, Flow, Lines};
 use super::listing::Batch;
 use super::{push_addr, push_label, push_u64, Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
@@ -61,6 +61,17 @@ pub const MAX_SECRET: usize = 1024;
 /// Sent (best effort) to a connection refused by `--max-connections`.
 pub const TOO_MANY_CONNECTIONS: &[u8] = b"* ERR limit too many connections\n";
 
+/// Sent to a connection closed by `--auth-timeout`.
+pub const AUTH_TIMED_OUT: &[u8] = b"* ERR auth_required AUTH timed out; closing\n";
+
+/// Bytes a connection may send before `AUTH` succeeds (when a secret is required): room
+/// for a few `PING`s and an `AUTH` with the longest secret, so an unauthenticated client
+/// can make the server neither buffer nor answer much.
+pub const PRE_AUTH_INPUT: usize = 8 * 1024;
+
+/// The longest request line before `AUTH` succeeds: an id, `AUTH` and the secret.
+pub const PRE_AUTH_LINE: usize = MAX_ID + 6 + MAX_SECRET;
+
 /// The AUTH secret in the text of an auth file: its first line without the line end,
 /// when that is 1 to [`MAX_SECRET`] bytes with no spaces or control characters.
 pub fn secret_from_file(text: &[u8]) -> Option<&[u8]> {
@@ -72,19 +83,31 @@ pub fn secret_from_file(text: &[u8]) -> Option<&[u8]> {
 /// Per-connection state of the native codec.
 #[derive(Debug)]
 pub struct Session {
-    max_line: usize,
+    lines: Lines,
     /// AUTH succeeded (or none is required).
     authed: bool,
     /// `LIST` / `CLIENTS` in progress.
     listings: listing::Listings,
+    /// Bytes consumed before AUTH succeeded.
+    pre_auth: usize,
+    /// `--max-line`, in force once authenticated.
+    max_line: usize,
 }
 
 impl Session {
     /// A session for a new connection.
     pub fn new(cfg: &Config) -> Self {
+        let authed = cfg.auth_file.is_none();
+        let first_line = if authed {
+            cfg.max_line
+        } else {
+            cfg.max_line.min(PRE_AUTH_LINE)
+        };
         Session {
+            lines: Lines::new(first_line),
+            authed,
+            pre_auth: 0,
             max_line: cfg.max_line,
-            authed: cfg.auth_file.is_none(),
             listings: listing::Listings::default(),
         }
     }
@@ -111,6 +134,12 @@ fn acquired(cx: &mut Ctx, id: &[u8], a: &AcquireRequest, answer: Acquired) {
                 Some(id),
                 ErrorCode::Limit,
                 "too many holds and waits on this connection, or detached holds on the server",
+            ),
+            Acquired::Full => error(
+                cx,
+                Some(id),
+                ErrorCode::Limit,
+                "too many holds and waits on this server",
             ),
         }
     }
@@ -203,13 +232,14 @@ impl Session {
                 None => reply(cx.out, id, b"OK"),
                 Some(expected) if constant_time_eq(secret, expected) => {
                     self.authed = true;
+                    self.lines.set_max_line(self.max_line);
                     reply(cx.out, id, b"OK");
                 }
                 Some(_) => {
                     // Counted here, logged (rate-limited) by the server.
                     cx.stats.auth_failures_total += 1;
                     error(cx, Some(id), ErrorCode::AuthFailed, "wrong secret; closing");
-                    return Flow::Close;
+                    return Flow::CloseDelayed;
                 }
             },
         }
@@ -222,16 +252,71 @@ impl Wire for Session {
     /// form through the one-pass fast path, everything else through the line framing
     /// and the general parser.
     fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        if let Some((line, used)) = fast::parse_line(input, self.max_line) {
+        let was_authed = self.authed;
+        let progress = self.decode_one(input, cx);
+        if was_authed {
+            return progress;
+        }
+        if let Progress::Consumed(n) = progress {
+            self.pre_auth += n;
+            if !self.authed && self.pre_auth > PRE_AUTH_INPUT {
+                log::debug!(
+                    "{}: too much input before AUTH, closing",
+                    super::Peer::of(cx.engine, cx.client)
+                );
+                error(
+                    cx,
+                    None,
+                    ErrorCode::AuthRequired,
+                    "too much input before AUTH; closing",
+                );
+                return Progress::Close(n);
+            }
+        }
+        progress
+    }
+
+    /// Writes an engine event as a native reply line.
+    fn encode_event(&mut self, event: &Event, _engine: &Engine, out: &mut Vec<u8>) {
+        encode_event(event, out)
+    }
+
+    fn listing(&self) -> bool {
+        self.listings.active()
+    }
+
+    fn proceed(&mut self, cx: &mut Ctx, batch: Batch) {
+        self.listings.proceed(cx, batch)
+    }
+
+    fn awaiting_auth(&self) -> bool {
+        !self.authed
+    }
+
+    /// Waits with a deadline are answered when they end (granted or timed out).
+    fn answers_after_half_close(&self) -> bool {
+        true
+    }
+}
+
+impl Session {
+    /// Frames, parses and executes at most one line: `LOCK` and `UNLOCK` lines in
+    /// canonical form through the one-pass fast path, everything else through the line
+    /// framing and the general parser.
+    fn decode_one(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        if let Some((line, used)) = fast::parse_line(input, self.lines.max_line()) {
+            // The framing's memory of a partial line is about the input it last saw,
+            // which started where this line does: that line is gone now.
+            self.lines.restart();
             return match self.execute(line, cx) {
                 Flow::Continue => Progress::Consumed(used),
                 Flow::Close => Progress::Close(used),
+                Flow::CloseDelayed => Progress::CloseDelayed(used),
             };
         }
         decode_line(
             Protocol::Native,
-            input,
-            self.max_line,
+            self.lines.frame(input),
             cx,
             too_long,
             |line, cx| match parse(line) {
@@ -249,19 +334,6 @@ impl Wire for Session {
                 }
             },
         )
-    }
-
-    /// Writes an engine event as a native reply line.
-    fn encode_event(&mut self, event: &Event, _engine: &Engine, out: &mut Vec<u8>) {
-        encode_event(event, out)
-    }
-
-    fn listing(&self) -> bool {
-        self.listings.active()
-    }
-
-    fn proceed(&mut self, cx: &mut Ctx, batch: Batch) {
-        self.listings.proceed(cx, batch)
     }
 }
 
@@ -440,6 +512,7 @@ fn write_stats(cx: &mut Ctx, id: &[u8]) {
         ("refused_connections_total", s.refused_connections_total),
         ("limit_refusals_total", c.limit_refusals_total),
         ("auth_failures_total", s.auth_failures_total),
+        ("auth_timeouts_total", s.auth_timeouts_total),
     ]);
     for (i, (key, value)) in rows.iter().enumerate() {
         start(cx.out, id, b"STAT");

@@ -6,6 +6,15 @@ use super::*;
 
 mod model;
 
+/// Keys of the test payloads: three, so that owners have several waits per key.
+const KEYS: [&[u8]; 3] = [b"k0", b"k1", b"k2"];
+
+impl Keyed for u64 {
+    fn key(&self) -> &[u8] {
+        KEYS[(*self % 3) as usize]
+    }
+}
+
 const X: Mode = Mode::Exclusive;
 const S: Mode = Mode::Shared { max: 0 };
 
@@ -291,7 +300,7 @@ fn an_owner_queues_behind_itself_and_needs_tokens_for_several_holds() {
     assert_eq!(t.find_hold(1, b"a", Some(tok1)), Err(FindError::NotHeld));
 }
 
-impl<P> Table<P> {
+impl<P: Keyed> Table<P> {
     /// Checks every invariant in the module doc; for tests.
     pub(crate) fn check(&self) {
         let mut held = 0;
@@ -313,11 +322,7 @@ impl<P> Table<P> {
                     "claim {c} in holds but waiting"
                 );
                 assert_eq!(claim.lock, l as u32);
-                assert_eq!(
-                    claim.mode == Mode::Exclusive,
-                    lock.exclusive,
-                    "mixed modes on lock {l}"
-                );
+                assert_eq!(claim.exclusive, lock.exclusive, "mixed modes on lock {l}");
             }
             if lock.exclusive {
                 assert_eq!(
@@ -337,10 +342,17 @@ impl<P> Table<P> {
                 );
                 assert_eq!(claim.lock, l as u32);
             }
-            if let Some(head) = lock.waiters.front() {
+            if let Some(head) = lock.waiters.front().filter(|_| !lock.backlogged) {
+                let c = &self.claims[head as usize];
                 assert!(
-                    !compatible(lock, self.claims[head as usize].mode),
+                    !compatible(lock, c.mode()) && !self.owners[c.owner as usize].closing,
                     "lock {l} stalls: head {head} grantable"
+                );
+            }
+            if lock.backlogged {
+                assert!(
+                    self.backlog.contains(&(l as u32)),
+                    "lock {l} off the backlog"
                 );
             }
         }
@@ -367,5 +379,24 @@ impl<P> Table<P> {
             self.claims.len(),
             "claims not in exactly one owner list"
         );
+        // by_key: one list per (owner, key) with waits, exactly those, in request order.
+        let mut keyed = 0;
+        for (o, own) in self.owners.iter().enumerate() {
+            let waits: Vec<ClaimId> = own.waits.iter(&self.claims, by_owner()).collect();
+            for &w in &waits {
+                let key = self.claims[w as usize].data.key();
+                let want: Vec<ClaimId> = waits
+                    .iter()
+                    .copied()
+                    .filter(|&v| self.claims[v as usize].data.key() == key)
+                    .collect();
+                let got: Vec<ClaimId> = self.waits_with_key(o as OwnerId, key).collect();
+                assert_eq!(got, want, "owner {o}: waits with key {key:?}");
+                if want[0] == w {
+                    keyed += 1;
+                }
+            }
+        }
+        assert_eq!(self.by_key.len(), keyed, "by_key lists without waits");
     }
 }

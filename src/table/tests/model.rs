@@ -377,6 +377,12 @@ impl Harness {
             );
             let got: Vec<Mid> = t.waits_of(o).map(|c| t.claim(c).data).collect();
             assert_eq!(got, waits, "{ctx}: waits_of({o})");
+            // The key index against the reference: the owner's waits with each key.
+            for key in super::KEYS {
+                let want: Vec<Mid> = waits.iter().copied().filter(|m| m.key() == key).collect();
+                let got: Vec<Mid> = t.waits_with_key(o, key).map(|c| t.claim(c).data).collect();
+                assert_eq!(got, want, "{ctx}: waits_with_key({o}, {key:?})");
+            }
             let got: Vec<Mid> = t.holds_of(o).map(|c| t.claim(c).data).collect();
             assert_eq!(got, holds, "{ctx}: holds_of({o})");
             let id = |m: Option<&Mid>| m.map(|m| self.model.claims[m].id);
