@@ -11,7 +11,7 @@ impl Request {
         self.encode_tail(out);
     }
 
-    /// [`Request::encode`] with a numeric id (as [`IdAllocator`] hands out), written
+    /// [`Request::encode`] with a numeric id (as [`IdAllocator`](super::IdAllocator) hands out), written
     /// straight into `out` without formatting machinery or a temporary string.
     pub fn encode_with_id(&self, id: u64, out: &mut Vec<u8>) {
         push_u64(out, id);
