@@ -484,30 +484,10 @@ impl Cluster {
         self.inner.servers()
     }
 
-    /// One client per server, in the order of [`Cluster::servers`].
-    pub fn clients(&self) -> &[Client] {
-        &self.clients
-    }
-
     /// The index of the server that owns `name`.
     pub fn route(&self, name: &str) -> usize {
         self.inner.route(name)
     }
 
-    /// The client of the server that owns `name`.
-    pub fn client_for(&self, name: &str) -> &Client {
-        &self.clients[self.route(name)]
-    }
-
-    /// An exclusive lock on `name`, on its server.
-    pub fn lock(&self, name: impl Into<String>) -> LockBuilder {
-        let name = name.into();
-        self.client_for(&name).lock(name)
-    }
-
-    /// A shared lock on `name`, on its server.
-    pub fn share(&self, name: impl Into<String>) -> LockBuilder {
-        let name = name.into();
-        self.client_for(&name).share(name)
-    }
+    async_cluster::routed_methods!();
 }

@@ -72,30 +72,41 @@ impl Cluster {
         &self.servers
     }
 
-    /// One client per server, in the order of [`Cluster::servers`].
-    pub fn clients(&self) -> &[Client] {
-        &self.clients
-    }
-
     /// The index of the server that owns `name`.
     pub fn route(&self, name: &str) -> usize {
         rendezvous_route(&self.servers, name.as_bytes()).unwrap_or(0)
     }
 
-    /// The client of the server that owns `name`.
-    pub fn client_for(&self, name: &str) -> &Client {
-        &self.clients[self.route(name)]
-    }
-
-    /// An exclusive lock on `name`, on its server.
-    pub fn lock(&self, name: impl Into<String>) -> LockBuilder {
-        let name = name.into();
-        self.client_for(&name).lock(name)
-    }
-
-    /// A shared lock on `name`, on its server.
-    pub fn share(&self, name: impl Into<String>) -> LockBuilder {
-        let name = name.into();
-        self.client_for(&name).share(name)
-    }
+    routed_methods!();
 }
+
+/// The methods the async and the blocking cluster share: their clients, and a name's
+/// client and locks on its server. Expands inside the `impl` of a type with a field
+/// `clients: Vec<Client>` and a method `route(&self, &str) -> usize`, where `Client`
+/// and `LockBuilder` name that flavour's types.
+macro_rules! routed_methods {
+    () => {
+        /// One client per server, in the order of [`Cluster::servers`].
+        pub fn clients(&self) -> &[Client] {
+            &self.clients
+        }
+
+        /// The client of the server that owns `name`.
+        pub fn client_for(&self, name: &str) -> &Client {
+            &self.clients[self.route(name)]
+        }
+
+        /// An exclusive lock on `name`, on its server.
+        pub fn lock(&self, name: impl Into<String>) -> LockBuilder {
+            let name = name.into();
+            self.client_for(&name).lock(name)
+        }
+
+        /// A shared lock on `name`, on its server.
+        pub fn share(&self, name: impl Into<String>) -> LockBuilder {
+            let name = name.into();
+            self.client_for(&name).share(name)
+        }
+    };
+}
+pub(crate) use routed_methods;

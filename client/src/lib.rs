@@ -74,6 +74,21 @@
 //!   [`ConnectOptions::get_connect_timeout`] and [`ConnectOptions::get_name`] read the
 //!   options back.
 //!
+//! # Layout
+//! - `proto`: the protocol without I/O; `proto::request` (the typed requests),
+//!   `proto::validate` (the server's rules), `proto::encode` (a request as its line),
+//!   `proto::frame` (reply lines split into frames), `proto::reply` (the typed replies),
+//!   `proto::assemble` (a request's frames into its reply).
+//! - `session`: one connection's state without I/O; `session::lease` (what a hold's
+//!   end is known to be), `session::entry` (one pending request or hold).
+//! - `client`: the async driver; `client::options` ([`ConnectOptions`]),
+//!   `client::connection` (the reader and writer tasks, the handshake, the wait for a
+//!   reply), `client::builder` ([`LockBuilder`]), `client::guard` ([`Guard`],
+//!   [`Extender`], [`LostFuture`]), `client::keepalive` (lease renewal and its local
+//!   deadline).
+//! - `cluster`: [`Cluster`], names routed over several servers; `blocking`: the same
+//!   API without async; `shard`: the routing function; `error`: [`Error`].
+//!
 //! # Features
 //! - `runtime` (default): the async client, [`blocking`] and [`Cluster`], on tokio.
 //!   Without it (`default-features = false`) the crate is [`proto`], [`session`],

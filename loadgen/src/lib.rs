@@ -18,7 +18,10 @@
 //! - `shard`: rendezvous hashing, which server owns a lock name (its definition below).
 //! - `run`: [`run`] plans the run, starts the poll loops, prints progress and adds their
 //!   tallies up into a [`Report`].
-//! - `worker`: one `mio` poll loop with its connections and pipeline slots;
+//! - `worker`: one `mio` poll loop with its connections and pipeline slots (the loop
+//!   itself: setup, polling, timers, the drain); `worker::cycle` is the life of one
+//!   cycle (start, grant, hold, release, timeout, failure), `worker::slot` a pipeline
+//!   slot and its state, `worker::tally` the loop's counts and samples,
 //!   `worker::conn` sets connections up, `worker::native` speaks lockbox's line
 //!   protocol, `worker::redis` speaks RESP, `worker::chaos` misbehaves on purpose
 //!   (`--chaos`).

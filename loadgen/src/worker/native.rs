@@ -155,15 +155,8 @@ impl Worker {
 
     /// Queue `ID EXTEND name token hold=ms` for slot `s`.
     pub(super) fn write_native_extend(&mut self, s: usize, ci: usize, ms: u64) {
-        let (name, token) = (self.slots[s].name, self.slots[s].token);
-        let id = self.next_id(s, ci);
+        self.write_name_token(s, ci, b" EXTEND ");
         let b = &mut self.conns[ci].wbuf;
-        push_u64(b, id);
-        b.extend_from_slice(b" EXTEND ");
-        self.push_name(ci, name);
-        let b = &mut self.conns[ci].wbuf;
-        b.push(b' ');
-        push_u64(b, token);
         b.extend_from_slice(b" hold=");
         push_u64(b, ms);
         b.push(b'\n');
@@ -182,16 +175,22 @@ impl Worker {
 
     /// Queue `ID UNLOCK name token` for slot `s`.
     pub(super) fn write_native_unlock(&mut self, s: usize, ci: usize) {
+        self.write_name_token(s, ci, b" UNLOCK ");
+        self.conns[ci].wbuf.push(b'\n');
+    }
+
+    /// Queue `ID<verb>name token` for slot `s`, without the line end (`verb` with its
+    /// spaces).
+    fn write_name_token(&mut self, s: usize, ci: usize, verb: &[u8]) {
         let (name, token) = (self.slots[s].name, self.slots[s].token);
         let id = self.next_id(s, ci);
         let b = &mut self.conns[ci].wbuf;
         push_u64(b, id);
-        b.extend_from_slice(b" UNLOCK ");
+        b.extend_from_slice(verb);
         self.push_name(ci, name);
         let b = &mut self.conns[ci].wbuf;
         b.push(b' ');
         push_u64(b, token);
-        b.push(b'\n');
     }
 
     /// Handle every complete line of `input`; returns the bytes used.
