@@ -47,7 +47,10 @@ fn npm_dir() -> Option<PathBuf> {
             "LOCKBOX_REQUIRE_REDIS_CLIENTS=1 but LOCKBOX_REDIS_CLIENTS_DIR is not set (see .ci/run)"
         ),
         None => {
-            println!("SKIP: set LOCKBOX_REDIS_CLIENTS_DIR (see .ci/run) to run the npm Redis lock clients");
+            common::skip_notice(
+                "npm Redis lock clients (dist-lock, redlock)",
+                "set LOCKBOX_REDIS_CLIENTS_DIR (see .ci/run)",
+            );
             None
         }
     }
@@ -61,7 +64,10 @@ fn python() -> Option<PathBuf> {
             panic!("LOCKBOX_REQUIRE_REDIS_CLIENTS=1 but LOCKBOX_PYTHON is not set (see .ci/run)")
         }
         None => {
-            println!("SKIP: set LOCKBOX_PYTHON to a Python with tests/redis/requirements.txt installed to run redis-py");
+            common::skip_notice(
+                "redis-py Lock",
+                "set LOCKBOX_PYTHON to a Python with tests/redis/requirements.txt installed",
+            );
             None
         }
     }
