@@ -15,6 +15,11 @@
 //!   typed `parse` then `execute` behind the [`proto::Wire`] contract:
 //!   - [`proto::native`] (grammar in its `parse` module), and the foreign
 //!     [`proto::lockd`], [`proto::locker`], [`proto::officer`], [`proto::livemutex`];
+//!   - [`proto::redis`]: the Redis lock dialect over [`proto::resp`], with its scripts
+//!     mapped to typed calls in [`proto::redis_scripts`]; the session and dispatch in
+//!     its root, values and key state in `redis::value`, `SET`/`HSET` in
+//!     `redis::write`, `SCAN` and the glob in `redis::keys`, `SCRIPT` and script calls
+//!     in `redis::script`, the connection commands in `redis::conn`;
 //!   - [`proto::metrics`]: the Prometheus endpoint, an HTTP/1.1 responder;
 //!   - their shared parts: [`proto::framing`] (lines), [`proto::json`] (the JSON
 //!     writer), [`proto::names`] (foreign names to engine names), [`proto::requests`]

@@ -26,7 +26,7 @@
 //! - [`bind`] accepts a call only when the script would not fail in Redis on these
 //!   arguments: counts, integers and expiry times are checked before anything runs.
 
-use super::resp::Request;
+use super::resp::{self, Request};
 
 /// Most keys a multi-key script (redlock's) may name in one call.
 pub const MAX_SCRIPT_KEYS: usize = 64;
@@ -627,28 +627,9 @@ impl ScriptError {
     }
 }
 
-/// Strict decimal, as Redis parses integer arguments.
-fn parse_int(s: &[u8]) -> Option<i64> {
-    let (neg, digits) = match s.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, s),
-    };
-    if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) || (neg && digits == b"0") {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
-    }
-    Some(if neg { -n } else { n })
-}
-
 /// A `pexpire` time: any integer up to [`MAX_TTL_MS`] (0 or less deletes).
 fn pexpire_ms(arg: &[u8]) -> Result<i64, ScriptError> {
-    let ms = parse_int(arg).ok_or(ScriptError::NotInteger)?;
+    let ms = resp::parse_i64(arg).ok_or(ScriptError::NotInteger)?;
     if ms > MAX_TTL_MS {
         return Err(ScriptError::InvalidExpire("pexpire"));
     }
@@ -657,7 +638,7 @@ fn pexpire_ms(arg: &[u8]) -> Result<i64, ScriptError> {
 
 /// A `set ... PX` time: 1 to [`MAX_TTL_MS`].
 fn set_px_ms(arg: &[u8]) -> Result<i64, ScriptError> {
-    let ms = parse_int(arg).ok_or(ScriptError::NotInteger)?;
+    let ms = resp::parse_i64(arg).ok_or(ScriptError::NotInteger)?;
     if !(1..=MAX_TTL_MS).contains(&ms) {
         return Err(ScriptError::InvalidExpire("set"));
     }
@@ -672,7 +653,7 @@ pub fn bind<'a>(script: &Script, req: &Request<'a>) -> Result<Call<'a>, ScriptEr
     }
     let numkeys = req
         .get(2)
-        .and_then(parse_int)
+        .and_then(resp::parse_i64)
         .ok_or(ScriptError::NotInteger)?;
     let numkeys = usize::try_from(numkeys).map_err(|_| ScriptError::NegativeKeys)?;
     let after = req.len() - 3;
@@ -724,7 +705,7 @@ pub fn bind<'a>(script: &Script, req: &Request<'a>) -> Result<Call<'a>, ScriptEr
         Op::CompareExtend => Call::CompareExtend {
             key,
             value: arg(0),
-            ms: parse_int(arg(1)).ok_or(ScriptError::NotInteger)?,
+            ms: resp::parse_i64(arg(1)).ok_or(ScriptError::NotInteger)?,
             // The script adds when ARGV[3] is exactly "0" and replaces otherwise.
             replace: arg(2) != b"0",
         },
