@@ -9,8 +9,9 @@
 //! - [`config`]: `Config` and the command-line parser that builds it.
 //! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap,
 //!   then the engine's deferred work; its own timers (auth deadline and delay,
-//!   lingering); with [`signals`] (SIGINT/SIGTERM as poll readiness) and [`lograte`]
-//!   (rate limits of the refusal warnings).
+//!   lingering), each step a module of its own (`server::accept`, `read`, `dispatch`,
+//!   `timers`, `flush`, `reap`); with [`signals`] (SIGINT/SIGTERM as poll readiness)
+//!   and [`lograte`] (rate limits of the refusal warnings).
 //! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes, each a
 //!   typed `parse` then `execute` behind the [`proto::Wire`] contract:
 //!   - [`proto::native`] (grammar in its `parse` module), and the foreign

@@ -6,7 +6,7 @@
 //! - A key is the engine name [`super::names::engine_name`]`("", key)`.
 //! - A **Redis key** is a detached exclusive hold made by a connection of this protocol
 //!   ([`Engine::acquire_detached`], origin [`Protocol::Redis`]); its attachment is the
-//!   key's value, encoded by [`Value`]: `s` then the string, or `h` then each field
+//!   key's value, encoded by `Value`: `s` then the string, or `h` then each field
 //!   name and value as a 2-byte big-endian length and the bytes. `SET ... PX` is the
 //!   hold's lease; a key without a deadline is a hold without one.
 //! - Any other hold on the name (a native `LOCK`, a foreign protocol's lock, a native

@@ -142,7 +142,7 @@ impl State {
     }
 
     /// Checks an AUTH password; writes `WRONGPASS` when it is wrong.
-    pub(super) fn check_secret(&mut self, pass: &[u8], cx: &mut Ctx) -> bool {
+    fn check_secret(&mut self, pass: &[u8], cx: &mut Ctx) -> bool {
         match cx.secret {
             None => true,
             Some(s) if constant_time_eq(pass, s) => {
@@ -158,7 +158,7 @@ impl State {
 }
 
 /// Compares in time that depends only on the lengths.
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = (a.len() ^ b.len()) as u64;
     for i in 0..a.len().max(b.len()) {
         diff |= u64::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));

@@ -36,7 +36,7 @@ pub(super) fn fields(mut enc: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
-pub(super) fn take_field<'a>(enc: &mut &'a [u8]) -> Option<&'a [u8]> {
+fn take_field<'a>(enc: &mut &'a [u8]) -> Option<&'a [u8]> {
     let (len, rest) = enc.split_first_chunk::<2>()?;
     let n = usize::from(u16::from_be_bytes(*len));
     let (v, rest) = rest.split_at_checked(n)?;
