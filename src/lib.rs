@@ -30,7 +30,9 @@
 //! - [`engine`]: the protocol-agnostic core: table + wheel + clients + counters; requests
 //!   in, events out. It re-exports the table's vocabulary the codecs use. Its grant-wait
 //!   and hold-duration figures are [`histogram`]s with fixed buckets. Its `cursor`
-//!   module scans the lock slab, the claim slab and the client slots a batch at a time.
+//!   module scans the lock slab, the claim slab and the client slots a batch at a time;
+//!   `detached` holds detached holds and their attachments, `work` the deferred grants
+//!   and closing clients, `views` the read-only lookups, `stats` the figures.
 //! - [`table`]: the lock table: locks, holds and waiters in slabs, linked in intrusive FIFO lists.
 //! - [`fence`]: fencing tokens, strictly increasing across grants and restarts.
 //! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument.
