@@ -33,7 +33,9 @@
 //!   module scans the lock slab, the claim slab and the client slots a batch at a time;
 //!   `detached` holds detached holds and their attachments, `work` the deferred grants
 //!   and closing clients, `views` the read-only lookups, `stats` the figures.
-//! - [`table`]: the lock table: locks, holds and waiters in slabs, linked in intrusive FIFO lists.
+//! - [`table`]: the lock table: locks, holds and waiters in slabs, linked in intrusive
+//!   FIFO lists; the wait index by key in `table::index`, read-only lookups in
+//!   `table::views`.
 //! - [`fence`]: fencing tokens, strictly increasing across grants and restarts.
 //! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument.
 //!   Its per-level slot arithmetic and bitmaps are in `wheel::level`.
