@@ -37,14 +37,7 @@ impl Server {
                     turn = Turn::Yielded;
                     break;
                 }
-                let mut cx = ctx(
-                    &mut self.engine,
-                    &mut self.stats,
-                    self.secret.as_deref(),
-                    conn.client,
-                    &mut conn.out,
-                    now,
-                );
+                let mut cx = ctx!(self, conn, now);
                 conn.codec
                     .proceed(&mut cx, Batch::new(self.cfg.output_limit));
                 self.mark_dirty(k);
@@ -68,14 +61,7 @@ impl Server {
                 break;
             }
             let out_before = conn.out.len();
-            let mut cx = ctx(
-                &mut self.engine,
-                &mut self.stats,
-                self.secret.as_deref(),
-                conn.client,
-                &mut conn.out,
-                now,
-            );
+            let mut cx = ctx!(self, conn, now);
             let refusals = (
                 cx.engine.counters().limit_refusals_total,
                 cx.stats.auth_failures_total,

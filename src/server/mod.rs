@@ -99,6 +99,22 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// A codec's [`Ctx`] for one request (or the close) of connection `$conn` at `$now`:
+/// the engine, the totals and the secret of server `$server`, the connection's output.
+/// A macro, not a function, so that the borrows stay those of single fields.
+macro_rules! ctx {
+    ($server:ident, $conn:ident, $now:expr) => {
+        Ctx {
+            engine: &mut $server.engine,
+            client: $conn.client,
+            out: &mut $conn.out,
+            now: $now,
+            stats: &mut $server.stats,
+            secret: $server.secret.as_deref(),
+        }
+    };
+}
+
 mod accept;
 mod dispatch;
 mod flush;
@@ -567,24 +583,4 @@ fn read_secret(path: &std::path::Path) -> io::Result<Box<[u8]>> {
         return Err(io::Error::new(io::ErrorKind::InvalidData, why));
     };
     Ok(secret.into())
-}
-
-/// A codec's view of the loop for one request (or the close) of connection `client`,
-/// whose output buffer is `out`.
-fn ctx<'a>(
-    engine: &'a mut Engine,
-    stats: &'a mut Totals,
-    secret: Option<&'a [u8]>,
-    client: ClientId,
-    out: &'a mut Vec<u8>,
-    now: u64,
-) -> Ctx<'a> {
-    Ctx {
-        engine,
-        client,
-        out,
-        now,
-        stats,
-        secret,
-    }
 }

@@ -32,14 +32,7 @@ impl Server {
                 continue;
             }
             conn.ended = true;
-            let mut cx = ctx(
-                &mut self.engine,
-                &mut self.stats,
-                self.secret.as_deref(),
-                conn.client,
-                &mut conn.out,
-                now,
-            );
+            let mut cx = ctx!(self, conn, now);
             conn.codec.on_close(&mut cx);
             let peer = log::log_enabled!(log::Level::Debug)
                 .then(|| Peer::of(&self.engine, conn.client).to_string());
