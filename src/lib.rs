@@ -9,12 +9,18 @@
 //! - [`config`]: `Config` and the command-line parser that builds it.
 //! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap,
 //!   then the engine's deferred work; its own timers (auth deadline and delay,
-//!   lingering); with [`signals`] (SIGINT/SIGTERM as poll readiness) and [`lograte`]
-//!   (rate limits of the refusal warnings).
+//!   lingering), each step a module of its own (`server::accept`, `read`, `dispatch`,
+//!   `timers`, `flush`, `reap`); with [`signals`] (SIGINT/SIGTERM as poll readiness)
+//!   and [`lograte`] (rate limits of the refusal warnings).
 //! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes, each a
 //!   typed `parse` then `execute` behind the [`proto::Wire`] contract:
 //!   - [`proto::native`] (grammar in its `parse` module), and the foreign
 //!     [`proto::lockd`], [`proto::locker`], [`proto::officer`], [`proto::livemutex`];
+//!   - [`proto::redis`]: the Redis lock dialect over [`proto::resp`], with its scripts
+//!     mapped to typed calls in [`proto::redis_scripts`]; the session and dispatch in
+//!     its root, values and key state in `redis::value`, `SET`/`HSET` in
+//!     `redis::write`, `SCAN` and the glob in `redis::keys`, `SCRIPT` and script calls
+//!     in `redis::script`, the connection commands in `redis::conn`;
 //!   - [`proto::metrics`]: the Prometheus endpoint, an HTTP/1.1 responder;
 //!   - their shared parts: [`proto::framing`] (lines), [`proto::json`] (the JSON
 //!     writer), [`proto::names`] (foreign names to engine names), [`proto::requests`]
@@ -24,8 +30,12 @@
 //! - [`engine`]: the protocol-agnostic core: table + wheel + clients + counters; requests
 //!   in, events out. It re-exports the table's vocabulary the codecs use. Its grant-wait
 //!   and hold-duration figures are [`histogram`]s with fixed buckets. Its `cursor`
-//!   module scans the lock slab, the claim slab and the client slots a batch at a time.
-//! - [`table`]: the lock table: locks, holds and waiters in slabs, linked in intrusive FIFO lists.
+//!   module scans the lock slab, the claim slab and the client slots a batch at a time;
+//!   `detached` holds detached holds and their attachments, `work` the deferred grants
+//!   and closing clients, `views` the read-only lookups, `stats` the figures.
+//! - [`table`]: the lock table: locks, holds and waiters in slabs, linked in intrusive
+//!   FIFO lists; the wait index by key in `table::index`, read-only lookups in
+//!   `table::views`.
 //! - [`fence`]: fencing tokens, strictly increasing across grants and restarts.
 //! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument.
 //!   Its per-level slot arithmetic and bitmaps are in `wheel::level`.

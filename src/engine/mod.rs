@@ -16,6 +16,12 @@
 //! the request arrived. Durations the engine reports (the histograms, uptime) are in
 //! milliseconds whatever the tick; deadlines it reports are in ticks.
 //!
+//! **Layout.** Here: the vocabulary, the client registry, acquire, release, extend,
+//! cancel and the deadlines (`advance`). `detached`: detached holds and their
+//! attachments; `work`: deferred grants, closing clients and the bookkeeping of every
+//! grant and removal; `views`: read-only views for lookups and listings; `stats`:
+//! counters, gauges, histograms and refusals; `cursor`: scans a batch at a time.
+//!
 //! # Invariants
 //! - A claim has a timer iff it waits with a `wait` deadline or is held with a `hold`
 //!   deadline; the timer's payload names the claim and which deadline it is.
@@ -53,8 +59,16 @@
 //!   early).
 
 mod cursor;
+mod detached;
+mod stats;
+mod views;
+mod work;
 
 pub use cursor::{Cursor, HoldView, Scan};
+use detached::Attachment;
+pub use detached::{AttachError, DetachedHold};
+pub use stats::{Counters, Refusal};
+pub use views::{ClaimView, Holder};
 
 use crate::fence::Fence;
 use crate::histogram::{Histogram, Lateness};
@@ -113,37 +127,6 @@ pub struct Pending {
     /// bits of the clock in ms (not ticks) (a `u64` would grow the claim past its budget; durations
     /// are taken with wrapping arithmetic, exact below 2^32 ms, 49 days).
     since: u32,
-}
-
-/// What a detached hold carries besides its claim.
-#[derive(Debug)]
-struct Attachment {
-    /// The group of the connection that made it.
-    origin: u8,
-    /// Opaque bytes set by the codec that made it (the Redis dialect's value).
-    value: Vec<u8>,
-}
-
-/// One detached hold as codecs see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DetachedHold<'a> {
-    /// Its fencing token (its identity).
-    pub token: u64,
-    /// The group of the connection that made it (see [`Engine::connect_in`]).
-    pub origin: u8,
-    /// When it ends (engine ticks), or `None` for never.
-    pub deadline: Option<u64>,
-    /// Its attachment.
-    pub value: &'a [u8],
-}
-
-/// Why a detached hold's attachment could not be replaced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttachError {
-    /// No detached hold with that token on that name.
-    NotHeld,
-    /// Over [`MAX_ATTACHMENT`] or [`MAX_ATTACHMENT_BYTES`].
-    Limit,
 }
 
 impl Keyed for Pending {
@@ -243,59 +226,6 @@ impl Client {
     pub fn name(&self) -> Option<&[u8]> {
         self.name.as_deref()
     }
-}
-
-/// Engine-wide counters (current values are computed on demand).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Connections ever accepted.
-    pub connections_total: u64,
-    /// Grants, immediate and deferred.
-    pub grants_total: u64,
-    /// Waits that ran out, including `wait=0` tries that found the lock busy.
-    pub timeouts_total: u64,
-    /// Holds taken back at their deadline.
-    pub expired_total: u64,
-    /// Holds released because their connection closed.
-    pub released_on_disconnect_total: u64,
-    /// Acquires refused by a limit (`max_pending`, `max_claims`, the detached-hold
-    /// limits): every `ERR limit` and each foreign protocol's equivalent.
-    pub limit_refusals_total: u64,
-}
-
-/// Which limit refused the latest acquire that [`Counters::limit_refusals_total`]
-/// counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Refusal {
-    /// The client's `max_pending` holds and waits.
-    #[default]
-    Pending,
-    /// The server's `max_claims` holds and waits.
-    Claims,
-    /// [`MAX_DETACHED`], [`MAX_ATTACHMENT`] or [`MAX_ATTACHMENT_BYTES`].
-    Detached,
-}
-
-/// Who holds a lock exclusively.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Holder {
-    /// The hold's token.
-    pub token: u64,
-    /// The connection holding it.
-    pub client: ClientId,
-}
-
-/// One claim as codecs see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClaimView<'a> {
-    /// The lock name.
-    pub name: &'a [u8],
-    /// The request's tag.
-    pub tag: &'a [u8],
-    /// The fencing token, when held.
-    pub token: Option<u64>,
-    /// The request was shared.
-    pub shared: bool,
 }
 
 /// The protocol-agnostic core.
@@ -436,71 +366,6 @@ impl Engine {
         (self.counters.released_on_disconnect_total - before) as u32
     }
 
-    /// Starts forgetting a connection: from now on it gets no events and its waits are
-    /// never granted; [`Engine::work`] removes its claims (releasing holds grants the
-    /// next waiters) and then frees its id ([`Engine::take_freed`]). False when `id`
-    /// is not a connected client.
-    pub fn begin_disconnect(&mut self, id: ClientId) -> bool {
-        match self.clients.get_mut(id as usize) {
-            Some(Some(c)) if !c.closing => {
-                c.closing = true;
-                self.connections -= 1;
-                self.table.close_owner(id);
-                self.closing.push_back(id);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Removes one claim of closing client `id` (a wait first, then a hold); false
-    /// when it has none left.
-    fn reclaim_one(&mut self, id: ClientId, now: u64) -> bool {
-        if let Some(claim) = self.table.first_wait(id) {
-            self.remove(claim, now);
-        } else if let Some(claim) = self.table.first_hold(id) {
-            self.remove(claim, now);
-            self.counters.released_on_disconnect_total += 1;
-        } else {
-            return false;
-        }
-        true
-    }
-
-    /// Does up to `budget` steps of deferred work: grants cut short by
-    /// [`crate::table::GRANT_BATCH`] (FIFO, from each queue's head), then the claims of
-    /// closing clients, one step each. Returns the steps taken.
-    pub fn work(&mut self, now: u64, budget: u32) -> u32 {
-        let mut granted = std::mem::take(&mut self.granted);
-        let mut used = self.table.continue_grants(budget, &mut granted);
-        self.process_grants(&mut granted, now);
-        self.granted = granted;
-        self.forget_dropped();
-        while used < budget {
-            let Some(&id) = self.closing.front() else {
-                break;
-            };
-            if self.reclaim_one(id, now) {
-                used += 1;
-                continue;
-            }
-            self.closing.pop_front();
-            self.clients[id as usize] = None;
-            self.freed.push(id);
-        }
-        used
-    }
-
-    /// True when [`Engine::work`] has something to do.
-    pub fn has_work(&self) -> bool {
-        !self.closing.is_empty() || self.table.has_backlog()
-    }
-
-    /// Moves the ids of closing clients that are now gone into `into`: free for reuse.
-    pub fn take_freed(&mut self, into: &mut Vec<ClientId>) {
-        into.append(&mut self.freed);
-    }
-
     /// A client's (holds, waits).
     pub fn pending(&self, id: ClientId) -> (u32, u32) {
         self.table.owner_counts(id)
@@ -536,34 +401,6 @@ impl Engine {
         now: u64,
     ) -> Acquired {
         self.acquire_as(client, tag, req, None, now)
-    }
-
-    /// Asks for a lock whose hold, once granted, is **detached**: it leaves `client`
-    /// and lives on its own until its `hold` deadline (`None`: forever), or until
-    /// [`Engine::release`] / [`Engine::extend`] with its token from any client. It
-    /// carries `value` (at most [`MAX_ATTACHMENT`] bytes), which
-    /// [`Engine::detached_on`] shows and [`Engine::attach`] replaces. A wait before the
-    /// grant is `client`'s like any other (its disconnect cancels it); the grant event
-    /// goes to `client` too, but an expiry sends none.
-    ///
-    /// [`Acquired::Limit`] also when [`MAX_DETACHED`] or [`MAX_ATTACHMENT_BYTES`] would
-    /// be passed.
-    pub fn acquire_detached(
-        &mut self,
-        client: ClientId,
-        tag: &[u8],
-        req: &AcquireRequest,
-        value: &[u8],
-        now: u64,
-    ) -> Acquired {
-        if self.attachments.len() >= MAX_DETACHED
-            || value.len() > MAX_ATTACHMENT
-            || self.attachment_bytes + value.len() > MAX_ATTACHMENT_BYTES
-        {
-            self.refuse(Refusal::Detached);
-            return Acquired::Limit;
-        }
-        self.acquire_as(client, tag, req, Some(value), now)
     }
 
     fn acquire_as(
@@ -659,105 +496,6 @@ impl Engine {
             }
             (found, _) => found,
         }
-    }
-
-    /// The first detached hold on `name` (the only one, when exclusive), if any.
-    pub fn detached_on(&self, name: &[u8]) -> Option<DetachedHold<'_>> {
-        let claim = self.table.first_detached_on(name)?;
-        Some(self.detached_view(claim))
-    }
-
-    fn detached_view(&self, claim: ClaimId) -> DetachedHold<'_> {
-        let c = self.table.claim(claim);
-        let a = self.attachments.get(&claim);
-        DetachedHold {
-            token: c.token().unwrap_or(0),
-            origin: a.map_or(0, |a| a.origin),
-            deadline: c.data.timer.map(|t| self.wheel.deadline(t)),
-            value: a.map_or(&[][..], |a| &a.value),
-        }
-    }
-
-    /// Number of detached holds on `name`.
-    pub fn detached_count_on(&self, name: &[u8]) -> u32 {
-        self.table
-            .holds_on(name)
-            .filter(|&c| self.table.claim(c).owner() == DETACHED)
-            .count() as u32
-    }
-
-    /// Number of detached holds in the whole table.
-    pub fn detached_count(&self) -> usize {
-        self.table.detached_count()
-    }
-
-    /// Replaces the attachment of the detached hold on `name` with `token`.
-    pub fn attach(&mut self, name: &[u8], token: u64, value: &[u8]) -> Result<(), AttachError> {
-        let claim = self
-            .table
-            .find_detached(name, token)
-            .ok_or(AttachError::NotHeld)?;
-        let a = self
-            .attachments
-            .get_mut(&claim)
-            .ok_or(AttachError::NotHeld)?;
-        let bytes = self.attachment_bytes - a.value.len() + value.len();
-        if value.len() > MAX_ATTACHMENT || bytes > MAX_ATTACHMENT_BYTES {
-            return Err(AttachError::Limit);
-        }
-        a.value.clear();
-        a.value.extend_from_slice(value);
-        self.attachment_bytes = bytes;
-        Ok(())
-    }
-
-    /// Sets the deadline of the detached hold on `name` with `token` to `now + hold`
-    /// (`None`: it no longer ends by itself).
-    pub fn extend_detached(
-        &mut self,
-        name: &[u8],
-        token: u64,
-        hold: Option<u32>,
-        now: u64,
-    ) -> Result<(), FindError> {
-        let claim = self
-            .table
-            .find_detached(name, token)
-            .ok_or(FindError::NotHeld)?;
-        self.set_hold(claim, hold, now);
-        Ok(())
-    }
-
-    /// The hold deadlines (engine ticks; `None`: none) of every hold on `name`, in grant order.
-    pub fn hold_deadlines<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = Option<u64>> + 'a {
-        self.table.holds_on(name).map(|c| {
-            self.table
-                .claim(c)
-                .data
-                .timer
-                .map(|t| self.wheel.deadline(t))
-        })
-    }
-
-    /// One past the highest lock slot in use (see [`Engine::lock_at`]).
-    pub fn lock_slots(&self) -> usize {
-        self.table.lock_slots()
-    }
-
-    /// The name of the lock in slot `i`, if any. A lock keeps its slot as long as it
-    /// lives, so a walk over the slots sees every lock that lives throughout it.
-    pub fn lock_at(&self, i: usize) -> Option<&[u8]> {
-        self.table.lock_at(i)
-    }
-
-    /// Records the attachment of a new detached claim.
-    fn attach_new(&mut self, client: ClientId, claim: ClaimId, value: &[u8]) {
-        let origin = self.client(client).map_or(0, |c| c.group);
-        let mut buf = self.spare_values.pop().unwrap_or_default();
-        buf.extend_from_slice(value);
-        self.attachment_bytes += value.len();
-        self.attachments
-            .insert(claim, Attachment { origin, value: buf });
     }
 
     /// Moves a held claim's deadline to `now + hold` (or takes it away).
@@ -928,76 +666,6 @@ impl Engine {
         !self.events.is_empty()
     }
 
-    /// The state of one lock (`None` when free).
-    pub fn inspect(&self, name: &[u8]) -> Option<(LockInfo, Option<Holder>)> {
-        let info = self.table.inspect(name)?;
-        let holder = if info.exclusive {
-            self.holds_on(name)
-                .next()
-                .map(|(token, client)| Holder { token, client })
-        } else {
-            None
-        };
-        Some((info, holder))
-    }
-
-    /// Every lock with holds or waiters, in no particular order.
-    pub fn locks(&self) -> impl Iterator<Item = (&[u8], LockInfo)> + '_ {
-        self.table.locks()
-    }
-
-    /// The holds of `name` (token, client), in grant order; a closing client's are left
-    /// out.
-    pub fn holds_on<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = (u64, ClientId)> + 'a {
-        self.table.holds_on(name).filter_map(|c| {
-            let claim = self.table.claim(c);
-            let owner = claim.owner();
-            self.listed(owner)
-                .then(|| (claim.token().unwrap_or(0), owner))
-        })
-    }
-
-    /// The waiters of `name` (client), in FIFO order; a closing client's are left out.
-    pub fn waiters_on<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = ClientId> + 'a {
-        self.table
-            .waiters_on(name)
-            .map(|c| self.table.claim(c).owner())
-            .filter(|&owner| self.listed(owner))
-    }
-
-    /// True when listings show claims of `owner`: a connected client that is not
-    /// closing, or [`DETACHED`]. A closing client's claims still count in a lock's
-    /// holders and waiters (they block others until [`Engine::work`] removes them),
-    /// but no listing names the connection.
-    fn listed(&self, owner: ClientId) -> bool {
-        owner == DETACHED
-            || self
-                .clients
-                .get(owner as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|c| !c.closing)
-    }
-
-    /// The holds of `client`, in grant order.
-    pub fn holds_of(&self, client: ClientId) -> impl Iterator<Item = ClaimView<'_>> + '_ {
-        self.table.holds_of(client).map(|c| self.view(c))
-    }
-
-    /// The waits of `client`, in request order.
-    pub fn waits_of(&self, client: ClientId) -> impl Iterator<Item = ClaimView<'_>> + '_ {
-        self.table.waits_of(client).map(|c| self.view(c))
-    }
-
-    fn view(&self, c: ClaimId) -> ClaimView<'_> {
-        let claim = self.table.claim(c);
-        ClaimView {
-            name: self.table.claim_name(c),
-            tag: &claim.data.tag,
-            token: claim.token(),
-            shared: matches!(claim.mode(), Mode::Shared { .. }),
-        }
-    }
-
     /// Releases every hold on `name` owned by a client of `group` (a foreign protocol's
     /// "force unlock" among its own clients); returns how many.
     ///
@@ -1019,11 +687,6 @@ impl Engine {
             self.remove(claim, now);
         }
         n
-    }
-
-    /// Counters since start.
-    pub fn counters(&self) -> Counters {
-        self.counters
     }
 
     /// Periodic maintenance (the server calls it about once a second, never per
@@ -1048,45 +711,6 @@ impl Engine {
         shrank
     }
 
-    /// Capacities of the structures [`Engine::maintain`] shrinks: the table's, and the
-    /// timer slab's.
-    pub fn capacity(&self) -> (Capacity, usize) {
-        (self.table.capacity(), self.wheel.capacity())
-    }
-
-    /// Counts a refused acquire and remembers which limit refused it.
-    fn refuse(&mut self, why: Refusal) {
-        self.counters.limit_refusals_total += 1;
-        self.last_refusal = why;
-    }
-
-    /// Which limit refused the latest refused acquire (see
-    /// [`Counters::limit_refusals_total`]).
-    pub fn last_refusal(&self) -> Refusal {
-        self.last_refusal
-    }
-
-    /// Milliseconds from request to grant, of every grant since start.
-    pub fn grant_wait(&self) -> &Histogram {
-        &self.grant_wait
-    }
-
-    /// Milliseconds from grant to end (release, expiry, disconnect) of every hold that
-    /// ended since start.
-    pub fn hold_duration(&self) -> &Histogram {
-        &self.hold_duration
-    }
-
-    /// How late every deadline fired since start (fire time minus deadline, in µs).
-    pub fn timer_lateness(&self) -> &Lateness {
-        &self.lateness
-    }
-
-    /// Milliseconds since the engine started.
-    pub fn uptime(&self, now: u64) -> u64 {
-        now.saturating_sub(self.started) / self.ticks_per_ms
-    }
-
     /// `now` (ticks) in milliseconds.
     fn ms(&self, now: u64) -> u64 {
         now / self.ticks_per_ms
@@ -1095,140 +719,6 @@ impl Engine {
     /// The deadline for a duration of `ms` starting at tick `now` (see module doc).
     fn deadline(&self, now: u64, ms: u32) -> u64 {
         now + u64::from(ms) * self.ticks_per_ms + 1
-    }
-
-    /// Current (connections, locks, holds, waiters).
-    pub fn gauges(&self) -> (usize, usize, usize, usize) {
-        (
-            self.connections,
-            self.table.lock_count(),
-            self.table.hold_count(),
-            self.table.wait_count(),
-        )
-    }
-
-    /// Removes the waits listed in `scratch` (one client's, in request order), latest
-    /// first, and returns how many.
-    ///
-    /// Latest first matters when the client waits twice on one lock: removing a waiter
-    /// can only grant requests queued *behind* it, and none of those is one of the
-    /// client's earlier waits, so no wait being cancelled is ever granted on the way.
-    fn withdraw_scratch(&mut self, now: u64) -> u32 {
-        let n = self.scratch.len() as u32;
-        while let Some(claim) = self.scratch.pop() {
-            debug_assert_eq!(
-                self.table.claim(claim).state(),
-                State::Waiting,
-                "cancelling a granted claim {claim}"
-            );
-            self.remove(claim, now);
-        }
-        n
-    }
-
-    /// Removes a claim, cancelling its timer, and processes the grants it causes.
-    fn remove(&mut self, claim: ClaimId, now: u64) {
-        let c = self.table.claim_mut(claim);
-        let (owner, token) = (c.owner(), c.token());
-        if let Some(t) = c.data.timer.take() {
-            self.wheel.cancel(t);
-            if token.is_none() {
-                self.count_timed(owner, false);
-            }
-        }
-        let now_ms = now / self.ticks_per_ms;
-        if token.is_some() {
-            let since = self.table.claim(claim).data.since;
-            self.hold_duration.observe(elapsed(since, now_ms));
-        }
-        let mut granted = std::mem::take(&mut self.granted);
-        self.table.remove(claim, &mut granted);
-        // Each check below is a branch on the lock cycle's path (no call unless needed).
-        if !self.attachments.is_empty() {
-            self.forget_attachment(claim);
-        }
-        if !granted.is_empty() {
-            self.process_grants(&mut granted, now);
-        }
-        self.granted = granted;
-        if self.table.has_dropped() {
-            self.forget_dropped();
-        }
-    }
-
-    /// Drops the attachment of removed claim `claim`, if it had one. Only claims made by
-    /// `acquire_detached` have attachments (the claim carries no flag of its own: it
-    /// would grow past its size budget).
-    fn forget_attachment(&mut self, claim: ClaimId) {
-        if let Some(a) = self.attachments.remove(&claim) {
-            self.attachment_bytes -= a.value.len();
-            let mut buf = a.value;
-            if self.spare_values.len() < SPARE_VALUES && buf.capacity() <= SPARE_VALUE_CAPACITY {
-                buf.clear();
-                self.spare_values.push(buf);
-            }
-        }
-    }
-
-    /// Forgets closing clients' waits the table dropped from queues: cancels their
-    /// timers and drops their attachments (a detached request of a closing client).
-    fn forget_dropped(&mut self) {
-        self.table.take_dropped(&mut self.dropped);
-        let mut dropped = std::mem::take(&mut self.dropped);
-        for (claim, p) in dropped.drain(..) {
-            if let Some(t) = p.timer {
-                self.wheel.cancel(t);
-            }
-            if !self.attachments.is_empty() {
-                self.forget_attachment(claim);
-            }
-        }
-        self.dropped = dropped;
-    }
-
-    /// Counts the grants in `granted`, queues their events, detaches the holds of
-    /// detached requests and starts their hold timers.
-    fn process_grants(&mut self, granted: &mut Vec<Grant>, now: u64) {
-        for g in granted.drain(..) {
-            self.counters.grants_total += 1;
-            let c = self.table.claim_mut(g.claim);
-            let owner = c.owner();
-            if let Some(t) = c.data.timer.take() {
-                self.wheel.cancel(t);
-                self.count_timed(owner, false);
-            }
-            let now_ms = now / self.ticks_per_ms;
-            let c = self.table.claim_mut(g.claim);
-            self.grant_wait.observe(elapsed(c.data.since, now_ms));
-            c.data.since = now_ms as u32;
-            let shared = matches!(c.mode(), Mode::Shared { .. });
-            let token = c.token().unwrap_or(0);
-            let event = Event {
-                client: owner,
-                tag: c.data.tag.clone(),
-                kind: EventKind::Granted {
-                    token,
-                    holders: g.holders,
-                    shared,
-                },
-            };
-            if !self.attachments.is_empty() && self.attachments.contains_key(&g.claim) {
-                self.table.detach(g.claim);
-            }
-            self.events.push(event);
-            self.start_hold_timer(g.claim, now);
-        }
-    }
-
-    /// Starts the hold timer of a just-granted (or extended) claim, if it has a hold.
-    fn start_hold_timer(&mut self, claim: ClaimId, now: u64) {
-        let c = self.table.claim_mut(claim);
-        debug_assert!(c.data.timer.is_none(), "claim {claim} already has a timer");
-        if let Some(ms) = c.data.hold {
-            let at = self.deadline(now, ms);
-            let id = self.wheel.insert(at, (claim, Deadline::Hold));
-            self.table.claim_mut(claim).data.timer = Some(id);
-        }
     }
 }
 

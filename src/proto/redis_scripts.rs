@@ -18,6 +18,9 @@
 //! written compare-and-delete scripts vary in exactly that. Its own SHA1 is remembered
 //! in [`Aliases`] when it is loaded, so `EVALSHA` finds it afterwards.
 //!
+//! The script texts themselves are data, in the `texts` module; variants and their
+//! aliases are in `variants`.
+//!
 //! # Invariants
 //! - Every catalogue entry's `sha1` is the SHA1 of its `text` (checked by the tests), and
 //!   no two entries share a SHA1.
@@ -26,7 +29,13 @@
 //! - [`bind`] accepts a call only when the script would not fail in Redis on these
 //!   arguments: counts, integers and expiry times are checked before anything runs.
 
-use super::resp::Request;
+use super::resp::{self, Request};
+
+mod texts;
+mod variants;
+
+pub use texts::*;
+pub use variants::{same_script, Aliases};
 
 /// Most keys a multi-key script (redlock's) may name in one call.
 pub const MAX_SCRIPT_KEYS: usize = 64;
@@ -306,134 +315,6 @@ pub fn by_text(text: &[u8]) -> Option<(&'static Script, Sha1)> {
     Some((s, sha1_of(text)))
 }
 
-/// True when `a` and `b` differ only in comments, white space and quote style.
-pub fn same_script(a: &[u8], b: &[u8]) -> bool {
-    Normalized::new(a).eq(Normalized::new(b))
-}
-
-/// A script's bytes with `--` comments dropped, white space kept only as one space
-/// between two word characters, and `'` read as `"`.
-struct Normalized<'a> {
-    s: &'a [u8],
-    i: usize,
-    /// A byte to give after the separating space just given.
-    held: Option<u8>,
-    /// The last byte given was a word character.
-    after_word: bool,
-}
-
-impl<'a> Normalized<'a> {
-    fn new(s: &'a [u8]) -> Self {
-        Normalized {
-            s,
-            i: 0,
-            held: None,
-            after_word: false,
-        }
-    }
-}
-
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-impl Iterator for Normalized<'_> {
-    type Item = u8;
-
-    fn next(&mut self) -> Option<u8> {
-        if let Some(b) = self.held.take() {
-            self.after_word = is_word(b);
-            return Some(b);
-        }
-        let mut gap = false;
-        while let Some(&b) = self.s.get(self.i) {
-            if b.is_ascii_whitespace() {
-                gap = true;
-                self.i += 1;
-            } else if self.s[self.i..].starts_with(b"--") {
-                gap = true;
-                while self.s.get(self.i).is_some_and(|&c| c != b'\n') {
-                    self.i += 1;
-                }
-            } else {
-                self.i += 1;
-                let b = if b == b'\'' { b'"' } else { b };
-                if gap && self.after_word && is_word(b) {
-                    self.held = Some(b);
-                    self.after_word = false;
-                    return Some(b' ');
-                }
-                self.after_word = is_word(b);
-                return Some(b);
-            }
-        }
-        None
-    }
-}
-
-/// SHA1s of loaded variants, remembered so `EVALSHA` finds them: a fixed ring of
-/// [`MAX_ALIASES`], the oldest forgotten first.
-#[derive(Clone, Debug)]
-pub struct Aliases {
-    entries: [(Sha1, u8); MAX_ALIASES],
-    len: usize,
-    next: usize,
-}
-
-impl Default for Aliases {
-    fn default() -> Self {
-        Aliases {
-            entries: [([0; SHA1_LEN], 0); MAX_ALIASES],
-            len: 0,
-            next: 0,
-        }
-    }
-}
-
-impl Aliases {
-    /// No aliases.
-    pub fn new() -> Self {
-        Aliases::default()
-    }
-
-    /// The catalogued script with this SHA1, or the one a remembered variant maps to.
-    pub fn resolve(&self, sha: &Sha1) -> Option<&'static Script> {
-        by_sha1(sha).or_else(|| {
-            let (_, i) = self.entries[..self.len].iter().find(|(s, _)| s == sha)?;
-            CATALOGUE.get(usize::from(*i))
-        })
-    }
-
-    /// Recognises `text` (`EVAL`, `SCRIPT LOAD`) and remembers its SHA1 when it is a
-    /// variant; returns the script and the SHA1 of `text`.
-    pub fn load(&mut self, text: &[u8]) -> Option<(&'static Script, Sha1)> {
-        let (script, sha) = by_text(text)?;
-        if self.resolve(&sha).is_none() {
-            let index = CATALOGUE.iter().position(|s| core::ptr::eq(s, script))?;
-            self.entries[self.next] = (sha, index as u8);
-            self.next = (self.next + 1) % MAX_ALIASES;
-            self.len = (self.len + 1).min(MAX_ALIASES);
-        }
-        Some((script, sha))
-    }
-
-    /// Forgets every variant (`SCRIPT FLUSH`); the catalogue stays.
-    pub fn clear(&mut self) {
-        self.len = 0;
-        self.next = 0;
-    }
-
-    /// Variants remembered.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when no variant is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
 /// The keys of one call: consecutive arguments of the `EVAL`/`EVALSHA` request.
 #[derive(Clone, Copy, Debug)]
 pub struct Keys<'a> {
@@ -627,28 +508,9 @@ impl ScriptError {
     }
 }
 
-/// Strict decimal, as Redis parses integer arguments.
-fn parse_int(s: &[u8]) -> Option<i64> {
-    let (neg, digits) = match s.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, s),
-    };
-    if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) || (neg && digits == b"0") {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
-    }
-    Some(if neg { -n } else { n })
-}
-
 /// A `pexpire` time: any integer up to [`MAX_TTL_MS`] (0 or less deletes).
 fn pexpire_ms(arg: &[u8]) -> Result<i64, ScriptError> {
-    let ms = parse_int(arg).ok_or(ScriptError::NotInteger)?;
+    let ms = resp::parse_i64(arg).ok_or(ScriptError::NotInteger)?;
     if ms > MAX_TTL_MS {
         return Err(ScriptError::InvalidExpire("pexpire"));
     }
@@ -657,7 +519,7 @@ fn pexpire_ms(arg: &[u8]) -> Result<i64, ScriptError> {
 
 /// A `set ... PX` time: 1 to [`MAX_TTL_MS`].
 fn set_px_ms(arg: &[u8]) -> Result<i64, ScriptError> {
-    let ms = parse_int(arg).ok_or(ScriptError::NotInteger)?;
+    let ms = resp::parse_i64(arg).ok_or(ScriptError::NotInteger)?;
     if !(1..=MAX_TTL_MS).contains(&ms) {
         return Err(ScriptError::InvalidExpire("set"));
     }
@@ -672,7 +534,7 @@ pub fn bind<'a>(script: &Script, req: &Request<'a>) -> Result<Call<'a>, ScriptEr
     }
     let numkeys = req
         .get(2)
-        .and_then(parse_int)
+        .and_then(resp::parse_i64)
         .ok_or(ScriptError::NotInteger)?;
     let numkeys = usize::try_from(numkeys).map_err(|_| ScriptError::NegativeKeys)?;
     let after = req.len() - 3;
@@ -724,7 +586,7 @@ pub fn bind<'a>(script: &Script, req: &Request<'a>) -> Result<Call<'a>, ScriptEr
         Op::CompareExtend => Call::CompareExtend {
             key,
             value: arg(0),
-            ms: parse_int(arg(1)).ok_or(ScriptError::NotInteger)?,
+            ms: resp::parse_i64(arg(1)).ok_or(ScriptError::NotInteger)?,
             // The script adds when ARGV[3] is exactly "0" and replaces otherwise.
             replace: arg(2) != b"0",
         },
@@ -744,228 +606,3 @@ pub fn bind<'a>(script: &Script, req: &Request<'a>) -> Result<Call<'a>, ScriptEr
 #[cfg(test)]
 #[path = "redis_scripts_tests.rs"]
 mod tests;
-
-// The script texts, byte for byte as the clients send them.
-
-/// SHA1 `68c369c9caadc07bd3c92dfbf3f41b7c6d2b035d`.
-pub const DIST_LOCK_CREATE: &str = concat!(
-    "-- Atomically set a hash and set its TTL iff a hash with the same key doesn't already exist\n",
-    "-- TODO: Try to get an existing lock so we can return it if one exists\n",
-    "if redis.call(\"EXISTS\", KEYS[1]) == 0 then\n",
-    "  redis.call(\"HMSET\", KEYS[1], \"id\", ARGV[1], \"owner\", ARGV[2])\n",
-    "  redis.call(\"PEXPIRE\", KEYS[1], ARGV[3])\n",
-    "  return 1\n",
-    "end\n",
-    "return 0\n",
-);
-
-/// SHA1 `d21abcd8dbaac30fe46fd7c5d03779ac14e09182`.
-pub const DIST_LOCK_DELETE: &str = concat!(
-    "-- Atomically delete a lock iff its ID matches the one provided\n",
-    "if redis.call(\"HGET\", KEYS[1], \"id\") == ARGV[1] then\n",
-    "  return redis.call(\"DEL\", KEYS[1])\n",
-    "end\n",
-    "return 0",
-);
-
-/// SHA1 `7d26418ef39fdae69592a6b43f82fea7b05db06e`.
-pub const DIST_LOCK_EXTEND: &str = concat!(
-    "-- Atomically change the TTL of a lock iff its ID matches the one provided\n",
-    "if redis.call(\"HGET\", KEYS[1], \"id\") == ARGV[1] then\n",
-    "  return redis.call(\"PEXPIRE\", KEYS[1], ARGV[2])\n",
-    "end\n",
-    "return 0\n",
-);
-
-/// SHA1 `c3f8721cbb97f72bc19e972846bd7aaf91901658`.
-pub const REDIS_PY_RELEASE: &str = concat!(
-    "\n",
-    "        local token = redis.call('get', KEYS[1])\n",
-    "        if not token or token ~= ARGV[1] then\n",
-    "            return 0\n",
-    "        end\n",
-    "        redis.call('del', KEYS[1])\n",
-    "        return 1\n",
-    "    ",
-);
-
-/// SHA1 `a4e8783852e6b949f9ef3a97212805108459a890`.
-pub const REDIS_PY_EXTEND: &str = concat!(
-    "\n",
-    "        local token = redis.call('get', KEYS[1])\n",
-    "        if not token or token ~= ARGV[1] then\n",
-    "            return 0\n",
-    "        end\n",
-    "        local expiration = redis.call('pttl', KEYS[1])\n",
-    "        if not expiration then\n",
-    "            expiration = 0\n",
-    "        end\n",
-    "        if expiration < 0 then\n",
-    "            return 0\n",
-    "        end\n",
-    "\n",
-    "        local newttl = ARGV[2]\n",
-    "        if ARGV[3] == \"0\" then\n",
-    "            newttl = ARGV[2] + expiration\n",
-    "        end\n",
-    "        redis.call('pexpire', KEYS[1], newttl)\n",
-    "        return 1\n",
-    "    ",
-);
-
-/// SHA1 `1cac51482acf5858da00f6d685d68f886cd6b6b2`.
-pub const REDIS_PY_REACQUIRE: &str = concat!(
-    "\n",
-    "        local token = redis.call('get', KEYS[1])\n",
-    "        if not token or token ~= ARGV[1] then\n",
-    "            return 0\n",
-    "        end\n",
-    "        redis.call('pexpire', KEYS[1], ARGV[2])\n",
-    "        return 1\n",
-    "    ",
-);
-
-/// SHA1 `d01fb69e6ecc8bad3ca9bacba9f4f9e96862313f`.
-pub const REDLOCK_4_0_LOCK: &str = concat!(
-    "\n",
-    "\t-- Return 0 if an entry already exists.\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t\tif redis.call(\"exists\", key) == 1 then\n",
-    "\t\t\treturn 0\n",
-    "\t\tend\n",
-    "\tend\n",
-    "\n",
-    "\t-- Create an entry for each provided key.\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t\tredis.call(\"set\", key, ARGV[1], \"PX\", ARGV[2])\n",
-    "\tend\n",
-    "\n",
-    "\t-- Return the number of entries added.\n",
-    "\treturn table.getn(KEYS)\n",
-);
-
-/// SHA1 `e5a322e2634ef59a516e8ea150cb085afafee684`.
-pub const REDLOCK_4_1_LOCK: &str = concat!(
-    "\n",
-    "\t-- Return 0 if an entry already exists.\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t\tif redis.call(\"exists\", key) == 1 then\n",
-    "\t\t\treturn 0\n",
-    "\t\tend\n",
-    "\tend\n",
-    "\n",
-    "\t-- Create an entry for each provided key.\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t\tredis.call(\"set\", key, ARGV[1], \"PX\", ARGV[2])\n",
-    "\tend\n",
-    "\n",
-    "\t-- Return the number of entries added.\n",
-    "\treturn #KEYS\n",
-);
-
-/// SHA1 `517e7ed95f00c0c4a209c6a7afcc6ab797d30b85`.
-pub const REDLOCK_4_0_UNLOCK: &str = concat!(
-    "\n",
-    "\tlocal count = 0\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t  -- Only remove entries for *this* lock value.\n",
-    "\t  if redis.call(\"get\", key) == ARGV[1] then\n",
-    "\t    redis.pcall(\"del\", key)\n",
-    "\t    count = count + 1\n",
-    "\t  end\n",
-    "\tend\n",
-    "\n",
-    "\t-- Return the number of entries removed.\n",
-    "\treturn count\n",
-);
-
-/// SHA1 `0f0f23b9048b36752b5be114f357ba083449f908`.
-pub const REDLOCK_4_2_UNLOCK: &str = concat!(
-    "\n",
-    "\tlocal count = 0\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t\t-- Only remove entries for *this* lock value.\n",
-    "\t\tif redis.call(\"get\", key) == ARGV[1] then\n",
-    "\t\t\tredis.pcall(\"del\", key)\n",
-    "\t\t\tcount = count + 1\n",
-    "\t\tend\n",
-    "\tend\n",
-    "\n",
-    "\t-- Return the number of entries removed.\n",
-    "\treturn count\n",
-);
-
-/// SHA1 `acaf90b4697bb48bb5f603e9e613a54df7536c70`.
-pub const REDLOCK_4_0_EXTEND: &str = concat!(
-    "\n",
-    "\t-- Return 0 if an entry exists with a *different* lock value.\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t  if redis.call(\"get\", key) ~= ARGV[1] then\n",
-    "\t    return 0\n",
-    "\t  end\n",
-    "\tend\n",
-    "\n",
-    "\t-- Update the entry for each provided key.\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t  redis.call(\"set\", key, ARGV[1], \"PX\", ARGV[2])\n",
-    "\tend\n",
-    "\n",
-    "\t-- Return the number of entries updated.\n",
-    "\treturn table.getn(KEYS)\n",
-);
-
-/// SHA1 `1d48b4c6fea2cdadc46b3346de5c2eaf121c7bb3`.
-pub const REDLOCK_4_1_EXTEND: &str = concat!(
-    "\n",
-    "\t-- Return 0 if an entry exists with a *different* lock value.\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t  if redis.call(\"get\", key) ~= ARGV[1] then\n",
-    "\t    return 0\n",
-    "\t  end\n",
-    "\tend\n",
-    "\n",
-    "\t-- Update the entry for each provided key.\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t  redis.call(\"set\", key, ARGV[1], \"PX\", ARGV[2])\n",
-    "\tend\n",
-    "\n",
-    "\t-- Return the number of entries updated.\n",
-    "\treturn #KEYS\n",
-);
-
-/// SHA1 `ce46f80993d5dac20dd066eb301a4e37994bdbed`.
-pub const REDLOCK_4_2_EXTEND: &str = concat!(
-    "\n",
-    "\t-- Return 0 if an entry exists with a *different* lock value.\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t\tif redis.call(\"get\", key) ~= ARGV[1] then\n",
-    "\t\t\treturn 0\n",
-    "\t\tend\n",
-    "\tend\n",
-    "\n",
-    "\t-- Update the entry for each provided key.\n",
-    "\tfor i, key in ipairs(KEYS) do\n",
-    "\t\tredis.call(\"set\", key, ARGV[1], \"PX\", ARGV[2])\n",
-    "\tend\n",
-    "\n",
-    "\t-- Return the number of entries updated.\n",
-    "\treturn #KEYS\n",
-);
-
-/// SHA1 `647c65a442733a1aa440f99908d249d13b4d6c4a`.
-pub const COMPARE_AND_DELETE: &str = concat!(
-    "if redis.call(\"get\",KEYS[1]) == ARGV[1] then\n",
-    "    return redis.call(\"del\",KEYS[1])\n",
-    "else\n",
-    "    return 0\n",
-    "end",
-);
-
-/// SHA1 `1bfbb99810d66d9ea59b16336fdf07c12b8be9fc`.
-pub const COMPARE_AND_PEXPIRE: &str = concat!(
-    "if redis.call(\"get\",KEYS[1]) == ARGV[1] then\n",
-    "    return redis.call(\"pexpire\",KEYS[1],ARGV[2])\n",
-    "else\n",
-    "    return 0\n",
-    "end",
-);

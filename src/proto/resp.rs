@@ -242,8 +242,9 @@ fn header(
     Ok(Some((n, start + nl + 1)))
 }
 
-/// Strict decimal: an optional `-`, then `0` or digits without a leading zero.
-fn parse_i64(s: &[u8]) -> Option<i64> {
+/// Strict decimal, as Redis parses integers (RESP lengths and command arguments): an
+/// optional `-`, then `0` or digits without a leading zero; never `-0`.
+pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
     let (neg, digits) = match s.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, s),

@@ -11,6 +11,10 @@
 //! Locks live in a second `Slab`; a `hashbrown::HashTable` of lock indices, hashed by
 //! name, finds them (the name is stored once, in the lock).
 //!
+//! **Layout.** Here: the types, acquire, grant, remove and the grant backlog. `index`:
+//! the `by_key` wait index; `views`: read-only lookups and slot access; `shrink`:
+//! giving capacity back.
+//!
 //! # Invariants
 //! - A lock exists iff it has at least one hold or waiter; it is removed (memory
 //!   returned) by the operation that empties it.
@@ -40,7 +44,9 @@
 //! - Capacity comes back after a burst: [`Table::shrink`] (module `shrink`) trims the
 //!   index and the slabs below a quarter full, without moving anything.
 
+mod index;
 mod shrink;
+mod views;
 
 pub use shrink::Capacity;
 
@@ -359,11 +365,6 @@ impl<P: Keyed> Table<P> {
         used
     }
 
-    /// Number of detached holds.
-    pub fn detached_count(&self) -> usize {
-        self.detached.len() as usize
-    }
-
     /// Makes a held claim detached: it leaves its owner's holds for the table's
     /// `detached` list and its owner becomes [`DETACHED`]. A claim already detached is
     /// left as it is.
@@ -382,137 +383,6 @@ impl<P: Keyed> Table<P> {
             .push_back(&mut self.claims, &by_owner(), claim);
     }
 
-    /// The detached hold on `name` with `token`, if any.
-    pub fn find_detached(&self, name: &[u8], token: u64) -> Option<ClaimId> {
-        self.holds_on(name).find(|&c| {
-            let claim = &self.claims[c as usize];
-            claim.owner == DETACHED && claim.token() == Some(token)
-        })
-    }
-
-    /// The first detached hold on `name` (in grant order), if any.
-    pub fn first_detached_on(&self, name: &[u8]) -> Option<ClaimId> {
-        self.holds_on(name)
-            .find(|&c| self.claims[c as usize].owner == DETACHED)
-    }
-
-    /// Number of locks with holds or waiters.
-    pub fn lock_count(&self) -> usize {
-        self.locks.len()
-    }
-    /// Number of held claims.
-    pub fn hold_count(&self) -> usize {
-        self.held
-    }
-    /// Number of waiting claims.
-    pub fn wait_count(&self) -> usize {
-        self.claims.len() - self.held
-    }
-
-    /// True when `id` is a live claim.
-    pub fn contains(&self, id: ClaimId) -> bool {
-        self.claims.contains(id as usize)
-    }
-    /// A claim by index; it must be live.
-    pub fn claim(&self, id: ClaimId) -> &Claim<P> {
-        &self.claims[id as usize]
-    }
-    /// A claim by index, mutably; it must be live.
-    pub fn claim_mut(&mut self, id: ClaimId) -> &mut Claim<P> {
-        &mut self.claims[id as usize]
-    }
-    /// The name of a live claim's lock.
-    pub fn claim_name(&self, id: ClaimId) -> &[u8] {
-        &self.locks[self.claims[id as usize].lock as usize].name
-    }
-
-    /// Number of holds and waits of `owner`.
-    pub fn owner_counts(&self, owner: OwnerId) -> (u32, u32) {
-        self.owners
-            .get(owner as usize)
-            .map_or((0, 0), |o| (o.holds.len(), o.waits.len()))
-    }
-    /// The first held claim of `owner`, if any (to release all, one at a time).
-    pub fn first_hold(&self, owner: OwnerId) -> Option<ClaimId> {
-        self.owners.get(owner as usize)?.holds.front()
-    }
-    /// The first waiting claim of `owner`, if any.
-    pub fn first_wait(&self, owner: OwnerId) -> Option<ClaimId> {
-        self.owners.get(owner as usize)?.waits.front()
-    }
-    /// The held claims of `owner`, in grant order.
-    pub fn holds_of(&self, owner: OwnerId) -> impl Iterator<Item = ClaimId> + '_ {
-        let list = self
-            .owners
-            .get(owner as usize)
-            .map_or(List::EMPTY, |o| o.holds);
-        list.iter(&self.claims, by_owner())
-    }
-    /// The waiting claims of `owner`, in request order.
-    pub fn waits_of(&self, owner: OwnerId) -> impl Iterator<Item = ClaimId> + '_ {
-        let list = self
-            .owners
-            .get(owner as usize)
-            .map_or(List::EMPTY, |o| o.waits);
-        list.iter(&self.claims, by_owner())
-    }
-
-    /// The waiting claims of `owner` whose key is `key`, in request order: O(1) to find,
-    /// then O(1) per claim.
-    pub fn waits_with_key<'a>(
-        &'a self,
-        owner: OwnerId,
-        key: &[u8],
-    ) -> impl Iterator<Item = ClaimId> + 'a {
-        let hash = self.hasher.hash_one((owner, key));
-        let claims = &self.claims;
-        let list = self
-            .by_key
-            .find(hash, |l| heads(claims, l, owner, key))
-            .copied()
-            .unwrap_or(List::EMPTY);
-        list.iter(&self.claims, by_key())
-    }
-
-    /// Puts waiting claim `claim` at the end of its (owner, key) list.
-    fn link_key(&mut self, claim: ClaimId) {
-        let c = &self.claims[claim as usize];
-        let (owner, hash) = (c.owner, self.hasher.hash_one((c.owner, c.data.key())));
-        let claims = &self.claims;
-        let key = c.data.key();
-        if let Some(list) = self.by_key.find_mut(hash, |l| heads(claims, l, owner, key)) {
-            list.push_back(&mut self.claims, &by_key(), claim);
-            return;
-        }
-        let mut list = List::EMPTY;
-        list.push_back(&mut self.claims, &by_key(), claim);
-        let (claims, hasher) = (&self.claims, &self.hasher);
-        self.by_key.insert_unique(hash, list, |l| {
-            let head = &claims[l.front().unwrap_or(0) as usize];
-            hasher.hash_one((head.owner, head.data.key()))
-        });
-    }
-
-    /// Takes waiting claim `claim` out of its (owner, key) list.
-    fn unlink_key(&mut self, claim: ClaimId) {
-        let c = &self.claims[claim as usize];
-        let (owner, hash) = (c.owner, self.hasher.hash_one((c.owner, c.data.key())));
-        let claims = &self.claims;
-        let key = c.data.key();
-        match self
-            .by_key
-            .find_entry(hash, |l| heads(claims, l, owner, key))
-        {
-            Ok(mut entry) => {
-                entry.get_mut().unlink(&mut self.claims, &by_key(), claim);
-                if entry.get().is_empty() {
-                    entry.remove();
-                }
-            }
-            Err(_) => debug_assert!(false, "waiting claim {claim} missing from by_key"),
-        }
-    }
-
     fn find_lock(&self, hash: u64, name: &[u8]) -> Option<u32> {
         let locks = &self.locks;
         self.index
@@ -522,77 +392,6 @@ impl<P: Keyed> Table<P> {
 
     fn hash(&self, name: &[u8]) -> u64 {
         self.hasher.hash_one(name)
-    }
-
-    /// Looks a lock up by name.
-    pub fn inspect(&self, name: &[u8]) -> Option<LockInfo> {
-        let l = self.find_lock(self.hash(name), name)?;
-        let lock = &self.locks[l as usize];
-        Some(LockInfo {
-            exclusive: lock.exclusive,
-            holders: lock.holds.len(),
-            waiters: lock.waiters.len(),
-        })
-    }
-
-    /// The held claims of lock `name`, in grant order.
-    pub fn holds_on<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = ClaimId> + 'a {
-        let list = self
-            .find_lock(self.hash(name), name)
-            .map_or(List::EMPTY, |l| self.locks[l as usize].holds);
-        list.iter(&self.claims, by_lock())
-    }
-
-    /// The waiting claims of lock `name`, in FIFO order.
-    pub fn waiters_on<'a>(&'a self, name: &[u8]) -> impl Iterator<Item = ClaimId> + 'a {
-        let list = self
-            .find_lock(self.hash(name), name)
-            .map_or(List::EMPTY, |l| self.locks[l as usize].waiters);
-        list.iter(&self.claims, by_lock())
-    }
-
-    /// The name of the lock in slot `i`, if one lives there.
-    pub fn lock_at(&self, i: usize) -> Option<&[u8]> {
-        self.locks.get(i).map(|l| l.name.as_slice())
-    }
-
-    /// Every lock, in no particular order: (name, info).
-    pub fn locks(&self) -> impl Iterator<Item = (&[u8], LockInfo)> + '_ {
-        self.locks.iter().map(|(_, l)| {
-            (
-                l.name.as_slice(),
-                LockInfo {
-                    exclusive: l.exclusive,
-                    holders: l.holds.len(),
-                    waiters: l.waiters.len(),
-                },
-            )
-        })
-    }
-
-    /// One past the highest lock slot that may be in use: a scan by slot ends there.
-    /// Slots never move, so a lock keeps its slot from creation to removal.
-    pub fn lock_slots(&self) -> usize {
-        self.locks.capacity()
-    }
-
-    /// The lock in slot `slot`, if one is there: (name, info).
-    pub fn lock_in_slot(&self, slot: usize) -> Option<(&[u8], LockInfo)> {
-        self.locks.get(slot).map(|l| {
-            (
-                l.name.as_slice(),
-                LockInfo {
-                    exclusive: l.exclusive,
-                    holders: l.holds.len(),
-                    waiters: l.waiters.len(),
-                },
-            )
-        })
-    }
-
-    /// One past the highest claim slot that may be in use (a claim's slot is its id).
-    pub fn claim_slots(&self) -> usize {
-        self.claims.capacity()
     }
 
     /// Asks for `name` in `mode` on behalf of `owner`.
@@ -860,14 +659,6 @@ fn new_name(spare: &mut Vec<Name>, name: &[u8]) -> Name {
         }
         None => Name::from_slice(name),
     }
-}
-
-/// True when `list` (a `by_key` list) is `owner`'s list for `key`.
-fn heads<P: Keyed>(claims: &Slab<Claim<P>>, list: &List, owner: OwnerId, key: &[u8]) -> bool {
-    list.front().is_some_and(|h| {
-        let head = &claims[h as usize];
-        head.owner == owner && head.data.key() == key
-    })
 }
 
 /// The owner's slot, created on first use.

@@ -237,6 +237,27 @@ impl Sorted {
         self.phase = Phase::Collect;
     }
 
+    /// [`Sorted::proceed`] for a JSON array's elements: each row written after a `,`
+    /// unless it is the first of the listing (`wrote` says whether one was written).
+    pub fn proceed_joined(
+        &mut self,
+        out: &mut Vec<u8>,
+        batch: super::Batch,
+        scan: impl FnOnce(&mut Cursor, usize, &mut Rows) -> Scan,
+        wrote: &mut bool,
+    ) -> Scan {
+        let write = |out: &mut Vec<u8>, row: &[u8]| {
+            if std::mem::replace(wrote, true) {
+                out.push(b',');
+            }
+            out.extend_from_slice(row);
+        };
+        match self.proceed(out, batch, scan, write) {
+            true => Scan::Done,
+            false => Scan::More,
+        }
+    }
+
     /// Does one step of the listing. Collecting, calls `scan` with the cursor, the
     /// slots to visit and the rows to add to; sorting, sorts a while; writing, calls
     /// `row` with each row in key order until `out` has grown by `batch.bytes`. True

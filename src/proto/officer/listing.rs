@@ -92,16 +92,7 @@ impl Listings {
                 true
             }),
         };
-        let write = |out: &mut Vec<u8>, row: &[u8]| {
-            if std::mem::replace(wrote, true) {
-                out.push(b',');
-            }
-            out.extend_from_slice(row);
-        };
-        let scan = match self.sorted.proceed(out, batch, scan, write) {
-            true => Scan::Done,
-            false => Scan::More,
-        };
+        let scan = self.sorted.proceed_joined(out, batch, scan, wrote);
         if scan == Scan::Done {
             let result = kind.result();
             out.extend_from_slice(b"},\"result\":\"");

@@ -1,0 +1,118 @@
+//! Reading a connection: into the shared read buffer until drained (see [`Drain`]) or
+//! the turn's budget is used, keeping only a trailing partial request; and reading and
+//! dropping the input of a lingering connection.
+
+use super::*;
+
+impl Server {
+    /// Decodes held-back input, then reads until the socket is drained (see [`Drain`]),
+    /// EOF or the end of the connection's turn: [`READ_BUDGET`] bytes or [`TURN_MS`] of
+    /// work, after which it waits on the `resume` list for the next iteration (fairness).
+    pub(super) fn read(&mut self, k: usize, drain: Drain) {
+        if self
+            .conns
+            .get(k)
+            .is_some_and(|c| c.phase == Phase::Lingering)
+        {
+            self.linger_read(k);
+            return;
+        }
+        // Set by the turn's first clock reading.
+        let mut turn_end = None;
+        if self
+            .conns
+            .get(k)
+            .is_some_and(|c| !c.partial.is_empty() || c.codec.listing())
+        {
+            let now = self.clock.now_us();
+            let end = *turn_end.insert(now + TURN_MS * US_PER_MS);
+            if self.dispatch(k, Source::Partial, now, end) == Turn::Yielded {
+                self.push_resume(k);
+                return;
+            }
+        }
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.conns.get_mut(k) else {
+                return;
+            };
+            if conn.phase != Phase::Open {
+                return;
+            }
+            if conn.paused || conn.out.len() >= self.cfg.output_high_water {
+                // Backpressure: stop reading until flush drains the output.
+                conn.paused = true;
+                return;
+            }
+            if budget == 0 {
+                self.push_resume(k);
+                return;
+            }
+            let turn = match conn.stream.read(&mut self.rbuf) {
+                Ok(0) => {
+                    // Peer closed its side: answer what it sent (native: waits with a
+                    // deadline included), then close (see `flush`).
+                    conn.phase = Phase::HalfClosed;
+                    self.mark_dirty(k);
+                    return;
+                }
+                Ok(n) => {
+                    self.stats.bytes_in += n as u64;
+                    budget = budget.saturating_sub(n);
+                    // One clock reading for the batch: all of it has arrived by now.
+                    let now = self.clock.now_us();
+                    let end = *turn_end.get_or_insert(now + TURN_MS * US_PER_MS);
+                    let turn = if conn.partial.is_empty() {
+                        self.dispatch(k, Source::Shared(n), now, end)
+                    } else {
+                        conn.partial.extend_from_slice(&self.rbuf[..n]);
+                        self.dispatch(k, Source::Partial, now, end)
+                    };
+                    if turn == Turn::Done && n < self.rbuf.len() && drain == Drain::UntilShortRead {
+                        // The kernel had no more: skip the read that would say WouldBlock.
+                        return;
+                    }
+                    turn
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!("read from {}: {e}", conn.addr);
+                    self.close(k);
+                    return;
+                }
+            };
+            if turn == Turn::Yielded {
+                self.push_resume(k);
+                return;
+            }
+        }
+    }
+
+    /// Reads and drops a lingering connection's input; closes it at EOF, on an error or
+    /// past [`LINGER_BYTES`].
+    pub(super) fn linger_read(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        loop {
+            match conn.stream.read(&mut self.rbuf) {
+                Ok(n) if n > 0 && conn.lingered + n <= LINGER_BYTES => conn.lingered += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // EOF, an error, or too much: done.
+                _ => {
+                    self.close(k);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Closes `k` if it is in `phase`.
+    pub(super) fn close_if(&mut self, k: usize, phase: Phase) {
+        if self.conns.get(k).is_some_and(|c| c.phase == phase) {
+            self.close(k);
+        }
+    }
+}
