@@ -215,6 +215,7 @@ fn metrics_are_valid_prometheus_text_with_every_stats_figure() {
         ("lockbox_refused_connections", "counter"),
         ("lockbox_limit_refusals", "counter"),
         ("lockbox_auth_failures", "counter"),
+        ("lockbox_auth_timeouts", "counter"),
         ("lockbox_native_commands", "counter"),
         ("lockbox_grant_wait_seconds", "histogram"),
         ("lockbox_hold_duration_seconds", "histogram"),
@@ -222,7 +223,7 @@ fn metrics_are_valid_prometheus_text_with_every_stats_figure() {
     ] {
         assert_eq!(kind.get(name), Some(&t), "family {name}: {kind:?}");
     }
-    assert_eq!(kind.len(), 23, "{kind:?}");
+    assert_eq!(kind.len(), 24, "{kind:?}");
     // The figures agree with STATS (nothing but STATS happened in between).
     let v = |name: &str| value(&families, name, &[]);
     assert_eq!(v("lockbox_pid"), f64::from(std::process::id()));
