@@ -40,7 +40,7 @@ pub mod requests;
 pub mod resp;
 
 use crate::config::Config;
-use crate::engine::{ClientId, Engine, Event};
+use crate::engine::{ClientId, Engine, Event, DETACHED};
 use crate::lograte::RefusalLog;
 use listing::Batch;
 use std::fmt;
@@ -372,10 +372,17 @@ impl fmt::Display for Peer<'_> {
     }
 }
 
-/// Appends a client's `ip:port` (nothing if it is gone).
+/// How every listing names the owner of a detached hold (a native `detached=1` hold or
+/// a Redis-dialect key): it has no connection, so no address and no name.
+pub const DETACHED_LABEL: &[u8] = b"detached";
+
+/// Appends a client's `ip:port` (nothing if it is gone), or [`DETACHED_LABEL`] for
+/// [`DETACHED`].
 pub fn push_addr(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
     use std::io::Write;
-    if let Some(c) = engine.client(client) {
+    if client == DETACHED {
+        out.extend_from_slice(DETACHED_LABEL);
+    } else if let Some(c) = engine.client(client) {
         let _ = write!(out, "{}", c.addr());
     }
 }

@@ -547,6 +547,27 @@ fn one_lock_box_with_native_clients() {
     assert_eq!(l.rows("who"), [format!("{na}: nat")]);
 }
 
+#[test]
+fn a_detached_hold_is_shown_as_detached() {
+    let s = start();
+    let mut l = Client::connect(s.addr(LOCKD));
+    let mut n = Client::connect(s.native);
+    let r = native(&mut n, "a1 LOCK dx hold=600000 detached=1");
+    assert!(r.starts_with("a1 OK "), "{r}");
+    // It belongs to no connection: the holder is the word `detached`, as in the
+    // native `INSPECT`, never an empty label.
+    assert_eq!(l.req("g dx"), "0 Lock Get Failure: dx");
+    assert_eq!(l.rows("d dx"), ["dx: detached"]);
+    assert_eq!(l.rows("d"), ["dx: detached"]);
+    assert_eq!(l.req("dump"), r#"{"dx":"detached"}"#);
+    drop(n);
+    assert_eq!(
+        l.rows("d dx"),
+        ["dx: detached"],
+        "the hold outlives its connection"
+    );
+}
+
 /// Splits a native reply line into words, asserting the reply grammar: words of
 /// printable non-space bytes separated by single spaces.
 fn native_words(line: &str) -> Vec<&str> {

@@ -401,3 +401,18 @@ fn one_lock_box_with_lockd_and_native() {
         with_queue("nat", &[&na], "timed_out")
     );
 }
+
+#[test]
+fn a_detached_hold_is_listed_as_detached() {
+    let s = start();
+    let mut a = Client::connect(s.addr(OFFICER));
+    let mut n = Client::connect(s.native);
+    let r = n.req("a1 LOCK dx hold=600000 detached=1");
+    assert!(r.starts_with("a1 OK "), "{r}");
+    assert_eq!(
+        a.req(r#"{"command":"locks"}"#),
+        r#"{"value":{"dx":["detached"]},"result":"locks"}"#
+    );
+    let r = a.req(&lock_with("dx", r#""timeout":0"#));
+    assert_eq!(r, with_queue("dx", &["detached"], "timed_out"));
+}

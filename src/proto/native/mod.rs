@@ -39,9 +39,7 @@ use super::framing::{decode_line, Flow, Lines};
 use super::listing::Batch;
 use super::{push_addr, push_label, push_u64, Ctx, Progress, Protocol, Wire};
 use crate::config::Config;
-use crate::engine::{
-    AcquireRequest, Acquired, Engine, Event, EventKind, FindError, Mode, DETACHED,
-};
+use crate::engine::{AcquireRequest, Acquired, Engine, Event, EventKind, FindError, Mode};
 
 mod fast;
 mod listing;
@@ -113,8 +111,9 @@ impl Session {
     }
 }
 
-/// Answers an acquire.
-fn acquired(cx: &mut Ctx, id: &[u8], a: &AcquireRequest, answer: Acquired) {
+/// Answers an acquire; `detached` says whether it asked for a detached hold, the only
+/// kind the server-wide detached-hold limit refuses.
+fn acquired(cx: &mut Ctx, id: &[u8], a: &AcquireRequest, detached: bool, answer: Acquired) {
     {
         match answer {
             Acquired::Granted { token, holders } => {
@@ -129,11 +128,17 @@ fn acquired(cx: &mut Ctx, id: &[u8], a: &AcquireRequest, answer: Acquired) {
                 ErrorCode::QueueFull,
                 "too many requests already wait",
             ),
-            Acquired::Limit => error(
+            Acquired::Limit if detached => error(
                 cx,
                 Some(id),
                 ErrorCode::Limit,
                 "too many holds and waits on this connection, or detached holds on the server",
+            ),
+            Acquired::Limit => error(
+                cx,
+                Some(id),
+                ErrorCode::Limit,
+                "too many holds and waits on this connection",
             ),
             Acquired::Full => error(
                 cx,
@@ -158,14 +163,18 @@ impl Session {
         let now = cx.now;
         match request {
             Request::Acquire(_) | Request::AcquireDetached(_) => {
-                let (a, answer) = match request {
+                let (a, detached, answer) = match request {
                     Request::AcquireDetached(a) => {
-                        (a, cx.engine.acquire_detached(cx.client, id, &a, &[], now))
+                        let answer = cx.engine.acquire_detached(cx.client, id, &a, &[], now);
+                        (a, true, answer)
                     }
-                    Request::Acquire(a) => (a, cx.engine.acquire(cx.client, id, &a, now)),
+                    Request::Acquire(a) => {
+                        let answer = cx.engine.acquire(cx.client, id, &a, now);
+                        (a, false, answer)
+                    }
                     _ => unreachable!("matched above"),
                 };
-                acquired(cx, id, &a, answer);
+                acquired(cx, id, &a, detached, answer);
             }
             Request::Unlock { name, token } => match cx.engine.release(cx.client, name, token, now)
             {
@@ -461,11 +470,7 @@ fn write_inspect(cx: &mut Ctx, id: &[u8], name: &[u8]) {
                 cx.out.extend_from_slice(b" token=");
                 push_u64(cx.out, h.token);
                 cx.out.extend_from_slice(b" owner=");
-                if h.client == DETACHED {
-                    cx.out.extend_from_slice(b"detached");
-                } else {
-                    push_label(cx.out, cx.engine, h.client);
-                }
+                push_label(cx.out, cx.engine, h.client);
             }
         }
     }
