@@ -750,3 +750,59 @@ pub fn fd_soft_limit() -> Option<u64> {
 mod testrng;
 #[allow(unused_imports)] // not every test file draws random numbers
 pub use testrng::Rng;
+
+/// Kills a child process when dropped (a test that panics still reaps it).
+pub struct Reaper(pub Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a real client of another ecosystem (`cmd`, already given its script and
+/// arguments) with no input, its output read on threads so a chatty script cannot block
+/// on a full pipe, and kills it after `limit`. Returns its exit status (`None` when it
+/// was killed), its stdout, and a report of both outputs labelled with `label`.
+pub fn run_client_script(
+    mut cmd: Command,
+    label: &str,
+    limit: Duration,
+) -> (Option<std::process::ExitStatus>, String, String) {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut child = Reaper(child);
+    let mut out = child.0.stdout.take().unwrap();
+    let mut err = child.0.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait for the client script") {
+            break Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.0.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(child);
+    let stdout = out_t.join().unwrap_or_default();
+    let stderr = err_t.join().unwrap_or_default();
+    let report = format!("--- {label} stdout ---\n{stdout}--- {label} stderr ---\n{stderr}");
+    (status, stdout, report)
+}

@@ -10,11 +10,10 @@
 
 use crate::common;
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use lockbox::proto::Protocol;
 
@@ -56,60 +55,17 @@ fn start() -> (SocketAddr, SocketAddr) {
     (s.addr(Protocol::Locker), s.addr(Protocol::LiveMutex))
 }
 
-/// Kills the child if the test panics before reaping it.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs `node tests/compat/npm/<script> <addr>` and asserts it exits 0, showing its output.
 fn run_script(npm: &Path, script: &str, addr: SocketAddr) {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let path = manifest.join("tests/compat/npm").join(script);
     let node = std::env::var_os("LOCKBOX_NODE").unwrap_or_else(|| "node".into());
-    let child = Command::new(&node)
-        .arg("--no-deprecation")
+    let mut cmd = Command::new(&node);
+    cmd.arg("--no-deprecation")
         .arg(&path)
         .arg(addr.to_string())
-        .env("NODE_PATH", npm.join("node_modules"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {node:?} (set LOCKBOX_NODE?): {e}"));
-    let mut child = Reaper(child);
-    // Drain both pipes on threads so a chatty script cannot block on a full pipe.
-    let mut out = child.0.stdout.take().unwrap();
-    let mut err = child.0.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait for node") {
-            break Some(status);
-        }
-        if start.elapsed() > SCRIPT_TIMEOUT {
-            let _ = child.0.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    drop(child);
-    let stdout = out_t.join().unwrap_or_default();
-    let stderr = err_t.join().unwrap_or_default();
-    let report = format!("--- {script} stdout ---\n{stdout}--- {script} stderr ---\n{stderr}");
+        .env("NODE_PATH", npm.join("node_modules"));
+    let (status, _, report) = common::run_client_script(cmd, script, SCRIPT_TIMEOUT);
     match status {
         Some(s) if s.success() => println!("{report}"),
         Some(s) => panic!("{script} failed ({s})\n{report}"),

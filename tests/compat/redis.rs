@@ -14,7 +14,7 @@ use crate::common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Client;
@@ -79,58 +79,14 @@ fn start() -> (SocketAddr, SocketAddr) {
     (s.addr(Protocol::Native), s.addr(Protocol::Redis))
 }
 
-/// Kills the child if the test panics before reaping it.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs `program tests/redis/<script> <addr>`, asserts it exits 0 and that its last line
 /// is the script's `{"pass": ...}` summary.
 fn run_script(mut cmd: Command, script: &str, addr: SocketAddr) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/redis")
         .join(script);
-    let child = cmd
-        .arg(&path)
-        .arg(addr.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let mut child = Reaper(child);
-    let mut out = child.0.stdout.take().unwrap();
-    let mut err = child.0.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait for the script") {
-            break Some(status);
-        }
-        if start.elapsed() > SCRIPT_TIMEOUT {
-            let _ = child.0.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    drop(child);
-    let stdout = out_t.join().unwrap_or_default();
-    let stderr = err_t.join().unwrap_or_default();
-    let report = format!("--- {script} stdout ---\n{stdout}--- {script} stderr ---\n{stderr}");
+    cmd.arg(&path).arg(addr.to_string());
+    let (status, stdout, report) = common::run_client_script(cmd, script, SCRIPT_TIMEOUT);
     match status {
         Some(s) if s.success() => {
             let last = stdout.lines().last().unwrap_or("");
