@@ -17,6 +17,21 @@ fn start() -> String {
     addr
 }
 
+/// Runs loadgen with `args` and checks the run is clean: no violation, no error, no
+/// lost client, no unanswered request.
+fn run_clean(args: &[&str]) -> loadgen::Report {
+    let opts = loadgen::parse_args(args).expect("loadgen arguments");
+    let r = loadgen::run(&opts).expect("loadgen run");
+    assert_eq!(r.violations, 0, "violations: {:?}", r.violation_samples);
+    assert_eq!(
+        (r.errors, r.lost_clients, r.unanswered),
+        (0, 0, 0),
+        "errors: {:?}",
+        r.error_samples
+    );
+    r
+}
+
 fn verify(args: &[&str]) -> loadgen::Report {
     let addr = start();
     let mut all = vec![
@@ -30,15 +45,7 @@ fn verify(args: &[&str]) -> loadgen::Report {
         "30",
     ];
     all.extend_from_slice(args);
-    let opts = loadgen::parse_args(&all).expect("loadgen arguments");
-    let r = loadgen::run(&opts).expect("loadgen run");
-    assert_eq!(r.violations, 0, "violations: {:?}", r.violation_samples);
-    assert_eq!(
-        (r.errors, r.lost_clients, r.unanswered),
-        (0, 0, 0),
-        "errors: {:?}",
-        r.error_samples
-    );
+    let r = run_clean(&all);
     assert!(!r.hit_timeout, "run cut short by --timeout-s");
     // Cycles that completed, or ended by a deadline (an expired hold is not a cycle).
     assert!(
@@ -151,15 +158,7 @@ fn redis_target_against_the_redis_dialect() {
             "30",
         ];
         args.extend_from_slice(extra);
-        let opts = loadgen::parse_args(&args).expect("loadgen arguments");
-        let r = loadgen::run(&opts).expect("loadgen run");
-        assert_eq!(r.violations, 0, "violations: {:?}", r.violation_samples);
-        assert_eq!(
-            (r.errors, r.lost_clients, r.unanswered),
-            (0, 0, 0),
-            "{:?}",
-            r.error_samples
-        );
+        let r = run_clean(&args);
         assert!(r.cycles > 20, "{r}");
     }
 }
@@ -194,15 +193,7 @@ fn chaos(servers: usize, secs: u64, args: &[&str]) -> loadgen::Report {
         "300",
     ];
     all.extend_from_slice(args);
-    let opts = loadgen::parse_args(&all).expect("loadgen arguments");
-    let r = loadgen::run(&opts).expect("loadgen run");
-    assert_eq!(r.violations, 0, "violations: {:?}", r.violation_samples);
-    assert_eq!(
-        (r.errors, r.lost_clients, r.unanswered),
-        (0, 0, 0),
-        "errors: {:?}",
-        r.error_samples
-    );
+    let r = run_clean(&all);
     assert!(!r.hit_timeout, "run cut short by --timeout");
     let c = r.chaos.clone().expect("chaos counts");
     for (what, n) in [
