@@ -30,6 +30,8 @@ pub struct Latency {
     pub p99: u64,
     /// 99.9th percentile.
     pub p999: u64,
+    /// 99.99th percentile.
+    pub p9999: u64,
     /// Largest sample.
     pub max: u64,
     /// Mean.
@@ -48,6 +50,7 @@ impl Latency {
             p90: h.value_at_quantile(0.9),
             p99: h.value_at_quantile(0.99),
             p999: h.value_at_quantile(0.999),
+            p9999: h.value_at_quantile(0.9999),
             max: h.max(),
             mean: h.mean(),
         }
@@ -288,11 +291,11 @@ fn fmt_lat(f: &mut fmt::Formatter<'_>, label: &str, l: &Latency) -> fmt::Result 
     if l.count == 0 {
         return writeln!(f, "{label:<LABEL$}-");
     }
-    writeln!(
-        f,
-        "{label:<LABEL$}p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {:.1}  (n={})",
-        l.p50, l.p90, l.p99, l.p999, l.max, l.mean, l.count
-    )
+    let value = format!(
+        "p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1}  (n={})",
+        l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean, l.count
+    );
+    writeln!(f, "{label:<LABEL$}{}", fill(&value))
 }
 
 fn opt_ms(v: Option<u64>) -> String {

@@ -14,6 +14,7 @@ impl Latency {
             .u64("p90", self.p90)
             .u64("p99", self.p99)
             .u64("p999", self.p999)
+            .u64("p9999", self.p9999)
             .u64("max", self.max)
             .f64("mean", self.mean);
         j.finish()
@@ -172,7 +173,7 @@ fn json_str(out: &mut String, s: &str) {
 
 impl Report {
     /// One JSON object (one line, no trailing newline) with every field of the report.
-    /// Latencies are objects `{count,p50,p90,p99,p999,max,mean}` in microseconds;
+    /// Latencies are objects `{count,p50,p90,p99,p999,p9999,max,mean}` in microseconds;
     /// absent options and unavailable measurements are `null`.
     pub fn to_json(&self) -> String {
         let mut j = JsonObj::new();

@@ -76,6 +76,25 @@ fn latency_from_histogram() {
 }
 
 #[test]
+fn latency_tail_percentiles() {
+    // 1..=100,000 µs once each: the 99.9th and 99.99th percentiles are distinct values
+    // near 99,900 and 99,990 (3 significant digits: within 0.1%).
+    let mut h = new_histogram();
+    for v in 1..=100_000u64 {
+        h.record(v).unwrap();
+    }
+    let l = Latency::from_histogram(&h);
+    assert!((99_800..=100_000).contains(&l.p999), "{l:?}");
+    assert!((99_890..=100_100).contains(&l.p9999), "{l:?}");
+    assert!(
+        l.p99 < l.p999 && l.p999 < l.p9999 && l.p9999 <= l.max,
+        "{l:?}"
+    );
+    let j = sample_report().to_json();
+    assert!(j.contains(r#""p999":999,"p9999":1000,"max":1000"#), "{j}");
+}
+
+#[test]
 fn report_json_shape() {
     let j = sample_report().to_json();
     assert!(j.starts_with('{') && j.ends_with('}'));
