@@ -163,13 +163,10 @@ fn wrong_args(cx: &mut Ctx, cmd: &[u8]) {
     cx.out.extend_from_slice(b"' command\r\n");
 }
 
-/// Redis's strict integer: [`resp::parse_i64`], which here also takes `-0`.
+/// Redis's strict integer (its `string2ll`): [`resp::parse_i64`], so `-0`, `+1`,
+/// `01` and spaces are no integers, as in Redis.
 fn int(s: &[u8]) -> Option<i64> {
-    if s == b"-0" {
-        Some(0)
-    } else {
-        resp::parse_i64(s)
-    }
+    resp::parse_i64(s)
 }
 
 fn is(word: &[u8], name: &str) -> bool {

@@ -252,18 +252,23 @@ pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > MAX_DIGITS || (digits[0] == b'0' && digits.len() > 1) {
         return None;
     }
+    if neg && digits == b"0" {
+        return None; // "-0"
+    }
+    // Accumulated with the final sign, so that i64::MIN, whose magnitude is no i64,
+    // is taken as Redis takes it.
     let mut n: i64 = 0;
     for &d in digits {
         if !d.is_ascii_digit() {
             return None;
         }
-        n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
-    }
-    if neg {
-        if n == 0 {
-            return None; // "-0"
-        }
-        n = -n;
+        let d = i64::from(d - b'0');
+        n = n.checked_mul(10)?;
+        n = if neg {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
     }
     Some(n)
 }

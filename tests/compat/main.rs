@@ -14,3 +14,4 @@ mod locker;
 mod npm;
 mod officer;
 mod redis;
+mod redis_diff;

@@ -7,36 +7,25 @@ impl State {
     /// `SET key value [NX|XX] [GET] [PX ms|EX s]`.
     pub(super) fn set(&mut self, req: &Request, cx: &mut Ctx) {
         let (key, value) = (req.get(1).unwrap_or(&[]), req.get(2).unwrap_or(&[]));
-        let (mut nx, mut xx, mut get, mut ttl) = (false, false, false, None);
+        // As Redis: the options are checked first, the time after (the last one given:
+        // `PX` may be repeated, not mixed with `EX`).
+        let (mut nx, mut xx, mut get) = (false, false, false);
+        let mut ttl: Option<(bool, &[u8])> = None; // (in seconds, the number)
         let mut i = 3;
         while let Some(opt) = req.get(i) {
+            let ex = is(opt, "ex");
             if is(opt, "nx") && !xx {
                 nx = true;
             } else if is(opt, "xx") && !nx {
                 xx = true;
             } else if is(opt, "get") {
                 get = true;
-            } else if (is(opt, "px") || is(opt, "ex")) && ttl.is_none() {
+            } else if (ex || is(opt, "px")) && ttl.is_none_or(|(was_ex, _)| was_ex == ex) {
                 let Some(n) = req.get(i + 1) else {
                     err(cx, SYNTAX);
                     return;
                 };
-                let Some(n) = int(n) else {
-                    err(cx, NOT_INTEGER);
-                    return;
-                };
-                let ms = if is(opt, "ex") {
-                    n.checked_mul(1000)
-                } else {
-                    Some(n)
-                };
-                match ms.filter(|ms| (1..=scripts::MAX_TTL_MS).contains(ms)) {
-                    Some(ms) => ttl = Some(ms),
-                    None => {
-                        err(cx, b"ERR invalid expire time in 'set' command");
-                        return;
-                    }
-                }
+                ttl = Some((ex, n));
                 i += 1;
             } else {
                 err(cx, SYNTAX);
@@ -44,6 +33,23 @@ impl State {
             }
             i += 1;
         }
+        let ttl = match ttl {
+            None => None,
+            Some((ex, n)) => {
+                let Some(n) = int(n) else {
+                    err(cx, NOT_INTEGER);
+                    return;
+                };
+                let ms = if ex { n.checked_mul(1000) } else { Some(n) };
+                match ms.filter(|ms| (1..=scripts::MAX_TTL_MS).contains(ms)) {
+                    Some(ms) => Some(ms),
+                    None => {
+                        err(cx, b"ERR invalid expire time in 'set' command");
+                        return;
+                    }
+                }
+            }
+        };
         if value.len() > MAX_VALUE {
             err(cx, TOO_LONG_VALUE);
             return;
