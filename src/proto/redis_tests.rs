@@ -435,10 +435,6 @@ fn malformed_resp_gets_one_error_and_a_close() {
             "-ERR Protocol error: invalid bulk length\r\n",
         ),
         (
-            b"*-7\r\n",
-            "-ERR Protocol error: invalid multibulk length\r\n",
-        ),
-        (
             b"*99999\r\n",
             "-ERR Protocol error: invalid multibulk length\r\n",
         ),

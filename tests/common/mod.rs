@@ -908,6 +908,11 @@ impl RespConn {
         self.stream.write_all(bytes).expect("write");
     }
 
+    /// Sends bytes as they are, if the peer still reads (false when it closed).
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
     /// Sends one request as an array of bulk strings.
     pub fn send(&mut self, args: &[&[u8]]) {
         self.send_raw(&resp_request(args));
@@ -924,10 +929,42 @@ impl RespConn {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return std::mem::take(&mut self.buf),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    return std::mem::take(&mut self.buf)
+                }
                 Err(e) => panic!(
                     "no whole RESP reply: {e} after {:?}",
                     String::from_utf8_lossy(&self.buf)
                 ),
+            }
+        }
+    }
+
+    /// The next whole reply, or `None` when none came within `d` (the bytes of a part
+    /// of one stay buffered).
+    pub fn reply_within(&mut self, d: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + d;
+        loop {
+            if let Some(n) = resp_reply_len(&self.buf) {
+                return Some(self.buf.drain(..n).collect());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let mut chunk = [0u8; 16384];
+            let got = self.stream.read(&mut chunk);
+            self.stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+            match got {
+                Ok(0) => return Some(std::mem::take(&mut self.buf)),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if is_timeout(&e) => return None,
+                Err(_) => return Some(std::mem::take(&mut self.buf)),
             }
         }
     }

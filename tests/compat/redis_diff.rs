@@ -11,6 +11,7 @@
 use crate::common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use common::{RedisServer, RespConn, Rng};
 use lockbox::proto::redis_scripts::{self as scripts, CATALOGUE};
@@ -292,6 +293,7 @@ fn the_dialect_answers_as_redis_server_does_byte_for_byte() {
     all.extend(scripts_as_lua_runs_them(r));
     all.extend(script_commands(r));
     all.extend(unknown_and_arity(r));
+    all.extend(raw_requests(r));
     report(all);
 }
 
@@ -1184,4 +1186,147 @@ fn model_script(p: &mut Pair, rng: &mut Rng, k: &str, k2: &str, v: &str) -> Stri
     args.extend(w.iter().map(Vec::as_slice));
     p.same_args(&args);
     line
+}
+
+impl Pair {
+    /// Sends `bytes` as they are on new connections to both, reads `n` replies from
+    /// each, then a `PING`'s reply (`+PONG`, or nothing when the server closed the
+    /// connection): all the same bytes. Returns lockbox's replies.
+    fn raw_same(&mut self, bytes: &[u8], n: usize) -> Vec<u8> {
+        let (r, l) = self.raw_both(bytes, n);
+        if r != l {
+            self.note(format!(
+                "raw {}: redis {} lockbox {}",
+                show(bytes),
+                show(&r),
+                show(&l)
+            ));
+        }
+        l
+    }
+
+    fn raw_both(&mut self, bytes: &[u8], n: usize) -> (Vec<u8>, Vec<u8>) {
+        let mut out = Vec::new();
+        for addr in [self.redis_addr, self.lockbox_addr] {
+            let mut c = RespConn::connect(addr);
+            c.send_raw(bytes);
+            let mut got = Vec::new();
+            for _ in 0..n {
+                match c.reply_within(RAW_WAIT) {
+                    Some(r) => got.extend(r),
+                    None => got.extend_from_slice(b"<no reply>"),
+                }
+            }
+            got.extend_from_slice(b" | ");
+            if c.try_send_raw(b"*1\r\n$4\r\nPING\r\n") {
+                match c.reply_within(RAW_WAIT) {
+                    Some(r) => got.extend(r),
+                    None => got.extend_from_slice(b"<no reply>"),
+                }
+            }
+            out.push(got);
+        }
+        let l = out.pop().unwrap();
+        (out.pop().unwrap(), l)
+    }
+
+    /// A documented difference on raw bytes: lockbox's replies (as [`Pair::raw_same`]
+    /// gives them) are `want`, Redis's are not.
+    fn raw_differs(&mut self, bytes: &[u8], n: usize, want: &str) {
+        let (r, l) = self.raw_both(bytes, n);
+        if l != want.as_bytes() {
+            self.note(format!(
+                "raw {} (a listed difference): lockbox {} want {want:?}",
+                show(bytes),
+                show(&l)
+            ));
+        }
+        if r == want.as_bytes() {
+            self.note(format!(
+                "raw {}: listed as a difference but Redis answers the same",
+                show(bytes)
+            ));
+        }
+    }
+}
+
+/// How long a reply to raw bytes may take before it counts as none.
+const RAW_WAIT: Duration = Duration::from_secs(2);
+
+/// Inline requests, empty requests and malformed RESP, each on a new connection.
+fn raw_requests(r: SocketAddr) -> Vec<String> {
+    let mut p = Pair::new(r, "raw");
+    p.setup("SET k v");
+    for (bytes, n) in [
+        (&b"PING\r\n"[..], 1),
+        (b"PING\n", 1),
+        (b"  PING  \r\n", 1),
+        (b"\t PING\t hi \r\n", 1),
+        (b"\r\n\n  \r\nPING\r\n", 1),
+        (b"GET k\r\nGET\tk\r\n", 2),
+        (b"GET k\x0b\r\n", 1),
+        (b"\x0bGET k\r\n", 1),
+        (b"GET k\x0c\r\n", 1),
+        (b"GET k\rx\r\n", 1),
+        (b"get k\r\n", 1),
+        (b"FOO bar\r\n", 1),
+        (b"$4\r\nPING\r\n", 2),
+        (b"-ERR\r\n", 1),
+        (b"*0\r\n*-1\r\nPING\r\n", 1),
+        (b"*1\r\n$4\r\nPING\r\n", 1),
+        (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n", 2),
+        (b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n", 1),
+        (b"*1\r\n$-1\r\n", 1),
+        (b"*1\r\n$-2\r\n", 1),
+        (b"*1\r\n$4294967296\r\n", 1),
+        (b"*1\r\n$abc\r\n", 1),
+        (b"*1\r\n$\r\n", 1),
+        (b"*1\r\n$01\r\na\r\n", 1),
+        (b"*abc\r\n", 1),
+        (b"*-2\r\nPING\r\n", 1),
+        (b"*-9223372036854775808\r\nPING\r\n", 1),
+        (b"*01\r\n$4\r\nPING\r\n", 1),
+        (b"*1\r\n*1\r\n$1\r\na\r\n", 1),
+        (b"*1\r\n:1\r\n", 1),
+        (b"*1\r\n+PING\r\n", 1),
+        (b"*2\r\n$4\r\nECHO\r\n$4\r\na\r\nb\r\n", 1),
+    ] {
+        p.raw_same(bytes, n);
+    }
+    let long = [b'a'; 70 * 1024];
+    p.raw_same(&long, 1);
+    let mut long_line = b"ECHO ".to_vec();
+    long_line.extend([b'x'; 60 * 1024]);
+    long_line.extend_from_slice(b"\r\n");
+    p.raw_same(&long_line, 1);
+    // Documented differences. Quotes in inline requests are refused, not parsed.
+    let quoted =
+        "-ERR Protocol error: quoted inline arguments are not supported, send a RESP array\r\n | ";
+    p.raw_differs(b"SET \"a b\" v\r\n", 1, quoted);
+    p.raw_differs(b"ECHO 'x'\r\n", 1, quoted);
+    p.raw_differs(b"ECHO a\"b c\"\r\n", 1, quoted);
+    p.raw_differs(b"ECHO \"unbalanced\r\n", 1, quoted);
+    // Bulk data must end in CRLF (Redis skips two bytes, whatever they are).
+    p.raw_differs(
+        b"*1\r\n$4\r\nPINGxx",
+        1,
+        "-ERR Protocol error: expected CRLF after bulk data\r\n | ",
+    );
+    // The request limits: 1024 arguments, 65536 bytes per argument.
+    p.raw_differs(
+        b"*1048577\r\n",
+        1,
+        "-ERR Protocol error: invalid multibulk length\r\n | ",
+    );
+    p.raw_differs(
+        b"*1025\r\n",
+        1,
+        "-ERR Protocol error: invalid multibulk length\r\n | ",
+    );
+    p.raw_differs(
+        b"*1\r\n$65537\r\n",
+        1,
+        "-ERR Protocol error: invalid bulk length\r\n | ",
+    );
+    p.finish()
 }
