@@ -41,10 +41,19 @@ impl World {
     /// Feeds `input` to client `c` as the server does, in chunks of `step` bytes
     /// (0: all at once); returns the output and whether the connection was closed.
     fn feed(&mut self, c: ClientId, input: &[u8], step: usize) -> (Vec<u8>, bool) {
+        let step = if step == 0 { input.len().max(1) } else { step };
+        self.feed_chunks(c, input.chunks(step))
+    }
+
+    /// Feeds the chunks to client `c` one after the other, as reads of the socket.
+    fn feed_chunks<'a>(
+        &mut self,
+        c: ClientId,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
         let mut buf: Vec<u8> = Vec::new();
-        let step = if step == 0 { input.len().max(1) } else { step };
-        for chunk in input.chunks(step) {
+        for chunk in chunks {
             buf.extend_from_slice(chunk);
             loop {
                 let mut cx = Ctx {
@@ -567,5 +576,131 @@ fn integers_options_and_cursors_as_redis_reads_them() {
         (&[b"SCAN", b"+0"], "*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n"),
     ] {
         assert_eq!(w.req(0, req), want, "{req:?}");
+    }
+}
+
+/// A pipelined stream of everything a connection may send (RESP arrays and inline
+/// commands, the scripts by text and by SHA1, hashes, RESP3 after `HELLO 3` and back),
+/// and the replies expected for it, byte for byte.
+fn mixed_stream() -> (Vec<u8>, String) {
+    use crate::proto::redis_scripts::{DIST_LOCK_CREATE, REDIS_PY_RELEASE};
+    let release = scripts::by_text(REDIS_PY_RELEASE.as_bytes()).unwrap().0;
+    let mut input = Vec::new();
+    let mut want = String::new();
+    let mut step = |bytes: &[u8], reply: &str| {
+        input.extend_from_slice(bytes);
+        want.push_str(reply);
+    };
+    step(
+        &cmd(&[b"SET", b"job", b"t1", b"NX", b"PX", b"5000"]),
+        "+OK\r\n",
+    );
+    step(
+        &cmd(&[b"SET", b"job", b"t2", b"NX", b"PX", b"5000"]),
+        "$-1\r\n",
+    );
+    step(b"GET job\r\n", "$2\r\nt1\r\n");
+    step(b"\r\n", ""); // a blank line: no request
+    step(b"*0\r\n*-1\r\n", ""); // empty arrays: no request
+    step(&cmd(&[b"PTTL", b"job"]), ":5000\r\n");
+    step(&cad(b"job", b"t2"), ":0\r\n");
+    step(&cad(b"job", b"t1"), ":1\r\n");
+    step(
+        &cmd(&[b"SET", b"py", b"tok", b"NX", b"PX", b"30000"]),
+        "+OK\r\n",
+    );
+    step(
+        &cmd(&[b"EVALSHA", release.sha1_hex.as_bytes(), b"1", b"py", b"tok"]),
+        ":1\r\n",
+    );
+    step(
+        &cmd(&[
+            b"EVAL",
+            DIST_LOCK_CREATE.as_bytes(),
+            b"1",
+            b"dl",
+            b"id1",
+            b"me",
+            b"10000",
+        ]),
+        ":1\r\n",
+    );
+    step(
+        &cmd(&[b"HMGET", b"dl", b"id", b"owner", b"nope"]),
+        "*3\r\n$3\r\nid1\r\n$2\r\nme\r\n$-1\r\n",
+    );
+    step(&cmd(&[b"HSET", b"h", b"f", b"v", b"g", b"w"]), ":2\r\n");
+    step(b"HGET h f\n", "$1\r\nv\r\n");
+    step(b"  PING \t\r\n", "+PONG\r\n");
+    step(&cmd(&[b"ECHO", b"a\r\n$1\r\n*"]), "$8\r\na\r\n$1\r\n*\r\n");
+    step(
+        &cmd(&[b"HELLO", b"3"]),
+        "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n\
+         $5\r\nproto\r\n:3\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n\
+         $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
+    );
+    step(b"GET nothing\r\n", "_\r\n");
+    step(
+        &cmd(&[b"HGETALL", b"h"]),
+        "%2\r\n$1\r\nf\r\n$1\r\nv\r\n$1\r\ng\r\n$1\r\nw\r\n",
+    );
+    step(&cmd(&[b"SET", b"job", b"x", b"XX"]), "_\r\n");
+    step(
+        &cmd(&[b"HELLO", b"2"]),
+        "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n\
+         $5\r\nproto\r\n:2\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n\
+         $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
+    );
+    step(b"GET nothing\r\n", "$-1\r\n");
+    step(&cmd(&[b"DEL", b"h", b"dl", b"job"]), ":2\r\n");
+    step(&cmd(&[b"EXISTS", b"h", b"dl", b"py"]), ":0\r\n");
+    step(
+        b"FOO bar\r\n",
+        "-ERR unknown command 'FOO', with args beginning with: 'bar' \r\n",
+    );
+    step(b"PING\r\n", "+PONG\r\n");
+    (input, want)
+}
+
+/// Feeds `chunks` to a new world's client 0: the replies must be `want`, the
+/// connection open and no key left.
+fn check_chunking(chunks: &[&[u8]], want: &str, what: &str) {
+    let mut w = World::new();
+    let (out, closed) = w.feed_chunks(0, chunks.iter().copied());
+    assert_eq!(String::from_utf8(out).unwrap(), want, "{what}");
+    assert!(!closed, "{what}");
+    assert_eq!(w.engine.gauges().1, 0, "{what}: no lock left");
+}
+
+/// Random chunkings of the mixed stream, from a seeded generator.
+const RANDOM_CHUNKINGS: usize = 300;
+
+#[test]
+fn a_mixed_pipeline_split_at_every_byte_and_in_random_chunks() {
+    let (input, want) = mixed_stream();
+    check_chunking(&[&input], &want, "whole");
+    // Every byte boundary, as two reads.
+    for i in 1..input.len() {
+        check_chunking(&[&input[..i], &input[i..]], &want, &format!("split at {i}"));
+    }
+    // One byte per read.
+    let bytes: Vec<&[u8]> = input.chunks(1).collect();
+    check_chunking(&bytes, &want, "byte by byte");
+    // Random chunk sizes, small ones mostly (a few bytes straddle every header).
+    let mut rng = crate::testrng::Rng::new(0x5_9117);
+    for round in 0..RANDOM_CHUNKINGS {
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        while at < input.len() {
+            let n = if rng.chance(80) {
+                rng.range_usize(1, 8)
+            } else {
+                rng.range_usize(9, 200)
+            };
+            let end = (at + n).min(input.len());
+            chunks.push(&input[at..end]);
+            at = end;
+        }
+        check_chunking(&chunks, &want, &format!("random chunking {round}"));
     }
 }
