@@ -239,37 +239,7 @@ impl State {
             }
             _ if is(cmd, "pexpire") || is(cmd, "expire") => {
                 arity!(3, false);
-                if argc > 3 {
-                    err(cx, SYNTAX);
-                    return Flow::Continue;
-                }
-                let Some(n) = int(arg(2)) else {
-                    err(cx, NOT_INTEGER);
-                    return Flow::Continue;
-                };
-                let ms = if is(cmd, "expire") {
-                    n.checked_mul(1000)
-                } else {
-                    Some(n)
-                };
-                let Some(ms) = ms.filter(|&ms| ms <= scripts::MAX_TTL_MS) else {
-                    cx.stats.errors_total += 1;
-                    cx.out.extend_from_slice(b"-ERR invalid expire time in '");
-                    cx.out.extend(cmd.iter().map(u8::to_ascii_lowercase));
-                    cx.out.extend_from_slice(b"' command\r\n");
-                    return Flow::Continue;
-                };
-                let Some(name) = name_of(arg(1), cx) else {
-                    return Flow::Continue;
-                };
-                match key_state(cx.engine, name.as_bytes()) {
-                    Key::None => resp::integer(cx.out, 0),
-                    Key::Foreign => err(cx, LOCKED),
-                    Key::Redis { token, .. } => {
-                        expire(cx, name.as_bytes(), token, ms);
-                        resp::integer(cx.out, 1);
-                    }
-                }
+                self.pexpire(req, cx, is(cmd, "expire"));
             }
             _ if is(cmd, "pttl") || is(cmd, "ttl") => {
                 arity!(2, true);

@@ -704,3 +704,39 @@ fn a_mixed_pipeline_split_at_every_byte_and_in_random_chunks() {
         check_chunking(&chunks, &want, &format!("random chunking {round}"));
     }
 }
+
+/// `PEXPIRE`/`EXPIRE` with `NX`/`XX`/`GT`/`LT`, as redis-server 7.0 answers (a key
+/// without a deadline counts as one infinitely far).
+#[test]
+fn pexpire_options_as_redis() {
+    let mut w = World::new();
+    assert_eq!(w.req(0, &[b"SET", b"k", b"v"]), "+OK\r\n");
+    for (req, want) in [
+        (&[&b"PEXPIRE"[..], b"k", b"1000", b"XX"][..], ":0\r\n"),
+        (&[b"PEXPIRE", b"k", b"1000", b"GT"], ":0\r\n"),
+        (&[b"PTTL", b"k"], ":-1\r\n"),
+        (&[b"PEXPIRE", b"k", b"1000", b"NX"], ":1\r\n"),
+        (&[b"PEXPIRE", b"k", b"500", b"nx"], ":0\r\n"),
+        (&[b"PEXPIRE", b"k", b"900", b"GT"], ":0\r\n"),
+        (&[b"PEXPIRE", b"k", b"2000", b"gt"], ":1\r\n"),
+        (&[b"PEXPIRE", b"k", b"3000", b"LT"], ":0\r\n"),
+        (&[b"PEXPIRE", b"k", b"1500", b"XX", b"LT"], ":1\r\n"),
+        (&[b"PTTL", b"k"], ":1500\r\n"),
+        (
+            &[b"EXPIRE", b"k", b"1", b"NX", b"GT"],
+            "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n",
+        ),
+        (
+            &[b"EXPIRE", b"k", b"1", b"GT", b"LT"],
+            "-ERR GT and LT options at the same time are not compatible\r\n",
+        ),
+        (
+            &[b"EXPIRE", b"k", b"x", b"Foo"],
+            "-ERR Unsupported option Foo\r\n",
+        ),
+        (&[b"PEXPIRE", b"k", b"-1", b"LT"], ":1\r\n"),
+        (&[b"EXISTS", b"k"], ":0\r\n"),
+    ] {
+        assert_eq!(w.req(0, req), want, "{req:?}");
+    }
+}

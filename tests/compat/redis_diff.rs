@@ -294,6 +294,7 @@ fn the_dialect_answers_as_redis_server_does_byte_for_byte() {
     all.extend(script_commands(r));
     all.extend(unknown_and_arity(r));
     all.extend(raw_requests(r));
+    all.extend(pipelined(r));
     report(all);
 }
 
@@ -489,7 +490,54 @@ fn expire_and_ttl(r: SocketAddr) -> Vec<String> {
     p.setup("SET k v");
     p.same("PEXPIRE k 4294967295");
     p.close("PTTL k", 500);
-    // Documented differences: deadlines past 2^32-1 ms, and the NX/XX/GT/LT options.
+    // The options: which deadline may change, in which order errors come.
+    p.setup("SET o v");
+    for line in [
+        "PEXPIRE o 100000 XX",
+        "PEXPIRE o 100000 GT",
+        "PTTL o",
+        "PEXPIRE o 100000 NX NX",
+        "PEXPIRE o 100000 nx",
+        "PEXPIRE o 100000 NX",
+        "PEXPIRE o 50000 NX",
+        "PEXPIRE o 200000 XX",
+        "PEXPIRE o 150000 GT",
+        "PEXPIRE o 300000 gt",
+        "PEXPIRE o 400000 LT",
+        "PEXPIRE o 50000 lt",
+        "PEXPIRE o 60000 XX LT",
+        "PEXPIRE o 60000 XX GT",
+        "EXPIRE o 100 NX GT",
+        "EXPIRE o 100 NX XX",
+        "EXPIRE o 100 NX LT",
+        "EXPIRE o 100 GT LT",
+        "EXPIRE o 100 XX GT LT",
+        "EXPIRE o 100 FOO",
+        "EXPIRE o abc FOO",
+        "EXPIRE o abc NX",
+        "EXPIRE o 9223372036854775807 NX",
+        "PEXPIRE missing 100 NX",
+        "PEXPIRE missing 100 GT",
+        "PEXPIRE o 0 GT",
+        "EXISTS o",
+        "PEXPIRE o -1 LT",
+        "EXISTS o",
+        "SET o v",
+        "PEXPIRE o -1 NX",
+        "EXISTS o",
+        "SET o v",
+        "PEXPIRE o 0 LT",
+        "EXISTS o",
+    ] {
+        p.same(line);
+    }
+    p.setup("SET o v PX 100000");
+    p.same("PEXPIRE o 40000 LT");
+    p.close("PTTL o", 500);
+    p.same("EXPIRE o 200 GT");
+    p.same("TTL o");
+    p.same_args(&[b"PEXPIRE", b"o", b"1", b"a\r\nb"]);
+    // Documented differences: deadlines past 2^32-1 ms.
     p.differs(
         "PEXPIRE k 4294967296",
         "-ERR invalid expire time in 'pexpire' command\r\n",
@@ -498,9 +546,6 @@ fn expire_and_ttl(r: SocketAddr) -> Vec<String> {
         "EXPIRE k 4294968",
         "-ERR invalid expire time in 'expire' command\r\n",
     );
-    for opt in ["NX", "XX", "GT", "LT"] {
-        p.differs(&format!("PEXPIRE k 100000 {opt}"), "-ERR syntax error\r\n");
-    }
     p.finish()
 }
 
@@ -1005,6 +1050,13 @@ fn script_commands(r: SocketAddr) -> Vec<String> {
     // finds no string value and answers 0.
     p.setup("HSET h f v");
     p.differs_args(&[b"EVAL", cad.text.as_bytes(), b"1", b"h", b"t"], ":0\r\n");
+    let delete = script(scripts::DIST_LOCK_DELETE);
+    p.setup("SET k t");
+    p.differs_args(
+        &[b"EVAL", delete.text.as_bytes(), b"1", b"k", b"t"],
+        ":0\r\n",
+    );
+    p.same("EXISTS k");
     p.finish()
 }
 
@@ -1047,6 +1099,32 @@ fn unknown_and_arity(r: SocketAddr) -> Vec<String> {
     p.differs(
         "MULTI",
         "-ERR unknown command 'MULTI', with args beginning with: \r\n",
+    );
+    p.differs(
+        "MGET a b",
+        "-ERR unknown command 'MGET', with args beginning with: 'a' 'b' \r\n",
+    );
+    p.differs("COMMAND", "*0\r\n");
+    p.differs("COMMAND DOCS", "*0\r\n");
+    // The key limits.
+    let big = "v".repeat(1025);
+    p.differs(
+        &format!("SET k {big}"),
+        "-ERR value is too long for a lock key (most 1024 bytes)\r\n",
+    );
+    p.differs(
+        &format!("HSET k f {big}"),
+        "-ERR value is too long for a lock key (most 1024 bytes)\r\n",
+    );
+    let fields: Vec<String> = (0..17).map(|i| format!("f{i} v")).collect();
+    p.differs(
+        &format!("HSET h {}", fields.join(" ")),
+        "-ERR too many fields for a lock key (most 16)\r\n",
+    );
+    let long_key = "k".repeat(256);
+    p.differs(
+        &format!("SET {long_key} v"),
+        "-ERR key is too long for a lock name (most 255 bytes once escaped)\r\n",
     );
     p.finish()
 }
@@ -1251,7 +1329,7 @@ impl Pair {
 }
 
 /// How long a reply to raw bytes may take before it counts as none.
-const RAW_WAIT: Duration = Duration::from_secs(2);
+const RAW_WAIT: Duration = Duration::from_secs(1);
 
 /// Inline requests, empty requests and malformed RESP, each on a new connection.
 fn raw_requests(r: SocketAddr) -> Vec<String> {
@@ -1328,5 +1406,101 @@ fn raw_requests(r: SocketAddr) -> Vec<String> {
         1,
         "-ERR Protocol error: invalid bulk length\r\n | ",
     );
+    p.finish()
+}
+
+/// Seeded random chunkings of the pipelined stream, each written with a pause between
+/// chunks so the server reads them apart.
+const PIPELINE_CHUNKINGS: u64 = 10;
+
+/// One stream of many requests written at once, then in random chunks: both servers
+/// answer it with the same bytes.
+fn pipelined(r: SocketAddr) -> Vec<String> {
+    let mut p = Pair::new(r, "pipelined");
+    let cad = script(scripts::COMPARE_AND_DELETE);
+    let create = script(scripts::DIST_LOCK_CREATE);
+    let mut stream = Vec::new();
+    let mut n = 0;
+    let mut add = |bytes: &[u8]| {
+        stream.extend_from_slice(bytes);
+        n += 1;
+    };
+    for round in 0..3 {
+        let tok = format!("t{round}");
+        let t = tok.as_bytes();
+        add(&common::resp_request(&[
+            b"SET", b"job", t, b"NX", b"PX", b"100000",
+        ]));
+        add(&common::resp_request(&[
+            b"SET", b"job", b"x", b"NX", b"PX", b"100000",
+        ]));
+        add(b"GET job\r\n");
+        add(&common::resp_request(&[
+            b"EVAL",
+            cad.text.as_bytes(),
+            b"1",
+            b"job",
+            b"x",
+        ]));
+        add(&common::resp_request(&[
+            b"EVALSHA",
+            cad.sha1_hex.as_bytes(),
+            b"1",
+            b"job",
+            t,
+        ]));
+        add(&common::resp_request(&[
+            b"EVAL",
+            create.text.as_bytes(),
+            b"1",
+            b"dl",
+            t,
+            b"me",
+            b"100000",
+        ]));
+        add(&common::resp_request(&[b"HGETALL", b"dl"]));
+        add(&common::resp_request(&[b"HSET", b"h", b"f", t]));
+        add(b"HMGET h f g\n");
+        add(&common::resp_request(&[b"DEL", b"dl", b"h", b"job"]));
+        add(b"  PING\t\r\n");
+        add(&common::resp_request(&[b"ECHO", b"a\r\n*1\r\n"]));
+        add(b"EXISTS job dl h\r\n");
+    }
+    let mut rng = Rng::new(0xc4a2);
+    for chunking in 0..=PIPELINE_CHUNKINGS {
+        p.redis = RespConn::connect(p.redis_addr);
+        p.lockbox = RespConn::connect(p.lockbox_addr);
+        let mut cuts = vec![0];
+        if chunking > 0 {
+            let mut at = 0;
+            while at < stream.len() {
+                at = (at + rng.range_usize(1, 64)).min(stream.len());
+                cuts.push(at);
+            }
+        } else {
+            cuts.push(stream.len());
+        }
+        let mut replies = Vec::new();
+        for conn in [&mut p.redis, &mut p.lockbox] {
+            for w in cuts.windows(2) {
+                conn.send_raw(&stream[w[0]..w[1]]);
+                if chunking > 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            let mut got = Vec::new();
+            for _ in 0..n {
+                got.extend(conn.reply());
+            }
+            replies.push(got);
+        }
+        if replies[0] != replies[1] {
+            p.note(format!(
+                "chunking {chunking}: redis {} lockbox {}",
+                show(&replies[0]),
+                show(&replies[1])
+            ));
+        }
+    }
     p.finish()
 }
