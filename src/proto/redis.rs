@@ -415,7 +415,8 @@ impl State {
                     err(cx, SYNTAX);
                     return Flow::Continue;
                 }
-                self.auth(arg(argc - 1), cx);
+                let user = (argc == 3).then(|| arg(1));
+                self.auth(user, arg(argc - 1), cx);
             }
             _ if is(cmd, "command") => {
                 let sub = req.get(1);

@@ -13,6 +13,8 @@ struct World {
     stats: Totals,
     sessions: Vec<Session>,
     now: u64,
+    /// The AUTH secret, when the server has one.
+    secret: Option<&'static [u8]>,
 }
 
 const NATIVE: ClientId = 2;
@@ -24,8 +26,16 @@ fn addr() -> std::net::SocketAddr {
 
 impl World {
     fn new() -> World {
+        World::with_secret(None)
+    }
+
+    /// A world whose server has the AUTH secret `secret`.
+    fn with_secret(secret: Option<&'static [u8]>) -> World {
         let mut engine = Engine::new(Fence::starting_at(1), 0, 1000);
-        let cfg = Config::default();
+        let cfg = Config {
+            auth_file: secret.map(|_| "secret-file".into()),
+            ..Config::default()
+        };
         for c in 0..2 {
             engine.connect_in(c, addr(), Protocol::Redis as u8);
         }
@@ -35,6 +45,7 @@ impl World {
             stats: Totals::default(),
             sessions: vec![Session::new(&cfg), Session::new(&cfg)],
             now: 0,
+            secret,
         }
     }
 
@@ -62,7 +73,7 @@ impl World {
                     out: &mut out,
                     now: self.now,
                     stats: &mut self.stats,
-                    secret: None,
+                    secret: self.secret,
                 };
                 match self.sessions[c as usize].decode(&buf, &mut cx) {
                     Progress::Consumed(n) => {
@@ -736,6 +747,48 @@ fn pexpire_options_as_redis() {
         ),
         (&[b"PEXPIRE", b"k", b"-1", b"LT"], ":1\r\n"),
         (&[b"EXISTS", b"k"], ":0\r\n"),
+    ] {
+        assert_eq!(w.req(0, req), want, "{req:?}");
+    }
+}
+
+/// `AUTH [user] pass` and `HELLO ... AUTH user pass` as redis-server 7.0 answers them,
+/// with and without a secret: the user, when given, must be `default`.
+#[test]
+fn auth_and_hello_auth_as_redis() {
+    let wrongpass = "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+    let mut w = World::with_secret(Some(b"s3cret"));
+    for (req, want) in [
+        (
+            &[&b"GET"[..], b"k"][..],
+            "-NOAUTH Authentication required.\r\n",
+        ),
+        (
+            &[b"HELLO", b"3"],
+            "-NOAUTH HELLO must be called with the client already authenticated, otherwise \
+             the HELLO AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time\r\n",
+        ),
+        (&[b"AUTH", b"other", b"s3cret"], wrongpass),
+        (&[b"AUTH", b"Default", b"s3cret"], wrongpass),
+        (&[b"HELLO", b"3", b"AUTH", b"other", b"s3cret"], wrongpass),
+        (&[b"AUTH", b"wrong"], wrongpass),
+        (&[b"GET", b"k"], "-NOAUTH Authentication required.\r\n"),
+        (&[b"AUTH", b"default", b"s3cret"], "+OK\r\n"),
+        (&[b"GET", b"k"], "$-1\r\n"),
+    ] {
+        assert_eq!(w.req(0, req), want, "{req:?}");
+    }
+    let mut w = World::new();
+    for (req, want) in [
+        (
+            &[&b"AUTH"[..], b"x"][..],
+            "-ERR AUTH <password> called without any password configured for the default \
+             user. Are you sure your configuration is correct?\r\n",
+        ),
+        (&[b"AUTH", b"default", b"x"], "+OK\r\n"),
+        (&[b"AUTH", b"other", b"x"], wrongpass),
+        (&[b"HELLO", b"2", b"AUTH", b"other", b"x"], wrongpass),
     ] {
         assert_eq!(w.req(0, req), want, "{req:?}");
     }

@@ -825,6 +825,11 @@ impl RedisServer {
     /// Starts `redis-server`, or says why not: `None` after a SKIP line locally, a panic
     /// in CI or with `LOCKBOX_REQUIRE_REDIS_SERVER=1` (`.ci/run` installs it).
     pub fn start(what: &str) -> Option<RedisServer> {
+        RedisServer::start_with(what, &[])
+    }
+
+    /// [`RedisServer::start`] with more command-line arguments (`--requirepass x`).
+    pub fn start_with(what: &str, extra: &[&str]) -> Option<RedisServer> {
         let required =
             in_ci() || std::env::var("LOCKBOX_REQUIRE_REDIS_SERVER").is_ok_and(|v| v == "1");
         let bin = std::env::var_os("LOCKBOX_REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
@@ -837,6 +842,7 @@ impl RedisServer {
             let child = Command::new(&bin)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -857,8 +863,10 @@ impl RedisServer {
                 }
                 if let Ok(s) = TcpStream::connect(addr) {
                     // It is ours only if it answers as Redis does.
+                    // (a password makes the answer NOAUTH)
                     let mut c = RespConn::from_stream(s);
-                    if c.call(&[b"PING"]) == b"+PONG\r\n" {
+                    let pong = c.call(&[b"PING"]);
+                    if pong == b"+PONG\r\n" || pong.starts_with(b"-NOAUTH") {
                         return Some(RedisServer {
                             _child: child,
                             addr,

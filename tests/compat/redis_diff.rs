@@ -42,13 +42,27 @@ fn show(b: &[u8]) -> String {
 impl Pair {
     /// A new lockbox (fresh table) and an emptied redis-server.
     fn new(redis_addr: SocketAddr, group: &'static str) -> Pair {
+        Pair::with(redis_addr, group, None, |_| {})
+    }
+
+    /// [`Pair::new`] where redis-server wants `password` (for the emptying) and
+    /// lockbox is configured by `tweak`.
+    fn with(
+        redis_addr: SocketAddr,
+        group: &'static str,
+        password: Option<&str>,
+        tweak: impl FnOnce(&mut lockbox::config::Config),
+    ) -> Pair {
         let lockbox_addr =
-            common::start_with_listeners(&[Protocol::Redis], |_| {}).addr(Protocol::Redis);
-        let mut redis = RespConn::connect(redis_addr);
-        assert_eq!(redis.call(&[b"FLUSHALL"]), b"+OK\r\n");
-        assert_eq!(redis.call(&[b"SCRIPT", b"FLUSH"]), b"+OK\r\n");
+            common::start_with_listeners(&[Protocol::Redis], tweak).addr(Protocol::Redis);
+        let mut admin = RespConn::connect(redis_addr);
+        if let Some(pass) = password {
+            assert_eq!(admin.call(&[b"AUTH", pass.as_bytes()]), b"+OK\r\n");
+        }
+        assert_eq!(admin.call(&[b"FLUSHALL"]), b"+OK\r\n");
+        assert_eq!(admin.call(&[b"SCRIPT", b"FLUSH"]), b"+OK\r\n");
         Pair {
-            redis,
+            redis: RespConn::connect(redis_addr),
             lockbox: RespConn::connect(lockbox_addr),
             lockbox_addr,
             redis_addr,
@@ -803,6 +817,11 @@ fn resp3(r: SocketAddr) -> Vec<String> {
         "HELLO 3 FOO",
         "HELLO 3 SETNAME",
         "HELLO 3 AUTH default",
+        "HELLO 3 AUTH other x",
+        "AUTH x",
+        "AUTH other x",
+        "AUTH Default x",
+        "AUTH default x",
     ] {
         p.same(line);
     }
@@ -811,6 +830,7 @@ fn resp3(r: SocketAddr) -> Vec<String> {
         "HELLO 2",
         "HELLO 3",
         "HELLO 3 SETNAME conn-a",
+        "HELLO 2 AUTH default x",
         "hello 3 setname conn-b",
     ] {
         let w = words(line);
@@ -1503,4 +1523,77 @@ fn pipelined(r: SocketAddr) -> Vec<String> {
         }
     }
     p.finish()
+}
+
+/// With a password (redis-server `--requirepass`, lockbox `--auth-file`): what an
+/// unauthenticated connection may do, `AUTH` and `HELLO ... AUTH`, byte for byte.
+#[test]
+fn with_a_password_the_dialect_answers_as_redis_server_does() {
+    let Some(server) = RedisServer::start_with(
+        "Redis dialect AUTH against redis-server",
+        &["--requirepass", "s3cret"],
+    ) else {
+        return;
+    };
+    let secret =
+        std::env::temp_dir().join(format!("lockbox-redis-diff-{}.secret", std::process::id()));
+    std::fs::write(&secret, b"s3cret\n").expect("write the secret file");
+    let file = secret.clone();
+    let mut p = Pair::with(server.addr, "AUTH", Some("s3cret"), move |c| {
+        c.auth_file = Some(file);
+    });
+    // Documented difference: before AUTH every command gets NOAUTH, also an unknown
+    // one or one with a wrong argument count (Redis checks those first).
+    p.differs("FOO", "-NOAUTH Authentication required.\r\n");
+    p.differs("GET", "-NOAUTH Authentication required.\r\n");
+    for line in [
+        "PING",
+        "GET k",
+        "SET k v",
+        "CLIENT SETNAME x",
+        "AUTH",
+        "AUTH a b c",
+        "AUTH wrong",
+        "AUTH default wrong",
+        "AUTH other s3cret",
+        "HELLO 3",
+        "HELLO 3 AUTH default wrong",
+        "HELLO 3 AUTH other s3cret",
+        "HELLO 3 AUTH default",
+        "GET k",
+        "AUTH s3cret",
+        "GET k",
+        "AUTH s3cret",
+        "AUTH wrong",
+        "GET k",
+    ] {
+        p.same(line);
+    }
+    p.second_pair_auth(&["AUTH default s3cret", "SET k v", "GET k"]);
+    p.second_pair_auth(&["HELLO 2 AUTH default s3cret SETNAME n", "CLIENT GETNAME"]);
+    p.second_pair_auth(&["HELLO 2 AUTH default wrong SETNAME n", "CLIENT GETNAME"]);
+    p.second_pair_auth(&["QUIT"]);
+    let _ = std::fs::remove_file(&secret);
+    report(p.finish());
+}
+
+impl Pair {
+    /// Runs `lines` on new connections to both servers.
+    fn second_pair_auth(&mut self, lines: &[&str]) {
+        let mut other = self.second();
+        for line in lines {
+            let w = words(line);
+            let args: Vec<&[u8]> = w.iter().map(Vec::as_slice).collect();
+            let (r, l) = other.both(&args);
+            let (r, l) = if line.starts_with("HELLO") {
+                (hello_masked(&r).into_bytes(), hello_masked(&l).into_bytes())
+            } else {
+                (r, l)
+            };
+            if r != l {
+                other.note(format!("{line}: redis {} lockbox {}", show(&r), show(&l)));
+            }
+        }
+        self.mismatches.append(&mut other.mismatches);
+    }
 }
