@@ -360,7 +360,10 @@ impl State {
             }
             _ if is(cmd, "eval") || is(cmd, "evalsha") => {
                 arity!(3, false);
-                let script = if is(cmd, "eval") {
+                // As Redis: the key count first, then the script.
+                let script = if let Err(e) = scripts::numkeys(req) {
+                    Err(e)
+                } else if is(cmd, "eval") {
                     self.aliases
                         .load(arg(1))
                         .map(|(s, _)| s)

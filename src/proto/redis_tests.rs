@@ -793,3 +793,30 @@ fn auth_and_hello_auth_as_redis() {
         assert_eq!(w.req(0, req), want, "{req:?}");
     }
 }
+
+/// `EVAL`/`EVALSHA` check the key count before they look for the script, as Redis.
+#[test]
+fn the_key_count_is_checked_before_the_script() {
+    let mut w = World::new();
+    let sha = b"0123456789abcdef0123456789abcdef01234567";
+    for (req, want) in [
+        (
+            &[&b"EVALSHA"[..], sha, b"x"][..],
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        (
+            &[b"EVALSHA", sha, b"2", b"k"],
+            "-ERR Number of keys can't be greater than number of args\r\n",
+        ),
+        (
+            &[b"EVAL", b"return 1", b"-1"],
+            "-ERR Number of keys can't be negative\r\n",
+        ),
+        (
+            &[b"EVALSHA", sha, b"1", b"k"],
+            "-NOSCRIPT No matching script. Please use EVAL.\r\n",
+        ),
+    ] {
+        assert_eq!(w.req(0, req), want, "{req:?}");
+    }
+}

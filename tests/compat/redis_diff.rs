@@ -1121,6 +1121,24 @@ fn unknown_and_arity(r: SocketAddr) -> Vec<String> {
     for line in ["FOO", "FOO a", "foo a b c", "FOO '' x", "NOSUCHCOMMAND a b"] {
         p.same(line);
     }
+    // Too few and too many arguments for every command of the dialect.
+    for cmd in [
+        "SET", "GET", "DEL", "UNLINK", "EXISTS", "PEXPIRE", "EXPIRE", "PTTL", "TTL", "TYPE",
+        "KEYS", "SCAN", "HSET", "HMSET", "HGET", "HMGET", "HGETALL", "EVAL", "EVALSHA", "SCRIPT",
+        "PING", "ECHO", "SELECT", "CLIENT", "AUTH",
+    ] {
+        p.same(cmd);
+        if cmd != "EVAL" {
+            p.same(&format!("{cmd} 0 0 0 0 0 0 0")); // (EVAL: Lua's compile error)
+        }
+        p.same(&format!("{} a", cmd.to_lowercase()));
+    }
+    p.same("EVAL x -1");
+    p.same("EVAL x 2 k");
+    p.same("EVAL x abc");
+    p.same("EVALSHA 0123456789abcdef0123456789abcdef01234567 x");
+    p.same("EVALSHA 0123456789abcdef0123456789abcdef01234567 2 k");
+    p.on_new_connections(&["QUIT a b"]);
     let long = "x".repeat(300);
     p.same(&format!("FOO {long} b"));
     p.same(&format!("{long} a"));
@@ -1600,17 +1618,17 @@ fn with_a_password_the_dialect_answers_as_redis_server_does() {
     ] {
         p.same(line);
     }
-    p.second_pair_auth(&["AUTH default s3cret", "SET k v", "GET k"]);
-    p.second_pair_auth(&["HELLO 2 AUTH default s3cret SETNAME n", "CLIENT GETNAME"]);
-    p.second_pair_auth(&["HELLO 2 AUTH default wrong SETNAME n", "CLIENT GETNAME"]);
-    p.second_pair_auth(&["QUIT"]);
+    p.on_new_connections(&["AUTH default s3cret", "SET k v", "GET k"]);
+    p.on_new_connections(&["HELLO 2 AUTH default s3cret SETNAME n", "CLIENT GETNAME"]);
+    p.on_new_connections(&["HELLO 2 AUTH default wrong SETNAME n", "CLIENT GETNAME"]);
+    p.on_new_connections(&["QUIT"]);
     let _ = std::fs::remove_file(&secret);
     report(p.finish());
 }
 
 impl Pair {
     /// Runs `lines` on new connections to both servers.
-    fn second_pair_auth(&mut self, lines: &[&str]) {
+    fn on_new_connections(&mut self, lines: &[&str]) {
         let mut other = self.second();
         for line in lines {
             let w = words(line);
