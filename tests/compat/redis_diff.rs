@@ -623,6 +623,36 @@ fn keys_and_scan(r: SocketAddr) -> Vec<String> {
         p.same_args(&[b"SET", k, b"v"]);
     }
     p.setup("HSET hash f v");
+    // Names the lock table escapes: listed as written.
+    for k in [
+        &b"%"[..],
+        b"%41",
+        b"\x01ctl",
+        b"\x7f",
+        b"tab\there",
+        b"\xff\xfe",
+    ] {
+        p.same_args(&[b"SET", k, b"v"]);
+        p.same_args(&[b"GET", k]);
+    }
+    for pattern in [
+        &b"%*"[..],
+        b"[%]41",
+        b"\x01*",
+        b"*\x7f",
+        b"tab?here",
+        b"\xff*",
+    ] {
+        let (r, l) = p.both(&[b"KEYS", pattern]);
+        if elements(&r) != elements(&l) {
+            p.note(format!(
+                "KEYS {}: redis {} lockbox {}",
+                show(pattern),
+                show(&r),
+                show(&l)
+            ));
+        }
+    }
     for pattern in [
         "*",
         "''",
@@ -784,6 +814,13 @@ fn connection(r: SocketAddr) -> Vec<String> {
     p.same_args(&[b"CLIENT", b"SETNAME", b"a\nb"]);
     p.same_args(&[b"CLIENT", b"GETNAME"]);
     p.same_args(&[b"PING", b"a\r\nb"]);
+    let name = "n".repeat(64);
+    p.same(&format!("CLIENT SETNAME {name}"));
+    p.same("CLIENT GETNAME");
+    p.differs(
+        &format!("CLIENT SETNAME {name}x"),
+        "-ERR client name is too long (most 64 bytes)\r\n",
+    );
     // Documented differences: CLIENT SETINFO as Redis 7.2 has it (redis-py sends it
     // and ignores an error), and one database.
     p.differs("CLIENT SETINFO LIB-NAME redis-py", "+OK\r\n");
