@@ -807,6 +807,12 @@ pub fn run_client_script(
     (status, stdout, report)
 }
 
+/// True when a test needing `redis-server` must fail rather than skip without one: in
+/// CI, or with `LOCKBOX_REQUIRE_REDIS_SERVER=1`.
+pub fn redis_server_required() -> bool {
+    in_ci() || std::env::var("LOCKBOX_REQUIRE_REDIS_SERVER").is_ok_and(|v| v == "1")
+}
+
 /// A real `redis-server`, the reference for the Redis dialect's differential tests,
 /// started on a free loopback port with no persistence, and killed on drop.
 pub struct RedisServer {
@@ -830,8 +836,7 @@ impl RedisServer {
 
     /// [`RedisServer::start`] with more command-line arguments (`--requirepass x`).
     pub fn start_with(what: &str, extra: &[&str]) -> Option<RedisServer> {
-        let required =
-            in_ci() || std::env::var("LOCKBOX_REQUIRE_REDIS_SERVER").is_ok_and(|v| v == "1");
+        let required = redis_server_required();
         let bin = std::env::var_os("LOCKBOX_REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
         let mut why = String::new();
         for _ in 0..REDIS_START_ATTEMPTS {
