@@ -531,8 +531,42 @@ fn expire_and_ttl(r: SocketAddr) -> Vec<String> {
         p.same(line);
     }
     p.close("PTTL h", 500);
+    p.same("HSET h g w"); // a write to a field keeps the deadline
+    p.close("PTTL h", 500);
+    p.same("HMSET h g x");
+    p.close("PTTL h", 500);
     p.same("PEXPIRE h 0");
     p.same("HGETALL h");
+    // SET over a hash with a deadline: a string without one.
+    p.setup("HSET h f v");
+    p.setup("PEXPIRE h 100000");
+    p.same("SET h v");
+    p.same("PTTL h");
+    p.same("TYPE h");
+    // Keys past their deadline are gone for every command.
+    for line in [
+        "SET gone1 v PX 50",
+        "HSET gone2 f v",
+        "PEXPIRE gone2 50",
+        "SET stays v PX 100000",
+    ] {
+        p.same(line);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for line in [
+        "GET gone1",
+        "EXISTS gone1 gone2 stays",
+        "PTTL gone1",
+        "TTL gone2",
+        "TYPE gone2",
+        "HGETALL gone2",
+        "DEL gone1 gone2",
+        "SET gone1 w NX",
+        "PEXPIRE gone2 100",
+    ] {
+        p.same(line);
+    }
+    p.same_sorted("KEYS gone*");
     p.setup("SET k v");
     p.same("PEXPIRE k 4294967295");
     p.close("PTTL k", 500);
@@ -1126,6 +1160,8 @@ fn script_commands(r: SocketAddr) -> Vec<String> {
     // The catalogue is known by SHA1 without a SCRIPT LOAD (Redis: after SCRIPT FLUSH,
     // not until loaded again).
     p.setup("SCRIPT FLUSH");
+    p.same_args(&[b"SCRIPT", b"EXISTS", &vhex]); // a variant is forgotten
+    p.same_args(&[b"EVALSHA", &vhex, b"1", b"k", b"t"]);
     p.setup("SET k t");
     p.differs(&format!("SCRIPT EXISTS {}", cad.sha1_hex), "*1\r\n:1\r\n");
     p.differs(&format!("EVALSHA {} 1 k t", cad.sha1_hex), ":1\r\n");
