@@ -163,13 +163,10 @@ fn wrong_args(cx: &mut Ctx, cmd: &[u8]) {
     cx.out.extend_from_slice(b"' command\r\n");
 }
 
-/// Redis's strict integer: [`resp::parse_i64`], which here also takes `-0`.
+/// Redis's strict integer (its `string2ll`): [`resp::parse_i64`], so `-0`, `+1`,
+/// `01` and spaces are no integers, as in Redis.
 fn int(s: &[u8]) -> Option<i64> {
-    if s == b"-0" {
-        Some(0)
-    } else {
-        resp::parse_i64(s)
-    }
+    resp::parse_i64(s)
 }
 
 fn is(word: &[u8], name: &str) -> bool {
@@ -242,37 +239,7 @@ impl State {
             }
             _ if is(cmd, "pexpire") || is(cmd, "expire") => {
                 arity!(3, false);
-                if argc > 3 {
-                    err(cx, SYNTAX);
-                    return Flow::Continue;
-                }
-                let Some(n) = int(arg(2)) else {
-                    err(cx, NOT_INTEGER);
-                    return Flow::Continue;
-                };
-                let ms = if is(cmd, "expire") {
-                    n.checked_mul(1000)
-                } else {
-                    Some(n)
-                };
-                let Some(ms) = ms.filter(|&ms| ms <= scripts::MAX_TTL_MS) else {
-                    cx.stats.errors_total += 1;
-                    cx.out.extend_from_slice(b"-ERR invalid expire time in '");
-                    cx.out.extend(cmd.iter().map(u8::to_ascii_lowercase));
-                    cx.out.extend_from_slice(b"' command\r\n");
-                    return Flow::Continue;
-                };
-                let Some(name) = name_of(arg(1), cx) else {
-                    return Flow::Continue;
-                };
-                match key_state(cx.engine, name.as_bytes()) {
-                    Key::None => resp::integer(cx.out, 0),
-                    Key::Foreign => err(cx, LOCKED),
-                    Key::Redis { token, .. } => {
-                        expire(cx, name.as_bytes(), token, ms);
-                        resp::integer(cx.out, 1);
-                    }
-                }
+                self.pexpire(req, cx, is(cmd, "expire"));
             }
             _ if is(cmd, "pttl") || is(cmd, "ttl") => {
                 arity!(2, true);
@@ -393,7 +360,10 @@ impl State {
             }
             _ if is(cmd, "eval") || is(cmd, "evalsha") => {
                 arity!(3, false);
-                let script = if is(cmd, "eval") {
+                // As Redis: the key count first, then the script.
+                let script = if let Err(e) = scripts::numkeys(req) {
+                    Err(e)
+                } else if is(cmd, "eval") {
                     self.aliases
                         .load(arg(1))
                         .map(|(s, _)| s)
@@ -448,7 +418,8 @@ impl State {
                     err(cx, SYNTAX);
                     return Flow::Continue;
                 }
-                self.auth(arg(argc - 1), cx);
+                let user = (argc == 3).then(|| arg(1));
+                self.auth(user, arg(argc - 1), cx);
             }
             _ if is(cmd, "command") => {
                 let sub = req.get(1);

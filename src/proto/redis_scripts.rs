@@ -526,9 +526,9 @@ fn set_px_ms(arg: &[u8]) -> Result<i64, ScriptError> {
     Ok(ms)
 }
 
-/// Checks the keys and arguments of `EVAL`/`EVALSHA` request `req` (argument 0 the
-/// command, 1 the script or SHA1, 2 numkeys) for `script`, and types them.
-pub fn bind<'a>(script: &Script, req: &Request<'a>) -> Result<Call<'a>, ScriptError> {
+/// The key count of `EVAL`/`EVALSHA` request `req` (argument 2), checked as Redis
+/// checks it before it looks for the script.
+pub fn numkeys(req: &Request) -> Result<usize, ScriptError> {
     if req.len() < 3 {
         return Err(ScriptError::WrongArgCount("eval"));
     }
@@ -537,10 +537,17 @@ pub fn bind<'a>(script: &Script, req: &Request<'a>) -> Result<Call<'a>, ScriptEr
         .and_then(resp::parse_i64)
         .ok_or(ScriptError::NotInteger)?;
     let numkeys = usize::try_from(numkeys).map_err(|_| ScriptError::NegativeKeys)?;
-    let after = req.len() - 3;
-    if numkeys > after {
+    if numkeys > req.len() - 3 {
         return Err(ScriptError::KeysOverArgs);
     }
+    Ok(numkeys)
+}
+
+/// Checks the keys and arguments of `EVAL`/`EVALSHA` request `req` (argument 0 the
+/// command, 1 the script or SHA1, 2 numkeys) for `script`, and types them.
+pub fn bind<'a>(script: &Script, req: &Request<'a>) -> Result<Call<'a>, ScriptError> {
+    let numkeys = numkeys(req)?;
+    let after = req.len() - 3;
     let keys = Keys {
         req: *req,
         first: 3,

@@ -11,10 +11,11 @@
 //!   `$<len>\r\n<len bytes>\r\n`. Anything but a bulk string inside it (a nested array, an
 //!   integer, ...) is an error: requests are never nested.
 //! - Anything else is an inline command: one line ending in `\n` (a `\r` before it is
-//!   dropped), arguments separated by spaces, tabs, `\r`, `\v` or `\f`. An argument that
-//!   starts with a quote is refused ([`RespError::QuotedInline`]) rather than unquoted.
-//! - `*0`, `*-1` and a blank inline line are empty requests (no arguments), which a
-//!   server ignores without a reply, as Redis does.
+//!   dropped), arguments separated by spaces, tabs or `\r` (and `\v`, `\f` before an
+//!   argument), as Redis splits them. A line with a quote anywhere is refused
+//!   ([`RespError::QuotedInline`]) rather than unquoted.
+//! - `*0`, any negative count and a blank inline line are empty requests (no
+//!   arguments), which a server ignores without a reply, as Redis does.
 //!
 //! # Invariants
 //! - `parse` never panics and never reads past `input`.
@@ -26,7 +27,7 @@
 //! - An error is final for the connection: the input cannot be resynchronised, so the
 //!   server writes [`RespError::write`] and closes.
 
-use memchr::memchr;
+use memchr::{memchr, memchr2};
 
 /// Most arguments in one request (command name included).
 pub const MAX_ARGS: usize = 1024;
@@ -98,7 +99,7 @@ pub enum RespError {
     RequestTooBig,
     /// More inline arguments than the argument limit.
     TooManyArgs,
-    /// An inline argument starts with `"` or `'`.
+    /// An inline line has a `"` or `'`.
     QuotedInline,
 }
 
@@ -252,18 +253,23 @@ pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > MAX_DIGITS || (digits[0] == b'0' && digits.len() > 1) {
         return None;
     }
+    if neg && digits == b"0" {
+        return None; // "-0"
+    }
+    // Accumulated with the final sign, so that i64::MIN, whose magnitude is no i64,
+    // is taken as Redis takes it.
     let mut n: i64 = 0;
     for &d in digits {
         if !d.is_ascii_digit() {
             return None;
         }
-        n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
-    }
-    if neg {
-        if n == 0 {
-            return None; // "-0"
-        }
-        n = -n;
+        let d = i64::from(d - b'0');
+        n = n.checked_mul(10)?;
+        n = if neg {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
     }
     Some(n)
 }
@@ -277,8 +283,8 @@ fn parse_array(
     let Some((count, mut pos)) = header(input, 0, bad, RespError::TooBigMultibulkCount)? else {
         return Ok(None);
     };
-    if count == 0 || count == -1 {
-        return Ok(Some(pos));
+    if count <= 0 {
+        return Ok(Some(pos)); // Redis takes any count of 0 or less as no request
     }
     let count = usize::try_from(count).map_err(|_| bad)?;
     if count > limits.max_args {
@@ -320,9 +326,15 @@ fn parse_array(
     Ok(Some(pos))
 }
 
-/// Inline argument separators (Redis splits inline requests on `isspace`).
+/// White space skipped between inline arguments (Redis skips `isspace`).
 fn is_sep(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | 0x0b | 0x0c)
+}
+
+/// The bytes that end an inline argument (Redis's `sdssplitargs`: `\v` and `\f` do
+/// not, they are part of the argument).
+fn ends_arg(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r')
 }
 
 fn parse_inline(
@@ -343,17 +355,18 @@ fn parse_inline(
     if line.len() > limits.max_inline {
         return Err(RespError::TooBigInline);
     }
+    // Redis unquotes from a quote anywhere in an argument: refuse them all.
+    if memchr2(b'"', b'\'', line).is_some() {
+        return Err(RespError::QuotedInline);
+    }
     let mut i = 0;
     while i < line.len() {
         if is_sep(line[i]) {
             i += 1;
             continue;
         }
-        if matches!(line[i], b'"' | b'\'') {
-            return Err(RespError::QuotedInline);
-        }
         let start = i;
-        while i < line.len() && !is_sep(line[i]) {
+        while i < line.len() && !ends_arg(line[i]) {
             i += 1;
         }
         if spans.len() == limits.max_args {

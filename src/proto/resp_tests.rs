@@ -99,11 +99,19 @@ fn inline_request() {
     );
     assert_eq!(parse_one(b"\r\n", &l), req(&[], 2));
     assert_eq!(parse_one(b" \t \n", &l), req(&[], 4));
-    assert_eq!(parse_one(b"a\"b\n", &l), req(&[b"a\"b"], 4));
+    // \v and \f are skipped before an argument, and part of one after its start (as
+    // Redis's sdssplitargs).
+    assert_eq!(
+        parse_one(b"\x0bGET\x0c k\x0b\n", &l),
+        req(&[b"GET\x0c", b"k\x0b"], 9)
+    );
     assert_eq!(parse_one(b"PING", &l), Got::Incomplete);
     assert_eq!(parse_one(b"PING\r", &l), Got::Incomplete);
     err(b"SET \"a b\" v\r\n", RespError::QuotedInline);
     err(b"SET 'a' v\r\n", RespError::QuotedInline);
+    // Redis unquotes from a quote inside an argument too: refused as well.
+    err(b"a\"b\n", RespError::QuotedInline);
+    err(b"ECHO a\"b c\"\r\n", RespError::QuotedInline);
 }
 
 #[test]
@@ -111,6 +119,9 @@ fn empty_arrays_are_empty_requests() {
     let l = Limits::default();
     assert_eq!(parse_one(b"*0\r\n", &l), req(&[], 4));
     assert_eq!(parse_one(b"*-1\r\n*1\r\n", &l), req(&[], 5));
+    // Any negative count, as Redis 7.0 reads it.
+    assert_eq!(parse_one(b"*-2\r\n*1\r\n", &l), req(&[], 5));
+    assert_eq!(parse_one(b"*-9223372036854775808\r\n", &l), req(&[], 23));
     assert_eq!(parse_one(b"", &l), Got::Incomplete);
 }
 
@@ -218,7 +229,6 @@ fn bad_multibulk_lengths() {
         &b"*abc\r\n"[..],
         b"*\r\n",
         b"*1\n$4\r\nPING\r\n", // LF without CR
-        b"*-2\r\n",
         b"*-0\r\n",
         b"*01\r\n",
         b"*+1\r\n",

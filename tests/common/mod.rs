@@ -806,3 +806,239 @@ pub fn run_client_script(
     let report = format!("--- {label} stdout ---\n{stdout}--- {label} stderr ---\n{stderr}");
     (status, stdout, report)
 }
+
+/// True when a test needing `redis-server` must fail rather than skip without one: in
+/// CI, or with `LOCKBOX_REQUIRE_REDIS_SERVER=1`.
+pub fn redis_server_required() -> bool {
+    in_ci() || std::env::var("LOCKBOX_REQUIRE_REDIS_SERVER").is_ok_and(|v| v == "1")
+}
+
+/// A real `redis-server`, the reference for the Redis dialect's differential tests,
+/// started on a free loopback port with no persistence, and killed on drop.
+pub struct RedisServer {
+    _child: Reaper,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// Attempts at starting `redis-server` (the port is picked free, then handed over, so
+/// another process may take it in between: the server then exits and we try again).
+const REDIS_START_ATTEMPTS: usize = 5;
+/// How long `redis-server` may take to listen.
+const REDIS_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RedisServer {
+    /// Starts `redis-server`, or says why not: `None` after a SKIP line locally, a panic
+    /// in CI or with `LOCKBOX_REQUIRE_REDIS_SERVER=1` (`.ci/run` installs it).
+    pub fn start(what: &str) -> Option<RedisServer> {
+        RedisServer::start_with(what, &[])
+    }
+
+    /// [`RedisServer::start`] with more command-line arguments (`--requirepass x`).
+    pub fn start_with(what: &str, extra: &[&str]) -> Option<RedisServer> {
+        let required = redis_server_required();
+        let bin = std::env::var_os("LOCKBOX_REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
+        let mut why = String::new();
+        for _ in 0..REDIS_START_ATTEMPTS {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("bind 127.0.0.1:0")
+                .port();
+            let child = Command::new(&bin)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            let mut child = match child {
+                Ok(c) => Reaper(c),
+                Err(e) => {
+                    why = format!("cannot run {bin:?} ({e}); install redis-server");
+                    break;
+                }
+            };
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let start = Instant::now();
+            while start.elapsed() < REDIS_START_TIMEOUT {
+                if let Ok(Some(status)) = child.0.try_wait() {
+                    why = format!("redis-server exited ({status}) on port {port}");
+                    break;
+                }
+                if let Ok(s) = TcpStream::connect(addr) {
+                    // It is ours only if it answers as Redis does.
+                    // (a password makes the answer NOAUTH)
+                    let mut c = RespConn::from_stream(s);
+                    let pong = c.call(&[b"PING"]);
+                    if pong == b"+PONG\r\n" || pong.starts_with(b"-NOAUTH") {
+                        return Some(RedisServer {
+                            _child: child,
+                            addr,
+                        });
+                    }
+                    why = format!("port {port} answered PING with something else");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if why.is_empty() {
+                why = format!("redis-server did not listen on port {port}");
+            }
+        }
+        assert!(
+            !required,
+            "{what}: {why} (CI or LOCKBOX_REQUIRE_REDIS_SERVER=1: redis-server is required)"
+        );
+        skip_notice(what, &why);
+        None
+    }
+}
+
+/// A raw RESP client: sends arrays of bulk strings (or any bytes), and returns each
+/// reply as its exact bytes, framed by [`resp_reply_len`].
+pub struct RespConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RespConn {
+    pub fn connect(addr: SocketAddr) -> RespConn {
+        RespConn::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    fn from_stream(stream: TcpStream) -> RespConn {
+        stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        RespConn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends bytes as they are, if the peer still reads (false when it closed).
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// Sends one request as an array of bulk strings.
+    pub fn send(&mut self, args: &[&[u8]]) {
+        self.send_raw(&resp_request(args));
+    }
+
+    /// The next whole reply, its exact bytes; an empty vector when the peer closed
+    /// before one arrived. Panics after [`REPLY_TIMEOUT`].
+    pub fn reply(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(n) = resp_reply_len(&self.buf) {
+                return self.buf.drain(..n).collect();
+            }
+            let mut chunk = [0u8; 16384];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return std::mem::take(&mut self.buf),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    return std::mem::take(&mut self.buf)
+                }
+                Err(e) => panic!(
+                    "no whole RESP reply: {e} after {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
+    }
+
+    /// The next whole reply, or `None` when none came within `d` (the bytes of a part
+    /// of one stay buffered).
+    pub fn reply_within(&mut self, d: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + d;
+        loop {
+            if let Some(n) = resp_reply_len(&self.buf) {
+                return Some(self.buf.drain(..n).collect());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let mut chunk = [0u8; 16384];
+            let got = self.stream.read(&mut chunk);
+            self.stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+            match got {
+                Ok(0) => return Some(std::mem::take(&mut self.buf)),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if is_timeout(&e) => return None,
+                Err(_) => return Some(std::mem::take(&mut self.buf)),
+            }
+        }
+    }
+
+    /// Sends one request and returns its reply.
+    pub fn call(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.send(args);
+        self.reply()
+    }
+}
+
+/// One request as a RESP array of bulk strings.
+pub fn resp_request(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+/// The length of the whole RESP2/RESP3 reply at the start of `b`, or `None` while it is
+/// incomplete. Panics on bytes that are no RESP reply.
+pub fn resp_reply_len(b: &[u8]) -> Option<usize> {
+    let line_end = |from: usize| {
+        b[from..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|p| from + p)
+    };
+    let end = line_end(0)?;
+    let head = std::str::from_utf8(&b[1..end]).expect("RESP header");
+    let after = end + 2;
+    let count = || -> i64 {
+        head.parse()
+            .unwrap_or_else(|_| panic!("RESP count {head:?}"))
+    };
+    match b[0] {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after),
+        b'$' | b'!' | b'=' => {
+            let n = count();
+            if n < 0 {
+                return Some(after);
+            }
+            let total = after + n as usize + 2;
+            (b.len() >= total).then_some(total)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = count();
+            let elems = if matches!(b[0], b'%' | b'|') {
+                2 * n
+            } else {
+                n
+            };
+            let mut at = after;
+            for _ in 0..elems.max(0) {
+                at += resp_reply_len(&b[at..])?;
+            }
+            Some(at)
+        }
+        c => panic!("not a RESP reply: {:?}", String::from_utf8_lossy(&[c])),
+    }
+}

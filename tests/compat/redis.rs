@@ -230,10 +230,6 @@ fn malformed_resp_is_answered_and_closed_and_harms_nobody_else() {
             "-ERR Protocol error: invalid multibulk length\r\n",
         ),
         (
-            b"*-2\r\n",
-            "-ERR Protocol error: invalid multibulk length\r\n",
-        ),
-        (
             b"*1\r\n*1\r\n$1\r\na\r\n",
             "-ERR Protocol error: expected '$', got '*'\r\n",
         ),

@@ -3,6 +3,13 @@
 
 use super::*;
 
+/// The one user name `AUTH` and `HELLO ... AUTH` accept (Redis's user without ACLs).
+const DEFAULT_USER: &[u8] = b"default";
+/// `HELLO` before `AUTH` on a server with a secret, as Redis words it.
+const HELLO_NOAUTH: &[u8] = b"NOAUTH HELLO must be called with the client already authenticated, \
+    otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and \
+    select the RESP protocol version at the same time";
+
 impl State {
     /// `INFO [section]`: enough for clients' ready checks.
     pub(super) fn info(&mut self, cx: &mut Ctx) {
@@ -85,8 +92,8 @@ impl State {
         let mut setname = None;
         while let Some(opt) = req.get(i) {
             if is(opt, "auth") && req.len() > i + 2 {
-                let pass = req.get(i + 2).unwrap_or(&[]);
-                if !self.check_secret(pass, cx) {
+                let (user, pass) = (req.get(i + 1), req.get(i + 2).unwrap_or(&[]));
+                if !self.check_secret(user, pass, cx) {
                     return Flow::Continue;
                 }
                 i += 3;
@@ -103,7 +110,7 @@ impl State {
             }
         }
         if !self.authed {
-            err(cx, NOAUTH);
+            err(cx, HELLO_NOAUTH);
             return Flow::Continue;
         }
         if let Some(n) = setname.and_then(client_name) {
@@ -128,28 +135,32 @@ impl State {
         Flow::Continue
     }
 
-    pub(super) fn auth(&mut self, pass: &[u8], cx: &mut Ctx) {
-        if cx.secret.is_none() {
+    /// `AUTH [user] password`: the user, when given, must be `default` (the one user,
+    /// as in Redis without ACLs); without a secret configured the one-argument form is
+    /// refused and `default` takes any password, as Redis answers.
+    pub(super) fn auth(&mut self, user: Option<&[u8]>, pass: &[u8], cx: &mut Ctx) {
+        if user.is_none() && cx.secret.is_none() {
             return err(
                 cx,
                 b"ERR AUTH <password> called without any password configured for the default user. \
                   Are you sure your configuration is correct?",
             );
         }
-        if self.check_secret(pass, cx) {
+        if self.check_secret(user, pass, cx) {
             resp::simple(cx.out, b"OK");
         }
     }
 
-    /// Checks an AUTH password; writes `WRONGPASS` when it is wrong.
-    fn check_secret(&mut self, pass: &[u8], cx: &mut Ctx) -> bool {
+    /// Checks an AUTH user and password; writes `WRONGPASS` when either is wrong.
+    fn check_secret(&mut self, user: Option<&[u8]>, pass: &[u8], cx: &mut Ctx) -> bool {
+        let user_ok = user.is_none_or(|u| u == DEFAULT_USER);
         match cx.secret {
-            None => true,
-            Some(s) if constant_time_eq(pass, s) => {
+            None if user_ok => true,
+            Some(s) if constant_time_eq(pass, s) && user_ok => {
                 self.authed = true;
                 true
             }
-            Some(_) => {
+            _ => {
                 err(cx, WRONGPASS);
                 false
             }

@@ -6,7 +6,7 @@ use super::*;
 impl State {
     /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`: the cursor is a lock slot.
     pub(super) fn scan(&mut self, req: &Request, cx: &mut Ctx) {
-        let Some(cursor) = req.get(1).and_then(int).filter(|&c| c >= 0) else {
+        let Some(cursor) = req.get(1).and_then(scan_cursor) else {
             return err(cx, b"ERR invalid cursor");
         };
         let (mut pattern, mut count, mut type_) = (&b"*"[..], SCAN_COUNT, None);
@@ -31,7 +31,7 @@ impl State {
             i += 2;
         }
         let slots = cx.engine.lock_slots();
-        let mut slot = cursor as usize;
+        let mut slot = usize::try_from(cursor).unwrap_or(usize::MAX);
         let mut found: Vec<Vec<u8>> = Vec::new();
         let mut visited = 0;
         while slot < slots && found.len() < count && visited < count * SCAN_SLOTS_PER_KEY {
@@ -65,49 +65,57 @@ impl State {
     }
 }
 
-/// Redis's glob: `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\x`.
+/// A `SCAN` cursor as Redis reads one (C's `strtoul`, base 10, the whole argument up
+/// to a NUL byte): an optional sign then digits, a negative one wrapping around (so
+/// `-1` is past every slot: the scan is over), nothing at all being 0; white space
+/// first, anything after the digits, or more than 64 bits is no cursor.
+fn scan_cursor(arg: &[u8]) -> Option<u64> {
+    let s = arg.split(|&b| b == 0).next().unwrap_or(&[]);
+    if s.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some(if neg { n.wrapping_neg() } else { n })
+}
+
+/// Redis's glob (its `stringmatchlen`, case-sensitive): `*`, `?`, `[abc]`, `[^a]`,
+/// `[a-z]` (either order), `\x`, taken as Redis takes them at the edges too: a `[`
+/// never closed is a class up to the end of the pattern, a `\` that ends the pattern
+/// or a class is itself, and the empty key matches only the empty pattern, except that
+/// the pattern `*` alone matches every key (`KEYS` and `SCAN` do so).
+///
+/// Iterative (one backtracking point, the last `*`), so no pattern nests deeply.
 pub fn glob(pattern: &[u8], s: &[u8]) -> bool {
+    if pattern == b"*" {
+        return true;
+    }
+    if s.is_empty() {
+        return pattern.is_empty();
+    }
     let (mut p, mut i) = (0, 0);
     // Where to resume after the last `*`: (pattern index after it, string index).
     let mut star: Option<(usize, usize)> = None;
     while i < s.len() {
         if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    star = Some((p + 1, i));
-                    p += 1;
-                    continue;
-                }
-                b'?' => {
-                    p += 1;
-                    i += 1;
-                    continue;
-                }
-                b'[' => {
-                    if let Some((matched, end)) = class(pattern, p, s[i]) {
-                        if matched {
-                            p = end;
-                            i += 1;
-                            continue;
-                        }
-                    } else if s[i] == b'[' {
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
-                }
-                b'\\' if p + 1 < pattern.len() && pattern[p + 1] == s[i] => {
-                    p += 2;
-                    i += 1;
-                    continue;
-                }
-                b'\\' if p + 1 < pattern.len() => {}
-                c if c == s[i] => {
-                    p += 1;
-                    i += 1;
-                    continue;
-                }
-                _ => {}
+            if pattern[p] == b'*' {
+                star = Some((p + 1, i));
+                p += 1;
+                continue;
+            }
+            if let Some(next) = one(pattern, p, s[i]) {
+                p = next;
+                i += 1;
+                continue;
             }
         }
         match star {
@@ -119,12 +127,29 @@ pub fn glob(pattern: &[u8], s: &[u8]) -> bool {
             None => return false,
         }
     }
-    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Matches the byte `c` against the pattern element at `pattern[p]` (not `*`): the
+/// index after the element when it matches.
+fn one(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
+    match pattern[p] {
+        b'?' => Some(p + 1),
+        b'[' => {
+            let (matched, next) = class(pattern, p, c);
+            matched.then_some(next)
+        }
+        b'\\' if p + 1 < pattern.len() => (pattern[p + 1] == c).then_some(p + 2),
+        b => (b == c).then_some(p + 1),
+    }
 }
 
 /// Matches `c` against the class starting at `pattern[p] == '['`: (matched, index
-/// after `]`), or `None` when the class is not closed.
-fn class(pattern: &[u8], p: usize, c: u8) -> Option<(bool, usize)> {
+/// after it). As Redis: `\x` is `x` unless the pattern ends there, `a-z` needs three
+/// bytes left (`]` may be the end of a range), and a class never closed ends with
+/// the pattern.
+fn class(pattern: &[u8], p: usize, c: u8) -> (bool, usize) {
+    let n = pattern.len();
     let mut j = p + 1;
     let negate = pattern.get(j) == Some(&b'^');
     if negate {
@@ -132,23 +157,22 @@ fn class(pattern: &[u8], p: usize, c: u8) -> Option<(bool, usize)> {
     }
     let mut matched = false;
     loop {
-        let b = *pattern.get(j)?;
-        if b == b']' {
-            return Some((matched != negate, j + 1));
+        if j >= n {
+            return (matched != negate, n);
         }
-        if b == b'\\' {
-            let e = *pattern.get(j + 1)?;
-            matched |= e == c;
-            j += 2;
-        } else if pattern.get(j + 1) == Some(&b'-')
-            && pattern.get(j + 2).is_some_and(|&e| e != b']')
-        {
-            let (lo, hi) = (b.min(pattern[j + 2]), b.max(pattern[j + 2]));
-            matched |= (lo..=hi).contains(&c);
-            j += 3;
-        } else {
-            matched |= b == c;
-            j += 1;
+        match pattern[j] {
+            b'\\' if n - j >= 2 => {
+                j += 1;
+                matched |= pattern[j] == c;
+            }
+            b']' => return (matched != negate, j + 1),
+            lo if n - j >= 3 && pattern[j + 1] == b'-' => {
+                let hi = pattern[j + 2];
+                matched |= (lo.min(hi)..=lo.max(hi)).contains(&c);
+                j += 2;
+            }
+            b => matched |= b == c,
         }
+        j += 1;
     }
 }

@@ -1,5 +1,5 @@
-//! The writing commands of the Redis dialect: `SET` (with `NX`/`XX`, `GET`, `PX`/`EX`)
-//! and `HSET`/`HMSET`.
+//! The writing commands of the Redis dialect: `SET` (with `NX`/`XX`, `GET`, `PX`/`EX`),
+//! `PEXPIRE`/`EXPIRE` (with `NX`/`XX`/`GT`/`LT`) and `HSET`/`HMSET`.
 
 use super::*;
 
@@ -7,36 +7,25 @@ impl State {
     /// `SET key value [NX|XX] [GET] [PX ms|EX s]`.
     pub(super) fn set(&mut self, req: &Request, cx: &mut Ctx) {
         let (key, value) = (req.get(1).unwrap_or(&[]), req.get(2).unwrap_or(&[]));
-        let (mut nx, mut xx, mut get, mut ttl) = (false, false, false, None);
+        // As Redis: the options are checked first, the time after (the last one given:
+        // `PX` may be repeated, not mixed with `EX`).
+        let (mut nx, mut xx, mut get) = (false, false, false);
+        let mut ttl: Option<(bool, &[u8])> = None; // (in seconds, the number)
         let mut i = 3;
         while let Some(opt) = req.get(i) {
+            let ex = is(opt, "ex");
             if is(opt, "nx") && !xx {
                 nx = true;
             } else if is(opt, "xx") && !nx {
                 xx = true;
             } else if is(opt, "get") {
                 get = true;
-            } else if (is(opt, "px") || is(opt, "ex")) && ttl.is_none() {
+            } else if (ex || is(opt, "px")) && ttl.is_none_or(|(was_ex, _)| was_ex == ex) {
                 let Some(n) = req.get(i + 1) else {
                     err(cx, SYNTAX);
                     return;
                 };
-                let Some(n) = int(n) else {
-                    err(cx, NOT_INTEGER);
-                    return;
-                };
-                let ms = if is(opt, "ex") {
-                    n.checked_mul(1000)
-                } else {
-                    Some(n)
-                };
-                match ms.filter(|ms| (1..=scripts::MAX_TTL_MS).contains(ms)) {
-                    Some(ms) => ttl = Some(ms),
-                    None => {
-                        err(cx, b"ERR invalid expire time in 'set' command");
-                        return;
-                    }
-                }
+                ttl = Some((ex, n));
                 i += 1;
             } else {
                 err(cx, SYNTAX);
@@ -44,6 +33,23 @@ impl State {
             }
             i += 1;
         }
+        let ttl = match ttl {
+            None => None,
+            Some((ex, n)) => {
+                let Some(n) = int(n) else {
+                    err(cx, NOT_INTEGER);
+                    return;
+                };
+                let ms = if ex { n.checked_mul(1000) } else { Some(n) };
+                match ms.filter(|ms| (1..=scripts::MAX_TTL_MS).contains(ms)) {
+                    Some(ms) => Some(ms),
+                    None => {
+                        err(cx, b"ERR invalid expire time in 'set' command");
+                        return;
+                    }
+                }
+            }
+        };
         if value.len() > MAX_VALUE {
             err(cx, TOO_LONG_VALUE);
             return;
@@ -112,6 +118,81 @@ impl State {
                     return;
                 }
                 let _ = cx.engine.extend_detached(name, token, hold, cx.now);
+            }
+        }
+    }
+
+    /// `PEXPIRE key ms [NX|XX|GT|LT]` (`EXPIRE`: in seconds), checked in Redis's order:
+    /// the options, the number, its range, then the key. `NX`: only a key without a
+    /// deadline; `XX`: only one with; `GT`: only a later deadline (none counts as
+    /// infinite, so never); `LT`: only an earlier one (none counts as infinite).
+    pub(super) fn pexpire(&mut self, req: &Request, cx: &mut Ctx, seconds: bool) {
+        let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+        for opt in req.iter().skip(3) {
+            if is(opt, "nx") {
+                nx = true;
+            } else if is(opt, "xx") {
+                xx = true;
+            } else if is(opt, "gt") {
+                gt = true;
+            } else if is(opt, "lt") {
+                lt = true;
+            } else {
+                cx.stats.errors_total += 1;
+                cx.out.extend_from_slice(b"-ERR Unsupported option ");
+                cx.out.extend(opt.iter().take(QUOTE_MAX).map(|&b| safe(b)));
+                cx.out.extend_from_slice(b"\r\n");
+                return;
+            }
+        }
+        if nx && (xx || gt || lt) {
+            return err(
+                cx,
+                b"ERR NX and XX, GT or LT options at the same time are not compatible",
+            );
+        }
+        if gt && lt {
+            return err(
+                cx,
+                b"ERR GT and LT options at the same time are not compatible",
+            );
+        }
+        let Some(n) = int(req.get(2).unwrap_or(&[])) else {
+            return err(cx, NOT_INTEGER);
+        };
+        let ms = if seconds {
+            n.checked_mul(1000)
+        } else {
+            Some(n)
+        };
+        let Some(ms) = ms.filter(|&ms| ms <= scripts::MAX_TTL_MS) else {
+            cx.stats.errors_total += 1;
+            let cmd: &[u8] = if seconds { b"expire" } else { b"pexpire" };
+            cx.out.extend_from_slice(b"-ERR invalid expire time in '");
+            cx.out.extend_from_slice(cmd);
+            cx.out.extend_from_slice(b"' command\r\n");
+            return;
+        };
+        let Some(name) = name_of(req.get(1).unwrap_or(&[]), cx) else {
+            return;
+        };
+        match key_state(cx.engine, name.as_bytes()) {
+            Key::None => resp::integer(cx.out, 0),
+            Key::Foreign => err(cx, LOCKED),
+            Key::Redis {
+                token, deadline, ..
+            } => {
+                let left = deadline.map(|d| ms_left(d, cx.now, cx.engine.ticks_per_ms()));
+                let refused = match left {
+                    None => xx || gt,
+                    Some(left) => nx || (gt && ms <= left) || (lt && ms >= left),
+                };
+                if refused {
+                    resp::integer(cx.out, 0);
+                } else {
+                    expire(cx, name.as_bytes(), token, ms);
+                    resp::integer(cx.out, 1);
+                }
             }
         }
     }
