@@ -196,12 +196,12 @@ impl State {
             };
         }
         let arg = |i: usize| req.get(i).unwrap_or(&[]);
-        match cmd.len() {
-            _ if is(cmd, "set") => {
+        match cmd::word(cmd) {
+            cmd::SET => {
                 arity!(3, false);
                 self.set(req, cx);
             }
-            _ if is(cmd, "get") => {
+            cmd::GET => {
                 arity!(2, true);
                 let Some(name) = name_of(arg(1), cx) else {
                     return Flow::Continue;
@@ -216,7 +216,7 @@ impl State {
                     Key::Redis { .. } => err(cx, WRONGTYPE),
                 }
             }
-            _ if is(cmd, "del") || is(cmd, "unlink") => {
+            cmd::DEL | cmd::UNLINK => {
                 arity!(2, false);
                 let mut n = 0;
                 for key in req.iter().skip(1) {
@@ -230,7 +230,7 @@ impl State {
                 }
                 resp::integer(cx.out, n);
             }
-            _ if is(cmd, "exists") => {
+            cmd::EXISTS => {
                 arity!(2, false);
                 let n = req
                     .iter()
@@ -240,7 +240,7 @@ impl State {
                     .count();
                 resp::integer(cx.out, n as i64);
             }
-            _ if is(cmd, "pexpire") || is(cmd, "expire") => {
+            cmd::PEXPIRE | cmd::EXPIRE => {
                 arity!(3, false);
                 if argc > 3 {
                     err(cx, SYNTAX);
@@ -274,7 +274,7 @@ impl State {
                     }
                 }
             }
-            _ if is(cmd, "pttl") || is(cmd, "ttl") => {
+            cmd::PTTL | cmd::TTL => {
                 arity!(2, true);
                 let Some(name) = name_of(arg(1), cx) else {
                     return Flow::Continue;
@@ -305,7 +305,7 @@ impl State {
                 };
                 resp::integer(cx.out, left);
             }
-            _ if is(cmd, "type") => {
+            cmd::TYPE => {
                 arity!(2, true);
                 let Some(name) = name_of(arg(1), cx) else {
                     return Flow::Continue;
@@ -320,7 +320,7 @@ impl State {
                 };
                 resp::simple(cx.out, t);
             }
-            _ if is(cmd, "keys") => {
+            cmd::KEYS => {
                 arity!(2, true);
                 let pattern = arg(1);
                 let mut keys: Vec<Vec<u8>> = cx
@@ -335,11 +335,11 @@ impl State {
                     resp::bulk(cx.out, k);
                 }
             }
-            _ if is(cmd, "scan") => {
+            cmd::SCAN => {
                 arity!(2, false);
                 self.scan(req, cx);
             }
-            _ if is(cmd, "hset") || is(cmd, "hmset") => {
+            cmd::HSET | cmd::HMSET => {
                 arity!(4, false);
                 if !argc.is_multiple_of(2) {
                     wrong_args(cx, cmd);
@@ -347,7 +347,7 @@ impl State {
                 }
                 self.hset(req, cx, is(cmd, "hmset"));
             }
-            _ if is(cmd, "hget") || is(cmd, "hmget") || is(cmd, "hgetall") => {
+            cmd::HGET | cmd::HMGET | cmd::HGETALL => {
                 let getall = is(cmd, "hgetall");
                 if getall {
                     arity!(2, true);
@@ -391,7 +391,7 @@ impl State {
                     }
                 }
             }
-            _ if is(cmd, "eval") || is(cmd, "evalsha") => {
+            cmd::EVAL | cmd::EVALSHA => {
                 arity!(3, false);
                 let script = if is(cmd, "eval") {
                     self.aliases
@@ -411,24 +411,24 @@ impl State {
                     }
                 }
             }
-            _ if is(cmd, "script") => {
+            cmd::SCRIPT => {
                 arity!(2, false);
                 self.script(req, cx);
             }
-            _ if is(cmd, "ping") => match argc {
+            cmd::PING => match argc {
                 1 => resp::simple(cx.out, b"PONG"),
                 2 => resp::bulk(cx.out, arg(1)),
                 _ => wrong_args(cx, cmd),
             },
-            _ if is(cmd, "echo") => {
+            cmd::ECHO => {
                 arity!(2, true);
                 resp::bulk(cx.out, arg(1));
             }
-            _ if is(cmd, "quit") => {
+            cmd::QUIT => {
                 resp::simple(cx.out, b"OK");
                 return Flow::Close;
             }
-            _ if is(cmd, "select") => {
+            cmd::SELECT => {
                 arity!(2, true);
                 match int(arg(1)) {
                     Some(0) => resp::simple(cx.out, b"OK"),
@@ -436,13 +436,13 @@ impl State {
                     None => err(cx, NOT_INTEGER),
                 }
             }
-            _ if is(cmd, "info") => self.info(cx),
-            _ if is(cmd, "client") => {
+            cmd::INFO => self.info(cx),
+            cmd::CLIENT => {
                 arity!(2, false);
                 self.client(req, cx);
             }
-            _ if is(cmd, "hello") => return self.hello(req, cx),
-            _ if is(cmd, "auth") => {
+            cmd::HELLO => return self.hello(req, cx),
+            cmd::AUTH => {
                 arity!(2, false);
                 if argc > 3 {
                     err(cx, SYNTAX);
@@ -450,7 +450,7 @@ impl State {
                 }
                 self.auth(arg(argc - 1), cx);
             }
-            _ if is(cmd, "command") => {
+            cmd::COMMAND => {
                 let sub = req.get(1);
                 match sub {
                     Some(s) if is(s, "count") => resp::integer(cx.out, COMMANDS as i64),
@@ -461,6 +461,65 @@ impl State {
         }
         Flow::Continue
     }
+}
+
+/// Command names as integers: the name folded to lowercase, packed with its length, so
+/// dispatch is one integer match instead of a chain of case-insensitive comparisons.
+mod cmd {
+    /// Longest command name (`command`, `evalsha`, `hgetall`, `pexpire`).
+    const MAX_LEN: usize = 7;
+
+    /// The key of a name of at most [`MAX_LEN`] bytes: its bytes in ASCII lowercase, and
+    /// its length in the top byte (so no two names that differ other than in case share
+    /// a key).
+    const fn key(name: &[u8]) -> u64 {
+        let mut k = (name.len() as u64) << 56;
+        let mut i = 0;
+        while i < name.len() {
+            k |= (name[i].to_ascii_lowercase() as u64) << (8 * i);
+            i += 1;
+        }
+        k
+    }
+
+    /// The key of a request's command name; 0 (no command's) when it is longer than any.
+    pub fn word(name: &[u8]) -> u64 {
+        if name.len() > MAX_LEN {
+            0
+        } else {
+            key(name)
+        }
+    }
+
+    pub const AUTH: u64 = key(b"auth");
+    pub const CLIENT: u64 = key(b"client");
+    pub const COMMAND: u64 = key(b"command");
+    pub const DEL: u64 = key(b"del");
+    pub const ECHO: u64 = key(b"echo");
+    pub const EVAL: u64 = key(b"eval");
+    pub const EVALSHA: u64 = key(b"evalsha");
+    pub const EXISTS: u64 = key(b"exists");
+    pub const EXPIRE: u64 = key(b"expire");
+    pub const GET: u64 = key(b"get");
+    pub const HELLO: u64 = key(b"hello");
+    pub const HGET: u64 = key(b"hget");
+    pub const HGETALL: u64 = key(b"hgetall");
+    pub const HMGET: u64 = key(b"hmget");
+    pub const HMSET: u64 = key(b"hmset");
+    pub const HSET: u64 = key(b"hset");
+    pub const INFO: u64 = key(b"info");
+    pub const KEYS: u64 = key(b"keys");
+    pub const PEXPIRE: u64 = key(b"pexpire");
+    pub const PING: u64 = key(b"ping");
+    pub const PTTL: u64 = key(b"pttl");
+    pub const QUIT: u64 = key(b"quit");
+    pub const SCAN: u64 = key(b"scan");
+    pub const SCRIPT: u64 = key(b"script");
+    pub const SELECT: u64 = key(b"select");
+    pub const SET: u64 = key(b"set");
+    pub const TTL: u64 = key(b"ttl");
+    pub const TYPE: u64 = key(b"type");
+    pub const UNLINK: u64 = key(b"unlink");
 }
 
 /// Commands answered here, for `COMMAND COUNT`.
