@@ -70,10 +70,10 @@ pub(super) enum Key<'a> {
 }
 
 pub(super) fn key_state<'e>(engine: &'e Engine, name: &[u8]) -> Key<'e> {
-    let Some((info, _)) = engine.inspect(name) else {
+    let Some((info, detached)) = engine.inspect_detached(name) else {
         return Key::None;
     };
-    match engine.detached_on(name) {
+    match detached {
         Some(d) if info.exclusive && d.origin == Protocol::Redis as u8 => Key::Redis {
             token: d.token,
             deadline: d.deadline,
@@ -132,7 +132,7 @@ pub(super) fn create(cx: &mut Ctx, name: &[u8], value: &[u8], hold: Option<u32>)
 
 /// Deletes a Redis key; its waiters are granted.
 pub(super) fn delete(cx: &mut Ctx, name: &[u8], token: u64) {
-    let _ = cx.engine.release(cx.client, name, Some(token), cx.now);
+    let _ = cx.engine.release_detached(name, token, cx.now);
 }
 
 /// `PEXPIRE` of a Redis key: 0 or less deletes it.
