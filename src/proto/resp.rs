@@ -263,24 +263,26 @@ fn header_general(
 /// for anything else (a sign, more digits, a missing or partial line end...), which
 /// [`header`]'s general path then decides; on every input where this answers, that
 /// path answers the same.
-#[inline]
+#[inline(always)]
 fn plain_number(input: &[u8], start: usize) -> Option<(i64, usize)> {
     let digits = input.get(start..)?;
-    let mut n: i64 = 0;
+    let mut n: u64 = 0;
     let mut i = 0;
-    while let Some(&b) = digits.get(i) {
+    // One digit past the most taken, to tell "too many" from "just right".
+    for &b in digits.iter().take(MAX_PLAIN_DIGITS + 1) {
         let d = b.wrapping_sub(b'0');
         if d > 9 {
             break;
         }
-        if i == MAX_PLAIN_DIGITS || (i == 1 && n == 0) {
-            return None; // too many digits to add up unchecked, or a leading zero
-        }
-        n = n * 10 + i64::from(d);
+        n = n.wrapping_mul(10).wrapping_add(u64::from(d));
         i += 1;
     }
+    if i == 0 || i > MAX_PLAIN_DIGITS || (i > 1 && digits[0] == b'0') {
+        return None;
+    }
     match digits.get(i..i + CRLF) {
-        Some(b"\r\n") if i > 0 => Some((n, start + i + CRLF)),
+        // At most 18 digits: below i64::MAX, no wrap happened.
+        Some(b"\r\n") => Some((n as i64, start + i + CRLF)),
         _ => None,
     }
 }
