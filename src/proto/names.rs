@@ -56,14 +56,6 @@ fn escape(prefix: &[u8], name: &[u8], max: usize) -> Option<EngineName> {
         buf: [0; MAX_NAME],
         len: 0,
     };
-    // The common name needs no escape: two copies instead of a byte at a time.
-    let len = prefix.len() + name.len();
-    if !name.is_empty() && len <= max && !name.iter().any(|&b| needs_escape(b)) {
-        n.buf[..prefix.len()].copy_from_slice(prefix);
-        n.buf[prefix.len()..len].copy_from_slice(name);
-        n.len = len;
-        return Some(n);
-    }
     let mut push = |b: u8| {
         if n.len == max {
             return None;
@@ -94,6 +86,13 @@ fn escape(prefix: &[u8], name: &[u8], max: usize) -> Option<EngineName> {
 /// `None` when it is longer than [`MAX_NAME`] bytes.
 pub fn engine_name(prefix: &[u8], name: &[u8]) -> Option<EngineName> {
     escape(prefix, name, MAX_NAME)
+}
+
+/// True when `name` is its own engine name (`engine_name(b"", name)` is `name`): 1 to
+/// [`MAX_NAME`] bytes, none of which the escape writes as `%XX`. A codec can then use
+/// the bytes it was sent as they are, without building an [`EngineName`].
+pub fn is_plain(name: &[u8]) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME && !name.iter().any(|&b| needs_escape(b))
 }
 
 /// The engine client name of a foreign client name: escaped like a lock name, so it is
@@ -211,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn escape_agrees_with_the_plain_statement() {
+    fn escape_and_is_plain_agree_with_the_plain_statement() {
         let mut rng = crate::testrng::Rng::new(0x4a3e_5ca9);
         let any = b"ab%: \x00\x7f\xff\t";
         let plain = b"ab:\xff";
@@ -230,11 +229,15 @@ mod tests {
             let bytes: &[u8] = if rng.chance(50) { plain } else { any };
             let name: Vec<u8> = (0..len).map(|_| *rng.pick(bytes)).collect();
             let prefix: &[u8] = if rng.chance(50) { b"" } else { b"%p:" };
+            let want = escape_plainly(prefix, &name, max);
             assert_eq!(
                 escape(prefix, &name, max).map(|n| n.as_bytes().to_vec()),
-                escape_plainly(prefix, &name, max),
+                want,
                 "{name:?} under {prefix:?}, most {max}"
             );
+            if prefix.is_empty() && max == MAX_NAME {
+                assert_eq!(is_plain(&name), want.as_ref() == Some(&name), "{name:?}");
+            }
         }
     }
 

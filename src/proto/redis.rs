@@ -27,7 +27,7 @@
 //!   at most [`MAX_FIELDS`] fields, so one key's attachment stays under
 //!   [`crate::engine::MAX_ATTACHMENT`].
 
-use super::names::{client_name, engine_name, wire_name, EngineName};
+use super::names::{client_name, engine_name, is_plain, wire_name, EngineName};
 use super::redis_scripts::{self as scripts, Aliases, Call, ScriptError};
 use super::resp::{self, Args, Limits, Parsed, Request, Version};
 use super::{Ctx, Progress, Protocol, Wire};
@@ -141,9 +141,36 @@ impl Wire for Session {
     fn encode_event(&mut self, _event: &Event, _engine: &Engine, _out: &mut Vec<u8>) {}
 }
 
+/// A key's engine name: the key itself when it needs no escape (most keys), else its
+/// escaped image. It lives on the stack for one command: boxing the large variant would
+/// allocate for every escaped key.
+#[allow(clippy::large_enum_variant)]
+enum KeyName<'a> {
+    Plain(&'a [u8]),
+    Escaped(EngineName),
+}
+
+impl KeyName<'_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyName::Plain(k) => k,
+            KeyName::Escaped(n) => n.as_bytes(),
+        }
+    }
+}
+
+/// The engine name of `key` ([`engine_name`]`(b"", key)`), or `None` when it is too long.
+fn key_name(key: &[u8]) -> Option<KeyName<'_>> {
+    if is_plain(key) {
+        Some(KeyName::Plain(key))
+    } else {
+        engine_name(b"", key).map(KeyName::Escaped)
+    }
+}
+
 /// The engine name of `key`, or the error written.
-fn name_of(key: &[u8], cx: &mut Ctx) -> Option<EngineName> {
-    let name = engine_name(b"", key);
+fn name_of<'k>(key: &'k [u8], cx: &mut Ctx) -> Option<KeyName<'k>> {
+    let name = key_name(key);
     if name.is_none() {
         err(cx, TOO_LONG_KEY);
     }
@@ -220,7 +247,7 @@ impl State {
                 arity!(2, false);
                 let mut n = 0;
                 for key in req.iter().skip(1) {
-                    let Some(name) = engine_name(b"", key) else {
+                    let Some(name) = key_name(key) else {
                         continue;
                     };
                     if let Key::Redis { token, .. } = key_state(cx.engine, name.as_bytes()) {
@@ -235,7 +262,7 @@ impl State {
                 let n = req
                     .iter()
                     .skip(1)
-                    .filter_map(|k| engine_name(b"", k))
+                    .filter_map(key_name)
                     .filter(|name| !matches!(key_state(cx.engine, name.as_bytes()), Key::None))
                     .count();
                 resp::integer(cx.out, n as i64);

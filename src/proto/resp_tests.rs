@@ -586,7 +586,7 @@ mod reference {
     pub(super) fn array(
         input: &[u8],
         limits: &Limits,
-    ) -> Result<Option<(Vec<Vec<u8>>, usize)>, RespError> {
+    ) -> Result<Option<(super::Owned, usize)>, RespError> {
         let bad = RespError::InvalidMultibulkLength;
         let Some((count, mut pos)) = header(input, 0, bad, RespError::TooBigMultibulkCount)? else {
             return Ok(None);
