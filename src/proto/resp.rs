@@ -481,10 +481,14 @@ pub fn map(out: &mut Vec<u8>, pairs: usize, version: Version) {
 }
 
 fn push_line(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend(
-        s.iter()
-            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-    );
+    if s.iter().any(|&b| b == b'\r' || b == b'\n') {
+        out.extend(
+            s.iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
+    } else {
+        out.extend_from_slice(s);
+    }
     out.extend_from_slice(b"\r\n");
 }
 
