@@ -96,6 +96,25 @@ impl Engine {
         Ok(())
     }
 
+    /// Releases the first detached hold on `name` when `release` says so, given the lock
+    /// and that hold as [`Engine::inspect_detached`] shows them: a compare-and-delete
+    /// from one table lookup. True when it released.
+    pub fn release_detached_if(
+        &mut self,
+        name: &[u8],
+        now: u64,
+        release: impl FnOnce(&LockInfo, &DetachedHold<'_>) -> bool,
+    ) -> bool {
+        let Some((info, Some(claim))) = self.table.inspect_detached(name) else {
+            return false;
+        };
+        if !release(&info, &self.detached_view(claim)) {
+            return false;
+        }
+        self.remove(claim, now);
+        true
+    }
+
     fn detached_view(&self, claim: ClaimId) -> DetachedHold<'_> {
         let c = self.table.claim(claim);
         let a = self.attachments.get(&claim);

@@ -32,7 +32,7 @@ use super::redis_scripts::{self as scripts, Aliases, Call, ScriptError};
 use super::resp::{self, Args, Limits, Parsed, Request, Version};
 use super::{Ctx, Progress, Protocol, Wire};
 use crate::config::{Config, VERSION};
-use crate::engine::{AcquireRequest, Acquired, Engine, Event, Mode};
+use crate::engine::{AcquireRequest, Acquired, DetachedHold, Engine, Event, LockInfo, Mode};
 
 mod conn;
 mod keys;
@@ -42,8 +42,8 @@ mod write;
 
 pub use keys::glob;
 use value::{
-    create, delete, expire, fields, hash_get, key_state, ms_left, push_field, string_equal, Key,
-    Value,
+    create, delete, delete_if_equal, expire, fields, hash_get, key_state, ms_left, push_field,
+    string_equal, Key, Value,
 };
 
 /// Most bytes of a string value, a field name or a field value.

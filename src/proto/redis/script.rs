@@ -96,8 +96,7 @@ impl State {
                     let Some(name) = key_name(key) else {
                         continue;
                     };
-                    if let Some(token) = string_equal(cx.engine, name.as_bytes(), value) {
-                        delete(cx, name.as_bytes(), token);
+                    if delete_if_equal(cx, name.as_bytes(), value) {
                         n += 1;
                     }
                 }
