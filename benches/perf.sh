@@ -8,6 +8,7 @@
 #   bash benches/perf.sh instructions   # 5. callgrind instructions + mallocs per cycle, CPU us/cycle, syscalls/cycle
 #   bash benches/perf.sh micro          # 6. cargo bench --bench core (divan)
 #   bash benches/perf.sh redis-dialect  # 7. the same Redis client workload: lockbox --redis-listen vs redis-server
+#   bash benches/perf.sh redis-instructions # 7. callgrind instructions + mallocs per cycle of the Redis dialect, and of loadgen's Redis worker
 #   bash benches/perf.sh all            # all of the above, in that order
 #   bash benches/perf.sh sweep          # 8. cycles/s and latency vs clients (1-1000), SVG charts
 #   bash benches/perf.sh client         # 9. Rust client (async, N tasks) vs loadgen, per lock cycle
@@ -17,8 +18,9 @@
 # load run, default 3), OUT (result directory, default target/perf), SERVER_CORE (0),
 # LOADGEN_CORE (1), SKIP_BUILD=1 (use the binaries already in target/release),
 # LOCKBOX_BIN (another server binary, e.g. an older build, for a before/after run);
-# instructions only: CG_BASE (an older server binary with symbols: its callgrind runs
-# first, in the same session, and the summary compares), CG_ONLY=1 (callgrind only).
+# instructions and redis-instructions only: CG_BASE (an older server binary with symbols:
+# its callgrind runs first, in the same session, and the summary compares), CG_ONLY=1
+# (callgrind of the server only).
 # Callgrind runs on target/profiling/lockbox (`cargo build --profile profiling`).
 #
 # A quick check that a table still runs (seconds, not minutes; numbers too noisy to quote):
@@ -264,11 +266,15 @@ cmd_redis_dialect() {
             for first in $( ((r % 2)) && echo "lockbox redis" || echo "redis lockbox"); do
                 # shellcheck disable=SC2086
                 if [ "$first" = lockbox ]; then
+                    cpu_ticks "$LB_PID" >"$TABLE_DIR/$id.lockbox.$r.json.srv"
                     lg "$TABLE_DIR/$id.lockbox.$r.json" --duration "$DUR" \
                         --target redis --server "127.0.0.1:$rd_listen" --server-pid "$LB_PID" $flags
+                    cpu_ticks "$LB_PID" >>"$TABLE_DIR/$id.lockbox.$r.json.srv"
                 else
+                    cpu_ticks "$RD_PID" >"$TABLE_DIR/$id.redis.$r.json.srv"
                     lg "$TABLE_DIR/$id.redis.$r.json" --duration "$DUR" \
                         --target redis --server "127.0.0.1:$RD_PORT" --server-pid "$RD_PID" $flags
+                    cpu_ticks "$RD_PID" >>"$TABLE_DIR/$id.redis.$r.json.srv"
                 fi
             done
         done
@@ -276,7 +282,69 @@ cmd_redis_dialect() {
     done
     stop "$LB_PID"
     stop "$RD_PID"
-    python3 "$HELP" throughput "$TABLE_DIR" "$RUNS" >"$TABLE_DIR/summary.md"
+    {
+        python3 "$HELP" throughput "$TABLE_DIR" "$RUNS"
+        python3 "$HELP" cpusplit "$TABLE_DIR" "$RUNS" "${REDIS_DIALECT_CONFIGS[*]%%|*}"
+    } >"$TABLE_DIR/summary.md"
+    finish
+}
+
+# cpu_ticks PID: the process's user and system CPU time so far, in clock ticks.
+cpu_ticks() {
+    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12, $13}'
+}
+
+# ---------------------------------------------------------------------------------------
+# 7b. redis-instructions: callgrind on the Redis dialect (the server, then loadgen)
+# ---------------------------------------------------------------------------------------
+
+# id | loadgen flags (the workload of redis-dialect, counted in cycles)
+REDIS_COST_CONFIGS=(
+    "lock_50x1|--target redis --clients 50 --pipeline 1 --locks 10000"
+    "lock_50x32|--target redis --clients 50 --pipeline 32 --locks 10000"
+)
+
+cmd_redis_instructions() {
+    begin redis-instructions
+    NEED_PROF=1 build
+    [ -x "$LOCKBOX_PROF" ] || die "missing $LOCKBOX_PROF (cargo build --profile profiling)"
+    need valgrind
+    need callgrind_control
+    # (a) the server: as `instructions` (a), against --redis-listen
+    if [ -n "${CG_BASE:-}" ]; then
+        [ -x "$CG_BASE" ] || die "CG_BASE=$CG_BASE is not an executable"
+        cg_measure "$CG_BASE" "$TABLE_DIR/base" redis
+        load "after callgrind of CG_BASE"
+    fi
+    cg_measure "$LOCKBOX_PROF" "$TABLE_DIR" redis
+    load "after callgrind"
+    # (b) loadgen's own user-space instructions per cycle (the same client drives both
+    # servers, so its cost caps the ratio): loadgen under callgrind, the release server
+    # natively, the same difference of a short and a long run
+    if [ "${CG_ONLY:-0}" != 1 ]; then
+        local dir=$TABLE_DIR/loadgen cfg id flags n parts=0 rd_listen
+        mkdir -p "$dir"
+        : >"$dir/callgrind.parts"
+        rd_listen=$(free_port)
+        start_lockbox --redis-listen "127.0.0.1:$rd_listen"
+        wait_port "$rd_listen" 10
+        for cfg in "${REDIS_COST_CONFIGS[@]}"; do
+            IFS='|' read -r id flags <<<"$cfg"
+            for n in "$N_SMALL" "$N_BIG"; do
+                parts=$((parts + 1))
+                # shellcheck disable=SC2086
+                timeout 600 taskset -c "$LOADGEN_CORE" valgrind --tool=callgrind --dump-instr=no \
+                    --callgrind-out-file="$dir/callgrind.out.$parts" "$LOADGEN" --json --quiet \
+                    --cycles "$n" --server "127.0.0.1:$rd_listen" $flags \
+                    >"$dir/cg.$id.$n.json" 2>"$dir/cg.$id.$n.err" ||
+                    echo "  loadgen under callgrind failed (see $dir/cg.$id.$n.err)" >&2
+                echo "$id $n $parts" >>"$dir/callgrind.parts"
+            done
+        done
+        stop "$LB_PID"
+        load "after callgrind of loadgen"
+    fi
+    python3 "$HELP" redis_instructions "$TABLE_DIR" >"$TABLE_DIR/summary.md"
     finish
 }
 
@@ -527,16 +595,26 @@ cg_dump() {
     sleep 0.2
 }
 
-# cg_measure BIN DIR: runs every COST_CONFIGS workload twice (N_SMALL, N_BIG cycles)
-# against BIN under callgrind, one dump per run, into DIR (callgrind.out.N and
-# callgrind.parts, read by `perf_report.py instructions`).
+# cg_measure BIN DIR [redis]: runs every COST_CONFIGS workload (with `redis`: every
+# REDIS_COST_CONFIGS workload, loadgen --target redis against BIN's --redis-listen)
+# twice (N_SMALL, N_BIG cycles) against BIN under callgrind, one dump per run, into DIR
+# (callgrind.out.N and callgrind.parts, read by `perf_report.py instructions`).
 cg_measure() {
-    local bin=$1 dir=$2 cfg id flags n port
+    local bin=$1 dir=$2 dialect=${3:-native} cfg id flags n port lport cfgs
     mkdir -p "$dir"
     port=$(free_port)
+    lport=$port
+    local extra=()
+    if [ "$dialect" = redis ]; then
+        port=$(free_port)
+        extra=(--redis-listen "127.0.0.1:$port")
+        cfgs=("${REDIS_COST_CONFIGS[@]}")
+    else
+        cfgs=("${COST_CONFIGS[@]}")
+    fi
     taskset -c "$SERVER_CORE" valgrind --tool=callgrind --dump-instr=no \
         --callgrind-out-file="$dir/callgrind.out" \
-        "$bin" --listen "127.0.0.1:$port" 2>"$dir/valgrind.log" &
+        "$bin" --listen "127.0.0.1:$lport" "${extra[@]}" 2>"$dir/valgrind.log" &
     CG_PID=$!
     STARTED+=("$CG_PID")
     CG_PARTS=0
@@ -544,7 +622,7 @@ cg_measure() {
     wait_port "$port" 60
     cg_dump # part 1: start-up
     : >"$dir/callgrind.parts"
-    for cfg in "${COST_CONFIGS[@]}"; do
+    for cfg in "${cfgs[@]}"; do
         IFS='|' read -r id flags <<<"$cfg"
         for n in "$N_SMALL" "$N_BIG"; do
             # shellcheck disable=SC2086
@@ -804,6 +882,7 @@ timers) cmd_timers ;;
 instructions) cmd_instructions ;;
 micro) cmd_micro ;;
 redis-dialect) cmd_redis_dialect ;;
+redis-instructions) cmd_redis_instructions ;;
 sweep) cmd_sweep ;;
 client) cmd_client ;;
 env) cmd_env ;;

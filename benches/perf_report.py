@@ -11,6 +11,8 @@ into the tables of PERF.md. perf.sh calls it as `python3 benches/perf_report.py 
     memory DIR                    table 3
     timers DIR                    table 4
     instructions DIR              table 5
+    redis_instructions DIR        table 7, callgrind of the Redis dialect
+    cpusplit DIR RUNS "CFGS"      table 7, server and loadgen CPU per cycle, user / system
     sweep DIR RUNS "CLIENTS" "DEPTHS"
                                   table 7 and its charts (DIR/*.svg)
     client DIR RUNS "TASKS"       Rust client overhead table
@@ -656,7 +658,33 @@ def ir_per_cycle(d):
         out[cid] = (tot[1] - tot[0]) / (cyc[1] - cyc[0])
     return out
 
+CG_LABELS = {"lock_50x1": "lock cycle (50, 1)", "ping_50x1": "PING (50, 1)",
+             "lock_50x32": "lock cycle (50, 32)", "ping_50x32": "PING (50, 32)",
+             "redis_lock_50x1": "Redis lock cycle (50, 1)",
+             "redis_lock_50x32": "Redis lock cycle (50, 32)"}
+
 def instructions(d):
+    cfgs = cg_tables(d, CG_LABELS)
+    label = CG_LABELS
+    reqs = {"lock": 2, "ping": 1}
+    # (b) CPU per cycle at full speed
+    print("\n**(b) server CPU time per cycle at full speed** (`loadgen --server-pid`: utime+stime "
+          "of the server from /proc, user and kernel, over the run / cycles; server pinned to "
+          "one core, loadgen to the other; median of 3 runs):\n")
+    print("| workload | cycles/s | server CPU % | **server CPU us per cycle** | per request | loadgen CPU % |")
+    print("|---|---|---|---|---|---|")
+    for cid in cfgs:
+        js = [load(os.path.join(d, f"cpu.{cid}.{r}.json")) for r in (1, 2, 3)]
+        if not any(js):
+            continue
+        us = med(map(srv_cpu_us, js))
+        print(f"| {label.get(cid, cid)} | {fmt(med(map(cps, js)))} | {fmt(med(map(srv_pct, js)))} | "
+              f"**{fmt(us, 2)}** | {fmt(us / reqs[cid.split('_')[0]] if us else None, 2)} | {fmt(med(map(lgcpu, js)))} |")
+    syscalls(d, cfgs, label)
+
+def cg_tables(d, label, what="the server"):
+    """Prints the callgrind tables of d (and d/base, when there): before/after, per cycle,
+    top functions; returns the workload ids in run order."""
     base = os.path.join(d, "base")
     if os.path.exists(os.path.join(base, "callgrind.parts")):
         before, after = ir_per_cycle(base), ir_per_cycle(d)
@@ -678,12 +706,8 @@ def instructions(d):
     for (cid, n) in parts:
         if cid not in cfgs:
             cfgs.append(cid)
-    label = {"lock_50x1": "lock cycle (50, 1)", "ping_50x1": "PING (50, 1)",
-             "lock_50x32": "lock cycle (50, 32)", "ping_50x32": "PING (50, 32)",
-             "redis_lock_50x1": "Redis lock cycle (50, 1)",
-             "redis_lock_50x32": "Redis lock cycle (50, 32)"}
     reqs = {"lock": 2, "ping": 1}
-    print("**(a) callgrind** (`valgrind --tool=callgrind` on the server, user-space instructions "
+    print(f"**(a) callgrind** (`valgrind --tool=callgrind` on {what}, user-space instructions "
           "only: the kernel's share of every syscall is not counted). Each workload runs twice "
           "against the same server, N1 and N2 cycles (`loadgen --cycles`, 50 connections set up "
           "and torn down each time); a `callgrind_control -d` after each run isolates it. "
@@ -716,7 +740,7 @@ def instructions(d):
             diff[k] -= v
         profiles[cid] = (per, sorted(((v / (c2 - c1), k) for k, v in diff.items()), reverse=True)[:15])
     for cid, (per, top) in profiles.items():
-        if cid not in ("lock_50x1", "lock_50x32"):
+        if not cid.startswith("lock_"):
             continue
         print(f"\nTop functions by self instructions per {label[cid]} (difference of the two runs; "
               f"inlined code is attributed to the function it was inlined into):\n")
@@ -724,20 +748,9 @@ def instructions(d):
         print("|---|---|---|")
         for v, k in top:
             print(f"| {v:,.0f} | {100 * v / per:.1f}% | `{k[:110]}` |")
-    # (b) CPU per cycle at full speed
-    print("\n**(b) server CPU time per cycle at full speed** (`loadgen --server-pid`: utime+stime "
-          "of the server from /proc, user and kernel, over the run / cycles; server pinned to "
-          "one core, loadgen to the other; median of 3 runs):\n")
-    print("| workload | cycles/s | server CPU % | **server CPU us per cycle** | per request | loadgen CPU % |")
-    print("|---|---|---|---|---|---|")
-    for cid in cfgs:
-        js = [load(os.path.join(d, f"cpu.{cid}.{r}.json")) for r in (1, 2, 3)]
-        if not any(js):
-            continue
-        us = med(map(srv_cpu_us, js))
-        print(f"| {label.get(cid, cid)} | {fmt(med(map(cps, js)))} | {fmt(med(map(srv_pct, js)))} | "
-              f"**{fmt(us, 2)}** | {fmt(us / reqs[cid.split('_')[0]] if us else None, 2)} | {fmt(med(map(lgcpu, js)))} |")
-    # (c) syscalls
+    return cfgs
+
+def syscalls(d, cfgs, label):
     rows = []
     for cid in cfgs + ["redis_" + c for c in cfgs if c.startswith("lock_")]:
         p = os.path.join(d, f"strace.{cid}.txt")
@@ -767,6 +780,54 @@ def instructions(d):
                   f"{g('epoll_wait')[0] / cyc:.3f} | {allc / cyc:.2f} |")
         print("\n(recvfrom/read and sendto/write/writev are counted together; all syscalls: " +
               "; ".join(f"{label.get(c, c)}: " + ", ".join(f"{k} {v[0]:,}" for k, v in sorted(sc.items(), key=lambda kv: -kv[1][0])) for c, _, sc in rows) + ")")
+
+# --- the Redis dialect: CPU split and callgrind -----------------------------------------
+
+def ticks_us(path, cycles):
+    """(user, system) us per cycle from a `cpu_ticks` before/after file (clock ticks)."""
+    try:
+        with open(path) as f:
+            (u0, s0), (u1, s1) = [map(int, l.split()) for l in f.read().splitlines()[:2]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    return ((u1 - u0) * 1e6 / hz / cycles, (s1 - s0) * 1e6 / hz / cycles) if cycles else None
+
+def cpusplit(d, n, cfgs):
+    """Server and loadgen CPU per cycle, user / system, for each side of redis-dialect."""
+    n = int(n)
+    print("\nCPU per cycle split into user / system time, in us (medians over the rounds; the "
+          "server's from /proc/<pid>/stat ticks read before and after each run, loadgen's from "
+          "its own report):\n")
+    print("| workload | server lockbox user / sys | server Redis user / sys | loadgen vs lockbox user / sys | loadgen vs Redis user / sys |")
+    print("|---|---|---|---|---|")
+    for cfg in cfgs.split():
+        row = []
+        for tag in ("lockbox", "redis"):
+            sp = [ticks_us(os.path.join(d, f"{cfg}.{tag}.{r}.json.srv"), (j or {}).get("cycles"))
+                  for r, j in enumerate(runs(d, cfg, tag, n), 1)]
+            sp = [x for x in sp if x]
+            row.append(f"{fmt(med(x[0] for x in sp), 2)} / {fmt(med(x[1] for x in sp), 2)}")
+        for tag in ("lockbox", "redis"):
+            js = [j for j in runs(d, cfg, tag, n) if j and j.get("loadgen_cpu") and j.get("cycles")]
+            u = med(j["loadgen_cpu"]["user_s"] * 1e6 / j["cycles"] for j in js)
+            sy = med(j["loadgen_cpu"]["sys_s"] * 1e6 / j["cycles"] for j in js)
+            row.append(f"{fmt(u, 2)} / {fmt(sy, 2)}")
+        print(f"| {LABELS.get(cfg, cfg)} | " + " | ".join(row) + " |")
+
+REDIS_CG_LABELS = {"lock_50x1": "Redis-dialect lock cycle (50, 1)",
+                   "lock_50x32": "Redis-dialect lock cycle (50, 32)"}
+
+def redis_instructions(d):
+    print("The Redis dialect (`loadgen --target redis`: `SET name token NX PX hold`, then the "
+          "compare-and-delete `EVAL`) against lockbox `--redis-listen`.\n")
+    cg_tables(d, REDIS_CG_LABELS)
+    lgd = os.path.join(d, "loadgen")
+    if os.path.exists(os.path.join(lgd, "callgrind.parts")):
+        print("\n**(b) loadgen's Redis worker** (loadgen itself under callgrind, the release "
+              "server natively; loadgen's whole process, its reporting included, so the "
+              "difference of the two runs is what a cycle costs the client):\n")
+        cg_tables(lgd, REDIS_CG_LABELS, "loadgen")
 
 # --- client: the Rust client against loadgen ------------------------------------------
 
@@ -833,4 +894,5 @@ if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"throughput": throughput, "ceiling": ceiling, "cpusnap": cpusnap, "count": count, "idle": idle,
      "memory": memory, "timers": timers, "stats": stats, "instructions": instructions,
-     "sweep": sweep, "client": client}[cmd](*args)
+     "sweep": sweep, "client": client, "cpusplit": cpusplit,
+     "redis_instructions": redis_instructions}[cmd](*args)

@@ -40,9 +40,11 @@ pub(crate) fn parse_u64(b: &[u8]) -> Option<u64> {
 /// Append `v` as exactly 16 lowercase hex digits.
 pub(crate) fn push_hex16(out: &mut Vec<u8>, v: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..16).rev() {
-        out.push(HEX[((v >> (i * 4)) & 0xf) as usize]);
+    let mut digits = [0u8; 16];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
     }
+    out.extend_from_slice(&digits);
 }
 
 /// How much of a reply [`show`] quotes.

@@ -77,6 +77,44 @@ impl Engine {
         Some(self.detached_view(claim))
     }
 
+    /// `name`'s lock (as [`Engine::inspect`] without the holder) and its first detached
+    /// hold (as [`Engine::detached_on`]), from one table lookup; `None` when nothing
+    /// holds or waits for `name`.
+    pub fn inspect_detached(&self, name: &[u8]) -> Option<(LockInfo, Option<DetachedHold<'_>>)> {
+        let (info, first) = self.table.inspect_detached(name)?;
+        Some((info, first.map(|c| self.detached_view(c))))
+    }
+
+    /// Releases the detached hold on `name` with `token`, as [`Engine::release`] with
+    /// that token does from a client that holds nothing there, with one table lookup.
+    pub fn release_detached(&mut self, name: &[u8], token: u64, now: u64) -> Result<(), FindError> {
+        let claim = self
+            .table
+            .find_detached(name, token)
+            .ok_or(FindError::NotHeld)?;
+        self.remove(claim, now);
+        Ok(())
+    }
+
+    /// Releases the first detached hold on `name` when `release` says so, given the lock
+    /// and that hold as [`Engine::inspect_detached`] shows them: a compare-and-delete
+    /// from one table lookup. True when it released.
+    pub fn release_detached_if(
+        &mut self,
+        name: &[u8],
+        now: u64,
+        release: impl FnOnce(&LockInfo, &DetachedHold<'_>) -> bool,
+    ) -> bool {
+        let Some((info, Some(claim))) = self.table.inspect_detached(name) else {
+            return false;
+        };
+        if !release(&info, &self.detached_view(claim)) {
+            return false;
+        }
+        self.remove(claim, now);
+        true
+    }
+
     fn detached_view(&self, claim: ClaimId) -> DetachedHold<'_> {
         let c = self.table.claim(claim);
         let a = self.attachments.get(&claim);

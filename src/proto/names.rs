@@ -88,6 +88,13 @@ pub fn engine_name(prefix: &[u8], name: &[u8]) -> Option<EngineName> {
     escape(prefix, name, MAX_NAME)
 }
 
+/// True when `name` is its own engine name (`engine_name(b"", name)` is `name`): 1 to
+/// [`MAX_NAME`] bytes, none of which the escape writes as `%XX`. A codec can then use
+/// the bytes it was sent as they are, without building an [`EngineName`].
+pub fn is_plain(name: &[u8]) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME && !name.iter().any(|&b| needs_escape(b))
+}
+
 /// The engine client name of a foreign client name: escaped like a lock name, so it is
 /// a valid native client name; `None` when `name` is empty or its image is longer than
 /// [`MAX_CLIENT_NAME`] bytes.
@@ -184,6 +191,54 @@ mod tests {
         );
         assert_eq!(engine_name(b"", b"a b%").unwrap().as_bytes(), b"a%20b%25");
         assert_eq!(engine_name(b"", b"").unwrap().as_bytes(), b"%");
+    }
+
+    /// The escape written a byte at a time, as the module doc states it.
+    fn escape_plainly(prefix: &[u8], name: &[u8], max: usize) -> Option<Vec<u8>> {
+        let mut out = prefix.to_vec();
+        if name.is_empty() {
+            out.push(b'%');
+        }
+        for &b in name {
+            if needs_escape(b) {
+                out.extend_from_slice(format!("%{b:02X}").as_bytes());
+            } else {
+                out.push(b);
+            }
+        }
+        (out.len() <= max).then_some(out)
+    }
+
+    #[test]
+    fn escape_and_is_plain_agree_with_the_plain_statement() {
+        let mut rng = crate::testrng::Rng::new(0x4a3e_5ca9);
+        let any = b"ab%: \x00\x7f\xff\t";
+        let plain = b"ab:\xff";
+        for round in 0..20_000 {
+            let max = if rng.chance(50) {
+                MAX_NAME
+            } else {
+                MAX_CLIENT_NAME
+            };
+            // Around the limit now and then, with or without bytes that need the escape.
+            let len = if round % 4 == 0 {
+                rng.range_usize(max - 6, max + 2)
+            } else {
+                rng.range_usize(0, 12)
+            };
+            let bytes: &[u8] = if rng.chance(50) { plain } else { any };
+            let name: Vec<u8> = (0..len).map(|_| *rng.pick(bytes)).collect();
+            let prefix: &[u8] = if rng.chance(50) { b"" } else { b"%p:" };
+            let want = escape_plainly(prefix, &name, max);
+            assert_eq!(
+                escape(prefix, &name, max).map(|n| n.as_bytes().to_vec()),
+                want,
+                "{name:?} under {prefix:?}, most {max}"
+            );
+            if prefix.is_empty() && max == MAX_NAME {
+                assert_eq!(is_plain(&name), want.as_ref() == Some(&name), "{name:?}");
+            }
+        }
     }
 
     #[test]

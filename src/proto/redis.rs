@@ -27,12 +27,12 @@
 //!   at most [`MAX_FIELDS`] fields, so one key's attachment stays under
 //!   [`crate::engine::MAX_ATTACHMENT`].
 
-use super::names::{client_name, engine_name, wire_name, EngineName};
+use super::names::{client_name, engine_name, is_plain, wire_name, EngineName};
 use super::redis_scripts::{self as scripts, Aliases, Call, ScriptError};
 use super::resp::{self, Args, Limits, Parsed, Request, Version};
 use super::{Ctx, Progress, Protocol, Wire};
 use crate::config::{Config, VERSION};
-use crate::engine::{AcquireRequest, Acquired, Engine, Event, Mode};
+use crate::engine::{AcquireRequest, Acquired, DetachedHold, Engine, Event, LockInfo, Mode};
 
 mod conn;
 mod keys;
@@ -42,8 +42,8 @@ mod write;
 
 pub use keys::glob;
 use value::{
-    create, delete, expire, fields, hash_get, key_state, ms_left, push_field, string_equal, Key,
-    Value,
+    create, delete, delete_if_equal, expire, fields, hash_get, key_state, ms_left, push_field,
+    string_equal, Key, Value,
 };
 
 /// Most bytes of a string value, a field name or a field value.
@@ -141,9 +141,36 @@ impl Wire for Session {
     fn encode_event(&mut self, _event: &Event, _engine: &Engine, _out: &mut Vec<u8>) {}
 }
 
+/// A key's engine name: the key itself when it needs no escape (most keys), else its
+/// escaped image. It lives on the stack for one command: boxing the large variant would
+/// allocate for every escaped key.
+#[allow(clippy::large_enum_variant)]
+enum KeyName<'a> {
+    Plain(&'a [u8]),
+    Escaped(EngineName),
+}
+
+impl KeyName<'_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyName::Plain(k) => k,
+            KeyName::Escaped(n) => n.as_bytes(),
+        }
+    }
+}
+
+/// The engine name of `key` ([`engine_name`]`(b"", key)`), or `None` when it is too long.
+fn key_name(key: &[u8]) -> Option<KeyName<'_>> {
+    if is_plain(key) {
+        Some(KeyName::Plain(key))
+    } else {
+        engine_name(b"", key).map(KeyName::Escaped)
+    }
+}
+
 /// The engine name of `key`, or the error written.
-fn name_of(key: &[u8], cx: &mut Ctx) -> Option<EngineName> {
-    let name = engine_name(b"", key);
+fn name_of<'k>(key: &'k [u8], cx: &mut Ctx) -> Option<KeyName<'k>> {
+    let name = key_name(key);
     if name.is_none() {
         err(cx, TOO_LONG_KEY);
     }
@@ -193,12 +220,12 @@ impl State {
             };
         }
         let arg = |i: usize| req.get(i).unwrap_or(&[]);
-        match cmd.len() {
-            _ if is(cmd, "set") => {
+        match cmd::word(cmd) {
+            cmd::SET => {
                 arity!(3, false);
                 self.set(req, cx);
             }
-            _ if is(cmd, "get") => {
+            cmd::GET => {
                 arity!(2, true);
                 let Some(name) = name_of(arg(1), cx) else {
                     return Flow::Continue;
@@ -213,11 +240,11 @@ impl State {
                     Key::Redis { .. } => err(cx, WRONGTYPE),
                 }
             }
-            _ if is(cmd, "del") || is(cmd, "unlink") => {
+            cmd::DEL | cmd::UNLINK => {
                 arity!(2, false);
                 let mut n = 0;
                 for key in req.iter().skip(1) {
-                    let Some(name) = engine_name(b"", key) else {
+                    let Some(name) = key_name(key) else {
                         continue;
                     };
                     if let Key::Redis { token, .. } = key_state(cx.engine, name.as_bytes()) {
@@ -227,21 +254,21 @@ impl State {
                 }
                 resp::integer(cx.out, n);
             }
-            _ if is(cmd, "exists") => {
+            cmd::EXISTS => {
                 arity!(2, false);
                 let n = req
                     .iter()
                     .skip(1)
-                    .filter_map(|k| engine_name(b"", k))
+                    .filter_map(key_name)
                     .filter(|name| !matches!(key_state(cx.engine, name.as_bytes()), Key::None))
                     .count();
                 resp::integer(cx.out, n as i64);
             }
-            _ if is(cmd, "pexpire") || is(cmd, "expire") => {
+            cmd::PEXPIRE | cmd::EXPIRE => {
                 arity!(3, false);
                 self.pexpire(req, cx, is(cmd, "expire"));
             }
-            _ if is(cmd, "pttl") || is(cmd, "ttl") => {
+            cmd::PTTL | cmd::TTL => {
                 arity!(2, true);
                 let Some(name) = name_of(arg(1), cx) else {
                     return Flow::Continue;
@@ -272,7 +299,7 @@ impl State {
                 };
                 resp::integer(cx.out, left);
             }
-            _ if is(cmd, "type") => {
+            cmd::TYPE => {
                 arity!(2, true);
                 let Some(name) = name_of(arg(1), cx) else {
                     return Flow::Continue;
@@ -287,7 +314,7 @@ impl State {
                 };
                 resp::simple(cx.out, t);
             }
-            _ if is(cmd, "keys") => {
+            cmd::KEYS => {
                 arity!(2, true);
                 let pattern = arg(1);
                 let mut keys: Vec<Vec<u8>> = cx
@@ -302,11 +329,11 @@ impl State {
                     resp::bulk(cx.out, k);
                 }
             }
-            _ if is(cmd, "scan") => {
+            cmd::SCAN => {
                 arity!(2, false);
                 self.scan(req, cx);
             }
-            _ if is(cmd, "hset") || is(cmd, "hmset") => {
+            cmd::HSET | cmd::HMSET => {
                 arity!(4, false);
                 if !argc.is_multiple_of(2) {
                     wrong_args(cx, cmd);
@@ -314,7 +341,7 @@ impl State {
                 }
                 self.hset(req, cx, is(cmd, "hmset"));
             }
-            _ if is(cmd, "hget") || is(cmd, "hmget") || is(cmd, "hgetall") => {
+            cmd::HGET | cmd::HMGET | cmd::HGETALL => {
                 let getall = is(cmd, "hgetall");
                 if getall {
                     arity!(2, true);
@@ -358,7 +385,7 @@ impl State {
                     }
                 }
             }
-            _ if is(cmd, "eval") || is(cmd, "evalsha") => {
+            cmd::EVAL | cmd::EVALSHA => {
                 arity!(3, false);
                 // As Redis: the key count first, then the script.
                 let script = if let Err(e) = scripts::numkeys(req) {
@@ -381,24 +408,24 @@ impl State {
                     }
                 }
             }
-            _ if is(cmd, "script") => {
+            cmd::SCRIPT => {
                 arity!(2, false);
                 self.script(req, cx);
             }
-            _ if is(cmd, "ping") => match argc {
+            cmd::PING => match argc {
                 1 => resp::simple(cx.out, b"PONG"),
                 2 => resp::bulk(cx.out, arg(1)),
                 _ => wrong_args(cx, cmd),
             },
-            _ if is(cmd, "echo") => {
+            cmd::ECHO => {
                 arity!(2, true);
                 resp::bulk(cx.out, arg(1));
             }
-            _ if is(cmd, "quit") => {
+            cmd::QUIT => {
                 resp::simple(cx.out, b"OK");
                 return Flow::Close;
             }
-            _ if is(cmd, "select") => {
+            cmd::SELECT => {
                 arity!(2, true);
                 match int(arg(1)) {
                     Some(0) => resp::simple(cx.out, b"OK"),
@@ -406,13 +433,13 @@ impl State {
                     None => err(cx, NOT_INTEGER),
                 }
             }
-            _ if is(cmd, "info") => self.info(cx),
-            _ if is(cmd, "client") => {
+            cmd::INFO => self.info(cx),
+            cmd::CLIENT => {
                 arity!(2, false);
                 self.client(req, cx);
             }
-            _ if is(cmd, "hello") => return self.hello(req, cx),
-            _ if is(cmd, "auth") => {
+            cmd::HELLO => return self.hello(req, cx),
+            cmd::AUTH => {
                 arity!(2, false);
                 if argc > 3 {
                     err(cx, SYNTAX);
@@ -421,7 +448,7 @@ impl State {
                 let user = (argc == 3).then(|| arg(1));
                 self.auth(user, arg(argc - 1), cx);
             }
-            _ if is(cmd, "command") => {
+            cmd::COMMAND => {
                 let sub = req.get(1);
                 match sub {
                     Some(s) if is(s, "count") => resp::integer(cx.out, COMMANDS as i64),
@@ -432,6 +459,65 @@ impl State {
         }
         Flow::Continue
     }
+}
+
+/// Command names as integers: the name folded to lowercase, packed with its length, so
+/// dispatch is one integer match instead of a chain of case-insensitive comparisons.
+mod cmd {
+    /// Longest command name (`command`, `evalsha`, `hgetall`, `pexpire`).
+    const MAX_LEN: usize = 7;
+
+    /// The key of a name of at most [`MAX_LEN`] bytes: its bytes in ASCII lowercase, and
+    /// its length in the top byte (so no two names that differ other than in case share
+    /// a key).
+    const fn key(name: &[u8]) -> u64 {
+        let mut k = (name.len() as u64) << 56;
+        let mut i = 0;
+        while i < name.len() {
+            k |= (name[i].to_ascii_lowercase() as u64) << (8 * i);
+            i += 1;
+        }
+        k
+    }
+
+    /// The key of a request's command name; 0 (no command's) when it is longer than any.
+    pub fn word(name: &[u8]) -> u64 {
+        if name.len() > MAX_LEN {
+            0
+        } else {
+            key(name)
+        }
+    }
+
+    pub const AUTH: u64 = key(b"auth");
+    pub const CLIENT: u64 = key(b"client");
+    pub const COMMAND: u64 = key(b"command");
+    pub const DEL: u64 = key(b"del");
+    pub const ECHO: u64 = key(b"echo");
+    pub const EVAL: u64 = key(b"eval");
+    pub const EVALSHA: u64 = key(b"evalsha");
+    pub const EXISTS: u64 = key(b"exists");
+    pub const EXPIRE: u64 = key(b"expire");
+    pub const GET: u64 = key(b"get");
+    pub const HELLO: u64 = key(b"hello");
+    pub const HGET: u64 = key(b"hget");
+    pub const HGETALL: u64 = key(b"hgetall");
+    pub const HMGET: u64 = key(b"hmget");
+    pub const HMSET: u64 = key(b"hmset");
+    pub const HSET: u64 = key(b"hset");
+    pub const INFO: u64 = key(b"info");
+    pub const KEYS: u64 = key(b"keys");
+    pub const PEXPIRE: u64 = key(b"pexpire");
+    pub const PING: u64 = key(b"ping");
+    pub const PTTL: u64 = key(b"pttl");
+    pub const QUIT: u64 = key(b"quit");
+    pub const SCAN: u64 = key(b"scan");
+    pub const SCRIPT: u64 = key(b"script");
+    pub const SELECT: u64 = key(b"select");
+    pub const SET: u64 = key(b"set");
+    pub const TTL: u64 = key(b"ttl");
+    pub const TYPE: u64 = key(b"type");
+    pub const UNLINK: u64 = key(b"unlink");
 }
 
 /// Commands answered here, for `COMMAND COUNT`.

@@ -25,7 +25,7 @@
 //! - Every catalogue entry's `sha1` is the SHA1 of its `text` (checked by the tests), and
 //!   no two entries share a SHA1.
 //! - Lookups and [`bind`] allocate nothing; [`Aliases`] is a fixed array of
-//!   [`MAX_ALIASES`] entries.
+//!   [`MAX_ALIASES`] entries plus a memo of [`MAX_MEMO`] reused text buffers.
 //! - [`bind`] accepts a call only when the script would not fail in Redis on these
 //!   arguments: counts, integers and expiry times are checked before anything runs.
 
@@ -41,6 +41,10 @@ pub use variants::{same_script, Aliases};
 pub const MAX_SCRIPT_KEYS: usize = 64;
 /// Most remembered SHA1s of loaded variants; the oldest is forgotten first.
 pub const MAX_ALIASES: usize = 64;
+/// Most variant texts remembered by their bytes per connection (see [`Aliases`]).
+pub const MAX_MEMO: usize = 4;
+/// Longest variant text remembered by its bytes.
+pub const MAX_MEMO_TEXT: usize = 1024;
 /// Longest expiry a script may set, in ms: the engine's longest hold.
 pub const MAX_TTL_MS: i64 = u32::MAX as i64;
 /// Bytes of a SHA1.
@@ -303,10 +307,18 @@ pub fn by_sha1(sha: &Sha1) -> Option<&'static Script> {
     CATALOGUE.iter().find(|s| s.sha1 == *sha)
 }
 
+/// The catalogued script whose text is exactly `text`: lengths first, bytes only on a
+/// length match.
+pub fn by_exact_text(text: &[u8]) -> Option<&'static Script> {
+    CATALOGUE
+        .iter()
+        .find(|s| s.text.len() == text.len() && s.text.as_bytes() == text)
+}
+
 /// The catalogued script `text` is, exactly or as a variant (see the module doc), and
 /// the SHA1 of `text` itself.
 pub fn by_text(text: &[u8]) -> Option<(&'static Script, Sha1)> {
-    if let Some(s) = CATALOGUE.iter().find(|s| s.text.as_bytes() == text) {
+    if let Some(s) = by_exact_text(text) {
         return Some((s, s.sha1));
     }
     let s = CATALOGUE

@@ -292,6 +292,82 @@ fn aliases_remember_variants_and_forget_the_oldest() {
     assert!(aliases.is_empty());
 }
 
+/// The alias ring without the text memo: recognition from scratch on every load.
+struct RefAliases {
+    ring: Vec<(Sha1, &'static Script)>,
+    next: usize,
+}
+
+impl RefAliases {
+    fn resolve(&self, sha: &Sha1) -> Option<&'static Script> {
+        by_sha1(sha).or_else(|| self.ring.iter().find(|(s, _)| s == sha).map(|(_, s)| *s))
+    }
+
+    fn load(&mut self, text: &[u8]) -> Option<(&'static Script, Sha1)> {
+        let (script, sha) = by_text(text)?;
+        if self.resolve(&sha).is_none() {
+            if self.ring.len() < MAX_ALIASES {
+                self.ring.push((sha, script));
+            } else {
+                self.ring[self.next] = (sha, script);
+            }
+            self.next = (self.next + 1) % MAX_ALIASES;
+        }
+        Some((script, sha))
+    }
+}
+
+#[test]
+fn aliases_with_the_text_memo_answer_as_recognition_from_scratch() {
+    let base = "if redis.call('get',KEYS[1]) == ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end";
+    // Variants (trailing spaces change the SHA1, not the script), as many again longer
+    // than the memo takes (their aliases push out those of remembered texts), catalogued
+    // texts, a text that is no script, and the empty text.
+    let short = |i: usize| format!("{base}{}", " ".repeat(i)).into_bytes();
+    let long = |i: usize| format!("{base}{}", " ".repeat(MAX_MEMO_TEXT + i)).into_bytes();
+    let longs: Vec<Vec<u8>> = (0..2 * MAX_ALIASES).map(long).collect();
+    let mut texts: Vec<Vec<u8>> = (0..2 * MAX_ALIASES).map(short).collect();
+    texts.push(script("compare-and-delete").text.as_bytes().to_vec());
+    texts.push(script("redis-py Lock release").text.as_bytes().to_vec());
+    texts.push(b"return redis.call('flushall')".to_vec());
+    texts.push(Vec::new());
+    for seed in 0..20 {
+        let mut rng = crate::testrng::Rng::new(seed);
+        let mut aliases = Aliases::new();
+        let mut model = RefAliases {
+            ring: Vec::new(),
+            next: 0,
+        };
+        // A few texts repeated often (memo hits), texts the memo does not take often
+        // (their aliases push out those of the repeated ones), any text now and then.
+        let hot: Vec<usize> = (0..MAX_MEMO - 1)
+            .map(|_| rng.below(texts.len() as u64) as usize)
+            .collect();
+        for step in 0..3_000 {
+            let t = match rng.below(100) {
+                0..60 => &texts[*rng.pick(&hot)],
+                60..99 => rng.pick(&longs),
+                _ => &texts[rng.below(texts.len() as u64) as usize],
+            };
+            if rng.chance(1) {
+                aliases.clear();
+                model.ring.clear();
+                model.next = 0;
+            }
+            let got = aliases.load(t).map(|(s, sha)| (s.name, sha));
+            let want = model.load(t).map(|(s, sha)| (s.name, sha));
+            assert_eq!(got, want, "seed {seed} step {step}");
+            assert_eq!(aliases.len(), model.ring.len(), "seed {seed} step {step}");
+            let probe = sha1_of(&texts[rng.below(texts.len() as u64) as usize]);
+            assert_eq!(
+                aliases.resolve(&probe).map(|s| s.name),
+                model.resolve(&probe).map(|s| s.name),
+                "seed {seed} step {step}"
+            );
+        }
+    }
+}
+
 #[test]
 fn bind_dist_lock() {
     let create = script("dist-lock createLock");

@@ -415,6 +415,35 @@ fn commands_outside_the_dialect_are_unknown_as_redis_words_it() {
 }
 
 #[test]
+fn command_names_match_in_any_case_and_only_whole() {
+    let mut w = World::new();
+    for name in [&b"ping"[..], b"PING", b"PiNg", b"pInG"] {
+        assert_eq!(w.req(0, &[name]), "+PONG\r\n");
+    }
+    assert_eq!(
+        w.req(0, &[b"EvalSHA", b"00", b"0"]),
+        "-NOSCRIPT No matching script. Please use EVAL.\r\n"
+    );
+    // A prefix, an extension, a NUL after the name, a name longer than any command.
+    for name in [
+        &b"pin"[..],
+        b"pings",
+        b"ping\0",
+        b"\0ping",
+        b"commandx",
+        b"pingpingping",
+    ] {
+        let got = w.req(0, &[name]);
+        assert!(got.starts_with("-ERR unknown command '"), "{name:?}: {got}");
+    }
+    // Bytes whose case folding is not ASCII letters' ('@' is 'A' - 1; 0xc9 is no letter).
+    for name in [&b"@ING"[..], b"p\xc9ng", b"PING\x80"] {
+        let (out, _) = w.feed(0, &cmd(&[name]), 0);
+        assert!(out.starts_with(b"-ERR unknown command '"), "{name:?}");
+    }
+}
+
+#[test]
 fn keys_and_scan_list_lock_names_unescaped() {
     let mut w = World::new();
     for k in [&b"lock:a"[..], b"lock:b", b"other", b"sp ace"] {

@@ -222,7 +222,23 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits, args: &'a mut Args) -> Parsed
 
 /// A header line `<prefix><number>\r\n` at `at`: `Ok(Some((number, next)))`,
 /// `Ok(None)` for incomplete, or `bad`/`too_big`.
+#[inline(always)]
 fn header(
+    input: &[u8],
+    at: usize,
+    bad: RespError,
+    too_big: RespError,
+) -> Result<Option<(i64, usize)>, RespError> {
+    if let Some(found) = plain_number(input, at + 1) {
+        return Ok(Some(found));
+    }
+    header_general(input, at, bad, too_big)
+}
+
+/// [`header`] for every line [`plain_number`] leaves: out of line, as it is rare.
+#[cold]
+#[inline(never)]
+fn header_general(
     input: &[u8],
     at: usize,
     bad: RespError,
@@ -242,6 +258,38 @@ fn header(
     let n = parse_i64(line).ok_or(bad)?;
     Ok(Some((n, start + nl + 1)))
 }
+
+/// The common header in one pass: at `start`, `0` or up to [`MAX_PLAIN_DIGITS`] digits
+/// without a leading zero, then `\r\n`, all in `input`: `Some((number, next))`. `None`
+/// for anything else (a sign, more digits, a missing or partial line end...), which
+/// [`header`]'s general path then decides; on every input where this answers, that
+/// path answers the same.
+#[inline(always)]
+fn plain_number(input: &[u8], start: usize) -> Option<(i64, usize)> {
+    let digits = input.get(start..)?;
+    let mut n: u64 = 0;
+    let mut i = 0;
+    // One digit past the most taken, to tell "too many" from "just right".
+    for &b in digits.iter().take(MAX_PLAIN_DIGITS + 1) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        n = n.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    if i == 0 || i > MAX_PLAIN_DIGITS || (i > 1 && digits[0] == b'0') {
+        return None;
+    }
+    match digits.get(i..i + CRLF) {
+        // At most 18 digits: below i64::MAX, no wrap happened.
+        Some(b"\r\n") => Some((n as i64, start + i + CRLF)),
+        _ => None,
+    }
+}
+
+/// Most digits [`plain_number`] adds up: 18 never overflow an `i64`.
+const MAX_PLAIN_DIGITS: usize = 18;
 
 /// Strict decimal, as Redis parses integers (RESP lengths and command arguments): an
 /// optional `-`, then `0` or digits without a leading zero; never `-0`.
@@ -313,12 +361,13 @@ fn parse_array(
             return Err(RespError::RequestTooBig);
         }
         // Check the CRLF as far as it is there, so a wrong byte fails at once.
-        let tail = input.get(end..input.len().min(end + CRLF)).unwrap_or(&[]);
-        if !b"\r\n".starts_with(tail) {
-            return Err(RespError::ExpectedCrlf);
-        }
-        if tail.len() < CRLF {
-            return Ok(None);
+        match input.get(end..end + CRLF) {
+            Some(b"\r\n") => {}
+            Some(_) => return Err(RespError::ExpectedCrlf),
+            None if input.get(end).is_some_and(|&b| b != b'\r') => {
+                return Err(RespError::ExpectedCrlf)
+            }
+            None => return Ok(None),
         }
         spans.push((data, end));
         pos = end + CRLF;
@@ -445,10 +494,14 @@ pub fn map(out: &mut Vec<u8>, pairs: usize, version: Version) {
 }
 
 fn push_line(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend(
-        s.iter()
-            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-    );
+    if s.iter().any(|&b| b == b'\r' || b == b'\n') {
+        out.extend(
+            s.iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
+    } else {
+        out.extend_from_slice(s);
+    }
     out.extend_from_slice(b"\r\n");
 }
 

@@ -563,3 +563,182 @@ fn written_requests_parse_back() {
     let enc = encode(&args);
     assert_eq!(parse_one(&enc, &Limits::default()), req(&args, enc.len()));
 }
+
+/// The framing of arrays written the plain way (memchr for every header line, the
+/// strict integer parse, the CRLF compared as a slice): the reference the one-pass
+/// parser is checked against.
+mod reference {
+    use super::super::*;
+
+    fn header(
+        input: &[u8],
+        at: usize,
+        bad: RespError,
+        too_big: RespError,
+    ) -> Result<Option<(i64, usize)>, RespError> {
+        let start = at + 1;
+        let window = input
+            .get(start..input.len().min(start + MAX_HEADER + CRLF))
+            .unwrap_or(&[]);
+        let Some(nl) = memchr(b'\n', window) else {
+            return if window.len() >= MAX_HEADER + CRLF {
+                Err(too_big)
+            } else {
+                Ok(None)
+            };
+        };
+        let line = window[..nl].strip_suffix(b"\r").ok_or(bad)?;
+        let n = parse_i64(line).ok_or(bad)?;
+        Ok(Some((n, start + nl + 1)))
+    }
+
+    /// What `parse` answers for an input starting with `*`: (arguments, used).
+    pub(super) fn array(
+        input: &[u8],
+        limits: &Limits,
+    ) -> Result<Option<(super::Owned, usize)>, RespError> {
+        let bad = RespError::InvalidMultibulkLength;
+        let Some((count, mut pos)) = header(input, 0, bad, RespError::TooBigMultibulkCount)? else {
+            return Ok(None);
+        };
+        let mut args = Vec::new();
+        if count == 0 || count == -1 {
+            return Ok(Some((args, pos)));
+        }
+        let count = usize::try_from(count).map_err(|_| bad)?;
+        if count > limits.max_args {
+            return Err(bad);
+        }
+        for _ in 0..count {
+            if pos > limits.max_request {
+                return Err(RespError::RequestTooBig);
+            }
+            let Some(&first) = input.get(pos) else {
+                return Ok(None);
+            };
+            if first != b'$' {
+                return Err(RespError::ExpectedBulk(first));
+            }
+            let bad = RespError::InvalidBulkLength;
+            let Some((len, data)) = header(input, pos, bad, RespError::TooBigBulkCount)? else {
+                return Ok(None);
+            };
+            let len = usize::try_from(len).map_err(|_| bad)?;
+            if len > limits.max_bulk {
+                return Err(bad);
+            }
+            let end = data + len;
+            if end + CRLF > limits.max_request {
+                return Err(RespError::RequestTooBig);
+            }
+            let tail = input.get(end..input.len().min(end + CRLF)).unwrap_or(&[]);
+            if !b"\r\n".starts_with(tail) {
+                return Err(RespError::ExpectedCrlf);
+            }
+            if tail.len() < CRLF {
+                return Ok(None);
+            }
+            args.push(input[data..end].to_vec());
+            pos = end + CRLF;
+        }
+        Ok(Some((args, pos)))
+    }
+}
+
+/// Seeded differential fuzz: on arrays built from headers with every kind of number
+/// (leading zeros, signs, 17 to 21 digits, overflow), bytes flipped and every
+/// truncation, the parser answers exactly what the plain reference does.
+#[test]
+fn arrays_parse_as_the_plain_reference_does() {
+    let mut rng = Rng::new(0xa11a_4e5f);
+    let small = Limits {
+        max_args: 8,
+        max_bulk: 64,
+        max_request: 256,
+        max_inline: 64,
+    };
+    let numbers: Vec<Vec<u8>> = [
+        "0",
+        "1",
+        "2",
+        "3",
+        "5",
+        "00",
+        "01",
+        "-1",
+        "-0",
+        "+1",
+        "10",
+        "64",
+        "65",
+        "255",
+        "257",
+        "999999999999999999",
+        "1000000000000000000",
+        "9223372036854775807",
+        "9223372036854775808",
+        "99999999999999999999",
+        "123456789012345678901",
+        "1a",
+        "",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let alphabet = b"*$:+-\r\n0123456789ab ";
+    let mut checked = 0;
+    for round in 0..4_000 {
+        let limits = if round % 2 == 0 {
+            small
+        } else {
+            Limits::default()
+        };
+        // An array whose count and lengths are right, or any of `numbers`.
+        let args: Vec<Vec<u8>> = (0..rng.range_usize(0, 6))
+            .map(|_| {
+                (0..rng.range_usize(0, 12))
+                    .map(|_| *rng.pick(b"ab\r\n$*"))
+                    .collect()
+            })
+            .collect();
+        let mut input = Vec::new();
+        input.push(b'*');
+        if rng.chance(80) {
+            input.extend_from_slice(args.len().to_string().as_bytes());
+        } else {
+            input.extend_from_slice(rng.pick::<Vec<u8>>(&numbers));
+        }
+        input.extend_from_slice(b"\r\n");
+        for a in &args {
+            input.push(b'$');
+            if rng.chance(80) {
+                input.extend_from_slice(a.len().to_string().as_bytes());
+            } else {
+                input.extend_from_slice(rng.pick::<Vec<u8>>(&numbers));
+            }
+            input.extend_from_slice(b"\r\n");
+            input.extend_from_slice(a);
+            input.extend_from_slice(b"\r\n");
+        }
+        for _ in 0..rng.range_usize(0, 3) {
+            let i = rng.range_usize(1, input.len() - 1);
+            input[i] = *rng.pick(alphabet);
+        }
+        for cut in 1..=input.len() {
+            let input = &input[..cut];
+            let want = match reference::array(input, &limits) {
+                Ok(Some((args, used))) => Got::Request(args, used),
+                Ok(None) => Got::Incomplete,
+                Err(e) => Got::Error(e),
+            };
+            assert_eq!(
+                parse_one(input, &limits),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10_000);
+}

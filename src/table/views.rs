@@ -23,6 +23,23 @@ impl<P: Keyed> Table<P> {
             .find(|&c| self.claims[c as usize].owner == DETACHED)
     }
 
+    /// Lock `name` as [`Table::inspect`] gives it, and its first detached hold as
+    /// [`Table::first_detached_on`] does, from one lookup.
+    pub fn inspect_detached(&self, name: &[u8]) -> Option<(LockInfo, Option<ClaimId>)> {
+        let l = self.find_lock(self.hash(name), name)?;
+        let lock = &self.locks[l as usize];
+        let info = LockInfo {
+            exclusive: lock.exclusive,
+            holders: lock.holds.len(),
+            waiters: lock.waiters.len(),
+        };
+        let first = lock
+            .holds
+            .iter(&self.claims, by_lock())
+            .find(|&c| self.claims[c as usize].owner == DETACHED);
+        Some((info, first))
+    }
+
     /// Number of locks with holds or waiters.
     pub fn lock_count(&self) -> usize {
         self.locks.len()

@@ -42,9 +42,17 @@ impl Worker {
         let mut d = [0u8; 20];
         let digits = fmt_u64(name, &mut d);
         let b = &mut self.conns[ci].wbuf;
-        b.push(b'$');
-        push_u64(b, (self.plan.prefix.len() + digits.len()) as u64);
-        b.extend_from_slice(b"\r\n");
+        let len = self.plan.prefix.len() + digits.len();
+        if len < 10 {
+            b.extend_from_slice(&[b'$', b'0' + len as u8, b'\r', b'\n']);
+        } else if len < 100 {
+            let (tens, ones) = (b'0' + (len / 10) as u8, b'0' + (len % 10) as u8);
+            b.extend_from_slice(&[b'$', tens, ones, b'\r', b'\n']);
+        } else {
+            b.push(b'$');
+            push_u64(b, len as u64);
+            b.extend_from_slice(b"\r\n");
+        }
         b.extend_from_slice(&self.plan.prefix);
         b.extend_from_slice(digits);
         b.extend_from_slice(b"\r\n");
@@ -193,6 +201,33 @@ enum Resp {
     Array,
 }
 
+/// A decimal `i64` as `str::parse` reads one (an optional `+` or `-`, then digits,
+/// no overflow), without the UTF-8 check.
+fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &c in digits {
+        let d = i64::from(c.wrapping_sub(b'0'));
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?;
+        n = if neg {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
+    }
+    Some(n)
+}
+
 /// Parse one RESP reply at the start of `buf`: `Ok(None)` when incomplete, else the reply
 /// and its length in bytes.
 fn parse_resp(buf: &[u8], depth: usize) -> Result<Option<(Resp, usize)>, String> {
@@ -202,7 +237,14 @@ fn parse_resp(buf: &[u8], depth: usize) -> Result<Option<(Resp, usize)>, String>
     if depth > MAX_DEPTH {
         return Err("nesting too deep".into());
     }
-    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+    // The first `\r\n`: the first `\n` with a `\r` before it.
+    let eol = buf
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|&(i, &b)| b == b'\n' && buf[i - 1] == b'\r')
+        .map(|(i, _)| i - 1);
+    let Some(eol) = eol else {
         if buf.len() > MAX_REPLY {
             return Err("line too long".into());
         }
@@ -211,10 +253,7 @@ fn parse_resp(buf: &[u8], depth: usize) -> Result<Option<(Resp, usize)>, String>
     let line = &buf[1..eol];
     let after = eol + 2;
     let num = || -> Result<i64, String> {
-        std::str::from_utf8(line)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-            .ok_or_else(|| format!("bad number '{}'", show(line)))
+        parse_i64(line).ok_or_else(|| format!("bad number '{}'", show(line)))
     };
     match buf[0] {
         b'+' => Ok(Some((Resp::Simple, after))),

@@ -634,6 +634,76 @@ fn a_detached_hold_outlives_its_connection_and_is_released_by_token_from_another
 }
 
 #[test]
+fn release_detached_takes_only_a_detached_hold_with_its_token() {
+    let mut e = engine();
+    let Acquired::Granted { token, .. } = e.acquire_detached(0, b"t0", &forever(b"a", X), b"v", 0)
+    else {
+        panic!("not granted")
+    };
+    let Acquired::Granted { token: own, .. } = e.acquire(1, b"t1", &forever(b"b", X), 0) else {
+        panic!("not granted")
+    };
+    assert_eq!(e.acquire(2, b"t2", &forever(b"a", X), 0), Acquired::Queued);
+    assert_eq!(
+        e.release_detached(b"a", token + 7, 1),
+        Err(FindError::NotHeld)
+    );
+    assert_eq!(
+        e.release_detached(b"b", own, 1),
+        Err(FindError::NotHeld),
+        "a client's hold"
+    );
+    assert_eq!(e.release_detached(b"c", token, 1), Err(FindError::NotHeld));
+    let (info, d) = e.inspect_detached(b"a").unwrap();
+    assert_eq!(
+        (info.holders, info.waiters, d.map(|d| d.token)),
+        (1, 1, Some(token))
+    );
+    assert_eq!(e.release_detached(b"a", token, 2), Ok(()));
+    let ev = events(&mut e);
+    assert_eq!((ev.len(), ev[0].client), (1, 2), "the waiter is granted");
+    assert_eq!((e.detached_count(), e.detached_on(b"a")), (0, None));
+    assert_eq!(
+        e.inspect_detached(b"a")
+            .map(|(i, d)| (i.holders, d.is_none())),
+        Some((1, true))
+    );
+    assert_eq!(e.inspect_detached(b"c"), None);
+}
+
+#[test]
+fn release_detached_if_asks_before_it_releases() {
+    let mut e = engine();
+    let Acquired::Granted { token, .. } = e.acquire_detached(0, b"t0", &forever(b"a", X), b"v", 0)
+    else {
+        panic!("not granted")
+    };
+    assert!(matches!(
+        e.acquire(1, b"t1", &forever(b"b", X), 0),
+        Acquired::Granted { .. }
+    ));
+    assert_eq!(e.acquire(2, b"t2", &forever(b"a", X), 0), Acquired::Queued);
+    let never =
+        |_: &LockInfo, _: &DetachedHold<'_>| -> bool { panic!("asked with no detached hold") };
+    assert!(
+        !e.release_detached_if(b"b", 1, never),
+        "a client's hold is not detached"
+    );
+    assert!(!e.release_detached_if(b"c", 1, never), "no lock");
+    let mut seen = None;
+    assert!(!e.release_detached_if(b"a", 1, |i, d| {
+        seen = Some((i.holders, i.waiters, d.token, d.value.to_vec()));
+        false
+    }));
+    assert_eq!(seen, Some((1, 1, token, b"v".to_vec())));
+    assert_eq!(e.detached_count(), 1, "kept when told no");
+    assert!(e.release_detached_if(b"a", 2, |_, d| d.value == b"v"));
+    let ev = events(&mut e);
+    assert_eq!((ev.len(), ev[0].client), (1, 2), "the waiter is granted");
+    assert_eq!((e.detached_count(), e.detached_on(b"a")), (0, None));
+}
+
+#[test]
 fn a_detached_hold_expires_silently_and_grants_the_next_waiter() {
     let mut e = engine();
     let r = req(b"a", X, Some(0), Some(10));

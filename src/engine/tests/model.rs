@@ -709,9 +709,14 @@ impl Sim {
                 .detached_on(name)
                 .map(|d| (d.token, d.deadline, d.value.to_vec()));
             assert_eq!(got_view, want_view, "{ctx}: detached_on {l}");
+            let got_both = e.inspect_detached(name).map(|(info, d)| {
+                let view = d.map(|d| (d.token, d.deadline, d.value.to_vec()));
+                (info, view)
+            });
             if want_holds.is_empty() {
                 assert!(want_waiters.is_empty(), "{ctx}: model stalls on {l}");
                 assert_eq!(e.inspect(name), None, "{ctx}: inspect {l}");
+                assert_eq!(got_both, None, "{ctx}: inspect_detached {l}");
                 continue;
             }
             locks += 1;
@@ -723,6 +728,11 @@ impl Sim {
             };
             let (token, client) = want_holds[0];
             let holder = exclusive.then_some(Holder { token, client });
+            assert_eq!(
+                got_both.as_ref().map(|(i, v)| (i, v)),
+                Some((&info, &want_view)),
+                "{ctx}: inspect_detached {l}"
+            );
             let got = e.inspect(name);
             assert_eq!(got.as_ref(), Some(&(info, holder)), "{ctx}: inspect {l}");
             want_locks.push((name.to_vec(), (exclusive, want_holds.len() as u32)));

@@ -36,7 +36,7 @@ impl State {
         let mut visited = 0;
         while slot < slots && found.len() < count && visited < count * SCAN_SLOTS_PER_KEY {
             if let Some(key) = cx.engine.lock_at(slot).and_then(wire_name) {
-                let is_hash = engine_name(b"", &key).is_some_and(|n| {
+                let is_hash = key_name(&key).is_some_and(|n| {
                     matches!(
                         key_state(cx.engine, n.as_bytes()),
                         Key::Redis {

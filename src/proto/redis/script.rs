@@ -93,11 +93,10 @@ impl State {
             Call::CompareDelete { keys, value } => {
                 let mut n = 0;
                 for key in keys.iter() {
-                    let Some(name) = engine_name(b"", key) else {
+                    let Some(name) = key_name(key) else {
                         continue;
                     };
-                    if let Some(token) = string_equal(cx.engine, name.as_bytes(), value) {
-                        delete(cx, name.as_bytes(), token);
+                    if delete_if_equal(cx, name.as_bytes(), value) {
                         n += 1;
                     }
                 }
@@ -159,14 +158,14 @@ impl State {
                 self.enc.push(b's');
                 self.enc.extend_from_slice(value);
                 for (i, key) in keys.iter().enumerate() {
-                    let name = engine_name(b"", key).expect("checked above");
+                    let name = key_name(key).expect("checked above");
                     if keys.iter().take(i).any(|k| k == key) {
                         continue; // named twice: set once
                     }
                     if !create(cx, name.as_bytes(), &self.enc, Some(ttl_ms as u32)) {
                         // Out of room: undo, so the call stays all or nothing.
                         for k in keys.iter().take(i) {
-                            let n = engine_name(b"", k).expect("checked above");
+                            let n = key_name(k).expect("checked above");
                             if let Some(t) = string_equal(cx.engine, n.as_bytes(), value) {
                                 delete(cx, n.as_bytes(), t);
                             }
@@ -182,14 +181,14 @@ impl State {
                 ttl_ms,
             } => {
                 let all = keys.iter().all(|key| {
-                    engine_name(b"", key)
+                    key_name(key)
                         .is_some_and(|n| string_equal(cx.engine, n.as_bytes(), value).is_some())
                 });
                 if !all {
                     0
                 } else {
                     for key in keys.iter() {
-                        let name = engine_name(b"", key).expect("checked above");
+                        let name = key_name(key).expect("checked above");
                         if let Some(t) = string_equal(cx.engine, name.as_bytes(), value) {
                             expire(cx, name.as_bytes(), t, ttl_ms);
                         }

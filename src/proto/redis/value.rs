@@ -70,10 +70,15 @@ pub(super) enum Key<'a> {
 }
 
 pub(super) fn key_state<'e>(engine: &'e Engine, name: &[u8]) -> Key<'e> {
-    let Some((info, _)) = engine.inspect(name) else {
-        return Key::None;
-    };
-    match engine.detached_on(name) {
+    match engine.inspect_detached(name) {
+        None => Key::None,
+        Some((info, detached)) => held_key(&info, detached.as_ref()),
+    }
+}
+
+/// What a name with a lock entry is, from its lock and its first detached hold.
+fn held_key<'e>(info: &LockInfo, detached: Option<&DetachedHold<'e>>) -> Key<'e> {
+    match detached {
         Some(d) if info.exclusive && d.origin == Protocol::Redis as u8 => Key::Redis {
             token: d.token,
             deadline: d.deadline,
@@ -81,6 +86,14 @@ pub(super) fn key_state<'e>(engine: &'e Engine, name: &[u8]) -> Key<'e> {
         },
         _ => Key::Foreign,
     }
+}
+
+/// Deletes `name` when it is a Redis string key whose value is `value` (the
+/// compare-and-delete), from one lookup; true when it did.
+pub(super) fn delete_if_equal(cx: &mut Ctx, name: &[u8], value: &[u8]) -> bool {
+    cx.engine.release_detached_if(name, cx.now, |info, d| {
+        matches!(held_key(info, Some(d)), Key::Redis { value: Value::Str(v), .. } if v == value)
+    })
 }
 
 /// Milliseconds left before `deadline` (engine ticks; the hold ends once the clock
@@ -132,7 +145,7 @@ pub(super) fn create(cx: &mut Ctx, name: &[u8], value: &[u8], hold: Option<u32>)
 
 /// Deletes a Redis key; its waiters are granted.
 pub(super) fn delete(cx: &mut Ctx, name: &[u8], token: u64) {
-    let _ = cx.engine.release(cx.client, name, Some(token), cx.now);
+    let _ = cx.engine.release_detached(name, token, cx.now);
 }
 
 /// `PEXPIRE` of a Redis key: 0 or less deletes it.
