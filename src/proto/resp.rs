@@ -80,7 +80,7 @@ impl Limits {
 /// A malformed request. Each is final: the server answers with it and closes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RespError {
-    /// `*<n>` is not a number, is below -1, is over the argument limit or has no `\r`.
+    /// `*<n>` is not a number, is over the argument limit or has no `\r`.
     InvalidMultibulkLength,
     /// `$<len>` is not a number, is negative, is over the bulk limit or has no `\r`.
     InvalidBulkLength,

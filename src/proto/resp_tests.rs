@@ -602,7 +602,7 @@ mod reference {
             return Ok(None);
         };
         let mut args = Vec::new();
-        if count == 0 || count == -1 {
+        if count <= 0 {
             return Ok(Some((args, pos)));
         }
         let count = usize::try_from(count).map_err(|_| bad)?;
