@@ -13,14 +13,68 @@
 //! module never decides an error: it either returns exactly what the general parser
 //! would return for the line, or nothing.
 //!
+//! What it finds is a [`Fast`] line, not the general parser's `RequestLine`: the
+//! session executes it directly (`Session::execute_fast`), so no `Request` is built
+//! and matched on the lock cycle's path.
+//!
 //! # Invariants
-//! - [`parse_line`] returns `Some((line, n))` only when `input[..n]` is one complete
+//! - [`parse_line`] returns `Some((fast, n))` only when `input[..n]` is one complete
 //!   line (its `\n` at `n - 1`, a `\r` before it allowed) of at most `max_line` bytes
-//!   before the line end, and `super::parse()` of that line is `Ok(Some(line))`.
-//!   The tests check this against the general parser on seeded random lines.
+//!   before the line end, and `super::parse()` of that line is
+//!   `Ok(Some(fast.request_line()))`. The tests check this against the general parser
+//!   on seeded random lines.
 
-use super::parse::{Request, RequestLine, Verb, MAX_ID, MAX_NAME};
+#[cfg(test)]
+use super::parse::{Request, RequestLine, Verb};
+use super::parse::{MAX_ID, MAX_NAME};
+#[cfg(test)]
 use crate::engine::{AcquireRequest, Mode};
+
+/// A line of one of the two shapes the fast path takes, borrowed from the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fast<'a> {
+    /// `<id> LOCK <name>`: an exclusive acquire with no options.
+    Lock {
+        /// The request id.
+        id: &'a [u8],
+        /// The lock name.
+        name: &'a [u8],
+    },
+    /// `<id> UNLOCK <name> [<token>]`.
+    Unlock {
+        /// The request id.
+        id: &'a [u8],
+        /// The lock name.
+        name: &'a [u8],
+        /// The token, when given.
+        token: Option<u64>,
+    },
+}
+
+#[cfg(test)]
+impl<'a> Fast<'a> {
+    /// The general parser's form of the same line.
+    pub(super) fn request_line(self) -> RequestLine<'a> {
+        match self {
+            Fast::Lock { id, name } => RequestLine {
+                id,
+                verb: Verb::Lock,
+                request: Request::Acquire(AcquireRequest {
+                    name,
+                    mode: Mode::Exclusive,
+                    wait: None,
+                    hold: None,
+                    queue: None,
+                }),
+            },
+            Fast::Unlock { id, name, token } => RequestLine {
+                id,
+                verb: Verb::Unlock,
+                request: Request::Unlock { name, token },
+            },
+        }
+    }
+}
 
 /// Byte class bit: allowed in a request id.
 const ID: u8 = 1;
@@ -102,7 +156,7 @@ fn eight_digits(w: u64) -> Option<u64> {
 /// options), with the bytes it takes including its line end; `None` for anything else
 /// (see the module doc).
 #[inline]
-pub(super) fn parse_line(input: &[u8], max_line: usize) -> Option<(RequestLine<'_>, usize)> {
+pub(super) fn parse_line(input: &[u8], max_line: usize) -> Option<(Fast<'_>, usize)> {
     // id: 1 to MAX_ID id bytes, then one space
     let mut i = 0;
     while i < input.len() && CLASS[usize::from(input[i])] & ID != 0 {
@@ -113,10 +167,10 @@ pub(super) fn parse_line(input: &[u8], max_line: usize) -> Option<(RequestLine<'
     }
     let id = &input[..i];
     let rest = &input[i + 1..];
-    let (verb, after_verb) = if rest.starts_with(b"LOCK ") {
-        (Verb::Lock, i + 1 + 5)
+    let (unlock, after_verb) = if rest.starts_with(b"LOCK ") {
+        (false, i + 1 + 5)
     } else if rest.starts_with(b"UNLOCK ") {
-        (Verb::Unlock, i + 1 + 7)
+        (true, i + 1 + 7)
     } else {
         return None;
     };
@@ -138,7 +192,7 @@ pub(super) fn parse_line(input: &[u8], max_line: usize) -> Option<(RequestLine<'
     let name = &input[after_verb..j];
     // UNLOCK's optional token: one space, 1 to 20 digits, no overflow
     let mut token = None;
-    if verb == Verb::Unlock && input.get(j) == Some(&b' ') {
+    if unlock && input.get(j) == Some(&b' ') {
         let start = j + 1;
         let mut k = start;
         let mut n: u64 = 0;
@@ -178,17 +232,12 @@ pub(super) fn parse_line(input: &[u8], max_line: usize) -> Option<(RequestLine<'
     if line_len > max_line {
         return None;
     }
-    let request = match verb {
-        Verb::Lock => Request::Acquire(AcquireRequest {
-            name,
-            mode: Mode::Exclusive,
-            wait: None,
-            hold: None,
-            queue: None,
-        }),
-        _ => Request::Unlock { name, token },
+    let fast = if unlock {
+        Fast::Unlock { id, name, token }
+    } else {
+        Fast::Lock { id, name }
     };
-    Some((RequestLine { id, verb, request }, used))
+    Some((fast, used))
 }
 
 #[cfg(test)]
@@ -198,7 +247,7 @@ mod tests {
     use crate::testrng::Rng;
 
     fn fast(line: &str) -> Option<(RequestLine<'_>, usize)> {
-        parse_line(line.as_bytes(), 4096)
+        parse_line(line.as_bytes(), 4096).map(|(f, n)| (f.request_line(), n))
     }
 
     #[test]
@@ -361,6 +410,7 @@ mod tests {
             let nl = line.iter().position(|&b| b == b'\n');
             match parse_line(&line, 4096) {
                 Some((req, used)) => {
+                    let req = req.request_line();
                     taken += 1;
                     let nl = nl.expect("taken without a line end");
                     assert_eq!(used, nl + 1, "{line:?}");
