@@ -435,17 +435,23 @@ pub fn push_u64(out: &mut Vec<u8>, n: u64) {
     let w = digit_word(lead);
     // Leading zero digits: zero bytes from the lowest (0 itself keeps its last digit).
     let zeros = (w.trailing_zeros() / 8).min(7) as usize;
-    let at = out.len();
-    out.extend_from_slice(&((w >> (zeros * 8)) | ASCII_ZEROS).to_le_bytes());
-    out.truncate(at + 8 - zeros);
+    // Three words at most, composed in a fixed buffer and appended in one fixed copy.
+    let mut buf = [0u8; 24];
+    buf[..8].copy_from_slice(&((w >> (zeros * 8)) | ASCII_ZEROS).to_le_bytes());
+    let mut len = 8 - zeros;
     if rest == 2 {
         let mid = n / EIGHT_DIGITS % EIGHT_DIGITS;
-        out.extend_from_slice(&(digit_word(mid) | ASCII_ZEROS).to_le_bytes());
+        buf[len..len + 8].copy_from_slice(&(digit_word(mid) | ASCII_ZEROS).to_le_bytes());
+        len += 8;
     }
     if rest >= 1 {
         let low = n % EIGHT_DIGITS;
-        out.extend_from_slice(&(digit_word(low) | ASCII_ZEROS).to_le_bytes());
+        buf[len..len + 8].copy_from_slice(&(digit_word(low) | ASCII_ZEROS).to_le_bytes());
+        len += 8;
     }
+    let at = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(at + len);
 }
 
 #[cfg(test)]

@@ -106,7 +106,8 @@ impl Server {
             return turn;
         };
         match src {
-            Source::Shared(n) if conn.phase == Phase::Open => {
+            // Most batches end on a line end: nothing to keep, no call.
+            Source::Shared(n) if conn.phase == Phase::Open && pos < n => {
                 conn.partial.extend_from_slice(&self.rbuf[pos..n])
             }
             Source::Shared(_) => {}

@@ -366,14 +366,24 @@ fn execute_fast(line: fast::Fast, cx: &mut Ctx) {
                 queue: None,
             };
             match cx.engine.acquire(cx.client, id, &a, cx.now) {
-                Acquired::Granted { token, .. } => write_granted(cx.out, id, token, None),
+                Acquired::Granted { token, .. } => {
+                    // `write_granted` of an exclusive grant, constant parts in one copy.
+                    cx.out.extend_from_slice(id);
+                    cx.out.extend_from_slice(b" OK ");
+                    push_u64(cx.out, token);
+                    cx.out.push(b'\n');
+                }
                 answer => acquired(cx, id, &a, false, answer),
             }
         }
         fast::Fast::Unlock { id, name, token } => {
             cx.stats.native_commands[Verb::Unlock as usize] += 1;
             match cx.engine.release(cx.client, name, token, cx.now) {
-                Ok(()) => reply(cx.out, id, b"OK"),
+                Ok(()) => {
+                    // `reply(.., b"OK")`, constant parts in one copy.
+                    cx.out.extend_from_slice(id);
+                    cx.out.extend_from_slice(b" OK\n");
+                }
                 Err(e) => find_error(cx, id, e),
             }
         }
