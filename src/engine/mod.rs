@@ -393,6 +393,7 @@ impl Engine {
 
     /// Asks for a lock. See [`Acquired`] for the answers; a `Queued` request is answered
     /// later by an event with `tag`.
+    #[inline]
     pub fn acquire(
         &mut self,
         client: ClientId,
@@ -486,6 +487,7 @@ impl Engine {
 
     /// `client`'s hold on `name` (with `token`, or its only one), else the detached
     /// hold with `token`.
+    #[inline]
     fn find_hold(
         &self,
         client: ClientId,

@@ -427,6 +427,7 @@ impl<P: Keyed> Table<P> {
     /// Granted at once only when nobody waits and the holds are compatible (strict FIFO).
     /// Otherwise: `Busy` if `may_wait` is false, `QueueFull` if `queue` is set and at least
     /// that many already wait, else `Queued`.
+    #[inline]
     pub fn acquire(
         &mut self,
         owner: OwnerId,
@@ -512,6 +513,7 @@ impl<P: Keyed> Table<P> {
     }
 
     /// Links an unlinked claim as a hold of lock `l` and issues its token.
+    #[inline]
     fn hold(&mut self, l: u32, claim: ClaimId) -> u64 {
         let token = self.fence.issue();
         let c = &mut self.claims[claim as usize];
@@ -615,7 +617,7 @@ impl<P: Keyed> Table<P> {
     /// [`Table::remove`] of a claim found by [`Table::find_hold_at`] (or of a bare
     /// claim id, converted): the lock, if emptied, leaves the index through the slot
     /// found then, with no second hash and probe.
-    #[inline]
+    #[inline(always)]
     pub fn remove_found(&mut self, found: Found, granted: &mut Vec<Grant>) -> Removed<P> {
         let Found { claim, bucket } = found;
         let c = &self.claims[claim as usize];
