@@ -66,7 +66,9 @@ impl Server {
                 cx.engine.counters().limit_refusals_total,
                 cx.stats.auth_failures_total,
             );
+            let input_len = input.len();
             let progress = conn.codec.decode(input, &mut cx);
+            let start = pos;
             match progress {
                 Progress::Consumed(n) => pos += n,
                 Progress::Incomplete => break,
@@ -81,6 +83,9 @@ impl Server {
                     conn.linger = true;
                 }
             }
+            // Everything decoded and no listing started: the loop would only find that
+            // out again at its top.
+            let exhausted = pos - start == input_len && !conn.codec.listing();
             self.stats.requests_total[conn.protocol as usize] += 1;
             unchecked += 1;
             if unchecked >= TURN_CHECK_REQUESTS || conn.out.len() >= out_before + TURN_CHECK_BYTES {
@@ -100,6 +105,13 @@ impl Server {
             self.warn_refusals(client, refusals, now);
             if self.engine.has_events() {
                 self.route_events();
+            }
+            if exhausted {
+                if let Source::Shared(_) = src {
+                    // Nothing is left to keep in `partial` (see below).
+                    return turn;
+                }
+                break;
             }
         }
         let Some(conn) = self.conns.get_mut(k) else {
