@@ -698,6 +698,17 @@ impl<P: Keyed> Table<P> {
                 && claim.owner == owner
                 && token.is_none_or(|t| claim.token() == Some(t))
         };
+        let here = |claim| Found {
+            claim,
+            bucket: Some(bucket),
+        };
+        if lock.holds.len() == 1 {
+            // The common case (an exclusive hold): that one hold is it, or nothing is.
+            return match lock.holds.front().filter(mine) {
+                Some(claim) => Ok(here(claim)),
+                None => Err(FindError::NotHeld),
+            };
+        }
         let (list, chain) = if lock.holds.len() <= own.holds.len() {
             (lock.holds, by_lock())
         } else {
@@ -706,26 +717,23 @@ impl<P: Keyed> Table<P> {
         let mut found = list.iter(&self.claims, chain).filter(mine);
         match (found.next(), found.next()) {
             (None, _) => Err(FindError::NotHeld),
-            (Some(claim), None) => Ok(Found {
-                claim,
-                bucket: Some(bucket),
-            }),
+            (Some(claim), None) => Ok(here(claim)),
             (Some(_), Some(_)) => Err(FindError::TokenRequired),
         }
     }
 }
 
 /// A lock name, in a recycled heap buffer when it does not fit inline.
+#[inline]
 fn new_name(spare: &mut Vec<Name>, name: &[u8]) -> Name {
+    if name.len() <= INLINE_NAME {
+        return Name::from_slice(name);
+    }
     match spare.pop() {
-        Some(mut buf) if name.len() > INLINE_NAME => {
+        Some(mut buf) => {
             buf.clear();
             buf.extend_from_slice(name);
             buf
-        }
-        Some(buf) => {
-            spare.push(buf);
-            Name::from_slice(name)
         }
         None => Name::from_slice(name),
     }
