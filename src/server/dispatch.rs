@@ -21,11 +21,13 @@ impl Server {
             let Some(conn) = self.conns.get_mut(k) else {
                 return turn;
             };
-            let live = matches!(
-                conn.phase,
-                Phase::Open | Phase::HalfClosed | Phase::Draining
-            );
-            if live && conn.codec.listing() {
+            let live = || {
+                matches!(
+                    conn.phase,
+                    Phase::Open | Phase::HalfClosed | Phase::Draining
+                )
+            };
+            if conn.codec.listing() && live() {
                 // A listing in progress goes first: later requests wait their turn.
                 if conn.out.len() >= listing_mark {
                     // Continue once the client has read (flush resumes it).
@@ -99,8 +101,10 @@ impl Server {
                     now + AUTH_FAIL_DELAY_MS * US_PER_MS,
                     ConnTimer::AuthDelay,
                 );
-            } else if !conn.out.is_empty() || conn.phase != Phase::Open {
-                self.mark_dirty(k);
+            } else if (!conn.out.is_empty() || conn.phase != Phase::Open) && !conn.dirty {
+                // `mark_dirty`, with the connection at hand
+                conn.dirty = true;
+                self.dirty.push(k);
             }
             self.warn_refusals(client, refusals, now);
             if self.engine.has_events() {
