@@ -393,7 +393,7 @@ impl Engine {
 
     /// Asks for a lock. See [`Acquired`] for the answers; a `Queued` request is answered
     /// later by an event with `tag`.
-    #[inline]
+    #[inline(always)]
     pub fn acquire(
         &mut self,
         client: ClientId,

@@ -107,16 +107,16 @@ impl Engine {
             let since = self.table.claim(claim).data.since;
             self.hold_duration.observe(elapsed(since, now_ms));
         }
-        let mut granted = std::mem::take(&mut self.granted);
-        self.table.remove_found(found, &mut granted);
+        self.table.remove_found(found, &mut self.granted);
         // Each check below is a branch on the lock cycle's path (no call unless needed).
         if !self.attachments.is_empty() {
             self.forget_attachment(claim);
         }
-        if !granted.is_empty() {
+        if !self.granted.is_empty() {
+            let mut granted = std::mem::take(&mut self.granted);
             self.process_grants(&mut granted, now);
+            self.granted = granted;
         }
-        self.granted = granted;
         if self.table.has_dropped() {
             self.forget_dropped();
         }
