@@ -580,7 +580,7 @@ impl<P: Keyed> Table<P> {
     /// cycle's path, as it was when it was part of `remove`). `bucket` is the index slot
     /// of `l` when the caller knows it (see [`Found`]); else the name is hashed and the
     /// index probed.
-    #[inline]
+    #[inline(always)]
     fn drop_if_empty(&mut self, l: u32, bucket: Option<usize>) {
         let lock = &self.locks[l as usize];
         if lock.holds.is_empty() && lock.waiters.is_empty() {
