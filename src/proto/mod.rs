@@ -421,7 +421,7 @@ fn digit_word(n: u64) -> u64 {
 }
 
 /// Appends the decimal digits of `n` (a 19-digit fencing token is in every grant):
-/// split into at most three eight-digit words ([`digit_word`], no table, no loop), the
+/// split into at most three eight-digit words (`digit_word`, no table, no loop), the
 /// first without its leading zeros, each appended as one eight-byte copy.
 pub fn push_u64(out: &mut Vec<u8>, n: u64) {
     // (leading part, the eight-digit words after it)

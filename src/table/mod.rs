@@ -41,6 +41,10 @@
 //! - `by_key` has one list per (owner, key) with at least one waiting claim: exactly
 //!   that owner's waits with that key, in request order. A held claim is in no such
 //!   list (its token takes the place of that link).
+//! - A [`Found`] (from [`Table::find_hold_at`]) names its lock's slot in the name
+//!   index; it is only used before the index next changes (the engine's release
+//!   removes the hold it found right away), and `drop_if_empty` checks the slot
+//!   still holds that lock (`debug_assert`).
 //! - Capacity comes back after a burst: [`Table::shrink`] (module `shrink`) trims the
 //!   index and the slabs below a quarter full, without moving anything.
 

@@ -14,8 +14,8 @@
 //! would return for the line, or nothing.
 //!
 //! What it finds is a [`Fast`] line, not the general parser's `RequestLine`: the
-//! session executes it directly (`Session::execute_fast`), so no `Request` is built
-//! and matched on the lock cycle's path.
+//! session executes it directly (`execute_fast` in the parent module), so no `Request`
+//! is built and matched on the lock cycle's path.
 //!
 //! # Invariants
 //! - [`parse_line`] returns `Some((fast, n))` only when `input[..n]` is one complete
