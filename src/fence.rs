@@ -133,14 +133,10 @@ impl Fence {
     ///
     /// Never returns a repeated token: at the end of the token space (unreachable after
     /// the startup headroom check, see the module's invariants) it exits the process.
+    #[inline]
     pub fn issue(&mut self) -> u64 {
         if self.next >= self.reserved_end {
-            if let Err(e) = self.reserve() {
-                // Keep serving: tokens still increase within this run; only the
-                // guarantee across a crash with a clock step back is weakened.
-                log::error!("cannot extend the fencing-token reservation: {e}");
-                self.reserved_end = self.next.saturating_add(RESERVATION);
-            }
+            self.extend_reservation();
         }
         let t = self.next;
         match t.checked_add(1) {
@@ -148,6 +144,18 @@ impl Fence {
             None => exhausted(),
         }
         t
+    }
+
+    /// Reserves the next block of tokens (the slow path of [`Fence::issue`], once per
+    /// reservation).
+    #[cold]
+    fn extend_reservation(&mut self) {
+        if let Err(e) = self.reserve() {
+            // Keep serving: tokens still increase within this run; only the
+            // guarantee across a crash with a clock step back is weakened.
+            log::error!("cannot extend the fencing-token reservation: {e}");
+            self.reserved_end = self.next.saturating_add(RESERVATION);
+        }
     }
 
     /// The token the next grant will get.

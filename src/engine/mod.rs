@@ -73,7 +73,7 @@ pub use views::{ClaimView, Holder};
 use crate::fence::Fence;
 use crate::histogram::{Histogram, Lateness};
 use crate::shrink;
-use crate::table::{Acquire, Capacity, ClaimId, Grant, Keyed, State, Table};
+use crate::table::{Acquire, Capacity, ClaimId, Found, Grant, Keyed, State, Table};
 use crate::wheel::{TimerId, Wheel, REACH};
 use hashbrown::HashMap;
 use smallvec::SmallVec;
@@ -393,6 +393,7 @@ impl Engine {
 
     /// Asks for a lock. See [`Acquired`] for the answers; a `Queued` request is answered
     /// later by an event with `tag`.
+    #[inline(always)]
     pub fn acquire(
         &mut self,
         client: ClientId,
@@ -469,7 +470,9 @@ impl Engine {
         }
     }
 
-    /// Releases `client`'s hold on `name` (the one with `token`, or its only one).
+    /// Releases `client`'s hold on `name` (the one with `token`, or its only one). The
+    /// lookup hashes the name once: the lock, if emptied, leaves the table through the
+    /// index slot found then (see [`Found`]).
     pub fn release(
         &mut self,
         client: ClientId,
@@ -477,23 +480,26 @@ impl Engine {
         token: Option<u64>,
         now: u64,
     ) -> Result<(), FindError> {
-        let claim = self.find_hold(client, name, token)?;
-        self.remove(claim, now);
+        let found = self.find_hold(client, name, token)?;
+        self.remove(found, now);
         Ok(())
     }
 
     /// `client`'s hold on `name` (with `token`, or its only one), else the detached
     /// hold with `token`.
+    #[inline]
     fn find_hold(
         &self,
         client: ClientId,
         name: &[u8],
         token: Option<u64>,
-    ) -> Result<ClaimId, FindError> {
-        match (self.table.find_hold(client, name, token), token) {
-            (Err(FindError::NotHeld), Some(t)) => {
-                self.table.find_detached(name, t).ok_or(FindError::NotHeld)
-            }
+    ) -> Result<Found, FindError> {
+        match (self.table.find_hold_at(client, name, token), token) {
+            (Err(FindError::NotHeld), Some(t)) => self
+                .table
+                .find_detached(name, t)
+                .map(Found::from)
+                .ok_or(FindError::NotHeld),
             (found, _) => found,
         }
     }
@@ -516,7 +522,7 @@ impl Engine {
         hold: u32,
         now: u64,
     ) -> Result<(), FindError> {
-        let claim = self.find_hold(client, name, Some(token))?;
+        let claim = self.find_hold(client, name, Some(token))?.claim();
         self.set_hold(claim, Some(hold), now);
         Ok(())
     }

@@ -91,7 +91,9 @@ impl Engine {
     }
 
     /// Removes a claim, cancelling its timer, and processes the grants it causes.
-    pub(super) fn remove(&mut self, claim: ClaimId, now: u64) {
+    pub(super) fn remove(&mut self, claim: impl Into<Found>, now: u64) {
+        let found = claim.into();
+        let claim = found.claim();
         let c = self.table.claim_mut(claim);
         let (owner, token) = (c.owner(), c.token());
         if let Some(t) = c.data.timer.take() {
@@ -105,16 +107,16 @@ impl Engine {
             let since = self.table.claim(claim).data.since;
             self.hold_duration.observe(elapsed(since, now_ms));
         }
-        let mut granted = std::mem::take(&mut self.granted);
-        self.table.remove(claim, &mut granted);
+        self.table.remove_found(found, &mut self.granted);
         // Each check below is a branch on the lock cycle's path (no call unless needed).
         if !self.attachments.is_empty() {
             self.forget_attachment(claim);
         }
-        if !granted.is_empty() {
+        if !self.granted.is_empty() {
+            let mut granted = std::mem::take(&mut self.granted);
             self.process_grants(&mut granted, now);
+            self.granted = granted;
         }
-        self.granted = granted;
         if self.table.has_dropped() {
             self.forget_dropped();
         }

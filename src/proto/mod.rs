@@ -398,57 +398,60 @@ pub fn push_label(out: &mut Vec<u8>, engine: &Engine, client: ClientId) {
 /// Decimal digits of `u64::MAX`.
 pub const U64_DIGITS: usize = 20;
 
-/// "00" to "99": two decimal digits per table lookup.
-static DIGIT_PAIRS: [u8; 200] = digit_pairs();
+/// `10^8`: the numbers one eight-digit word holds.
+const EIGHT_DIGITS: u64 = 100_000_000;
+/// `0x3030..30`: ASCII `'0'` in every byte of a word.
+const ASCII_ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
 
-const fn digit_pairs() -> [u8; 200] {
-    let mut t = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        t[2 * i] = b'0' + (i / 10) as u8;
-        t[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    t
+/// The eight decimal digits of `n` (< 10^8, with leading zeros) as one little-endian
+/// word, first digit in the lowest byte, each byte 0 to 9 (not yet ASCII).
+///
+/// Each step splits every lane of the word into a high and a low half in one
+/// multiply-shift division: 4+4 digits in 32-bit lanes, 2+2 in 16-bit lanes, 1+1 in
+/// bytes. The multipliers are exact in range: `x * 10486 >> 20 == x / 100` for
+/// `x < 10^4`, `x * 103 >> 10 == x / 10` for `x < 100`, and no lane overflows into
+/// the next (`9999 * 10486 < 2^32`, `99 * 103 < 2^16`).
+fn digit_word(n: u64) -> u64 {
+    debug_assert!(n < EIGHT_DIGITS);
+    let v = (n / 10_000) | ((n % 10_000) << 32);
+    let q = ((v * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    let v = q | ((v - q * 100) << 16);
+    let q = ((v * 103) >> 10) & 0x000f_000f_000f_000f;
+    q | ((v - q * 10) << 8)
 }
 
 /// Appends the decimal digits of `n` (a 19-digit fencing token is in every grant):
-/// eight digits per `u64` division, then two per table lookup in `u32` arithmetic,
-/// written into a fixed buffer and appended in one fixed-size copy.
-pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let len = n.checked_ilog10().map_or(1, |l| l as usize + 1);
-    let mut buf = [0u8; U64_DIGITS];
-    let mut i = len;
-    while n >= 100_000_000 {
-        let chunk = (n % 100_000_000) as u32;
-        n /= 100_000_000;
-        i -= 8;
-        let (hi, lo) = (chunk / 10_000, chunk % 10_000);
-        put_pair(&mut buf, i, hi / 100);
-        put_pair(&mut buf, i + 2, hi % 100);
-        put_pair(&mut buf, i + 4, lo / 100);
-        put_pair(&mut buf, i + 6, lo % 100);
-    }
-    let mut m = n as u32;
-    while m >= 100 {
-        i -= 2;
-        put_pair(&mut buf, i, m % 100);
-        m /= 100;
-    }
-    if m >= 10 {
-        put_pair(&mut buf, i - 2, m);
+/// split into at most three eight-digit words (`digit_word`, no table, no loop), the
+/// first without its leading zeros, each appended as one eight-byte copy.
+pub fn push_u64(out: &mut Vec<u8>, n: u64) {
+    // (leading part, the eight-digit words after it)
+    let (lead, rest) = if n < EIGHT_DIGITS {
+        (n, 0)
+    } else if n < EIGHT_DIGITS * EIGHT_DIGITS {
+        (n / EIGHT_DIGITS, 1)
     } else {
-        buf[i - 1] = b'0' + m as u8;
+        (n / (EIGHT_DIGITS * EIGHT_DIGITS), 2)
+    };
+    let w = digit_word(lead);
+    // Leading zero digits: zero bytes from the lowest (0 itself keeps its last digit).
+    let zeros = (w.trailing_zeros() / 8).min(7) as usize;
+    // Three words at most, composed in a fixed buffer and appended in one fixed copy.
+    let mut buf = [0u8; 24];
+    buf[..8].copy_from_slice(&((w >> (zeros * 8)) | ASCII_ZEROS).to_le_bytes());
+    let mut len = 8 - zeros;
+    if rest == 2 {
+        let mid = n / EIGHT_DIGITS % EIGHT_DIGITS;
+        buf[len..len + 8].copy_from_slice(&(digit_word(mid) | ASCII_ZEROS).to_le_bytes());
+        len += 8;
+    }
+    if rest >= 1 {
+        let low = n % EIGHT_DIGITS;
+        buf[len..len + 8].copy_from_slice(&(digit_word(low) | ASCII_ZEROS).to_le_bytes());
+        len += 8;
     }
     let at = out.len();
     out.extend_from_slice(&buf);
     out.truncate(at + len);
-}
-
-/// Writes the two digits of `pair` (< 100) at `buf[at..at + 2]`.
-fn put_pair(buf: &mut [u8; U64_DIGITS], at: usize, pair: u32) {
-    let d = pair as usize * 2;
-    buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
 }
 
 #[cfg(test)]

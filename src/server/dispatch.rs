@@ -21,11 +21,13 @@ impl Server {
             let Some(conn) = self.conns.get_mut(k) else {
                 return turn;
             };
-            let live = matches!(
-                conn.phase,
-                Phase::Open | Phase::HalfClosed | Phase::Draining
-            );
-            if live && conn.codec.listing() {
+            let live = || {
+                matches!(
+                    conn.phase,
+                    Phase::Open | Phase::HalfClosed | Phase::Draining
+                )
+            };
+            if conn.codec.listing() && live() {
                 // A listing in progress goes first: later requests wait their turn.
                 if conn.out.len() >= listing_mark {
                     // Continue once the client has read (flush resumes it).
@@ -66,7 +68,9 @@ impl Server {
                 cx.engine.counters().limit_refusals_total,
                 cx.stats.auth_failures_total,
             );
+            let input_len = input.len();
             let progress = conn.codec.decode(input, &mut cx);
+            let start = pos;
             match progress {
                 Progress::Consumed(n) => pos += n,
                 Progress::Incomplete => break,
@@ -81,6 +85,9 @@ impl Server {
                     conn.linger = true;
                 }
             }
+            // Everything decoded and no listing started: the loop would only find that
+            // out again at its top.
+            let exhausted = pos - start == input_len && !conn.codec.listing();
             self.stats.requests_total[conn.protocol as usize] += 1;
             unchecked += 1;
             if unchecked >= TURN_CHECK_REQUESTS || conn.out.len() >= out_before + TURN_CHECK_BYTES {
@@ -94,19 +101,29 @@ impl Server {
                     now + AUTH_FAIL_DELAY_MS * US_PER_MS,
                     ConnTimer::AuthDelay,
                 );
-            } else if !conn.out.is_empty() || conn.phase != Phase::Open {
-                self.mark_dirty(k);
+            } else if (!conn.out.is_empty() || conn.phase != Phase::Open) && !conn.dirty {
+                // `mark_dirty`, with the connection at hand
+                conn.dirty = true;
+                self.dirty.push(k);
             }
             self.warn_refusals(client, refusals, now);
             if self.engine.has_events() {
                 self.route_events();
+            }
+            if exhausted {
+                if let Source::Shared(_) = src {
+                    // Nothing is left to keep in `partial` (see below).
+                    return turn;
+                }
+                break;
             }
         }
         let Some(conn) = self.conns.get_mut(k) else {
             return turn;
         };
         match src {
-            Source::Shared(n) if conn.phase == Phase::Open => {
+            // Most batches end on a line end: nothing to keep, no call.
+            Source::Shared(n) if conn.phase == Phase::Open && pos < n => {
                 conn.partial.extend_from_slice(&self.rbuf[pos..n])
             }
             Source::Shared(_) => {}

@@ -28,7 +28,11 @@ impl Server {
                 }
             };
             self.stats.bytes_out += written as u64;
-            conn.out.drain(..written);
+            if written == conn.out.len() {
+                conn.out.clear(); // the common case: no tail to move
+            } else {
+                conn.out.drain(..written);
+            }
             if conn.out.is_empty() && conn.out.capacity() > OUT_KEEP {
                 // A burst is over: give the memory back. Only a client that gets more
                 // than OUT_KEEP (over 2,000 replies) in one round regrows it, once.
@@ -61,6 +65,8 @@ impl Server {
                 );
                 conn.linger = true;
                 self.close(k);
+            } else if conn.phase == Phase::Open && !conn.paused {
+                // The common case: nothing to close or resume.
             } else if conn.phase == Phase::Draining && conn.out.is_empty() && !conn.codec.listing()
             {
                 self.close(k);

@@ -9,21 +9,16 @@ impl Server {
     /// EOF or the end of the connection's turn: [`READ_BUDGET`] bytes or [`TURN_MS`] of
     /// work, after which it waits on the `resume` list for the next iteration (fairness).
     pub(super) fn read(&mut self, k: usize, drain: Drain) {
-        if self
-            .conns
-            .get(k)
-            .is_some_and(|c| c.phase == Phase::Lingering)
-        {
+        let Some(conn) = self.conns.get(k) else {
+            return;
+        };
+        if conn.phase == Phase::Lingering {
             self.linger_read(k);
             return;
         }
         // Set by the turn's first clock reading.
         let mut turn_end = None;
-        if self
-            .conns
-            .get(k)
-            .is_some_and(|c| !c.partial.is_empty() || c.codec.listing())
-        {
+        if !conn.partial.is_empty() || conn.codec.listing() {
             let now = self.clock.now_us();
             let end = *turn_end.insert(now + TURN_MS * US_PER_MS);
             if self.dispatch(k, Source::Partial, now, end) == Turn::Yielded {

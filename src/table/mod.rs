@@ -41,6 +41,10 @@
 //! - `by_key` has one list per (owner, key) with at least one waiting claim: exactly
 //!   that owner's waits with that key, in request order. A held claim is in no such
 //!   list (its token takes the place of that link).
+//! - A [`Found`] (from [`Table::find_hold_at`]) names its lock's slot in the name
+//!   index; it is only used before the index next changes (the engine's release
+//!   removes the hold it found right away), and `drop_if_empty` checks the slot
+//!   still holds that lock (`debug_assert`).
 //! - Capacity comes back after a burst: [`Table::shrink`] (module `shrink`) trims the
 //!   index and the slabs below a quarter full, without moving anything.
 
@@ -242,6 +246,34 @@ pub enum FindError {
     TokenRequired,
 }
 
+/// A hold found by [`Table::find_hold_at`]: the claim, and the name index slot of its
+/// lock, so that [`Table::remove_found`] drops an emptied lock without hashing the
+/// name and probing the index again. Valid until the index next changes: a lock is
+/// added or removed, or the index is shrunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found {
+    claim: ClaimId,
+    /// The index bucket holding the claim's lock, when known.
+    bucket: Option<usize>,
+}
+
+impl Found {
+    /// The claim found.
+    pub fn claim(self) -> ClaimId {
+        self.claim
+    }
+}
+
+/// A claim alone: removing it hashes its lock's name if the lock empties.
+impl From<ClaimId> for Found {
+    fn from(claim: ClaimId) -> Found {
+        Found {
+            claim,
+            bucket: None,
+        }
+    }
+}
+
 /// One waiter granted by a release, cancel or timeout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Grant {
@@ -360,7 +392,7 @@ impl<P: Keyed> Table<P> {
                 _ => continue, // stale
             }
             used += self.grant_waiters(l, granted, budget - used);
-            self.drop_if_empty(l);
+            self.drop_if_empty(l, None);
         }
         used
     }
@@ -399,6 +431,7 @@ impl<P: Keyed> Table<P> {
     /// Granted at once only when nobody waits and the holds are compatible (strict FIFO).
     /// Otherwise: `Busy` if `may_wait` is false, `QueueFull` if `queue` is set and at least
     /// that many already wait, else `Queued`.
+    #[inline]
     pub fn acquire(
         &mut self,
         owner: OwnerId,
@@ -484,6 +517,7 @@ impl<P: Keyed> Table<P> {
     }
 
     /// Links an unlinked claim as a hold of lock `l` and issues its token.
+    #[inline]
     fn hold(&mut self, l: u32, claim: ClaimId) -> u64 {
         let token = self.fence.issue();
         let c = &mut self.claims[claim as usize];
@@ -547,17 +581,26 @@ impl<P: Keyed> Table<P> {
     }
 
     /// Removes lock `l` if it has no holds and no waiters (inlined: it is on the lock
-    /// cycle's path, as it was when it was part of `remove`).
-    #[inline]
-    fn drop_if_empty(&mut self, l: u32) {
+    /// cycle's path, as it was when it was part of `remove`). `bucket` is the index slot
+    /// of `l` when the caller knows it (see [`Found`]); else the name is hashed and the
+    /// index probed.
+    #[inline(always)]
+    fn drop_if_empty(&mut self, l: u32, bucket: Option<usize>) {
         let lock = &self.locks[l as usize];
         if lock.holds.is_empty() && lock.waiters.is_empty() {
-            let hash = self.hash(&lock.name);
-            match self.index.find_entry(hash, |&i| i == l) {
+            let entry = match bucket {
+                Some(b) => self.index.get_bucket_entry(b).map_err(|_| ()),
+                None => {
+                    let hash = self.hash(&lock.name);
+                    self.index.find_entry(hash, |&i| i == l).map_err(|_| ())
+                }
+            };
+            match entry {
                 Ok(entry) => {
+                    debug_assert_eq!(*entry.get(), l, "index slot of lock {l}");
                     entry.remove();
                 }
-                Err(_) => debug_assert!(false, "lock {l} missing from the index"),
+                Err(()) => debug_assert!(false, "lock {l} missing from the index"),
             }
             let lock = self.locks.remove(l as usize);
             if lock.name.spilled() && self.spare_names.len() < SPARE_NAMES {
@@ -572,6 +615,15 @@ impl<P: Keyed> Table<P> {
     /// already due go on in [`Table::continue_grants`], in order. Drops the lock if it
     /// is now empty.
     pub fn remove(&mut self, claim: ClaimId, granted: &mut Vec<Grant>) -> Removed<P> {
+        self.remove_found(Found::from(claim), granted)
+    }
+
+    /// [`Table::remove`] of a claim found by [`Table::find_hold_at`] (or of a bare
+    /// claim id, converted): the lock, if emptied, leaves the index through the slot
+    /// found then, with no second hash and probe.
+    #[inline(always)]
+    pub fn remove_found(&mut self, found: Found, granted: &mut Vec<Grant>) -> Removed<P> {
+        let Found { claim, bucket } = found;
         let c = &self.claims[claim as usize];
         let (l, owner, state) = (c.lock, c.owner, c.state());
         if state == State::Waiting {
@@ -605,7 +657,7 @@ impl<P: Keyed> Table<P> {
         if !lock.waiters.is_empty() && !backlogged_wait {
             self.grant_waiters(l, granted, GRANT_BATCH);
         }
-        self.drop_if_empty(l);
+        self.drop_if_empty(l, bucket);
         Removed { state, data }
     }
 
@@ -618,7 +670,26 @@ impl<P: Keyed> Table<P> {
         name: &[u8],
         token: Option<u64>,
     ) -> Result<ClaimId, FindError> {
-        let Some(l) = self.find_lock(self.hash(name), name) else {
+        self.find_hold_at(owner, name, token).map(Found::claim)
+    }
+
+    /// [`Table::find_hold`], also keeping where the lock sits in the name index, for
+    /// [`Table::remove_found`].
+    #[inline]
+    pub fn find_hold_at(
+        &self,
+        owner: OwnerId,
+        name: &[u8],
+        token: Option<u64>,
+    ) -> Result<Found, FindError> {
+        let locks = &self.locks;
+        let found = self.index.find_bucket_index(self.hash(name), |&l| {
+            locks[l as usize].name.as_slice() == name
+        });
+        let Some(bucket) = found else {
+            return Err(FindError::NotHeld);
+        };
+        let Some(&l) = self.index.get_bucket(bucket) else {
             return Err(FindError::NotHeld);
         };
         let Some(own) = self.owners.get(owner as usize) else {
@@ -631,6 +702,17 @@ impl<P: Keyed> Table<P> {
                 && claim.owner == owner
                 && token.is_none_or(|t| claim.token() == Some(t))
         };
+        let here = |claim| Found {
+            claim,
+            bucket: Some(bucket),
+        };
+        if lock.holds.len() == 1 {
+            // The common case (an exclusive hold): that one hold is it, or nothing is.
+            return match lock.holds.front().filter(mine) {
+                Some(claim) => Ok(here(claim)),
+                None => Err(FindError::NotHeld),
+            };
+        }
         let (list, chain) = if lock.holds.len() <= own.holds.len() {
             (lock.holds, by_lock())
         } else {
@@ -639,23 +721,23 @@ impl<P: Keyed> Table<P> {
         let mut found = list.iter(&self.claims, chain).filter(mine);
         match (found.next(), found.next()) {
             (None, _) => Err(FindError::NotHeld),
-            (Some(c), None) => Ok(c),
+            (Some(claim), None) => Ok(here(claim)),
             (Some(_), Some(_)) => Err(FindError::TokenRequired),
         }
     }
 }
 
 /// A lock name, in a recycled heap buffer when it does not fit inline.
+#[inline]
 fn new_name(spare: &mut Vec<Name>, name: &[u8]) -> Name {
+    if name.len() <= INLINE_NAME {
+        return Name::from_slice(name);
+    }
     match spare.pop() {
-        Some(mut buf) if name.len() > INLINE_NAME => {
+        Some(mut buf) => {
             buf.clear();
             buf.extend_from_slice(name);
             buf
-        }
-        Some(buf) => {
-            spare.push(buf);
-            Name::from_slice(name)
         }
         None => Name::from_slice(name),
     }

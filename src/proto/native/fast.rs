@@ -13,14 +13,68 @@
 //! module never decides an error: it either returns exactly what the general parser
 //! would return for the line, or nothing.
 //!
+//! What it finds is a [`Fast`] line, not the general parser's `RequestLine`: the
+//! session executes it directly (`execute_fast` in the parent module), so no `Request`
+//! is built and matched on the lock cycle's path.
+//!
 //! # Invariants
-//! - [`parse_line`] returns `Some((line, n))` only when `input[..n]` is one complete
+//! - [`parse_line`] returns `Some((fast, n))` only when `input[..n]` is one complete
 //!   line (its `\n` at `n - 1`, a `\r` before it allowed) of at most `max_line` bytes
-//!   before the line end, and `super::parse()` of that line is `Ok(Some(line))`.
-//!   The tests check this against the general parser on seeded random lines.
+//!   before the line end, and `super::parse()` of that line is
+//!   `Ok(Some(fast.request_line()))`. The tests check this against the general parser
+//!   on seeded random lines.
 
-use super::parse::{Request, RequestLine, Verb, MAX_ID, MAX_NAME};
+#[cfg(test)]
+use super::parse::{Request, RequestLine, Verb};
+use super::parse::{MAX_ID, MAX_NAME};
+#[cfg(test)]
 use crate::engine::{AcquireRequest, Mode};
+
+/// A line of one of the two shapes the fast path takes, borrowed from the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fast<'a> {
+    /// `<id> LOCK <name>`: an exclusive acquire with no options.
+    Lock {
+        /// The request id.
+        id: &'a [u8],
+        /// The lock name.
+        name: &'a [u8],
+    },
+    /// `<id> UNLOCK <name> [<token>]`.
+    Unlock {
+        /// The request id.
+        id: &'a [u8],
+        /// The lock name.
+        name: &'a [u8],
+        /// The token, when given.
+        token: Option<u64>,
+    },
+}
+
+#[cfg(test)]
+impl<'a> Fast<'a> {
+    /// The general parser's form of the same line.
+    pub(super) fn request_line(self) -> RequestLine<'a> {
+        match self {
+            Fast::Lock { id, name } => RequestLine {
+                id,
+                verb: Verb::Lock,
+                request: Request::Acquire(AcquireRequest {
+                    name,
+                    mode: Mode::Exclusive,
+                    wait: None,
+                    hold: None,
+                    queue: None,
+                }),
+            },
+            Fast::Unlock { id, name, token } => RequestLine {
+                id,
+                verb: Verb::Unlock,
+                request: Request::Unlock { name, token },
+            },
+        }
+    }
+}
 
 /// Byte class bit: allowed in a request id.
 const ID: u8 = 1;
@@ -82,6 +136,17 @@ fn name_bytes(w: u64) -> usize {
     ((low | del).trailing_zeros() / 8) as usize
 }
 
+/// How many of a word's bytes, from the first, are ASCII digits.
+///
+/// `w ^ 0x30..30` maps the digits to 0-9; a byte is not a digit when that is 10 or more:
+/// its low seven bits plus `0x76` reach the high bit (no carry out of the byte), or its
+/// high bit was set already.
+fn digit_bytes(w: u64) -> usize {
+    let t = w ^ (ONES * 0x30);
+    let big = ((t & (ONES * 0x7f)).wrapping_add(ONES * 0x76) | t) & HIGHS;
+    (big.trailing_zeros() / 8) as usize
+}
+
 /// The number written by eight ASCII digits (first byte lowest), if all are digits.
 fn eight_digits(w: u64) -> Option<u64> {
     // every byte 0x30..=0x39: its high nibble is 3, and adding 6 does not carry out
@@ -102,9 +167,10 @@ fn eight_digits(w: u64) -> Option<u64> {
 /// options), with the bytes it takes including its line end; `None` for anything else
 /// (see the module doc).
 #[inline]
-pub(super) fn parse_line(input: &[u8], max_line: usize) -> Option<(RequestLine<'_>, usize)> {
-    // id: 1 to MAX_ID id bytes, then one space
-    let mut i = 0;
+pub(super) fn parse_line(input: &[u8], max_line: usize) -> Option<(Fast<'_>, usize)> {
+    // id: 1 to MAX_ID id bytes, then one space. Ids are often numbers: the digits of
+    // the first eight bytes in one word step, the rest (if any) a byte at a time.
+    let mut i = word_at(input, 0).map_or(0, digit_bytes);
     while i < input.len() && CLASS[usize::from(input[i])] & ID != 0 {
         i += 1;
     }
@@ -113,10 +179,10 @@ pub(super) fn parse_line(input: &[u8], max_line: usize) -> Option<(RequestLine<'
     }
     let id = &input[..i];
     let rest = &input[i + 1..];
-    let (verb, after_verb) = if rest.starts_with(b"LOCK ") {
-        (Verb::Lock, i + 1 + 5)
+    let (unlock, after_verb) = if rest.starts_with(b"LOCK ") {
+        (false, i + 1 + 5)
     } else if rest.starts_with(b"UNLOCK ") {
-        (Verb::Unlock, i + 1 + 7)
+        (true, i + 1 + 7)
     } else {
         return None;
     };
@@ -138,7 +204,7 @@ pub(super) fn parse_line(input: &[u8], max_line: usize) -> Option<(RequestLine<'
     let name = &input[after_verb..j];
     // UNLOCK's optional token: one space, 1 to 20 digits, no overflow
     let mut token = None;
-    if verb == Verb::Unlock && input.get(j) == Some(&b' ') {
+    if unlock && input.get(j) == Some(&b' ') {
         let start = j + 1;
         let mut k = start;
         let mut n: u64 = 0;
@@ -178,17 +244,12 @@ pub(super) fn parse_line(input: &[u8], max_line: usize) -> Option<(RequestLine<'
     if line_len > max_line {
         return None;
     }
-    let request = match verb {
-        Verb::Lock => Request::Acquire(AcquireRequest {
-            name,
-            mode: Mode::Exclusive,
-            wait: None,
-            hold: None,
-            queue: None,
-        }),
-        _ => Request::Unlock { name, token },
+    let fast = if unlock {
+        Fast::Unlock { id, name, token }
+    } else {
+        Fast::Lock { id, name }
     };
-    Some((RequestLine { id, verb, request }, used))
+    Some((fast, used))
 }
 
 #[cfg(test)]
@@ -198,7 +259,7 @@ mod tests {
     use crate::testrng::Rng;
 
     fn fast(line: &str) -> Option<(RequestLine<'_>, usize)> {
-        parse_line(line.as_bytes(), 4096)
+        parse_line(line.as_bytes(), 4096).map(|(f, n)| (f.request_line(), n))
     }
 
     #[test]
@@ -216,6 +277,10 @@ mod tests {
         ] {
             assert_eq!(eight_digits(w(bad)), None, "{bad:?}");
         }
+        assert_eq!(digit_bytes(w(b"12345678")), 8);
+        assert_eq!(digit_bytes(w(b"1234 678")), 4);
+        assert_eq!(digit_bytes(w(b"/0123456")), 0);
+        assert_eq!(digit_bytes(w(b"9:345678")), 1);
         assert_eq!(name_bytes(w(b"lg:12345")), 8);
         assert_eq!(name_bytes(w(b"lg:1 345")), 4);
         assert_eq!(name_bytes(w(b"\n2345678")), 0);
@@ -240,6 +305,8 @@ mod tests {
                     ok,
                     "byte {b:#x} at {pos}"
                 );
+                let run = if ok { 8 } else { pos };
+                assert_eq!(digit_bytes(w(&digits)), run, "byte {b:#x} at {pos}");
             }
         }
     }
@@ -256,6 +323,23 @@ mod tests {
             Request::Unlock {
                 name: b"jobs:1",
                 token: Some(u64::MAX)
+            }
+        );
+        let (l, n) = fast("a UNLOCK b 18446744073709551615\nnext line\n").unwrap();
+        assert_eq!(n, 32);
+        assert_eq!(
+            l.request,
+            Request::Unlock {
+                name: b"b",
+                token: Some(u64::MAX)
+            }
+        );
+        let (l, _) = fast("a UNLOCK b 00000000000000000042\nnext line\n").unwrap();
+        assert_eq!(
+            l.request,
+            Request::Unlock {
+                name: b"b",
+                token: Some(42)
             }
         );
         let (l, _) = fast("x UNLOCK n\n").unwrap();
@@ -283,6 +367,9 @@ mod tests {
             "17 LOCK a\rb\n",                              // control byte in the name
             "17 UNLOCK n 18446744073709551616\n",          // token overflows
             "17 UNLOCK n 000000000000000000001\n",         // 21 digits
+            "17 UNLOCK n 18446744073709551616\nmore\n",    // overflows
+            "17 UNLOCK n 000000000000000000001\nmore\n",   // 21 digits
+            "17 UNLOCK n 123456789x\nmore lines\n",        // not a number
             "17 UNLOCK n 12x\n",                           // not a number
             "17 UNLOCK n 1 2\n",                           // too many arguments
             "17 SHARE n\n",                                // another verb
@@ -323,7 +410,14 @@ mod tests {
             b"wait=1",
             b"=",
         ];
-        let ids: [&[u8]; 3] = [b"1", b"id.2", b"A-b"];
+        let ids: [&[u8]; 6] = [
+            b"1",
+            b"id.2",
+            b"A-b",
+            b"12345678901",
+            b"42x:7",
+            b"12345678901234567890123456789012",
+        ];
         let verbs: [&[u8]; 2] = [b" LOCK ", b" UNLOCK "];
         let names: [&[u8]; 6] = [
             b"n",
@@ -361,6 +455,7 @@ mod tests {
             let nl = line.iter().position(|&b| b == b'\n');
             match parse_line(&line, 4096) {
                 Some((req, used)) => {
+                    let req = req.request_line();
                     taken += 1;
                     let nl = nl.expect("taken without a line end");
                     assert_eq!(used, nl + 1, "{line:?}");

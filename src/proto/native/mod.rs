@@ -257,32 +257,23 @@ impl Session {
 }
 
 impl Wire for Session {
-    /// Decodes and executes at most one line: `LOCK` and `UNLOCK` lines in canonical
-    /// form through the one-pass fast path, everything else through the line framing
-    /// and the general parser.
+    /// Decodes and executes at most one line. Once authenticated (or when no secret is
+    /// required: the common case, one branch), `LOCK` and `UNLOCK` lines in canonical
+    /// form go through the one-pass fast path and are executed without building a
+    /// `Request`; everything else through the line framing and the general parser.
+    #[inline]
     fn decode(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        let was_authed = self.authed;
-        let progress = self.decode_one(input, cx);
-        if was_authed {
-            return progress;
+        if !self.authed {
+            return self.decode_pre_auth(input, cx);
         }
-        if let Progress::Consumed(n) = progress {
-            self.pre_auth += n;
-            if !self.authed && self.pre_auth > PRE_AUTH_INPUT {
-                log::debug!(
-                    "{}: too much input before AUTH, closing",
-                    super::Peer::of(cx.engine, cx.client)
-                );
-                error(
-                    cx,
-                    None,
-                    ErrorCode::AuthRequired,
-                    "too much input before AUTH; closing",
-                );
-                return Progress::Close(n);
-            }
+        if let Some((line, used)) = fast::parse_line(input, self.lines.max_line()) {
+            // The framing's memory of a partial line is about the input it last saw,
+            // which started where this line does: that line is gone now.
+            self.lines.restart();
+            execute_fast(line, input, cx);
+            return Progress::Consumed(used);
         }
-        progress
+        self.decode_line(input, cx)
     }
 
     /// Writes an engine event as a native reply line.
@@ -309,20 +300,34 @@ impl Wire for Session {
 }
 
 impl Session {
-    /// Frames, parses and executes at most one line: `LOCK` and `UNLOCK` lines in
-    /// canonical form through the one-pass fast path, everything else through the line
-    /// framing and the general parser.
-    fn decode_one(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
-        if let Some((line, used)) = fast::parse_line(input, self.lines.max_line()) {
-            // The framing's memory of a partial line is about the input it last saw,
-            // which started where this line does: that line is gone now.
-            self.lines.restart();
-            return match self.execute(line, cx) {
-                Flow::Continue => Progress::Consumed(used),
-                Flow::Close => Progress::Close(used),
-                Flow::CloseDelayed => Progress::CloseDelayed(used),
-            };
+    /// Before `AUTH` succeeded: frames, parses and executes at most one line through the
+    /// general parser (which answers `auth_required` to what needs `AUTH`), counting the
+    /// input against [`PRE_AUTH_INPUT`].
+    #[cold]
+    fn decode_pre_auth(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
+        let progress = self.decode_line(input, cx);
+        if let Progress::Consumed(n) = progress {
+            self.pre_auth += n;
+            if !self.authed && self.pre_auth > PRE_AUTH_INPUT {
+                log::debug!(
+                    "{}: too much input before AUTH, closing",
+                    super::Peer::of(cx.engine, cx.client)
+                );
+                error(
+                    cx,
+                    None,
+                    ErrorCode::AuthRequired,
+                    "too much input before AUTH; closing",
+                );
+                return Progress::Close(n);
+            }
         }
+        progress
+    }
+
+    /// Frames, parses and executes at most one line through the line framing and the
+    /// general parser.
+    fn decode_line(&mut self, input: &[u8], cx: &mut Ctx) -> Progress {
         decode_line(
             Protocol::Native,
             self.lines.frame(input),
@@ -343,6 +348,64 @@ impl Session {
                 }
             },
         )
+    }
+}
+
+/// Bytes copied at once for the id at the start of a fast-path reply (see [`push_id`]).
+const ID_COPY: usize = 16;
+
+/// Appends the request id that starts `input`: when the input has [`ID_COPY`] bytes and
+/// the id fits in them, as one fixed-size copy cut back to the id (no `memcpy` call).
+#[inline]
+fn push_id(out: &mut Vec<u8>, input: &[u8], id: &[u8]) {
+    debug_assert!(input.starts_with(id));
+    match input.first_chunk::<ID_COPY>() {
+        Some(head) if id.len() <= ID_COPY => {
+            let at = out.len();
+            out.extend_from_slice(head);
+            out.truncate(at + id.len());
+        }
+        _ => out.extend_from_slice(id),
+    }
+}
+
+/// Executes a line the fast path found at the start of `input`, on an authenticated
+/// session: what [`Session::execute`] does for the same `RequestLine`, without building
+/// one.
+#[inline]
+fn execute_fast(line: fast::Fast, input: &[u8], cx: &mut Ctx) {
+    match line {
+        fast::Fast::Lock { id, name } => {
+            cx.stats.native_commands[Verb::Lock as usize] += 1;
+            let a = AcquireRequest {
+                name,
+                mode: Mode::Exclusive,
+                wait: None,
+                hold: None,
+                queue: None,
+            };
+            match cx.engine.acquire(cx.client, id, &a, cx.now) {
+                Acquired::Granted { token, .. } => {
+                    // `write_granted` of an exclusive grant, constant parts in one copy.
+                    push_id(cx.out, input, id);
+                    cx.out.extend_from_slice(b" OK ");
+                    push_u64(cx.out, token);
+                    cx.out.push(b'\n');
+                }
+                answer => acquired(cx, id, &a, false, answer),
+            }
+        }
+        fast::Fast::Unlock { id, name, token } => {
+            cx.stats.native_commands[Verb::Unlock as usize] += 1;
+            match cx.engine.release(cx.client, name, token, cx.now) {
+                Ok(()) => {
+                    // `reply(.., b"OK")`, constant parts in one copy.
+                    push_id(cx.out, input, id);
+                    cx.out.extend_from_slice(b" OK\n");
+                }
+                Err(e) => find_error(cx, id, e),
+            }
+        }
     }
 }
 

@@ -171,3 +171,23 @@ fn secrets_are_the_first_line_of_the_file() {
     );
     assert_eq!(secret_from_file(&[b's'; MAX_SECRET + 1]), None);
 }
+
+/// The id of a fast-path reply is copied exactly, whether it fits the fixed-size copy
+/// (and the input has that many bytes) or not.
+#[test]
+fn push_id_copies_exactly_the_id() {
+    for (input, id_len) in [
+        (&b"7 LOCK a-longer-name:0123456789\n"[..], 1),
+        (b"0123456789abcdef LOCK n\n", 16),
+        (b"0123456789abcdefg LOCK n\n", 17),
+        (b"x LOCK n\n", 1),
+        (b"12345678901234567890123456789012 UNLOCK n 1\n", 32),
+    ] {
+        let id = &input[..id_len];
+        let mut out = b"before ".to_vec();
+        push_id(&mut out, input, id);
+        let mut want = b"before ".to_vec();
+        want.extend_from_slice(id);
+        assert_eq!(out, want, "{:?}", String::from_utf8_lossy(input));
+    }
+}

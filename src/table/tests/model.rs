@@ -199,6 +199,24 @@ impl Harness {
         let id = self.model.claims[&m].id;
         let mut got = Vec::new();
         let removed = self.table.remove(id, &mut got);
+        self.removed(m, removed, got);
+    }
+
+    /// Releases held `m` the way the engine's release does: found by owner, name and
+    /// token, then removed through the index slot found ([`Table::remove_found`]).
+    fn release(&mut self, m: Mid) {
+        let c = self.model.claims[&m];
+        let found = self
+            .table
+            .find_hold_at(c.owner, NAMES[c.name], c.token)
+            .unwrap_or_else(|e| panic!("{}: find_hold_at: {e:?}", self.ctx));
+        assert_eq!(found.claim(), c.id, "{}: found claim", self.ctx);
+        let mut got = Vec::new();
+        let removed = self.table.remove_found(found, &mut got);
+        self.removed(m, removed, got);
+    }
+
+    fn removed(&mut self, m: Mid, removed: Removed<Mid>, got: Vec<Grant>) {
         let (c, want) = self.model.remove(m);
         assert_eq!(removed.data, m, "{}: removed payload", self.ctx);
         let state = c
@@ -441,7 +459,11 @@ fn model() {
                 40..=59 => {
                     if let Some(m) = pick(&mut rng, &h.model.held()) {
                         h.ctx += &format!(" release {m}");
-                        h.remove(m);
+                        if rng.chance(50) {
+                            h.release(m);
+                        } else {
+                            h.remove(m);
+                        }
                     }
                 }
                 60..=74 => {
