@@ -13,7 +13,10 @@ impl Server {
     /// deadlines start before it was read; it is read again whenever the turn's time is
     /// checked. Stops early (`Yielded`) once the clock passes `turn_end`.
     pub(super) fn dispatch(&mut self, k: usize, src: Source, mut now: u64, turn_end: u64) -> Turn {
-        let mut pos = 0;
+        let mut pos = match src {
+            Source::Shared(from, _) => from,
+            Source::Partial => 0,
+        };
         let mut turn = Turn::Done;
         let mut unchecked = 0;
         let listing_mark = output_mark(self.cfg.output_high_water, self.cfg.output_limit);
@@ -44,7 +47,7 @@ impl Server {
                 continue;
             }
             let input = match src {
-                Source::Shared(n) => &self.rbuf[pos..n],
+                Source::Shared(_, n) => &self.rbuf[pos..n],
                 Source::Partial => &conn.partial[pos..],
             };
             if input.is_empty() || conn.phase != Phase::Open {
@@ -106,15 +109,21 @@ impl Server {
             return turn;
         };
         match src {
-            Source::Shared(n) if conn.phase == Phase::Open => {
+            Source::Shared(_, n) if conn.phase == Phase::Open => {
                 conn.partial.extend_from_slice(&self.rbuf[pos..n])
             }
-            Source::Shared(_) => {}
+            Source::Shared(..) => {}
             Source::Partial if conn.phase == Phase::Open => {
                 conn.partial.drain(..pos);
-                if conn.partial.is_empty() && conn.partial.capacity() > PARTIAL_KEEP {
-                    // Idle connections keep no input memory worth counting.
-                    conn.partial = Vec::new();
+                if conn.partial.capacity() > PARTIAL_KEEP {
+                    if conn.partial.is_empty() {
+                        // Idle connections keep no input memory worth counting.
+                        conn.partial = Vec::new();
+                    } else if conn.partial.len() <= PARTIAL_STEP {
+                        // The rest of a turn cut short, decoded: what is left (part of
+                        // a request) needs no more than the next read's step.
+                        conn.partial.shrink_to(PARTIAL_KEEP);
+                    }
                 }
             }
             Source::Partial => conn.partial = Vec::new(),

@@ -32,7 +32,10 @@
 //!
 //! Input is read into one shared buffer and decoded in place; only a trailing partial
 //! request is copied into the connection's own `partial` buffer, so idle connections
-//! hold no input memory.
+//! hold no input memory (and the next read completes it with a few bytes, then goes on
+//! from the shared buffer). A connection's turn also ends once `OUT_TURN` bytes of
+//! output wait for the flush, so neither buffer grows with a pipelined burst: their
+//! memory, below glibc's mmap threshold, would stay with the process afterwards.
 //!
 //! **Layout.** This module holds the loop itself (`Server::run`, readiness, shutdown,
 //! maintenance) and the connection's state; each step of an iteration is a module of
@@ -152,9 +155,18 @@ const TURN_CHECK_REQUESTS: u32 = 16;
 /// turn's time checked at once.
 const TURN_CHECK_BYTES: usize = 4096;
 /// An emptied output buffer bigger than this is given back to the allocator.
-const OUT_KEEP: usize = 64 * 1024;
+const OUT_KEEP: usize = 16 * 1024;
+/// A connection with this much output waiting for the iteration's flush ends its turn
+/// before reading more (it resumes in the next iteration, after the flush): a pipelined
+/// burst keeps at most this plus the replies to one read in memory per connection,
+/// instead of the replies to a whole turn's [`READ_BUDGET`].
+const OUT_TURN: usize = 16 * 1024;
 /// An emptied partial-input buffer bigger than this is given back to the allocator.
 const PARTIAL_KEEP: usize = 1024;
+/// Held-back input is completed with at most this many of the new bytes (up to their
+/// last line end) and decoded; the rest is decoded straight from the shared buffer, so
+/// that a pipelined burst does not copy every read into `partial`.
+const PARTIAL_STEP: usize = PARTIAL_KEEP / 2;
 /// Period of the maintenance step that gives memory back after a burst
 /// ([`crate::shrink`]); the loop wakes for it when otherwise idle.
 const MAINTAIN_MS: u64 = 1_000;
@@ -250,8 +262,8 @@ enum Drain {
 /// Where `dispatch` reads from.
 #[derive(Clone, Copy)]
 enum Source {
-    /// The first `n` bytes of the shared read buffer.
-    Shared(usize),
+    /// Bytes `from..to` of the shared read buffer.
+    Shared(usize, usize),
     /// The connection's own `partial` buffer.
     Partial,
 }
@@ -584,3 +596,6 @@ fn read_secret(path: &std::path::Path) -> io::Result<Box<[u8]>> {
     };
     Ok(secret.into())
 }
+
+#[cfg(test)]
+mod tests;

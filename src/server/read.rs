@@ -44,7 +44,8 @@ impl Server {
                 conn.paused = true;
                 return;
             }
-            if budget == 0 {
+            if budget == 0 || (conn.dirty && conn.out.len() >= OUT_TURN) {
+                // The turn is over (its budget, or output enough for one flush).
                 self.push_resume(k);
                 return;
             }
@@ -63,10 +64,9 @@ impl Server {
                     let now = self.clock.now_us();
                     let end = *turn_end.get_or_insert(now + TURN_MS * US_PER_MS);
                     let turn = if conn.partial.is_empty() {
-                        self.dispatch(k, Source::Shared(n), now, end)
+                        self.dispatch(k, Source::Shared(0, n), now, end)
                     } else {
-                        conn.partial.extend_from_slice(&self.rbuf[..n]);
-                        self.dispatch(k, Source::Partial, now, end)
+                        self.dispatch_behind_partial(k, n, now, end)
                     };
                     if turn == Turn::Done && n < self.rbuf.len() && drain == Drain::UntilShortRead {
                         // The kernel had no more: skip the read that would say WouldBlock.
@@ -87,6 +87,35 @@ impl Server {
                 return;
             }
         }
+    }
+
+    /// Decodes the `n` bytes just read behind the connection's held-back input: first
+    /// that input completed by the new bytes up to their last line end within
+    /// [`PARTIAL_STEP`], from `partial`; then, if that emptied it, the rest straight from
+    /// the shared buffer (else the rest joins `partial`, as a request longer than the
+    /// step needs).
+    fn dispatch_behind_partial(&mut self, k: usize, n: usize, now: u64, end: u64) -> Turn {
+        let cut = memchr::memrchr(b'\n', &self.rbuf[..n.min(PARTIAL_STEP)]).map_or(n, |i| i + 1);
+        let Some(conn) = self.conns.get_mut(k) else {
+            return Turn::Done;
+        };
+        conn.partial.extend_from_slice(&self.rbuf[..cut]);
+        let turn = self.dispatch(k, Source::Partial, now, end);
+        let Some(conn) = self.conns.get_mut(k) else {
+            return turn;
+        };
+        if cut == n || conn.phase != Phase::Open {
+            return turn;
+        }
+        if turn == Turn::Done && !conn.paused && conn.partial.is_empty() {
+            return self.dispatch(k, Source::Shared(cut, n), now, end);
+        }
+        conn.partial.extend_from_slice(&self.rbuf[cut..n]);
+        if turn == Turn::Done && !conn.paused {
+            // A request longer than the step: decode it with the rest of the read.
+            return self.dispatch(k, Source::Partial, now, end);
+        }
+        turn
     }
 
     /// Reads and drops a lingering connection's input; closes it at EOF, on an error or
