@@ -90,9 +90,11 @@ impl Compact {
     /// The content.
     #[inline]
     pub fn as_slice(&self) -> &[u8] {
+        // (`min` instead of a bounds check: the invariants make it a no-op, and the
+        // lookups that compare names stay small enough to be inlined.)
         match &self.0 {
-            Repr::Inline { len, bytes } => &bytes[..*len as usize],
-            Repr::Heap { len, buf } => &buf[..*len as usize],
+            Repr::Inline { len, bytes } => &bytes[..(*len as usize).min(INLINE)],
+            Repr::Heap { len, buf } => &buf[..(*len as usize).min(buf.len())],
         }
     }
 }

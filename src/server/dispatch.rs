@@ -13,10 +13,7 @@ impl Server {
     /// deadlines start before it was read; it is read again whenever the turn's time is
     /// checked. Stops early (`Yielded`) once the clock passes `turn_end`.
     pub(super) fn dispatch(&mut self, k: usize, src: Source, mut now: u64, turn_end: u64) -> Turn {
-        let mut pos = match src {
-            Source::Shared(from, _) => from,
-            Source::Partial => 0,
-        };
+        let mut pos = 0;
         let mut turn = Turn::Done;
         let mut unchecked = 0;
         let listing_mark = output_mark(self.cfg.output_high_water, self.cfg.output_limit);
@@ -47,7 +44,7 @@ impl Server {
                 continue;
             }
             let input = match src {
-                Source::Shared(_, n) => &self.rbuf[pos..n],
+                Source::Shared(n) => &self.rbuf[pos..n],
                 Source::Partial => &conn.partial[pos..],
             };
             if input.is_empty() || conn.phase != Phase::Open {
@@ -109,10 +106,10 @@ impl Server {
             return turn;
         };
         match src {
-            Source::Shared(_, n) if conn.phase == Phase::Open => {
+            Source::Shared(n) if conn.phase == Phase::Open => {
                 conn.partial.extend_from_slice(&self.rbuf[pos..n])
             }
-            Source::Shared(..) => {}
+            Source::Shared(_) => {}
             Source::Partial if conn.phase == Phase::Open => {
                 conn.partial.drain(..pos);
                 if conn.partial.capacity() > PARTIAL_KEEP {

@@ -262,8 +262,8 @@ enum Drain {
 /// Where `dispatch` reads from.
 #[derive(Clone, Copy)]
 enum Source {
-    /// Bytes `from..to` of the shared read buffer.
-    Shared(usize, usize),
+    /// The first `n` bytes of the shared read buffer.
+    Shared(usize),
     /// The connection's own `partial` buffer.
     Partial,
 }

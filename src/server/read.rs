@@ -44,8 +44,7 @@ impl Server {
                 conn.paused = true;
                 return;
             }
-            if budget == 0 || (conn.dirty && conn.out.len() >= OUT_TURN) {
-                // The turn is over (its budget, or output enough for one flush).
+            if budget == 0 {
                 self.push_resume(k);
                 return;
             }
@@ -64,7 +63,7 @@ impl Server {
                     let now = self.clock.now_us();
                     let end = *turn_end.get_or_insert(now + TURN_MS * US_PER_MS);
                     let turn = if conn.partial.is_empty() {
-                        self.dispatch(k, Source::Shared(0, n), now, end)
+                        self.dispatch(k, Source::Shared(n), now, end)
                     } else {
                         self.dispatch_behind_partial(k, n, now, end)
                     };
@@ -72,7 +71,12 @@ impl Server {
                         // The kernel had no more: skip the read that would say WouldBlock.
                         return;
                     }
-                    turn
+                    if self.conns.get(k).is_some_and(|c| c.out.len() >= OUT_TURN) {
+                        // Output enough for one flush: the rest of the turn comes after it.
+                        Turn::Yielded
+                    } else {
+                        turn
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -108,7 +112,9 @@ impl Server {
             return turn;
         }
         if turn == Turn::Done && !conn.paused && conn.partial.is_empty() {
-            return self.dispatch(k, Source::Shared(cut, n), now, end);
+            // Decoded in place, moved to the front first (a burst's reads only).
+            self.rbuf.copy_within(cut..n, 0);
+            return self.dispatch(k, Source::Shared(n - cut), now, end);
         }
         conn.partial.extend_from_slice(&self.rbuf[cut..n]);
         if turn == Turn::Done && !conn.paused {
