@@ -57,7 +57,8 @@
 //!   connection gets at most one turn per iteration: a key is on it at most once
 //!   (`conn.resuming`), and a connection taken from it is not also read for a readiness
 //!   event in that iteration (its resumed turn reads to `WouldBlock`). A turn is at most
-//!   `READ_BUDGET` bytes and `TURN_MS` of work (the clock checked every
+//!   `READ_BUDGET` bytes and `TURN_MS` of work, and ends after a read that leaves
+//!   `OUT_TURN` bytes of output waiting for the flush (the clock checked every
 //!   `TURN_CHECK_REQUESTS` requests, and after any request that wrote `TURN_CHECK_BYTES`
 //!   of output).
 //! - While a connection's codec has a listing in progress, `dispatch` writes it a batch
