@@ -42,6 +42,8 @@
 //! - [`shrink`]: the rule by which slabs, hash tables and scratch vectors give memory
 //!   back after a burst (below a quarter full, with hysteresis), applied by a periodic
 //!   maintenance step of the poll loop.
+//! - [`compact`]: the 24-byte byte strings that hold lock names and request tags
+//!   (short ones inline), the bulk of what a million holds cost.
 //! - [`list`]: the one intrusive doubly linked list, threaded through slab indices (O(1)
 //!   unlink), used by the table and the wheel.
 //! - `testrng` (tests only): the seeded SplitMix64 of every model and fuzz test.
@@ -57,6 +59,7 @@
 
 pub mod alarm;
 pub mod clock;
+pub mod compact;
 pub mod config;
 pub mod engine;
 pub mod fence;

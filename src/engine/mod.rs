@@ -70,6 +70,7 @@ pub use detached::{AttachError, DetachedHold};
 pub use stats::{Counters, Refusal};
 pub use views::{ClaimView, Holder};
 
+use crate::compact::Compact;
 use crate::fence::Fence;
 use crate::histogram::{Histogram, Lateness};
 use crate::shrink;
@@ -120,7 +121,8 @@ enum Deadline {
 /// The engine's per-claim data.
 #[derive(Debug)]
 pub struct Pending {
-    tag: Tag,
+    /// The request's [`Tag`], in 24 bytes (up to 22 inline) instead of the tag's 40.
+    tag: Compact,
     timer: Option<TimerId>,
     hold: Option<u32>,
     /// When the request arrived, then (once granted) when it was granted: the low 32
@@ -422,7 +424,7 @@ impl Engine {
             return Acquired::Full;
         }
         let data = Pending {
-            tag: Tag::from_slice(tag),
+            tag: Compact::from_slice(tag),
             timer: None,
             hold: req.hold,
             since: self.ms(now) as u32,
@@ -630,7 +632,7 @@ impl Engine {
                     self.counters.timeouts_total += 1;
                     let event = Event {
                         client: c.owner(),
-                        tag: c.data.tag.clone(),
+                        tag: Tag::from_slice(&c.data.tag),
                         kind: EventKind::Timeout,
                     };
                     self.events.push(event);
@@ -643,7 +645,7 @@ impl Engine {
                     }
                     let event = Event {
                         client: c.owner(),
-                        tag: c.data.tag.clone(),
+                        tag: Tag::from_slice(&c.data.tag),
                         kind: EventKind::Expired { token },
                     };
                     self.events.push(event);

@@ -141,7 +141,7 @@ impl Engine {
             let token = c.token().unwrap_or(0);
             let event = Event {
                 client: owner,
-                tag: c.data.tag.clone(),
+                tag: Tag::from_slice(&c.data.tag),
                 kind: EventKind::Granted {
                     token,
                     holders: g.holders,

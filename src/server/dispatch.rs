@@ -129,9 +129,15 @@ impl Server {
             Source::Shared(_) => {}
             Source::Partial if conn.phase == Phase::Open => {
                 conn.partial.drain(..pos);
-                if conn.partial.is_empty() && conn.partial.capacity() > PARTIAL_KEEP {
-                    // Idle connections keep no input memory worth counting.
-                    conn.partial = Vec::new();
+                if conn.partial.capacity() > PARTIAL_KEEP {
+                    if conn.partial.is_empty() {
+                        // Idle connections keep no input memory worth counting.
+                        conn.partial = Vec::new();
+                    } else if conn.partial.len() <= PARTIAL_STEP {
+                        // The rest of a turn cut short, decoded: what is left (part of
+                        // a request) needs no more than the next read's step.
+                        conn.partial.shrink_to(PARTIAL_KEEP);
+                    }
                 }
             }
             Source::Partial => conn.partial = Vec::new(),

@@ -35,7 +35,7 @@ impl Server {
             }
             if conn.out.is_empty() && conn.out.capacity() > OUT_KEEP {
                 // A burst is over: give the memory back. Only a client that gets more
-                // than OUT_KEEP (over 2,000 replies) in one round regrows it, once.
+                // than OUT_KEEP (over 500 replies) in one round regrows it, once.
                 conn.out = Vec::new();
             }
             let want_writable = !conn.out.is_empty();

@@ -32,7 +32,10 @@
 //!
 //! Input is read into one shared buffer and decoded in place; only a trailing partial
 //! request is copied into the connection's own `partial` buffer, so idle connections
-//! hold no input memory.
+//! hold no input memory (and the next read completes it with a few bytes, then goes on
+//! from the shared buffer). A connection's turn also ends once `OUT_TURN` bytes of
+//! output wait for the flush, so neither buffer grows with a pipelined burst: their
+//! memory, below glibc's mmap threshold, would stay with the process afterwards.
 //!
 //! **Layout.** This module holds the loop itself (`Server::run`, readiness, shutdown,
 //! maintenance) and the connection's state; each step of an iteration is a module of
@@ -54,7 +57,8 @@
 //!   connection gets at most one turn per iteration: a key is on it at most once
 //!   (`conn.resuming`), and a connection taken from it is not also read for a readiness
 //!   event in that iteration (its resumed turn reads to `WouldBlock`). A turn is at most
-//!   `READ_BUDGET` bytes and `TURN_MS` of work (the clock checked every
+//!   `READ_BUDGET` bytes and `TURN_MS` of work, and ends after a read that leaves
+//!   `OUT_TURN` bytes of output waiting for the flush (the clock checked every
 //!   `TURN_CHECK_REQUESTS` requests, and after any request that wrote `TURN_CHECK_BYTES`
 //!   of output).
 //! - While a connection's codec has a listing in progress, `dispatch` writes it a batch
@@ -152,9 +156,18 @@ const TURN_CHECK_REQUESTS: u32 = 16;
 /// turn's time checked at once.
 const TURN_CHECK_BYTES: usize = 4096;
 /// An emptied output buffer bigger than this is given back to the allocator.
-const OUT_KEEP: usize = 64 * 1024;
+const OUT_KEEP: usize = 16 * 1024;
+/// A connection with this much output waiting for the iteration's flush ends its turn
+/// before reading more (it resumes in the next iteration, after the flush): a pipelined
+/// burst keeps at most this plus the replies to one read in memory per connection,
+/// instead of the replies to a whole turn's [`READ_BUDGET`].
+const OUT_TURN: usize = 16 * 1024;
 /// An emptied partial-input buffer bigger than this is given back to the allocator.
 const PARTIAL_KEEP: usize = 1024;
+/// Held-back input is completed with at most this many of the new bytes (up to their
+/// last line end) and decoded; the rest is decoded straight from the shared buffer, so
+/// that a pipelined burst does not copy every read into `partial`.
+const PARTIAL_STEP: usize = PARTIAL_KEEP / 2;
 /// Period of the maintenance step that gives memory back after a burst
 /// ([`crate::shrink`]); the loop wakes for it when otherwise idle.
 const MAINTAIN_MS: u64 = 1_000;
@@ -584,3 +597,6 @@ fn read_secret(path: &std::path::Path) -> io::Result<Box<[u8]>> {
     };
     Ok(secret.into())
 }
+
+#[cfg(test)]
+mod tests;

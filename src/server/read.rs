@@ -60,14 +60,18 @@ impl Server {
                     let turn = if conn.partial.is_empty() {
                         self.dispatch(k, Source::Shared(n), now, end)
                     } else {
-                        conn.partial.extend_from_slice(&self.rbuf[..n]);
-                        self.dispatch(k, Source::Partial, now, end)
+                        self.dispatch_behind_partial(k, n, now, end)
                     };
                     if turn == Turn::Done && n < self.rbuf.len() && drain == Drain::UntilShortRead {
                         // The kernel had no more: skip the read that would say WouldBlock.
                         return;
                     }
-                    turn
+                    if self.conns.get(k).is_some_and(|c| c.out.len() >= OUT_TURN) {
+                        // Output enough for one flush: the rest of the turn comes after it.
+                        Turn::Yielded
+                    } else {
+                        turn
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -82,6 +86,37 @@ impl Server {
                 return;
             }
         }
+    }
+
+    /// Decodes the `n` bytes just read behind the connection's held-back input: first
+    /// that input completed by the new bytes up to their last line end within
+    /// [`PARTIAL_STEP`], from `partial`; then, if that emptied it, the rest straight from
+    /// the shared buffer (else the rest joins `partial`, as a request longer than the
+    /// step needs).
+    fn dispatch_behind_partial(&mut self, k: usize, n: usize, now: u64, end: u64) -> Turn {
+        let cut = memchr::memrchr(b'\n', &self.rbuf[..n.min(PARTIAL_STEP)]).map_or(n, |i| i + 1);
+        let Some(conn) = self.conns.get_mut(k) else {
+            return Turn::Done;
+        };
+        conn.partial.extend_from_slice(&self.rbuf[..cut]);
+        let turn = self.dispatch(k, Source::Partial, now, end);
+        let Some(conn) = self.conns.get_mut(k) else {
+            return turn;
+        };
+        if cut == n || conn.phase != Phase::Open {
+            return turn;
+        }
+        if turn == Turn::Done && !conn.paused && conn.partial.is_empty() {
+            // Decoded in place, moved to the front first (a burst's reads only).
+            self.rbuf.copy_within(cut..n, 0);
+            return self.dispatch(k, Source::Shared(n - cut), now, end);
+        }
+        conn.partial.extend_from_slice(&self.rbuf[cut..n]);
+        if turn == Turn::Done && !conn.paused {
+            // A request longer than the step: decode it with the rest of the read.
+            return self.dispatch(k, Source::Partial, now, end);
+        }
+        turn
     }
 
     /// Reads and drops a lingering connection's input; closes it at EOF, on an error or

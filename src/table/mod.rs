@@ -54,25 +54,29 @@ mod views;
 
 pub use shrink::Capacity;
 
+use crate::compact::Compact;
 use crate::fence::Fence;
 use crate::list::{Chain, Link, List};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use slab::Slab;
-use smallvec::SmallVec;
 use std::hash::BuildHasher;
 
-/// A lock name: at most 255 bytes; short names are stored inline.
-pub type Name = SmallVec<[u8; INLINE_NAME]>;
+/// A lock name: at most 255 bytes; short names are stored inline (24 bytes in all).
+pub type Name = Compact;
 
 /// The longest lock name, in bytes (every codec enforces it before calling in).
 pub const MAX_NAME: usize = 255;
 
 /// Names up to this many bytes are stored inside the lock, without a heap buffer.
-pub const INLINE_NAME: usize = 24;
+pub const INLINE_NAME: usize = crate::compact::INLINE;
 
 /// Heap buffers of dropped long names kept for reuse, so that locks with names longer
-/// than the inline 24 bytes do not allocate in steady state either.
+/// than the inline 22 bytes do not allocate in steady state either.
 const SPARE_NAMES: usize = 256;
+
+/// The smallest heap buffer of a long name; longer ones are a power of two (so that
+/// reused buffers fit most names: at most four sizes up to [`MAX_NAME`]).
+const NAME_BUFFER_MIN: usize = 32;
 
 /// Waiters one operation grants (or drops, for a closing owner) on one lock before it
 /// leaves the rest to [`Table::continue_grants`]: an `UNLOCK` in front of two million
@@ -314,8 +318,9 @@ pub struct Table<P> {
     owners: Vec<Owner>,
     fence: Fence,
     held: usize,
-    /// Spilled name buffers of removed locks, reused by new locks (at most `SPARE_NAMES`).
-    spare_names: Vec<Name>,
+    /// Heap buffers of removed locks' long names, reused by new locks (at most
+    /// `SPARE_NAMES`).
+    spare_names: Vec<Box<[u8]>>,
     /// Detached holds, in detach order.
     detached: List,
     /// Locks whose grants were cut short by [`GRANT_BATCH`] (an index may be stale: its
@@ -604,7 +609,7 @@ impl<P: Keyed> Table<P> {
             }
             let lock = self.locks.remove(l as usize);
             if lock.name.spilled() && self.spare_names.len() < SPARE_NAMES {
-                self.spare_names.push(lock.name);
+                self.spare_names.extend(lock.name.into_buffer());
             }
         }
     }
@@ -727,20 +732,20 @@ impl<P: Keyed> Table<P> {
     }
 }
 
-/// A lock name, in a recycled heap buffer when it does not fit inline.
+/// A lock name, in a recycled heap buffer when it does not fit inline (a spare buffer
+/// too short for it is dropped: the new one, of the next power of two, replaces it).
 #[inline]
-fn new_name(spare: &mut Vec<Name>, name: &[u8]) -> Name {
+fn new_name(spare: &mut Vec<Box<[u8]>>, name: &[u8]) -> Name {
     if name.len() <= INLINE_NAME {
         return Name::from_slice(name);
     }
-    match spare.pop() {
-        Some(mut buf) => {
-            buf.clear();
-            buf.extend_from_slice(name);
-            buf
+    if let Some(buf) = spare.pop() {
+        if let Ok(name) = Name::in_buffer(buf, name) {
+            return name;
         }
-        None => Name::from_slice(name),
     }
+    let buf = vec![0; name.len().next_power_of_two().max(NAME_BUFFER_MIN)].into_boxed_slice();
+    Name::in_buffer(buf, name).unwrap_or_else(|_| Name::from_slice(name))
 }
 
 /// The owner's slot, created on first use.

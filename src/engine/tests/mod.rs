@@ -786,13 +786,48 @@ fn attachments_are_bounded_and_their_buffers_reused() {
 fn claim_and_lock_stay_within_their_budget() {
     let claim = std::mem::size_of::<crate::table::Claim<Pending>>();
     let lock = crate::table::lock_size();
-    assert!(claim <= 96, "a claim grew to {claim} bytes");
-    assert!(lock <= 64, "a lock grew to {lock} bytes");
+    assert_eq!(
+        std::mem::size_of::<Pending>(),
+        40,
+        "tag 24, timer, hold, since"
+    );
+    assert_eq!(claim, 80, "a claim is 80 bytes");
+    assert_eq!(lock, 56, "a lock is 56 bytes");
     assert_eq!(
         std::mem::size_of::<Tag>(),
         40,
-        "request tags are 32 bytes inline"
+        "request tags in events are 32 bytes inline"
     );
+}
+
+/// Request ids of up to 22 bytes (loadgen's and the Rust client's decimal counters) are
+/// stored in the claim, without a heap buffer; longer ones (up to the native 32, or a
+/// foreign codec's longer tags) in one, and every event still carries the whole tag.
+#[test]
+fn short_request_ids_are_inline_and_long_ones_come_back_whole() {
+    let mut e = engine();
+    let long = [b'L'; 200];
+    for tag in [&b"12345678901234567890ab"[..], &[b'i'; 23][..], &long[..]] {
+        let Acquired::Granted { token, .. } = e.acquire(0, b"h", &forever(b"q", X), 0) else {
+            panic!("free lock not granted")
+        };
+        assert_eq!(e.acquire(1, tag, &forever(b"q", X), 0), Acquired::Queued);
+        let claim = e.table.waits_of(1).next().unwrap();
+        assert_eq!(
+            e.table.claim(claim).data.tag.spilled(),
+            tag.len() > crate::compact::INLINE,
+            "tag of {} bytes",
+            tag.len()
+        );
+        e.release(0, b"q", Some(token), 0).unwrap();
+        let got = events(&mut e);
+        assert_eq!(got.len(), 1);
+        assert_eq!(&got[0].tag[..], tag);
+        let EventKind::Granted { token, .. } = got[0].kind else {
+            panic!("not granted: {got:?}")
+        };
+        e.release(1, b"q", Some(token), 0).unwrap();
+    }
 }
 
 /// Elements of intrusive lists visited by `f`: a count of work, not of time.
