@@ -3,9 +3,10 @@
 //! Each iteration: wait for readiness (the timeout is the next deadline of the engine's
 //! or the server's timer wheel), accept until `WouldBlock`, read each readable
 //! connection until its socket is drained (see `Drain`) or its fairness budget is used
-//! and decode every complete request, fire due deadlines (the engine's, then the
-//! server's own: auth deadlines, the auth-failure delay, lingering closes), flush every
-//! connection with pending output once, reap the connections that closed, and give the
+//! and decode every complete request, firing due deadlines (the engine's, then the
+//! server's own: auth deadlines, the auth-failure delay, lingering closes) between two
+//! connections' turns whenever one is due (see `timers`), flush every connection with
+//! pending output once, reap the connections that closed, and give the
 //! engine [`WORK_BUDGET`] steps of deferred work (grants cut short, claims of closed
 //! connections), so that no single event stalls everyone else.
 //!
@@ -444,8 +445,12 @@ impl Server {
                     Token(k) if event.is_error() || event.is_write_closed() => {
                         self.close_if(k, Phase::HalfClosed);
                         self.on_ready(k, event);
+                        self.between_turns();
                     }
-                    Token(k) => self.on_ready(k, event),
+                    Token(k) => {
+                        self.on_ready(k, event);
+                        self.between_turns();
+                    }
                 }
             }
             self.retry_accept(now);
@@ -454,17 +459,14 @@ impl Server {
                     conn.resuming = false;
                 }
                 self.read(k, Drain::ToWouldBlock);
+                self.between_turns();
             }
             if self.resume.is_empty() {
                 self.resume = resume; // keep the capacity
             }
-            // Deadlines: timeouts, expiries, and the grants they cause.
-            if self.engine.next_wake().is_some() {
-                self.engine.advance(self.clock.now_us());
-            }
-            if self.timers.next_wake().is_some() {
-                self.fire_timers(self.clock.now_us());
-            }
+            // Deadlines left (the clock was read right after `poll`, so an alarm's
+            // deadline is due by now).
+            self.between_turns();
             self.route_events();
             self.flush();
             if !self.closing.is_empty() {
