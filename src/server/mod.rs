@@ -66,6 +66,10 @@
 //!   bytes, so every request in them counts its deadlines from a moment at or after its
 //!   bytes arrived (never earlier): deadlines never fire early. Input held back from an
 //!   earlier iteration gets the clock of the moment it is decoded.
+//! - After every connection's turn (and at the end of the iteration) deadlines due at
+//!   the latest clock reading are fired, a bounded deadlines' turn at a time (see
+//!   `timers`): a due deadline waits for at most the turn in progress, not for every
+//!   ready connection's. The check is one comparison per wheel and reads no clock.
 //! - The server's time is microseconds ([`Clock::now_us`]), and so is the engine's (built
 //!   [`Engine::with_ticks_per_ms`]`(US_PER_MS)`): every `now` here is in µs, and
 //!   millisecond settings are multiplied by `US_PER_MS` before they meet it.
