@@ -65,11 +65,12 @@ fn waits_and_holds_never_end_early_and_each_one_counts_in_the_lateness_rows() {
     }
 }
 
-/// Busy connections in [`a_wait_deadline_fires_between_the_turns_of_busy_connections`].
-const BUSY: usize = 200;
-/// `INSPECT`s each busy connection pipelines: a small part of one turn's budget, so each
-/// connection's whole pipeline is one turn.
-const DEPTH: usize = 25;
+/// Busy connections in [`a_wait_deadline_fires_between_the_turns_of_busy_connections`]:
+/// together their turns take many times the waiter's 1 ms, even in a release build.
+const BUSY: usize = 400;
+/// `INSPECT`s each busy connection pipelines: no more than a turn handles before it
+/// first looks at the clock (16), so each connection's pipeline is exactly one turn.
+const DEPTH: usize = 16;
 
 /// Sends `signal` (`STOP`, `CONT`) to process `pid`.
 fn signal(signal: &str, pid: u32) {
