@@ -9,7 +9,7 @@
 //! adds a checked `Timespec` subtraction, a `Duration` and a `u128` conversion (about
 //! 90 user-space instructions per reading, measured with callgrind).
 //!
-//! Every reading is also kept ([`Clock::latest_us`]): the loop checks its deadlines
+//! Every microsecond reading is also kept ([`Clock::latest_us`]): the loop checks its deadlines
 //! between two connections' turns against the latest reading of the turns' own read
 //! batches, without reading the clock for it.
 //!
@@ -20,8 +20,8 @@
 //! - The same holds for microseconds ([`Clock::now_us`], [`Clock::until_us`]), and
 //!   `CLOCK_MONOTONIC` reaches [`Clock::instant_us`]`(u)` exactly when microsecond `u`
 //!   begins.
-//! - [`Clock::latest_us`] is the latest reading, so never later than [`Clock::now_us`]:
-//!   a deadline found due by it is due.
+//! - [`Clock::latest_us`] is the latest [`Clock::now_us`] reading, so never later than
+//!   the next one: a deadline found due by it is due.
 
 use rustix::time::{clock_gettime, ClockId, Timespec};
 use std::cell::Cell;
@@ -39,8 +39,8 @@ const NS_PER_S: u64 = 1_000_000_000;
 pub struct Clock {
     /// `CLOCK_MONOTONIC` at the start, in ns.
     origin: u64,
-    /// The latest reading, in ns since the start.
-    latest: Cell<u64>,
+    /// The latest [`Clock::now_us`] reading.
+    latest_us: Cell<u64>,
 }
 
 impl Clock {
@@ -48,22 +48,20 @@ impl Clock {
     pub fn start() -> Clock {
         Clock {
             origin: monotonic_ns(),
-            latest: Cell::new(0),
+            latest_us: Cell::new(0),
         }
     }
 
     /// Nanoseconds since the start.
     pub fn now_ns(&self) -> u64 {
-        let ns = monotonic_ns().saturating_sub(self.origin);
-        self.latest.set(ns);
-        ns
+        monotonic_ns().saturating_sub(self.origin)
     }
 
-    /// Whole microseconds since the start at the latest reading (every method that
-    /// reads `CLOCK_MONOTONIC` records it; 0 before the first), without reading it.
+    /// What the latest [`Clock::now_us`] returned (0 before the first), without
+    /// reading the clock.
     #[inline]
     pub fn latest_us(&self) -> u64 {
-        self.latest.get() / NS_PER_US
+        self.latest_us.get()
     }
 
     /// Whole milliseconds since the start (truncated).
@@ -71,9 +69,11 @@ impl Clock {
         self.now_ns() / NS_PER_MS
     }
 
-    /// Whole microseconds since the start (truncated).
+    /// Whole microseconds since the start (truncated); kept for [`Clock::latest_us`].
     pub fn now_us(&self) -> u64 {
-        self.now_ns() / NS_PER_US
+        let us = self.now_ns() / NS_PER_US;
+        self.latest_us.set(us);
+        us
     }
 
     /// Time left until microsecond `us` begins (zero once it has).
@@ -127,7 +127,10 @@ mod tests {
         assert_eq!(clock.latest_us(), us);
         std::thread::sleep(Duration::from_millis(1));
         let ms = clock.now();
-        assert!(clock.latest_us() >= us + 1_000 && clock.latest_us() / 1000 == ms);
+        assert_eq!(clock.latest_us(), us, "only microsecond readings count");
+        let later = clock.now_us();
+        assert!(later >= us + 1_000 && later / 1000 >= ms);
+        assert_eq!(clock.latest_us(), later);
     }
 
     #[test]

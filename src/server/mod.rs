@@ -449,13 +449,10 @@ impl Server {
                     Token(k) if event.is_error() || event.is_write_closed() => {
                         self.close_if(k, Phase::HalfClosed);
                         self.on_ready(k, event);
-                        self.between_turns();
                     }
-                    Token(k) => {
-                        self.on_ready(k, event);
-                        self.between_turns();
-                    }
+                    Token(k) => self.on_ready(k, event),
                 }
+                self.between_turns();
             }
             self.retry_accept(now);
             for k in resume.drain(..) {

@@ -80,7 +80,7 @@ impl Server {
 
     /// Takes a deadlines' turn if a deadline is due at the latest clock reading: the
     /// check between two connections' turns, one comparison per wheel.
-    #[inline]
+    #[inline(always)]
     pub(super) fn between_turns(&mut self) {
         let seen = self.clock.latest_us();
         if self.engine.due(seen) || self.timers.due(seen) {
@@ -91,7 +91,8 @@ impl Server {
     /// A deadlines' turn: the engine's and then the server's due deadlines in batches
     /// of at most [`DEADLINE_BATCH`] each, on a fresh clock reading per batch, until
     /// none is due or [`TURN_MS`] have passed (the rest is left due for the next turn).
-    pub(super) fn fire_deadlines(&mut self) {
+    #[inline(never)]
+    fn fire_deadlines(&mut self) {
         let mut now = self.clock.now_us();
         let end = now + TURN_MS * US_PER_MS;
         loop {
