@@ -227,6 +227,8 @@ struct ESeen {
     released: u64,
     /// Grants of a request whose own wait deadline had passed (same batch).
     granted_at_own_deadline: u64,
+    /// Bounded advances that stopped with deadlines still due (see [`Sim::batch`]).
+    batches_left_due: u64,
     /// Detached holds granted, released or extended by a client other than the one
     /// that asked, expired silently, and outliving their connection.
     detached_granted: u64,
@@ -638,6 +640,7 @@ impl Sim {
         } else {
             while self.e.advance_bounded(self.now, self.batch) == Advance::More {
                 assert!(self.e.due(self.now), "{}: More but not due", self.ctx);
+                self.seen.batches_left_due += 1;
             }
         }
         let silent_count = silent.len();
@@ -927,6 +930,7 @@ fn engine_model(seeds: std::ops::Range<u64>, ops: usize, self_queue: bool, batch
         seen.extended += s.extended;
         seen.released += s.released;
         seen.granted_at_own_deadline += s.granted_at_own_deadline;
+        seen.batches_left_due += s.batches_left_due;
         seen.detached_granted += s.detached_granted;
         seen.detached_by_other += s.detached_by_other;
         seen.detached_expired += s.detached_expired;
@@ -949,6 +953,7 @@ fn engine_model(seeds: std::ops::Range<u64>, ops: usize, self_queue: bool, batch
     ];
     assert!(counts.iter().all(|&n| n > 100), "{seen:?}");
     assert!(seen.granted_at_own_deadline > 0, "{seen:?}");
+    assert_eq!(seen.batches_left_due > 100, batch < 3, "{seen:?}");
 }
 
 #[test]
