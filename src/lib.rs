@@ -8,8 +8,9 @@
 //!   the loop exactly at the next deadline.
 //! - [`config`]: `Config` and the command-line parser that builds it.
 //! - [`server`]: the poll loop: accept, read, dispatch, flush once per iteration, reap,
-//!   then the engine's deferred work; its own timers (auth deadline and delay,
-//!   lingering), each step a module of its own (`server::accept`, `read`, `dispatch`,
+//!   then the engine's deferred work; deadlines (the engine's and its own timers: auth
+//!   deadline and delay, lingering) fired in bounded batches between connections'
+//!   turns, each step a module of its own (`server::accept`, `read`, `dispatch`,
 //!   `timers`, `flush`, `reap`); with [`signals`] (SIGINT/SIGTERM as poll readiness)
 //!   and [`lograte`] (rate limits of the refusal warnings).
 //! - [`proto`]: wire codecs, bytes to engine calls and engine events to bytes, each a
@@ -37,7 +38,8 @@
 //!   FIFO lists; the wait index by key in `table::index`, read-only lookups in
 //!   `table::views`.
 //! - [`fence`]: fencing tokens, strictly increasing across grants and restarts.
-//! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument.
+//! - [`wheel`]: hierarchical timer wheel for wait and hold deadlines; time is an argument;
+//!   it fires in bounded batches as exactly as all at once.
 //!   Its per-level slot arithmetic and bitmaps are in `wheel::level`.
 //! - [`shrink`]: the rule by which slabs, hash tables and scratch vectors give memory
 //!   back after a burst (below a quarter full, with hysteresis), applied by a periodic

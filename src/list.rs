@@ -103,6 +103,11 @@ impl List {
         (self.head != NIL).then_some(self.head)
     }
 
+    /// Index of the last element.
+    pub fn back(&self) -> Option<u32> {
+        (self.tail != NIL).then_some(self.tail)
+    }
+
     /// Appends element `idx` (which must be in no list of this chain).
     #[inline]
     pub fn push_back<T>(&mut self, slab: &mut Slab<T>, chain: &Chain<T>, idx: u32) {

@@ -75,6 +75,7 @@ use crate::fence::Fence;
 use crate::histogram::{Histogram, Lateness};
 use crate::shrink;
 use crate::table::{Acquire, Capacity, ClaimId, Found, Grant, Keyed, State, Table};
+pub use crate::wheel::Advance;
 use crate::wheel::{TimerId, Wheel, REACH};
 use hashbrown::HashMap;
 use smallvec::SmallVec;
@@ -592,11 +593,22 @@ impl Engine {
 
     /// Fires every deadline due at `now`: timeouts, expiries and the grants they cause.
     pub fn advance(&mut self, now: u64) {
-        if self.wheel.next_wake().is_none_or(|t| t > now) {
-            return;
+        while self.advance_bounded(now, usize::MAX) == Advance::More {}
+    }
+
+    /// [`Engine::advance`], but at most `limit` deadlines (`limit > 0`): [`Advance::More`]
+    /// when some due at `now` are left, for the next advance, which fires them first.
+    /// A run of bounded advances to the same `now` has exactly the effect of one
+    /// advance, events in the same order, except that a wait deadline of a claim
+    /// granted by an earlier batch is cancelled, not fired (and so not counted in the
+    /// lateness histogram). Each batch counts its timers' lateness against its own
+    /// `now`, so a caller that reads the clock before each batch measures honestly.
+    pub fn advance_bounded(&mut self, now: u64, limit: usize) -> Advance {
+        if !self.wheel.due(now) {
+            return Advance::Done;
         }
         let mut fired = std::mem::take(&mut self.fired);
-        self.wheel.advance(now, &mut fired);
+        let outcome = self.wheel.advance_bounded(now, limit, &mut fired);
         // First forget every fired timer, so that grants below never cancel one of them.
         for &(deadline, (claim, which)) in &fired {
             debug_assert!(deadline <= now, "timer for {deadline} fired at {now}");
@@ -656,6 +668,14 @@ impl Engine {
         }
         fired.clear();
         self.fired = fired;
+        outcome
+    }
+
+    /// False only when no deadline is due at `now`: one comparison (see
+    /// [`Wheel::due`]), cheap enough to check between any two connections' turns.
+    #[inline]
+    pub fn due(&self, now: u64) -> bool {
+        self.wheel.due(now)
     }
 
     /// The earliest time at which [`Engine::advance`] may have work (a lower bound).

@@ -3,9 +3,10 @@
 //! Each iteration: wait for readiness (the timeout is the next deadline of the engine's
 //! or the server's timer wheel), accept until `WouldBlock`, read each readable
 //! connection until its socket is drained (see `Drain`) or its fairness budget is used
-//! and decode every complete request, fire due deadlines (the engine's, then the
-//! server's own: auth deadlines, the auth-failure delay, lingering closes), flush every
-//! connection with pending output once, reap the connections that closed, and give the
+//! and decode every complete request, firing due deadlines (the engine's, then the
+//! server's own: auth deadlines, the auth-failure delay, lingering closes) between two
+//! connections' turns whenever one is due (see `timers`), flush every connection with
+//! pending output once, reap the connections that closed, and give the
 //! engine [`WORK_BUDGET`] steps of deferred work (grants cut short, claims of closed
 //! connections), so that no single event stalls everyone else.
 //!
@@ -69,6 +70,10 @@
 //!   bytes, so every request in them counts its deadlines from a moment at or after its
 //!   bytes arrived (never earlier): deadlines never fire early. Input held back from an
 //!   earlier iteration gets the clock of the moment it is decoded.
+//! - After every connection's turn (and at the end of the iteration) deadlines due at
+//!   the latest clock reading are fired, a bounded deadlines' turn at a time (see
+//!   `timers`): a due deadline waits for at most the turn in progress, not for every
+//!   ready connection's. The check is one comparison per wheel and reads no clock.
 //! - The server's time is microseconds ([`Clock::now_us`]), and so is the engine's (built
 //!   [`Engine::with_ticks_per_ms`]`(US_PER_MS)`): every `now` here is in µs, and
 //!   millisecond settings are multiplied by `US_PER_MS` before they meet it.
@@ -460,6 +465,7 @@ impl Server {
                     }
                     Token(k) => self.on_ready(k, event),
                 }
+                self.between_turns();
             }
             self.retry_accept(now);
             for k in resume.drain(..) {
@@ -467,17 +473,14 @@ impl Server {
                     conn.resuming = false;
                 }
                 self.read(k, Drain::ToWouldBlock);
+                self.between_turns();
             }
             if self.resume.is_empty() {
                 self.resume = resume; // keep the capacity
             }
-            // Deadlines: timeouts, expiries, and the grants they cause.
-            if self.engine.next_wake().is_some() {
-                self.engine.advance(self.clock.now_us());
-            }
-            if self.timers.next_wake().is_some() {
-                self.fire_timers(self.clock.now_us());
-            }
+            // Deadlines left (the clock was read right after `poll`, so an alarm's
+            // deadline is due by now).
+            self.between_turns();
             self.route_events();
             self.flush();
             if !self.closing.is_empty() {

@@ -1,8 +1,34 @@
-//! The server's own timers ([`ConnTimer`]): the auth deadline, the auth-failure delay
-//! and the end of lingering, at most one per connection; and the poll timeout, which
-//! is the next deadline of either wheel (or the [`Alarm`](crate::alarm::Alarm)'s).
+//! Deadlines: the engine's (wait and hold deadlines) and the server's own timers
+//! ([`ConnTimer`]: the auth deadline, the auth-failure delay and the end of lingering,
+//! at most one per connection), fired between connections' turns; and the poll
+//! timeout, which is the next deadline of either wheel (or the
+//! [`Alarm`](crate::alarm::Alarm)'s).
+//!
+//! Deadlines do not wait for the end of an iteration: after every connection's turn
+//! (a turn is up to [`READ_BUDGET`] and [`TURN_MS`], and an iteration may give a
+//! hundred connections one each), [`Server::between_turns`] compares the latest clock
+//! reading (one the turn took anyway, [`Clock::latest_us`]) with both wheels' lower
+//! bound of their next deadline (`due`), and only when one is due takes a deadlines'
+//! turn: batches of at most [`DEADLINE_BATCH`], the clock read afresh for each, so a
+//! timer fired late in a big batch counts the time the batch took in its lateness,
+//! for at most [`TURN_MS`]; the rest continues after the next connection's turn.
+//!
+//! # Invariants
+//! - A deadline never fires early: every batch fires only timers due at a clock
+//!   reading taken before it, and wheels never fire early.
+//! - Bounded batches fire what one whole advance to the same time would, in the same
+//!   order ([`Engine::advance_bounded`], [`Wheel::advance_bounded`]), so grants that
+//!   timeouts and expiries cause keep their FIFO order; each batch's later readings
+//!   only let later deadlines join.
+//! - Replies of fired deadlines are routed to their connections' output after every
+//!   engine batch and flushed with everyone's at the end of the iteration.
 
 use super::*;
+use crate::engine::Advance;
+
+/// Deadlines fired per batch, each batch on a fresh clock reading (about a
+/// millisecond of timeouts with their replies).
+pub const DEADLINE_BATCH: usize = 1024;
 
 /// What a server timer is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,13 +78,46 @@ impl Server {
         Some(self.clock.until_us(wake))
     }
 
-    /// Fires the server's own due timers.
-    pub(super) fn fire_timers(&mut self, now: u64) {
-        if self.timers.next_wake().is_none_or(|t| t > now) {
-            return;
+    /// Takes a deadlines' turn if a deadline is due at the latest clock reading: the
+    /// check between two connections' turns, one comparison per wheel.
+    #[inline(always)]
+    pub(super) fn between_turns(&mut self) {
+        let seen = self.clock.latest_us();
+        if self.engine.due(seen) || self.timers.due(seen) {
+            self.fire_deadlines();
+        }
+    }
+
+    /// A deadlines' turn: the engine's and then the server's due deadlines in batches
+    /// of at most [`DEADLINE_BATCH`] each, on a fresh clock reading per batch, until
+    /// none is due or [`TURN_MS`] have passed (the rest is left due for the next turn).
+    #[inline(never)]
+    fn fire_deadlines(&mut self) {
+        let mut now = self.clock.now_us();
+        let end = now + TURN_MS * US_PER_MS;
+        loop {
+            let engine = self.engine.advance_bounded(now, DEADLINE_BATCH);
+            if self.engine.has_events() {
+                self.route_events();
+            }
+            let server = self.fire_timers(now, DEADLINE_BATCH);
+            if engine == Advance::Done && server == Advance::Done {
+                return;
+            }
+            now = self.clock.now_us();
+            if now >= end {
+                return;
+            }
+        }
+    }
+
+    /// Fires at most `limit` of the server's own timers due at `now`.
+    fn fire_timers(&mut self, now: u64, limit: usize) -> Advance {
+        if !self.timers.due(now) {
+            return Advance::Done;
         }
         let mut fired = std::mem::take(&mut self.fired);
-        self.timers.advance(now, &mut fired);
+        let outcome = self.timers.advance_bounded(now, limit, &mut fired);
         for (_, (k, timer)) in fired.drain(..) {
             let Some(conn) = self.conns.get_mut(k) else {
                 continue;
@@ -93,6 +152,7 @@ impl Server {
             }
         }
         self.fired = fired;
+        outcome
     }
 
     /// Starts connection `k`'s timer (replacing any) for `timer` at `at`.

@@ -12,13 +12,22 @@
 //! of entries, threaded through their slab indices, so linking at the tail and
 //! unlinking anywhere are O(1) and allocate nothing. The entries themselves live in one
 //! [`slab::Slab`]; a [`TimerId`] is the slab key. Besides the 384 slot lists there is
-//! one *pending* list for timers inserted with a deadline `<= now`. A level's slot
+//! one *pending* list for timers already due (see the invariants). A level's slot
 //! arithmetic, lists and bitmap are in `level`.
 //!
 //! # Invariants (relative to the current `now`)
 //!
 //! - An entry with deadline `d <= now` is in the pending list (it was inserted
-//!   already due and fires on the next [`Wheel::advance`]).
+//!   already due, or an advance stopped at its limit before it, see **Firing**) and
+//!   fires on the next [`Wheel::advance`].
+//! - `pending_sorted` implies the pending list is in nondecreasing deadline order
+//!   (each entry linked at its tail is checked against the tail). An advance sorts an
+//!   unsorted pending list first (stably, with the `scratch` vector), which only
+//!   inserts of deadlines already past out of order make necessary.
+//! - `wake` is at most every scheduled deadline (`u64::MAX` when nothing is
+//!   scheduled): an insert lowers it to its deadline, an advance sets it to the next
+//!   wake, a cancel leaves it (so it may be low, never high). So [`Wheel::due`]`(t)` is
+//!   false only when nothing is due at `t`, with one comparison.
 //! - An entry with `d > now` is at level `L = level_for(now, d)`: the index of the
 //!   most significant bit in which `now` and `d` differ, divided by 6 (bits 0..5
 //!   map to level 0); differences at bit 42 or above map to the top level 6.
@@ -47,6 +56,14 @@
 //! belong to. A timer is therefore **never fired before its deadline**, and always by
 //! the first `advance` whose argument reaches it. The cost is proportional to the
 //! occupied slots visited plus the entries moved, never to the elapsed ticks.
+//!
+//! [`Wheel::advance_bounded`] does the same but stops after `limit` timers. When it
+//! stops inside a slot, the clock stays at that slot's start: the slot's remaining
+//! entries whose deadline equals it go to the (then empty) pending list in their order,
+//! the others cascade as usual. When it stops before a slot, the clock stays where the
+//! last slot put it. Either way the next advance fires the pending list first, so a run
+//! of bounded advances to the same `now` fires exactly what one advance would, in the
+//! same order; only later inserts can come between.
 
 use crate::list::{Chain, Link, List, NIL};
 use level::{level_for, slot_for, Expiration, Level, LEVELS, MAX_DELTA, SLOTS};
@@ -60,6 +77,15 @@ pub const REACH: u64 = MAX_DELTA;
 
 /// Index of the pending list (deadlines already due at insertion) in an entry's `list`.
 const PENDING: usize = LEVELS * SLOTS;
+
+/// How far a [`Wheel::advance_bounded`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advance {
+    /// Every timer due at its `now` fired, and the clock is at that `now`.
+    Done,
+    /// It stopped at its limit with timers still due: the next advance fires them first.
+    More,
+}
 
 /// Handle to a scheduled timer.
 ///
@@ -107,8 +133,14 @@ pub struct Wheel<T> {
     now: u64,
     /// The slot lists, level 0 first.
     levels: Box<[Level; LEVELS]>,
-    /// Timers inserted already due.
+    /// Timers inserted already due, and those a bounded advance left (see **Firing**).
     pending: List,
+    /// The pending list is in nondecreasing deadline order.
+    pending_sorted: bool,
+    /// At most every scheduled deadline (see [`Wheel::due`]).
+    wake: u64,
+    /// Scratch for sorting the pending list (empty between calls; kept for its capacity).
+    scratch: Vec<u32>,
     entries: Slab<Entry<T>>,
 }
 
@@ -119,6 +151,9 @@ impl<T> Wheel<T> {
             now,
             levels: Box::new([Level::EMPTY; LEVELS]),
             pending: List::EMPTY,
+            pending_sorted: true,
+            wake: u64::MAX,
+            scratch: Vec::new(),
             entries: Slab::new(),
         }
     }
@@ -147,6 +182,7 @@ impl<T> Wheel<T> {
         assert!(key < NIL as usize, "wheel: more than 2^32 - 1 timers");
         let key = key as u32;
         self.link(key, list);
+        self.wake = self.wake.min(deadline);
         TimerId::from_key(key)
     }
 
@@ -188,6 +224,14 @@ impl<T> Wheel<T> {
         self.next_expiration().map(|e| e.start)
     }
 
+    /// False only when no timer is due at `now` (`now >= now()`): one comparison, for
+    /// a caller that checks often. It may be true with nothing due (a timer was
+    /// cancelled); the next advance then fires nothing and makes it exact again.
+    #[inline]
+    pub fn due(&self, now: u64) -> bool {
+        now >= self.wake
+    }
+
     /// Moves the clock to `now` and fires every timer with deadline `<= now`, appending
     /// `(deadline, value)` to `fired` in nondecreasing deadline order (insertion order
     /// among equal deadlines).
@@ -195,61 +239,115 @@ impl<T> Wheel<T> {
     /// `now` must be `>= now()` (an earlier `now` is treated as `now()` in release
     /// builds). Cost: occupied slots visited plus entries fired or cascaded.
     pub fn advance(&mut self, now: u64, fired: &mut Vec<(u64, T)>) {
+        let done = self.advance_bounded(now, usize::MAX, fired);
+        debug_assert_eq!(done, Advance::Done);
+    }
+
+    /// [`advance`](Self::advance), but firing at most `limit` timers (`limit > 0`):
+    /// [`Advance::More`] when some due at `now` are left, for the next advance, which
+    /// fires them before anything else (see **Firing** in the module documentation).
+    /// Repeated until `Done` with the same `now` and no insert in between, it fires
+    /// exactly the timers one `advance(now)` fires, in the same order.
+    pub fn advance_bounded(
+        &mut self,
+        now: u64,
+        limit: usize,
+        fired: &mut Vec<(u64, T)>,
+    ) -> Advance {
         debug_assert!(
             now >= self.now,
             "wheel: advance to {now} but the clock is already at {}",
             self.now
         );
+        debug_assert!(limit > 0, "wheel: advance with a limit of 0");
         let now = now.max(self.now);
         let chain = chain();
-
-        // Timers inserted already due: all deadlines <= the old now < any wheel entry.
-        let start = fired.len();
-        while let Some(key) = self.pending.pop_front(&mut self.entries, &chain) {
-            let entry = self.entries.remove(key as usize);
-            fired.push((entry.deadline, entry.value));
+        let mut left = limit;
+        if !self.pending_sorted {
+            self.sort_pending();
         }
-        // Stable: equal deadlines keep insertion order.
-        fired[start..].sort_by_key(|f| f.0);
-
-        while let Some(exp) = self.next_expiration() {
-            if exp.start > now {
-                break;
+        let outcome = 'fire: {
+            // Timers already due (inserted so, or left by a bounded advance), sorted:
+            // every deadline <= the old now < any slot entry's.
+            while let Some(key) = self.pending.front() {
+                if left == 0 {
+                    break 'fire Advance::More;
+                }
+                self.pending.unlink(&mut self.entries, &chain, key);
+                let entry = self.entries.remove(key as usize);
+                fired.push((entry.deadline, entry.value));
+                left -= 1;
             }
-            debug_assert!(
-                exp.start > self.now,
-                "wheel: expiration {exp:?} not after clock {}",
-                self.now
-            );
-            self.now = exp.start;
-            let mut due = self.levels[exp.level].take_slot(exp.slot);
-            while let Some(key) = due.pop_front(&mut self.entries, &chain) {
-                let deadline = self.entries[key as usize].deadline;
+            while let Some(exp) = self.next_expiration() {
+                if exp.start > now {
+                    break;
+                }
+                if left == 0 {
+                    break 'fire Advance::More;
+                }
                 debug_assert!(
-                    deadline >= exp.start && (exp.level > 0 || deadline == exp.start),
-                    "wheel: entry {key} with deadline {deadline} found in {exp:?}"
+                    exp.start > self.now,
+                    "wheel: expiration {exp:?} not after clock {}",
+                    self.now
                 );
-                if deadline <= exp.start {
-                    let entry = self.entries.remove(key as usize);
-                    fired.push((entry.deadline, entry.value));
-                } else {
-                    let list = self.list_for(deadline);
+                self.now = exp.start;
+                let mut due = self.levels[exp.level].take_slot(exp.slot);
+                while let Some(key) = due.pop_front(&mut self.entries, &chain) {
+                    let deadline = self.entries[key as usize].deadline;
                     debug_assert!(
-                        list / SLOTS < exp.level,
-                        "wheel: cascade of entry {key} (deadline {deadline}) from {exp:?} \
-                         to list {list} is not downwards"
+                        deadline >= exp.start && (exp.level > 0 || deadline == exp.start),
+                        "wheel: entry {key} with deadline {deadline} found in {exp:?}"
                     );
-                    self.link(key, list);
+                    if deadline <= exp.start && left > 0 {
+                        let entry = self.entries.remove(key as usize);
+                        fired.push((entry.deadline, entry.value));
+                        left -= 1;
+                    } else {
+                        // A cascade, or (past the limit) a due entry to the pending list.
+                        let list = self.list_for(deadline);
+                        debug_assert!(
+                            list == PENDING || list / SLOTS < exp.level,
+                            "wheel: cascade of entry {key} (deadline {deadline}) from {exp:?} \
+                             to list {list} is not downwards"
+                        );
+                        self.link(key, list);
+                    }
                 }
             }
+            self.now = now;
+            if self.pending.is_empty() {
+                Advance::Done
+            } else {
+                Advance::More
+            }
+        };
+        self.wake = match self.pending.front() {
+            Some(key) => self.entries[key as usize].deadline, // sorted: the earliest
+            None => self.next_expiration().map_or(u64::MAX, |e| e.start),
+        };
+        outcome
+    }
+
+    /// Sorts the pending list by deadline, stably (equal deadlines keep their order).
+    fn sort_pending(&mut self) {
+        let chain = chain();
+        let mut keys = std::mem::take(&mut self.scratch);
+        while let Some(key) = self.pending.pop_front(&mut self.entries, &chain) {
+            keys.push(key);
         }
-        self.now = now;
+        keys.sort_by_key(|&key| self.entries[key as usize].deadline);
+        for &key in &keys {
+            self.pending.push_back(&mut self.entries, &chain, key);
+        }
+        keys.clear();
+        self.scratch = keys;
+        self.pending_sorted = true;
     }
 
     /// Gives back the entry slab's vacant tail when it is below a quarter full (see
     /// [`crate::shrink`]); returns whether its capacity changed. No timer moves.
     pub fn shrink(&mut self) -> bool {
-        crate::shrink::slab(&mut self.entries)
+        crate::shrink::slab(&mut self.entries) | crate::shrink::vec(&mut self.scratch)
     }
 
     /// Capacity of the entry slab.
@@ -291,6 +389,13 @@ impl<T> Wheel<T> {
         self.entries[key as usize].list = list as u16;
         let chain = chain();
         if list == PENDING {
+            let deadline = self.entries[key as usize].deadline;
+            self.pending_sorted = match self.pending.back() {
+                Some(tail) => {
+                    self.pending_sorted && self.entries[tail as usize].deadline <= deadline
+                }
+                None => true,
+            };
             self.pending.push_back(&mut self.entries, &chain, key);
         } else {
             self.levels[list / SLOTS].push(list % SLOTS, &mut self.entries, &chain, key);

@@ -68,6 +68,47 @@ impl<T> Wheel<T> {
             "entries reachable from lists vs slab len"
         );
         assert_eq!(seen, self.len(), "len");
+        let pending: Vec<u64> = self
+            .pending
+            .iter(&self.entries, chain)
+            .map(|key| self.entries[key as usize].deadline)
+            .collect();
+        if self.pending_sorted {
+            assert!(
+                pending.windows(2).all(|w| w[0] <= w[1]),
+                "pending_sorted but the pending list is {pending:?}"
+            );
+        }
+        for (key, e) in self.entries.iter() {
+            assert!(
+                self.wake <= e.deadline,
+                "wake {} after entry {key}'s deadline {}",
+                self.wake,
+                e.deadline
+            );
+        }
+        assert!(self.scratch.is_empty(), "scratch left non-empty");
+    }
+}
+
+/// Advances to `now` in bounded steps of `limit` until [`Advance::Done`], checking the
+/// invariants and that [`Wheel::due`] says so while timers are left.
+fn adv_bounded<T>(w: &mut Wheel<T>, now: u64, limit: usize, fired: &mut Vec<(u64, T)>) {
+    for step in 0.. {
+        let before = fired.len();
+        let outcome = w.advance_bounded(now, limit, fired);
+        w.check_invariants();
+        assert!(fired.len() - before <= limit, "step {step}: over the limit");
+        if outcome == Advance::Done {
+            assert_eq!(w.now(), now, "clock after Done");
+            return;
+        }
+        assert_eq!(
+            fired.len() - before,
+            limit,
+            "step {step}: More below the limit"
+        );
+        assert!(w.due(now), "step {step}: More but not due");
     }
 }
 
@@ -301,8 +342,9 @@ fn equal_deadlines_fire_in_insertion_order_across_cascades() {
 }
 
 /// Reference model: live timers as (deadline, seq, id); fires all with deadline <= now
-/// sorted by (deadline, seq).
-fn run_model(seed: u64, ops: usize) {
+/// sorted by (deadline, seq). With `limit`, every advance is a run of bounded advances
+/// of at most that many (1 to `limit`, at random) each.
+fn run_model(seed: u64, ops: usize, limit: Option<u64>) {
     let mut rng = Rng::new(seed);
     let start = rng.below(1 << 40);
     let mut now = start;
@@ -359,7 +401,10 @@ fn run_model(seed: u64, ops: usize) {
                 _ => model.iter().map(|m| m.0).min().unwrap_or(now).max(now),
             };
             fired.clear();
-            w.advance(to, &mut fired);
+            match limit {
+                Some(limit) => adv_bounded(&mut w, to, 1 + rng.below(limit) as usize, &mut fired),
+                None => w.advance(to, &mut fired),
+            }
             now = to;
             let mut expect: Vec<(u64, u64, TimerId)> =
                 model.iter().copied().filter(|m| m.0 <= now).collect();
@@ -374,6 +419,12 @@ fn run_model(seed: u64, ops: usize) {
         w.check_invariants();
         assert_eq!(w.now(), now, "seed {seed} op {op}: now");
         assert_eq!(w.len(), model.len(), "seed {seed} op {op}: len");
+        if let Some(min) = model.iter().map(|m| m.0).min() {
+            assert!(
+                w.due(min),
+                "seed {seed} op {op}: not due at the earliest deadline"
+            );
+        }
         match model.iter().map(|m| m.0).min() {
             None => assert_eq!(
                 w.next_wake(),
@@ -399,6 +450,88 @@ fn run_model(seed: u64, ops: usize) {
 #[test]
 fn model_random_sequences() {
     for seed in 0..20 {
-        run_model(0x10CB_0000 + seed, 5000);
+        run_model(0x10CB_0000 + seed, 5000, None);
     }
+}
+
+/// Bounded advances (batches of 1 to 3, 1 to 50) fire the same timers in the same
+/// order as whole ones.
+#[test]
+fn model_bounded_advances_fire_as_whole_ones() {
+    for seed in 0..20 {
+        run_model(0x10CB_1000 + seed, 5000, Some(3));
+        run_model(0x10CB_2000 + seed, 5000, Some(50));
+    }
+}
+
+/// A bounded advance that stops inside a slot leaves the rest of it due, first in line:
+/// before timers inserted already due later, and before the next slot.
+#[test]
+fn bounded_advance_stops_inside_a_slot_and_resumes_in_order() {
+    let mut w: Wheel<u32> = Wheel::new(0);
+    for v in 0..5 {
+        w.insert(100, v);
+    }
+    let cancel = w.insert(100, 5);
+    w.insert(101, 6);
+    w.insert(5000, 7);
+    let mut fired = Vec::new();
+    assert_eq!(w.advance_bounded(200, 2, &mut fired), Advance::More);
+    w.check_invariants();
+    assert_eq!(fired, vec![(100, 0), (100, 1)]);
+    assert_eq!(
+        w.now(),
+        100,
+        "stopped before the due slot 101: the clock stays"
+    );
+    // Between the steps: a cancel of a left-over timer, an insert already due.
+    assert_eq!(w.cancel(cancel), 5);
+    w.insert(150, 8);
+    w.insert(99, 9);
+    w.check_invariants();
+    assert!(!w.pending_sorted, "99 after 150 and 100");
+    assert!(w.due(200));
+    fired.clear();
+    assert_eq!(w.advance_bounded(200, 3, &mut fired), Advance::More);
+    w.check_invariants();
+    assert_eq!(fired, vec![(99, 9), (100, 2), (100, 3)]);
+    fired.clear();
+    assert_eq!(w.advance_bounded(200, 3, &mut fired), Advance::Done);
+    w.check_invariants();
+    assert_eq!(fired, vec![(100, 4), (101, 6), (150, 8)]);
+    // A lower bound: the start of 5000's level-2 slot.
+    assert!(w.due(5000) && !w.due(w.next_wake().unwrap() - 1));
+    fired.clear();
+    assert_eq!(w.advance_bounded(6000, 1, &mut fired), Advance::Done);
+    assert_eq!(fired, vec![(5000, 7)]);
+    assert!(!w.due(u64::MAX - 1) && w.is_empty());
+    // A cancel leaves `due` low until the next advance, which makes it exact.
+    w.insert(7000, 10);
+    let id = w.insert(6500, 11);
+    w.cancel(id);
+    assert!(w.due(6500));
+    fired.clear();
+    assert_eq!(w.advance_bounded(6500, 1, &mut fired), Advance::Done);
+    assert!(fired.is_empty() && w.due(7000) && !w.due(w.next_wake().unwrap() - 1));
+}
+
+/// A bounded advance that stops between slots leaves the clock at the last slot it
+/// fired from, and the next one goes on from there.
+#[test]
+fn bounded_advance_stops_between_slots() {
+    let mut w: Wheel<u32> = Wheel::new(0);
+    w.insert(10, 0);
+    w.insert(20, 1);
+    w.insert(70_000, 2);
+    let mut fired = Vec::new();
+    assert_eq!(w.advance_bounded(100_000, 1, &mut fired), Advance::More);
+    w.check_invariants();
+    assert_eq!((fired.clone(), w.now()), (vec![(10, 0)], 10));
+    w.insert(15, 3);
+    assert_eq!(w.advance_bounded(100_000, 2, &mut fired), Advance::More);
+    w.check_invariants();
+    assert_eq!(fired, vec![(10, 0), (15, 3), (20, 1)]);
+    assert_eq!(w.advance_bounded(100_000, 2, &mut fired), Advance::Done);
+    assert_eq!(fired, vec![(10, 0), (15, 3), (20, 1), (70_000, 2)]);
+    assert_eq!(w.now(), 100_000);
 }

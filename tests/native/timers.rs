@@ -64,3 +64,83 @@ fn waits_and_holds_never_end_early_and_each_one_counts_in_the_lateness_rows() {
         assert_eq!(n, fired, "all {fired} are <= {max} us: {buckets:?}");
     }
 }
+
+/// Busy connections in [`a_wait_deadline_fires_between_the_turns_of_busy_connections`]:
+/// together their turns take many times the waiter's 1 ms, even in a release build.
+const BUSY: usize = 400;
+/// `INSPECT`s each busy connection pipelines: no more than a turn handles before it
+/// first looks at the clock (16), so each connection's pipeline is exactly one turn.
+const DEPTH: usize = 16;
+
+/// Sends `signal` (`STOP`, `CONT`) to process `pid`.
+fn signal(signal: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid}: {status}");
+}
+
+/// A wait deadline fires between two connections' turns, not only once every ready
+/// connection has had its turn. With the server stopped, a waiter's `LOCK ... wait=1`
+/// and then the pipelines of `BUSY` connections, `INSPECT`s of the lock waited for,
+/// are all sent, so that the resumed server finds them in one poll, the waiter's
+/// first. The busy turns together take far longer than the 1 ms wait, so its timeout
+/// fires before the last of them, which see the wait gone; the timeout is never early,
+/// and the lock's holder is untouched. (A server that fires deadlines only at the end
+/// of an iteration answers every `INSPECT` with `waiters=1`.)
+#[test]
+fn a_wait_deadline_fires_between_the_turns_of_busy_connections() {
+    let server = ServerProcess::spawn(&["--listen", "127.0.0.1:0"]);
+    let addr = server.addr;
+    let mut holder = Client::connect(addr);
+    holder.lock("h", "busy");
+    let mut waiter = Client::connect(addr);
+    waiter.sync();
+    let mut busy: Vec<Client> = (0..BUSY).map(|_| Client::connect(addr)).collect();
+    for c in &mut busy {
+        c.sync();
+    }
+    let pipeline: String = (0..DEPTH).map(|i| format!("i{i} INSPECT busy\n")).collect();
+    signal("STOP", server.pid());
+    let sent = Instant::now();
+    waiter.send("w LOCK busy wait=1");
+    for c in &mut busy {
+        c.send_bytes(pipeline.as_bytes());
+    }
+    signal("CONT", server.pid());
+    assert_eq!(waiter.recv(), "w TIMEOUT");
+    assert_deadline("wait=1", sent, Duration::from_millis(1));
+    let mut seen = [0usize; 2];
+    for (n, c) in busy.iter_mut().enumerate() {
+        let mut last = 1;
+        for i in 0..DEPTH {
+            let line = c.recv();
+            let prefix = format!("i{i} OK mode=exclusive holders=1 waiters=");
+            let rest = line
+                .strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("busy {n}: {line:?}"));
+            let waiters: usize = rest.split(' ').next().unwrap().parse().unwrap();
+            assert!(
+                waiters <= last,
+                "busy {n}: the wait came back ({line:?} after waiters={last})"
+            );
+            last = waiters;
+            seen[waiters] += 1;
+        }
+    }
+    eprintln!("INSPECTs without and with the wait: {seen:?}");
+    assert!(
+        seen[0] > 0,
+        "every INSPECT saw the wait ({seen:?}): its deadline did not fire between turns"
+    );
+    assert_eq!(seen[0] + seen[1], BUSY * DEPTH);
+    assert_eq!(
+        holder
+            .req("i INSPECT busy")
+            .split(" token=")
+            .next()
+            .unwrap(),
+        "i OK mode=exclusive holders=1 waiters=0"
+    );
+}

@@ -227,6 +227,8 @@ struct ESeen {
     released: u64,
     /// Grants of a request whose own wait deadline had passed (same batch).
     granted_at_own_deadline: u64,
+    /// Bounded advances that stopped with deadlines still due (see [`Sim::batch`]).
+    batches_left_due: u64,
     /// Detached holds granted, released or extended by a client other than the one
     /// that asked, expired silently, and outliving their connection.
     detached_granted: u64,
@@ -245,6 +247,9 @@ struct Sim {
     last_token: u64,
     ctx: String,
     seen: ESeen,
+    /// Every advance is a run of bounded advances of this many deadlines each
+    /// (`usize::MAX`: one advance).
+    batch: usize,
 }
 
 impl Sim {
@@ -272,6 +277,7 @@ impl Sim {
             last_token: 0,
             ctx: String::new(),
             seen: ESeen::default(),
+            batch: usize::MAX,
         }
     }
 
@@ -629,7 +635,14 @@ impl Sim {
         self.now += dt;
         let (mut out, mut silent) = (Vec::new(), Vec::new());
         self.m.advance(self.now, &mut out, &mut silent);
-        self.e.advance(self.now);
+        if self.batch == usize::MAX {
+            self.e.advance(self.now);
+        } else {
+            while self.e.advance_bounded(self.now, self.batch) == Advance::More {
+                assert!(self.e.due(self.now), "{}: More but not due", self.ctx);
+                self.seen.batches_left_due += 1;
+            }
+        }
         let silent_count = silent.len();
         for rid in silent {
             let Some(Life::Held {
@@ -783,12 +796,14 @@ fn pick<T: Copy>(rng: &mut Rng, v: &[T]) -> Option<T> {
 }
 
 /// Random operations against [`EModel`]. Unless `self_queue`, a client never has two
-/// waits on one lock at once.
-fn engine_model(seeds: std::ops::Range<u64>, ops: usize, self_queue: bool) {
+/// waits on one lock at once. Advances fire deadlines in batches of `batch` (see
+/// [`Sim::batch`]): the model always fires them all at once.
+fn engine_model(seeds: std::ops::Range<u64>, ops: usize, self_queue: bool, batch: usize) {
     let mut seen = ESeen::default();
     for seed in seeds {
         let mut rng = Rng::new(seed);
         let mut sim = Sim::new();
+        sim.batch = batch;
         for step in 0..ops {
             let c = rng.below(u64::from(CLIENTS)) as ClientId;
             let l = rng.below(NAMES.len() as u64) as usize;
@@ -925,6 +940,7 @@ fn engine_model(seeds: std::ops::Range<u64>, ops: usize, self_queue: bool) {
         seen.extended += s.extended;
         seen.released += s.released;
         seen.granted_at_own_deadline += s.granted_at_own_deadline;
+        seen.batches_left_due += s.batches_left_due;
         seen.detached_granted += s.detached_granted;
         seen.detached_by_other += s.detached_by_other;
         seen.detached_expired += s.detached_expired;
@@ -947,16 +963,25 @@ fn engine_model(seeds: std::ops::Range<u64>, ops: usize, self_queue: bool) {
     ];
     assert!(counts.iter().all(|&n| n > 100), "{seen:?}");
     assert!(seen.granted_at_own_deadline > 0, "{seen:?}");
+    assert_eq!(seen.batches_left_due > 100, batch < 3, "{seen:?}");
 }
 
 #[test]
 fn model() {
-    engine_model(0..20, 2000, false);
+    engine_model(0..20, 2000, false, usize::MAX);
 }
 
 /// The same with clients queueing twice on one lock, the case `reset` and `disconnect`
 /// withdraw latest first (see `reset_cancels_a_clients_second_wait_on_the_same_lock`).
 #[test]
 fn model_with_clients_queueing_twice_on_one_lock() {
-    engine_model(0..20, 2000, true);
+    engine_model(0..20, 2000, true, usize::MAX);
+}
+
+/// Deadlines fired in bounded batches (the poll loop's, between connections' turns)
+/// have exactly the effect of one advance: the same events in the same order.
+#[test]
+fn model_with_deadlines_in_bounded_batches() {
+    engine_model(100..120, 2000, false, 1);
+    engine_model(120..140, 2000, true, 2);
 }
