@@ -24,10 +24,15 @@
 //!   (each entry linked at its tail is checked against the tail). An advance sorts an
 //!   unsorted pending list first (stably, with the `scratch` vector), which only
 //!   inserts of deadlines already past out of order make necessary.
-//! - `wake` is at most every scheduled deadline (`u64::MAX` when nothing is
-//!   scheduled): an insert lowers it to its deadline, an advance sets it to the next
-//!   wake, a cancel leaves it (so it may be low, never high). So [`Wheel::due`]`(t)` is
-//!   false only when nothing is due at `t`, with one comparison.
+//! - `wake` is at most the start of every occupied slot and every pending deadline,
+//!   so at most [`Wheel::next_wake`] (`u64::MAX` when nothing is scheduled): an insert
+//!   lowers it to its slot's start (its deadline at level 0), an advance sets it to the
+//!   next wake, a cancel leaves it (so it may be low, never high). So
+//!   [`Wheel::due`]`(t)` is false only when nothing is due at `t`, with one
+//!   comparison; and it is true when a slot is due for its cascade, so a caller that
+//!   advances whenever `due` says so cascades a far slot at its start, ahead of the
+//!   deadlines in it, not when the first of them is due (and never spins on a
+//!   `next_wake` that `due` denies).
 //! - An entry with `d > now` is at level `L = level_for(now, d)`: the index of the
 //!   most significant bit in which `now` and `d` differ, divided by 6 (bits 0..5
 //!   map to level 0); differences at bit 42 or above map to the top level 6.
@@ -116,6 +121,17 @@ struct Entry<T> {
     value: T,
 }
 
+/// When an entry with `deadline` in list `list` needs the wheel's attention: the
+/// deadline itself in the pending list or level 0, else the start of its slot, where
+/// an advance cascades it down (the same time [`Wheel::next_wake`] reports for it).
+fn slot_start(list: usize, deadline: u64) -> u64 {
+    if list == PENDING {
+        return deadline;
+    }
+    let level = list / SLOTS;
+    deadline & !((1u64 << (level::LEVEL_BITS as usize * level)) - 1)
+}
+
 /// The chain the slot lists are threaded through.
 fn chain<T>() -> Chain<Entry<T>> {
     Chain {
@@ -182,7 +198,7 @@ impl<T> Wheel<T> {
         assert!(key < NIL as usize, "wheel: more than 2^32 - 1 timers");
         let key = key as u32;
         self.link(key, list);
-        self.wake = self.wake.min(deadline);
+        self.wake = self.wake.min(slot_start(list, deadline));
         TimerId::from_key(key)
     }
 

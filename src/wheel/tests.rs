@@ -425,6 +425,11 @@ fn run_model(seed: u64, ops: usize, limit: Option<u64>) {
                 "seed {seed} op {op}: not due at the earliest deadline"
             );
         }
+        if let Some(t) = w.next_wake() {
+            // A caller that polls until `next_wake` and advances when `due` says so
+            // must find it due then (else it would wake and spin until the deadline).
+            assert!(w.due(t), "seed {seed} op {op}: not due at next_wake {t}");
+        }
         match model.iter().map(|m| m.0).min() {
             None => assert_eq!(
                 w.next_wake(),
