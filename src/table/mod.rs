@@ -312,7 +312,7 @@ pub struct Table<P> {
     hasher: DefaultHashBuilder,
     index: HashTable<u32>,
     /// Per (owner, key): that owner's waits with that key, in request order.
-    by_key: HashTable<List>,
+    by_key: HashTable<index::KeyList>,
     locks: Slab<Lock>,
     claims: Slab<Claim<P>>,
     owners: Vec<Owner>,
