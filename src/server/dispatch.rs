@@ -11,8 +11,15 @@ impl Server {
     ///
     /// `now` is the clock read after the bytes in `src` were read, so no request's
     /// deadlines start before it was read; it is read again whenever the turn's time is
-    /// checked. Stops early (`Yielded`) once the clock passes `turn_end`.
-    pub(super) fn dispatch(&mut self, k: usize, src: Source, mut now: u64, turn_end: u64) -> Turn {
+    /// checked. Stops early (`Yielded`) once the clock passes `turn_end`, or at such a
+    /// check when a deadline is due (deadlines fire between turns: see `timers`).
+    pub(super) fn dispatch(
+        &mut self,
+        k: usize,
+        src: Source,
+        mut now: u64,
+        mut turn_end: u64,
+    ) -> Turn {
         let mut pos = 0;
         let mut turn = Turn::Done;
         let mut unchecked = 0;
@@ -93,6 +100,10 @@ impl Server {
             if unchecked >= TURN_CHECK_REQUESTS || conn.out.len() >= out_before + TURN_CHECK_BYTES {
                 unchecked = 0;
                 now = self.clock.now_us();
+                if self.engine.due(now) || self.timers.due(now) {
+                    // A deadline is due: it goes before the rest of this turn.
+                    turn_end = now;
+                }
             }
             let client = conn.client;
             if conn.phase == Phase::Delayed {
