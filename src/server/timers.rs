@@ -11,7 +11,10 @@
 //! bound of their next deadline (`due`), and only when one is due takes a deadlines'
 //! turn: batches of at most [`DEADLINE_BATCH`], the clock read afresh for each, so a
 //! timer fired late in a big batch counts the time the batch took in its lateness,
-//! for at most [`TURN_MS`]; the rest continues after the next connection's turn.
+//! for at most [`TURN_MS`]; the rest continues after the next connection's turn. A
+//! connection's turn itself ends early at its next clock check (every
+//! `TURN_CHECK_REQUESTS` requests) when that reading finds a deadline due, so a due
+//! deadline waits for a few requests of a turn, not for the whole turn.
 //!
 //! # Invariants
 //! - A deadline never fires early: every batch fires only timers due at a clock
