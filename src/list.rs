@@ -182,6 +182,13 @@ pub struct Iter<'a, T> {
     next: u32,
 }
 
+impl<'a, T> Iter<'a, T> {
+    /// The slab the iterated elements live in.
+    pub fn slab(&self) -> &'a Slab<T> {
+        self.slab
+    }
+}
+
 impl<T> Iterator for Iter<'_, T> {
     type Item = u32;
 

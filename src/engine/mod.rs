@@ -565,7 +565,7 @@ impl Engine {
     }
 
     /// True when `client` has a wait with tag `tag`: O(1).
-    pub fn is_waiting(&self, client: ClientId, tag: &[u8]) -> bool {
+    pub fn is_waiting(&mut self, client: ClientId, tag: &[u8]) -> bool {
         self.table.waits_with_key(client, tag).next().is_some()
     }
 

@@ -216,6 +216,9 @@ struct Owner {
     waits: List,
     /// Its connection closed: its waits are never granted.
     closing: bool,
+    /// Its waits are in the `by_key` index (built on the first lookup by key that
+    /// finds more than [`index::KEY_SCAN_MAX`] waits; see `index`).
+    keyed: bool,
 }
 
 /// Result of [`Table::acquire`].
@@ -329,6 +332,9 @@ pub struct Table<P> {
     /// Closing owners' waits dropped from queues (the claim id they had, and their
     /// payload), for the caller.
     dropped: Vec<(ClaimId, P)>,
+    /// Waits an owner may have before a lookup by key indexes them
+    /// ([`index::KEY_SCAN_MAX`]; lower in tests, so small models index too).
+    key_scan_max: u32,
 }
 
 impl<P: Keyed> Table<P> {
@@ -347,6 +353,7 @@ impl<P: Keyed> Table<P> {
             detached: List::EMPTY,
             backlog: std::collections::VecDeque::new(),
             dropped: Vec::new(),
+            key_scan_max: index::KEY_SCAN_MAX,
         }
     }
 

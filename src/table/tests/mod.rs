@@ -379,9 +379,13 @@ impl<P: Keyed> Table<P> {
             self.claims.len(),
             "claims not in exactly one owner list"
         );
-        // by_key: one list per (owner, key) with waits, exactly those, in request order.
+        // by_key: for each keyed owner (and only those), one list per (owner, key) with
+        // waits, exactly those, in request order.
         let mut keyed = 0;
         for (o, own) in self.owners.iter().enumerate() {
+            if !own.keyed {
+                continue;
+            }
             let waits: Vec<ClaimId> = own.waits.iter(&self.claims, by_owner()).collect();
             for &w in &waits {
                 let key = self.claims[w as usize].data.key();
@@ -390,7 +394,7 @@ impl<P: Keyed> Table<P> {
                     .copied()
                     .filter(|&v| self.claims[v as usize].data.key() == key)
                     .collect();
-                let got: Vec<ClaimId> = self.waits_with_key(o as OwnerId, key).collect();
+                let got: Vec<ClaimId> = self.indexed_waits(o as OwnerId, key).collect();
                 assert_eq!(got, want, "owner {o}: waits with key {key:?}");
                 if want[0] == w {
                     keyed += 1;

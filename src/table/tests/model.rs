@@ -160,6 +160,8 @@ struct Harness {
 
 #[derive(Default, Debug)]
 struct Seen {
+    /// Owners found indexed by key after a step's lookups.
+    keyed: u64,
     fates: [u64; 4],
     multi_grants: u64,
     token_required: u64,
@@ -332,8 +334,27 @@ impl Harness {
         assert_eq!(got, want, "{}: find_hold({o}, {l}, {token:?})", self.ctx);
     }
 
+    /// The lookup by key against the reference: every owner's waits with each key
+    /// (which indexes the owners with more than `KEY_SCAN_MAX` waits, so later steps
+    /// run with both kinds of owners).
+    fn lookup_by_key(&mut self) {
+        let owners: Vec<OwnerId> = (0..OWNERS).collect();
+        for o in owners {
+            let waits = self.model.waits_of(o);
+            for key in super::KEYS {
+                let want: Vec<Mid> = waits.iter().copied().filter(|m| m.key() == key).collect();
+                let t = &mut self.table;
+                let ids: Vec<ClaimId> = t.waits_with_key(o, key).collect();
+                let got: Vec<Mid> = ids.iter().map(|&c| t.claim(c).data).collect();
+                assert_eq!(got, want, "{}: waits_with_key({o}, {key:?})", self.ctx);
+            }
+            self.seen.keyed += u64::from(self.table.keyed(o));
+        }
+    }
+
     /// Everything observable, against the model.
-    fn compare(&self) {
+    fn compare(&mut self) {
+        self.lookup_by_key();
         let (t, m, ctx) = (&self.table, &self.model, &self.ctx);
         t.check();
         let mut locks = 0;
@@ -395,12 +416,6 @@ impl Harness {
             );
             let got: Vec<Mid> = t.waits_of(o).map(|c| t.claim(c).data).collect();
             assert_eq!(got, waits, "{ctx}: waits_of({o})");
-            // The key index against the reference: the owner's waits with each key.
-            for key in super::KEYS {
-                let want: Vec<Mid> = waits.iter().copied().filter(|m| m.key() == key).collect();
-                let got: Vec<Mid> = t.waits_with_key(o, key).map(|c| t.claim(c).data).collect();
-                assert_eq!(got, want, "{ctx}: waits_with_key({o}, {key:?})");
-            }
             let got: Vec<Mid> = t.holds_of(o).map(|c| t.claim(c).data).collect();
             assert_eq!(got, holds, "{ctx}: holds_of({o})");
             let id = |m: Option<&Mid>| m.map(|m| self.model.claims[m].id);
@@ -431,7 +446,10 @@ fn model() {
     for seed in 0..30 {
         let mut rng = Rng::new(seed);
         let mut h = Harness {
-            table: Table::new(Fence::starting_at(1 + seed * 1000)),
+            // Owners here have a few waits: index them past 0, 1 or 2 (and past the
+            // real limit for some seeds: never).
+            table: Table::new(Fence::starting_at(1 + seed * 1000))
+                .with_key_scan_max([0, 1, 2, crate::table::index::KEY_SCAN_MAX][seed as usize % 4]),
             model: Model::new(),
             last_token: 0,
             ctx: String::new(),
@@ -506,6 +524,7 @@ fn model() {
         seen.multi_grants += h.seen.multi_grants;
         seen.token_required += h.seen.token_required;
         seen.found += h.seen.found;
+        seen.keyed += h.seen.keyed;
     }
     // The mix must reach every outcome often.
     assert!(seen.fates.iter().all(|&n| n > 1000), "{seen:?}");
@@ -514,5 +533,6 @@ fn model() {
         "{seen:?}"
     );
     assert!(seen.found > 1000, "{seen:?}");
+    assert!(seen.keyed > 1000, "owners indexed by key: {seen:?}");
     eprintln!("table model: {seen:?}");
 }
