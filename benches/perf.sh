@@ -505,7 +505,10 @@ cmd_memory() {
 massif_1m() {
     local port i cur
     port=$(free_port)
-    taskset -c "$SERVER_CORE" valgrind --tool=massif --massif-out-file="$TABLE_DIR/massif.out" \
+    # --read-inline-info: the slabs grow inside code inlined into the codecs; without it
+    # their allocations are charged to the codec frame that inlined them.
+    taskset -c "$SERVER_CORE" valgrind --tool=massif --read-inline-info=yes \
+        --massif-out-file="$TABLE_DIR/massif.out" \
         "$LOCKBOX" --listen "127.0.0.1:$port" 2>"$TABLE_DIR/massif.log" &
     local vpid=$!
     STARTED+=("$vpid")

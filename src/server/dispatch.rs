@@ -23,7 +23,6 @@ impl Server {
         let mut pos = 0;
         let mut turn = Turn::Done;
         let mut unchecked = 0;
-        let listing_mark = output_mark(self.cfg.output_high_water, self.cfg.output_limit);
         loop {
             let Some(conn) = self.conns.get_mut(k) else {
                 return turn;
@@ -36,7 +35,8 @@ impl Server {
             };
             if conn.codec.listing() && live() {
                 // A listing in progress goes first: later requests wait their turn.
-                if conn.out.len() >= listing_mark {
+                if conn.out.len() >= output_mark(self.cfg.output_high_water, self.cfg.output_limit)
+                {
                     // Continue once the client has read (flush resumes it).
                     conn.paused = true;
                     break;

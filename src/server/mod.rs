@@ -441,6 +441,10 @@ impl Server {
             let mut resume = std::mem::take(&mut self.resume);
             for event in events.iter() {
                 match event.token() {
+                    // A connection's readiness (the common case, tested first).
+                    Token(k) if k < ALARM && !event.is_error() && !event.is_write_closed() => {
+                        self.on_ready(k, event)
+                    }
                     // New connections: accept until WouldBlock.
                     Token(t) if t > LISTENER_BASE - MAX_LISTENERS => {
                         self.accept(LISTENER_BASE - t, now)
@@ -458,12 +462,12 @@ impl Server {
                             return Ok(());
                         }
                     }
-                    // A half-closed peer that is gone for good (reset).
-                    Token(k) if event.is_error() || event.is_write_closed() => {
+                    // A connection with an error or a closed write side: a half-closed
+                    // peer that is gone for good (reset) is closed.
+                    Token(k) => {
                         self.close_if(k, Phase::HalfClosed);
                         self.on_ready(k, event);
                     }
-                    Token(k) => self.on_ready(k, event),
                 }
                 self.between_turns();
             }
