@@ -329,6 +329,10 @@ def memory(d):
 MASSIF_KINDS = [
     (r"slab::Entry<lockbox::table::Claim", "claims: Slab<Claim<Pending>> (one per hold or wait)"),
     (r"slab::Entry<lockbox::table::Lock>", "locks: Slab<Lock> (one per lock name in use)"),
+    # Symbols of release builds name no type parameters, and the table's acquire is
+    # inlined into the engine's: a slab growing there is the claims' or the locks'
+    # (or, with deadlines, the wheel's entries).
+    (r"slab::Slab<T>::insert", "slabs: claims and locks (and wheel entries with deadlines)"),
     (r"hashbrown", "name index: hashbrown::HashTable"),
     (r"lockbox::wheel", "timer wheel"),
     (r"lockbox::proto::|Server::flush", "reply (output) buffers"),
