@@ -144,3 +144,58 @@ fn a_wait_deadline_fires_between_the_turns_of_busy_connections() {
         "i OK mode=exclusive holders=1 waiters=0"
     );
 }
+
+/// `INSPECT`s the long pipeline of
+/// [`a_due_deadline_ends_a_long_turn_at_its_next_clock_check`] sends: more than one turn
+/// handles before its time or output limit ends it.
+const LONG: usize = 4_000;
+
+/// A connection's turn ends at its next clock check (every 16 requests) once a
+/// deadline is due, not at the turn's time limit. The waiter's deadline (100 ms) passes
+/// while the server is stopped, after one busy connection's long pipeline of `INSPECT`s
+/// of the lock waited for has arrived; so when the server resumes, that connection is
+/// ready before the alarm and its turn comes first, with the deadline already due. Only
+/// the `INSPECT`s before the turn's first check may see the wait (a few checks' worth
+/// are allowed); a turn that runs to its 2 ms or 16 KiB limit first answers hundreds.
+#[test]
+fn a_due_deadline_ends_a_long_turn_at_its_next_clock_check() {
+    let server = ServerProcess::spawn(&["--listen", "127.0.0.1:0"]);
+    let addr = server.addr;
+    let mut holder = Client::connect(addr);
+    holder.lock("h", "long");
+    let mut waiter = Client::connect(addr);
+    let sent = Instant::now();
+    waiter.send("w LOCK long wait=100");
+    // The wait is queued: a PING after it on its connection is answered.
+    waiter.sync();
+    assert!(holder.req("q INSPECT long").contains(" waiters=1"));
+    let mut busy = Client::connect(addr);
+    busy.sync();
+    let pipeline: String = (0..LONG).map(|i| format!("i{i} INSPECT long\n")).collect();
+    signal("STOP", server.pid());
+    busy.send_bytes(pipeline.as_bytes());
+    // Well past the deadline (100 ms after the wait was read, soon after `sent`), with
+    // the pipeline in the socket first.
+    std::thread::sleep(Duration::from_millis(500).saturating_sub(sent.elapsed()));
+    signal("CONT", server.pid());
+    assert_eq!(waiter.recv(), "w TIMEOUT");
+    // Late by the stop, by design; never early.
+    assert!(sent.elapsed() >= Duration::from_millis(100));
+    let mut saw_wait = 0;
+    for i in 0..LONG {
+        let line = busy.recv();
+        let prefix = format!("i{i} OK mode=exclusive holders=1 waiters=");
+        let rest = line
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{line:?}"));
+        if rest.starts_with('1') {
+            assert_eq!(saw_wait, i, "the wait came back at {line:?}");
+            saw_wait += 1;
+        }
+    }
+    eprintln!("INSPECTs that saw the wait: {saw_wait} of {LONG}");
+    assert!(
+        saw_wait <= 64,
+        "{saw_wait} INSPECTs of one turn saw a deadline that was due when it began"
+    );
+}
