@@ -164,6 +164,9 @@ machine() {
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
     echo "- $(rustc --version), $(redis-server --version 2>/dev/null | cut -d' ' -f1-3 || echo 'redis-server: not installed')"
     echo "- lockbox commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src loadgen Cargo.toml Cargo.lock 2>/dev/null || echo ' (working tree modified)')"
+    if [ -n "${LOCKBOX_BIN:-}" ]; then
+        echo "- lockbox server measured: LOCKBOX_BIN=$LOCKBOX_BIN (not the commit above, which built loadgen)"
+    fi
 }
 
 # load NAME: note the machine load (1-minute load average and the busiest processes).
