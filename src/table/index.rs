@@ -75,17 +75,11 @@ impl<P: Keyed> Table<P> {
         if !o.keyed {
             return KeyWaits::Scan(o.waits.iter(&self.claims, by_owner()), key);
         }
-        let hash = self.hasher.hash_one((owner, key));
-        let claims = &self.claims;
-        let list = self
-            .by_key
-            .find(hash, |l| heads(claims, l, hash, owner, key))
-            .map_or(List::EMPTY, |l| l.list);
-        KeyWaits::Indexed(list.iter(&self.claims, by_key()))
+        KeyWaits::Indexed(self.indexed_waits(owner, key))
     }
 
-    /// `owner`'s list for `key` in the index, as it is (for the invariant check).
-    #[cfg(test)]
+    /// `owner`'s list for `key` in the index, as it is (empty when the owner is not
+    /// indexed).
     pub(super) fn indexed_waits<'a>(
         &'a self,
         owner: OwnerId,

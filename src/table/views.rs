@@ -19,8 +19,8 @@ impl<P: Keyed> Table<P> {
 
     /// The first detached hold on `name` (in grant order), if any.
     pub fn first_detached_on(&self, name: &[u8]) -> Option<ClaimId> {
-        self.holds_on(name)
-            .find(|&c| self.claims[c as usize].owner == DETACHED)
+        let l = self.find_lock(self.hash(name), name)?;
+        self.first_detached(&self.locks[l as usize])
     }
 
     /// Lock `name` as [`Table::inspect`] gives it, and its first detached hold as
@@ -28,16 +28,14 @@ impl<P: Keyed> Table<P> {
     pub fn inspect_detached(&self, name: &[u8]) -> Option<(LockInfo, Option<ClaimId>)> {
         let l = self.find_lock(self.hash(name), name)?;
         let lock = &self.locks[l as usize];
-        let info = LockInfo {
-            exclusive: lock.exclusive,
-            holders: lock.holds.len(),
-            waiters: lock.waiters.len(),
-        };
-        let first = lock
-            .holds
+        Some((info(lock), self.first_detached(lock)))
+    }
+
+    /// `lock`'s first detached hold, in grant order.
+    fn first_detached(&self, lock: &Lock) -> Option<ClaimId> {
+        lock.holds
             .iter(&self.claims, by_lock())
-            .find(|&c| self.claims[c as usize].owner == DETACHED);
-        Some((info, first))
+            .find(|&c| self.claims[c as usize].owner == DETACHED)
     }
 
     /// Number of locks with holds or waiters.
@@ -113,12 +111,7 @@ impl<P: Keyed> Table<P> {
     /// Looks a lock up by name.
     pub fn inspect(&self, name: &[u8]) -> Option<LockInfo> {
         let l = self.find_lock(self.hash(name), name)?;
-        let lock = &self.locks[l as usize];
-        Some(LockInfo {
-            exclusive: lock.exclusive,
-            holders: lock.holds.len(),
-            waiters: lock.waiters.len(),
-        })
+        Some(info(&self.locks[l as usize]))
     }
 
     /// The held claims of lock `name`, in grant order.
@@ -144,16 +137,7 @@ impl<P: Keyed> Table<P> {
 
     /// Every lock, in no particular order: (name, info).
     pub fn locks(&self) -> impl Iterator<Item = (&[u8], LockInfo)> + '_ {
-        self.locks.iter().map(|(_, l)| {
-            (
-                l.name.as_slice(),
-                LockInfo {
-                    exclusive: l.exclusive,
-                    holders: l.holds.len(),
-                    waiters: l.waiters.len(),
-                },
-            )
-        })
+        self.locks.iter().map(|(_, l)| (l.name.as_slice(), info(l)))
     }
 
     /// One past the highest lock slot that may be in use: a scan by slot ends there.
@@ -164,20 +148,20 @@ impl<P: Keyed> Table<P> {
 
     /// The lock in slot `slot`, if one is there: (name, info).
     pub fn lock_in_slot(&self, slot: usize) -> Option<(&[u8], LockInfo)> {
-        self.locks.get(slot).map(|l| {
-            (
-                l.name.as_slice(),
-                LockInfo {
-                    exclusive: l.exclusive,
-                    holders: l.holds.len(),
-                    waiters: l.waiters.len(),
-                },
-            )
-        })
+        self.locks.get(slot).map(|l| (l.name.as_slice(), info(l)))
     }
 
     /// One past the highest claim slot that may be in use (a claim's slot is its id).
     pub fn claim_slots(&self) -> usize {
         self.claims.capacity()
+    }
+}
+
+/// What [`Table::inspect`] and the listings show of `lock`.
+fn info(lock: &Lock) -> LockInfo {
+    LockInfo {
+        exclusive: lock.exclusive,
+        holders: lock.holds.len(),
+        waiters: lock.waiters.len(),
     }
 }
