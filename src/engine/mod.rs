@@ -453,6 +453,7 @@ impl Engine {
                 Acquired::Granted { token, holders }
             }
             Acquire::Queued { claim } => {
+                self.counters.waits_total += 1;
                 if let Some(value) = detached {
                     self.attach_new(client, claim, value);
                 }

@@ -10,6 +10,9 @@ pub struct Counters {
     pub connections_total: u64,
     /// Grants, immediate and deferred.
     pub grants_total: u64,
+    /// Lock requests that queued (behind holds or earlier waiters) rather than being
+    /// granted or refused at once: the contention a workload meets.
+    pub waits_total: u64,
     /// Waits that ran out, including `wait=0` tries that found the lock busy.
     pub timeouts_total: u64,
     /// Holds taken back at their deadline.

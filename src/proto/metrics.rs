@@ -372,6 +372,11 @@ pub fn write_metrics(engine: &Engine, stats: &Totals, now: u64, out: &mut Vec<u8
             c.grants_total,
         ),
         (
+            "lockbox_waits_total",
+            "Lock requests that queued behind holds or earlier waiters instead of being granted or refused at once.",
+            c.waits_total,
+        ),
+        (
             "lockbox_timeouts_total",
             "Waits that ran out, including wait=0 tries that found the lock busy.",
             c.timeouts_total,

@@ -206,6 +206,7 @@ fn metrics_are_valid_prometheus_text_with_every_stats_figure() {
         ("lockbox_holds", "gauge"),
         ("lockbox_waiters", "gauge"),
         ("lockbox_grants", "counter"),
+        ("lockbox_waits", "counter"),
         ("lockbox_timeouts", "counter"),
         ("lockbox_expired", "counter"),
         ("lockbox_released_on_disconnect", "counter"),
@@ -223,7 +224,7 @@ fn metrics_are_valid_prometheus_text_with_every_stats_figure() {
     ] {
         assert_eq!(kind.get(name), Some(&t), "family {name}: {kind:?}");
     }
-    assert_eq!(kind.len(), 24, "{kind:?}");
+    assert_eq!(kind.len(), 25, "{kind:?}");
     // The figures agree with STATS (nothing but STATS happened in between).
     let v = |name: &str| value(&families, name, &[]);
     assert_eq!(v("lockbox_pid"), f64::from(std::process::id()));
@@ -243,6 +244,7 @@ fn metrics_are_valid_prometheus_text_with_every_stats_figure() {
         ("lockbox_holds", "holds"),
         ("lockbox_waiters", "waiters"),
         ("lockbox_grants_total", "grants_total"),
+        ("lockbox_waits_total", "waits_total"),
         ("lockbox_timeouts_total", "timeouts_total"),
         ("lockbox_limit_refusals_total", "limit_refusals_total"),
         (
@@ -256,6 +258,7 @@ fn metrics_are_valid_prometheus_text_with_every_stats_figure() {
         assert_eq!(v(metric), stats[stat] as f64, "{metric} vs STATS {stat}");
     }
     assert_eq!(v("lockbox_grants_total"), 2.0);
+    assert_eq!(v("lockbox_waits_total"), 1.0, "b1 queued behind a1");
     assert_eq!(v("lockbox_limit_refusals_total"), 1.0);
     let conns = |kind: &str, p: &str| value(&families, kind, &[("protocol", p)]);
     assert_eq!(conns("lockbox_connections_open", "native"), 2.0);
@@ -722,15 +725,17 @@ fn stats_report_version_pid_and_refusals() {
         rows[at - 1].starts_with("s STAT auth_timeouts_total "),
         "version follows the keys of the first release: {rows:?}"
     );
-    // Keys added later come after it: the timer lateness rows, last of all.
+    // Keys added later come after it: the timer lateness rows, then waits_total, last.
     assert!(
         rows[at + 1].starts_with("s STAT timers_fired_total "),
         "{rows:?}"
     );
     assert!(
-        rows.last()
-            .unwrap()
-            .starts_with("s STAT timer_lateness_le_1000000us "),
+        rows[rows.len() - 2].starts_with("s STAT timer_lateness_le_1000000us "),
+        "{rows:?}"
+    );
+    assert!(
+        rows.last().unwrap().starts_with("s STAT waits_total "),
         "{rows:?}"
     );
     let s = c.stats();

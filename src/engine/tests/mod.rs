@@ -424,6 +424,7 @@ fn disconnect_releases_holds_cancels_waits_and_counts() {
         Counters {
             connections_total: 4,
             grants_total: 5,
+            waits_total: 3,
             timeouts_total: 1,
             expired_total: 0,
             released_on_disconnect_total: 2,

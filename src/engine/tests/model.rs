@@ -500,6 +500,7 @@ impl Sim {
                 self.check_exclusion(l);
             }
             Acquired::Queued => {
+                self.m.counters.waits_total += 1;
                 r.timer = self.m.timer(now, wait);
                 self.m.waiters[l].push_back(rid);
                 let deadline = wait.map(|w| now + u64::from(w) + 1);

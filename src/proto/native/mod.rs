@@ -621,5 +621,11 @@ fn write_stats(cx: &mut Ctx, id: &[u8]) {
         cx.out.push(b'\n');
         later += 1;
     }
+    // Added after the lateness rows: lock requests that had to queue.
+    start(cx.out, id, b"STAT");
+    cx.out.extend_from_slice(b"waits_total ");
+    push_u64(cx.out, c.waits_total);
+    cx.out.push(b'\n');
+    later += 1;
     write_end(cx.out, id, rows.len() + 1 + later);
 }
