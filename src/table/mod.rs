@@ -83,6 +83,13 @@ const NAME_BUFFER_MIN: usize = 32;
 /// shared waiters must not stall everyone else while it grants them all.
 pub const GRANT_BATCH: u32 = 1024;
 
+/// The most claims (holds plus waits) the caller may have in the table at once: every
+/// list of claims (a lock's holds or waiters, an owner's, the detached holds) counts at
+/// most [`crate::list::MAX_LEN`], the top bit of its length word being left for a flag.
+/// The table does not check it (`debug_assert` in the lists); the engine refuses
+/// acquires past it.
+pub const MAX_CLAIMS: usize = crate::list::MAX_LEN as usize;
+
 /// Index of a claim: stable from request until release, reused afterwards.
 pub type ClaimId = u32;
 
