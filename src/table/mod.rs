@@ -20,6 +20,10 @@
 //!   returned) by the operation that empties it.
 //! - `exclusive` holds: a lock with an exclusive hold has exactly one hold. A lock's holds
 //!   are all shared or all exclusive.
+//! - A lock's two flags live in its two lists' spare bits ([`crate::list::List::flag`]):
+//!   `Lock::exclusive` in `holds`, `Lock::backlogged` in `waiters`; this keeps a lock
+//!   at 48 bytes (a `const` assertion). A list counts at most [`crate::list::MAX_LEN`]
+//!   claims: the caller keeps its claims within [`MAX_CLAIMS`] (the engine does).
 //! - FIFO: a waiter is never granted before a waiter queued ahead of it on the same
 //!   lock. After every operation the head waiter, if any, is *incompatible* with the
 //!   current holds (otherwise it would have been granted) and its owner is not closing,
@@ -85,7 +89,7 @@ pub const GRANT_BATCH: u32 = 1024;
 
 /// The most claims (holds plus waits) the caller may have in the table at once: every
 /// list of claims (a lock's holds or waiters, an owner's, the detached holds) counts at
-/// most [`crate::list::MAX_LEN`], the top bit of its length word being left for a flag.
+/// most [`crate::list::MAX_LEN`], the top bit of its length word being a lock's flag.
 /// The table does not check it (`debug_assert` in the lists); the engine refuses
 /// acquires past it.
 pub const MAX_CLAIMS: usize = crate::list::MAX_LEN as usize;
@@ -205,15 +209,57 @@ fn by_key<P>() -> Chain<Claim<P>> {
     }
 }
 
+/// One lock: its name and its claims. Its two flags are kept in its lists' spare bits
+/// (see [`Lock::exclusive`] and [`Lock::backlogged`]), which makes it 48 bytes, not 56.
 #[derive(Debug)]
 struct Lock {
     name: Name,
+    /// Held claims, in grant order; its flag is [`Lock::exclusive`].
     holds: List,
+    /// Waiting claims, in FIFO order; its flag is [`Lock::backlogged`].
     waiters: List,
-    /// The holds (if any) are exclusive.
-    exclusive: bool,
-    /// On the grant backlog: the head waiter may be grantable.
-    backlogged: bool,
+}
+
+/// What a lock costs in its slab, the slab's entry enum adding nothing (the name's
+/// tag is its niche): a million held locks are a million of these.
+const _: () = assert!(std::mem::size_of::<Lock>() == 48);
+
+impl Lock {
+    /// A lock named `name` with no claims, neither exclusive nor backlogged.
+    fn new(name: Name) -> Lock {
+        Lock {
+            name,
+            holds: List::EMPTY,
+            waiters: List::EMPTY,
+        }
+    }
+
+    /// The holds (if any) are exclusive: the mode of the latest grant, kept after the
+    /// holds are gone (as [`LockInfo::exclusive`] shows it). Stored as the flag of
+    /// `holds`.
+    #[inline]
+    fn exclusive(&self) -> bool {
+        self.holds.flag()
+    }
+
+    /// Sets [`Lock::exclusive`].
+    #[inline]
+    fn set_exclusive(&mut self, exclusive: bool) {
+        self.holds.set_flag(exclusive);
+    }
+
+    /// On the grant backlog: the head waiter may be grantable, and the lock's index is
+    /// in `Table::backlog` (perhaps more than once). Stored as the flag of `waiters`.
+    #[inline]
+    fn backlogged(&self) -> bool {
+        self.waiters.flag()
+    }
+
+    /// Sets [`Lock::backlogged`].
+    #[inline]
+    fn set_backlogged(&mut self, backlogged: bool) {
+        self.waiters.set_flag(backlogged);
+    }
 }
 
 /// A connection's claims.
@@ -407,7 +453,7 @@ impl<P: Keyed> Table<P> {
                 break;
             };
             match self.locks.get_mut(l as usize) {
-                Some(lock) if lock.backlogged => lock.backlogged = false,
+                Some(lock) if lock.backlogged() => lock.set_backlogged(false),
                 _ => continue, // stale
             }
             used += self.grant_waiters(l, granted, budget - used);
@@ -478,13 +524,10 @@ impl<P: Keyed> Table<P> {
         let l = match entry {
             hashbrown::hash_table::Entry::Occupied(e) => *e.get(),
             hashbrown::hash_table::Entry::Vacant(v) => {
-                let l = self.locks.insert(Lock {
-                    name: new_name(&mut self.spare_names, name),
-                    holds: List::EMPTY,
-                    waiters: List::EMPTY,
-                    exclusive: false,
-                    backlogged: false,
-                }) as u32;
+                let l = self
+                    .locks
+                    .insert(Lock::new(new_name(&mut self.spare_names, name)))
+                    as u32;
                 v.insert(l);
                 l
             }
@@ -548,7 +591,7 @@ impl<P: Keyed> Table<P> {
         c.by_key = Link::from_bits(token);
         let (owner, exclusive) = (c.owner, c.exclusive);
         let lock = &mut self.locks[l as usize];
-        lock.exclusive = exclusive;
+        lock.set_exclusive(exclusive);
         lock.holds.push_back(&mut self.claims, &by_lock(), claim);
         owner_slot(&mut self.owners, owner)
             .holds
@@ -571,8 +614,8 @@ impl<P: Keyed> Table<P> {
             }
             if used == budget {
                 let lock = &mut self.locks[l as usize];
-                if !lock.backlogged {
-                    lock.backlogged = true;
+                if !lock.backlogged() {
+                    lock.set_backlogged(true);
                     self.backlog.push_back(l);
                 }
                 break;
@@ -672,7 +715,7 @@ impl<P: Keyed> Table<P> {
         // first, see the engine's `withdraw_scratch`) could see one it is about to
         // withdraw granted. `continue_grants` goes on from the head.
         let lock = &self.locks[l as usize];
-        let backlogged_wait = state == State::Waiting && lock.backlogged;
+        let backlogged_wait = state == State::Waiting && lock.backlogged();
         if !lock.waiters.is_empty() && !backlogged_wait {
             self.grant_waiters(l, granted, GRANT_BATCH);
         }
@@ -775,7 +818,7 @@ fn compatible(lock: &Lock, mode: Mode) -> bool {
     match mode {
         Mode::Exclusive => lock.holds.is_empty(),
         Mode::Shared { max } => {
-            lock.holds.is_empty() || (!lock.exclusive && (max == 0 || lock.holds.len() < max))
+            lock.holds.is_empty() || (!lock.exclusive() && (max == 0 || lock.holds.len() < max))
         }
     }
 }

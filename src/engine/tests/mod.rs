@@ -804,7 +804,7 @@ fn claim_and_lock_stay_within_their_budget() {
         "tag 24, timer, hold, since"
     );
     assert_eq!(claim, 80, "a claim is 80 bytes");
-    assert_eq!(lock, 56, "a lock is 56 bytes");
+    assert_eq!(lock, 48, "a lock is 48 bytes (its flags in its lists)");
     assert_eq!(
         std::mem::size_of::<Tag>(),
         40,
