@@ -113,10 +113,10 @@ impl List {
         self.len & MAX_LEN
     }
 
-    /// True when the list has no elements.
+    /// True when the list has no elements (read from the head, which needs no mask).
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.head == NIL
     }
 
     /// The user's flag: what [`List::set_flag`] last set, `false` for a new list. No

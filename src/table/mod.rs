@@ -558,11 +558,11 @@ impl<P: Keyed> Table<P> {
             data,
         }) as u32;
         if grantable {
-            let token = self.hold(l, claim);
+            let (token, holders) = self.hold(l, claim);
             Acquire::Granted {
                 claim,
                 token,
-                holders: self.locks[l as usize].holds.len(),
+                holders,
             }
         } else {
             self.locks[l as usize]
@@ -578,9 +578,10 @@ impl<P: Keyed> Table<P> {
         }
     }
 
-    /// Links an unlinked claim as a hold of lock `l` and issues its token.
+    /// Links an unlinked claim as a hold of lock `l` and issues its token. Returns the
+    /// token and the lock's holds now, this one included.
     #[inline]
-    fn hold(&mut self, l: u32, claim: ClaimId) -> u64 {
+    fn hold(&mut self, l: u32, claim: ClaimId) -> (u64, u32) {
         let token = self.fence.issue();
         let c = &mut self.claims[claim as usize];
         debug_assert!(
@@ -591,13 +592,15 @@ impl<P: Keyed> Table<P> {
         c.by_key = Link::from_bits(token);
         let (owner, exclusive) = (c.owner, c.exclusive);
         let lock = &mut self.locks[l as usize];
-        lock.set_exclusive(exclusive);
         lock.holds.push_back(&mut self.claims, &by_lock(), claim);
+        // After the push, which leaves the length word's new value at hand.
+        lock.set_exclusive(exclusive);
+        let holders = lock.holds.len();
         owner_slot(&mut self.owners, owner)
             .holds
             .push_back(&mut self.claims, &by_owner(), claim);
         self.held += 1;
-        token
+        (token, holders)
     }
 
     /// Grants waiters from the head of lock `l`'s queue while they are compatible, and
@@ -633,10 +636,10 @@ impl<P: Keyed> Table<P> {
                 self.dropped.push((head, data));
                 continue;
             }
-            self.hold(l, head);
+            let (_, holders) = self.hold(l, head);
             granted.push(Grant {
                 claim: head,
-                holders: self.locks[l as usize].holds.len(),
+                holders,
             });
         }
         used
@@ -709,14 +712,15 @@ impl<P: Keyed> Table<P> {
                 self.held -= 1;
             }
         }
-        let data = self.claims.remove(claim as usize).data;
         // A lock on the backlog has grantable waiters at its head already: removing a
         // waiter must not grant them here, or a caller withdrawing several waits (latest
         // first, see the engine's `withdraw_scratch`) could see one it is about to
-        // withdraw granted. `continue_grants` goes on from the head.
-        let lock = &self.locks[l as usize];
+        // withdraw granted. `continue_grants` goes on from the head. (Decided from the
+        // lock at hand: removing the claim from its slab leaves the lock as it is.)
         let backlogged_wait = state == State::Waiting && lock.backlogged();
-        if !lock.waiters.is_empty() && !backlogged_wait {
+        let grant = !lock.waiters.is_empty() && !backlogged_wait;
+        let data = self.claims.remove(claim as usize).data;
+        if grant {
             self.grant_waiters(l, granted, GRANT_BATCH);
         }
         self.drop_if_empty(l, bucket);
