@@ -69,8 +69,9 @@ pub const MAX_OUTPUT_LIMIT: usize = 1 << 32;
 pub const DEFAULT_MAX_CLAIMS: usize = 4_000_000;
 /// The smallest `--max-claims` accepted.
 pub const MIN_MAX_CLAIMS: usize = 1;
-/// The largest `--max-claims` accepted (claim ids are 32 bits).
-pub const MAX_MAX_CLAIMS: usize = u32::MAX as usize;
+/// The largest `--max-claims` accepted: the engine's bound, 2^31 - 1 (a lock's lists
+/// of claims keep a flag in the top bit of their 32-bit length).
+pub const MAX_MAX_CLAIMS: usize = crate::engine::MAX_CLAIMS;
 /// Default `--auth-timeout`, ms: an unauthenticated connection is closed after this.
 pub const DEFAULT_AUTH_TIMEOUT_MS: u64 = 10_000;
 /// The smallest `--auth-timeout` accepted, ms.
@@ -572,6 +573,8 @@ mod tests {
         let c = run(&["--max-claims", "7", "--auth-timeout", "250"]).unwrap();
         assert_eq!((c.max_claims, c.auth_timeout_ms), (7, 250));
         assert!(run(&["--max-claims", "0"]).is_err());
+        let c = run(&["--max-claims", "2147483647"]).unwrap();
+        assert_eq!(c.max_claims, crate::engine::MAX_CLAIMS);
         assert!(run(&["--auth-timeout", "0"]).is_err());
     }
 
@@ -676,6 +679,7 @@ mod tests {
             (&["--backlog", "0"], "--backlog: '0' is not a number from 1 to 65535"),
             (&["--max-connections", "-1"], "--max-connections: '-1' is not a number from 1 to 16777216"),
             (&["--max-pending", "4294967296"], "--max-pending: '4294967296' is not a number from 1 to 4294967295"),
+            (&["--max-claims", "2147483648"], "--max-claims: '2147483648' is not a number from 1 to 2147483647"),
             (&["--output-high-water", "1"], "--output-high-water: '1' is not a number from 4096 to 1073741824"),
             (&["--output-limit", "1"], "--output-limit: '1' is not a number from 4096 to 4294967296"),
             (

@@ -37,8 +37,8 @@
 //!   [`Engine::scan_clients`], [`Engine::scan_holds`], [`Engine::holds_on`]) and
 //!   counts as connected nowhere; its remaining claims still count in lock totals
 //!   (holders, waiters) until removed, since they still block others until then.
-//! - At most `max_claims` holds plus waits exist at once (closing clients' and detached
-//!   holds included).
+//! - At most `max_claims` (itself at most [`MAX_CLAIMS`]) holds plus waits exist at once
+//!   (closing clients' and detached holds included).
 //! - **Detached holds** ([`Engine::acquire_detached`]) belong to no connection once
 //!   granted (their owner is [`DETACHED`]): they end at their hold deadline, or when
 //!   released or extended by token from any connection. Until the grant the request
@@ -100,6 +100,12 @@ pub const MAX_ATTACHMENT: usize = 64 * 1024;
 
 /// Most bytes of all attachments together.
 pub const MAX_ATTACHMENT_BYTES: usize = 256 * 1024 * 1024;
+
+/// Most holds plus waits of all clients at once, and the default of
+/// [`Engine::with_max_claims`]: the table's bound ([`crate::table::MAX_CLAIMS`],
+/// 2^31 - 1). The engine's timer wheel, with at most one timer per claim, stays
+/// within it too.
+pub const MAX_CLAIMS: usize = crate::table::MAX_CLAIMS;
 
 /// Attachment buffers of removed detached holds kept for reuse (so a steady create and
 /// release cycle allocates nothing), each of at most [`SPARE_VALUE_CAPACITY`] bytes.
@@ -284,7 +290,7 @@ impl Engine {
             freed: Vec::new(),
             started: now,
             max_pending,
-            max_claims: usize::MAX,
+            max_claims: MAX_CLAIMS,
             last_refusal: Refusal::Pending,
             attachments: HashMap::new(),
             attachment_bytes: 0,
@@ -319,9 +325,10 @@ impl Engine {
         self.ticks_per_ms
     }
 
-    /// Allows at most `max_claims` holds plus waits in all (default: no limit).
+    /// Allows at most `max_claims` holds plus waits in all (default and most:
+    /// [`MAX_CLAIMS`], to which a larger `max_claims` is lowered).
     pub fn with_max_claims(mut self, max_claims: usize) -> Self {
-        self.max_claims = max_claims;
+        self.max_claims = max_claims.min(MAX_CLAIMS);
         self
     }
 

@@ -20,6 +20,10 @@
 //!   returned) by the operation that empties it.
 //! - `exclusive` holds: a lock with an exclusive hold has exactly one hold. A lock's holds
 //!   are all shared or all exclusive.
+//! - A lock's two flags live in its two lists' spare bits ([`crate::list::List::flag`]):
+//!   `Lock::exclusive` in `holds`, `Lock::backlogged` in `waiters`; this keeps a lock
+//!   at 48 bytes (a `const` assertion). A list counts at most [`crate::list::MAX_LEN`]
+//!   claims: the caller keeps its claims within [`MAX_CLAIMS`] (the engine does).
 //! - FIFO: a waiter is never granted before a waiter queued ahead of it on the same
 //!   lock. After every operation the head waiter, if any, is *incompatible* with the
 //!   current holds (otherwise it would have been granted) and its owner is not closing,
@@ -82,6 +86,13 @@ const NAME_BUFFER_MIN: usize = 32;
 /// leaves the rest to [`Table::continue_grants`]: an `UNLOCK` in front of two million
 /// shared waiters must not stall everyone else while it grants them all.
 pub const GRANT_BATCH: u32 = 1024;
+
+/// The most claims (holds plus waits) the caller may have in the table at once: every
+/// list of claims (a lock's holds or waiters, an owner's, the detached holds) counts at
+/// most [`crate::list::MAX_LEN`], the top bit of its length word being a lock's flag.
+/// The table does not check it (`debug_assert` in the lists); the engine refuses
+/// acquires past it.
+pub const MAX_CLAIMS: usize = crate::list::MAX_LEN as usize;
 
 /// Index of a claim: stable from request until release, reused afterwards.
 pub type ClaimId = u32;
@@ -198,15 +209,57 @@ fn by_key<P>() -> Chain<Claim<P>> {
     }
 }
 
+/// One lock: its name and its claims. Its two flags are kept in its lists' spare bits
+/// (see [`Lock::exclusive`] and [`Lock::backlogged`]), which makes it 48 bytes, not 56.
 #[derive(Debug)]
 struct Lock {
     name: Name,
+    /// Held claims, in grant order; its flag is [`Lock::exclusive`].
     holds: List,
+    /// Waiting claims, in FIFO order; its flag is [`Lock::backlogged`].
     waiters: List,
-    /// The holds (if any) are exclusive.
-    exclusive: bool,
-    /// On the grant backlog: the head waiter may be grantable.
-    backlogged: bool,
+}
+
+/// What a lock costs in its slab, the slab's entry enum adding nothing (the name's
+/// tag is its niche): a million held locks are a million of these.
+const _: () = assert!(std::mem::size_of::<Lock>() == 48);
+
+impl Lock {
+    /// A lock named `name` with no claims, neither exclusive nor backlogged.
+    fn new(name: Name) -> Lock {
+        Lock {
+            name,
+            holds: List::EMPTY,
+            waiters: List::EMPTY,
+        }
+    }
+
+    /// The holds (if any) are exclusive: the mode of the latest grant, kept after the
+    /// holds are gone (as [`LockInfo::exclusive`] shows it). Stored as the flag of
+    /// `holds`.
+    #[inline]
+    fn exclusive(&self) -> bool {
+        self.holds.flag()
+    }
+
+    /// Sets [`Lock::exclusive`].
+    #[inline]
+    fn set_exclusive(&mut self, exclusive: bool) {
+        self.holds.set_flag(exclusive);
+    }
+
+    /// On the grant backlog: the head waiter may be grantable, and the lock's index is
+    /// in `Table::backlog` (perhaps more than once). Stored as the flag of `waiters`.
+    #[inline]
+    fn backlogged(&self) -> bool {
+        self.waiters.flag()
+    }
+
+    /// Sets [`Lock::backlogged`].
+    #[inline]
+    fn set_backlogged(&mut self, backlogged: bool) {
+        self.waiters.set_flag(backlogged);
+    }
 }
 
 /// A connection's claims.
@@ -400,7 +453,7 @@ impl<P: Keyed> Table<P> {
                 break;
             };
             match self.locks.get_mut(l as usize) {
-                Some(lock) if lock.backlogged => lock.backlogged = false,
+                Some(lock) if lock.backlogged() => lock.set_backlogged(false),
                 _ => continue, // stale
             }
             used += self.grant_waiters(l, granted, budget - used);
@@ -471,13 +524,10 @@ impl<P: Keyed> Table<P> {
         let l = match entry {
             hashbrown::hash_table::Entry::Occupied(e) => *e.get(),
             hashbrown::hash_table::Entry::Vacant(v) => {
-                let l = self.locks.insert(Lock {
-                    name: new_name(&mut self.spare_names, name),
-                    holds: List::EMPTY,
-                    waiters: List::EMPTY,
-                    exclusive: false,
-                    backlogged: false,
-                }) as u32;
+                let l = self
+                    .locks
+                    .insert(Lock::new(new_name(&mut self.spare_names, name)))
+                    as u32;
                 v.insert(l);
                 l
             }
@@ -508,11 +558,11 @@ impl<P: Keyed> Table<P> {
             data,
         }) as u32;
         if grantable {
-            let token = self.hold(l, claim);
+            let (token, holders) = self.hold(l, claim);
             Acquire::Granted {
                 claim,
                 token,
-                holders: self.locks[l as usize].holds.len(),
+                holders,
             }
         } else {
             self.locks[l as usize]
@@ -528,9 +578,10 @@ impl<P: Keyed> Table<P> {
         }
     }
 
-    /// Links an unlinked claim as a hold of lock `l` and issues its token.
+    /// Links an unlinked claim as a hold of lock `l` and issues its token. Returns the
+    /// token and the lock's holds now, this one included.
     #[inline]
-    fn hold(&mut self, l: u32, claim: ClaimId) -> u64 {
+    fn hold(&mut self, l: u32, claim: ClaimId) -> (u64, u32) {
         let token = self.fence.issue();
         let c = &mut self.claims[claim as usize];
         debug_assert!(
@@ -541,13 +592,15 @@ impl<P: Keyed> Table<P> {
         c.by_key = Link::from_bits(token);
         let (owner, exclusive) = (c.owner, c.exclusive);
         let lock = &mut self.locks[l as usize];
-        lock.exclusive = exclusive;
         lock.holds.push_back(&mut self.claims, &by_lock(), claim);
+        // After the push, which leaves the length word's new value at hand.
+        lock.set_exclusive(exclusive);
+        let holders = lock.holds.len();
         owner_slot(&mut self.owners, owner)
             .holds
             .push_back(&mut self.claims, &by_owner(), claim);
         self.held += 1;
-        token
+        (token, holders)
     }
 
     /// Grants waiters from the head of lock `l`'s queue while they are compatible, and
@@ -564,8 +617,8 @@ impl<P: Keyed> Table<P> {
             }
             if used == budget {
                 let lock = &mut self.locks[l as usize];
-                if !lock.backlogged {
-                    lock.backlogged = true;
+                if !lock.backlogged() {
+                    lock.set_backlogged(true);
                     self.backlog.push_back(l);
                 }
                 break;
@@ -583,10 +636,10 @@ impl<P: Keyed> Table<P> {
                 self.dropped.push((head, data));
                 continue;
             }
-            self.hold(l, head);
+            let (_, holders) = self.hold(l, head);
             granted.push(Grant {
                 claim: head,
-                holders: self.locks[l as usize].holds.len(),
+                holders,
             });
         }
         used
@@ -659,14 +712,15 @@ impl<P: Keyed> Table<P> {
                 self.held -= 1;
             }
         }
-        let data = self.claims.remove(claim as usize).data;
         // A lock on the backlog has grantable waiters at its head already: removing a
         // waiter must not grant them here, or a caller withdrawing several waits (latest
         // first, see the engine's `withdraw_scratch`) could see one it is about to
-        // withdraw granted. `continue_grants` goes on from the head.
-        let lock = &self.locks[l as usize];
-        let backlogged_wait = state == State::Waiting && lock.backlogged;
-        if !lock.waiters.is_empty() && !backlogged_wait {
+        // withdraw granted. `continue_grants` goes on from the head. (Decided from the
+        // lock at hand: removing the claim from its slab leaves the lock as it is.)
+        let backlogged_wait = state == State::Waiting && lock.backlogged();
+        let grant = !lock.waiters.is_empty() && !backlogged_wait;
+        let data = self.claims.remove(claim as usize).data;
+        if grant {
             self.grant_waiters(l, granted, GRANT_BATCH);
         }
         self.drop_if_empty(l, bucket);
@@ -768,7 +822,7 @@ fn compatible(lock: &Lock, mode: Mode) -> bool {
     match mode {
         Mode::Exclusive => lock.holds.is_empty(),
         Mode::Shared { max } => {
-            lock.holds.is_empty() || (!lock.exclusive && (max == 0 || lock.holds.len() < max))
+            lock.holds.is_empty() || (!lock.exclusive() && (max == 0 || lock.holds.len() < max))
         }
     }
 }

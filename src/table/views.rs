@@ -160,7 +160,7 @@ impl<P: Keyed> Table<P> {
 /// What [`Table::inspect`] and the listings show of `lock`.
 fn info(lock: &Lock) -> LockInfo {
     LockInfo {
-        exclusive: lock.exclusive,
+        exclusive: lock.exclusive(),
         holders: lock.holds.len(),
         waiters: lock.waiters.len(),
     }

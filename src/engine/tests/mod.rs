@@ -509,6 +509,18 @@ fn wait_zero_on_a_busy_lock_is_an_immediate_timeout() {
     );
 }
 
+/// Every list of claims counts at most `list::MAX_LEN` (its length word's top bit is a
+/// lock's flag), so no engine allows more claims than that, whatever it is asked.
+#[test]
+fn max_claims_is_at_most_what_a_list_counts() {
+    assert_eq!(MAX_CLAIMS, crate::list::MAX_LEN as usize);
+    assert_eq!(engine().max_claims, MAX_CLAIMS);
+    let e = Engine::new(Fence::starting_at(1), 0, 1).with_max_claims(usize::MAX);
+    assert_eq!(e.max_claims, MAX_CLAIMS);
+    let e = Engine::new(Fence::starting_at(1), 0, 1).with_max_claims(7);
+    assert_eq!(e.max_claims, 7);
+}
+
 #[test]
 fn queue_limit_refuses_when_that_many_wait() {
     let mut e = engine();
@@ -793,7 +805,7 @@ fn claim_and_lock_stay_within_their_budget() {
         "tag 24, timer, hold, since"
     );
     assert_eq!(claim, 80, "a claim is 80 bytes");
-    assert_eq!(lock, 56, "a lock is 56 bytes");
+    assert_eq!(lock, 48, "a lock is 48 bytes (its flags in its lists)");
     assert_eq!(
         std::mem::size_of::<Tag>(),
         40,

@@ -322,9 +322,9 @@ impl<P: Keyed> Table<P> {
                     "claim {c} in holds but waiting"
                 );
                 assert_eq!(claim.lock, l as u32);
-                assert_eq!(claim.exclusive, lock.exclusive, "mixed modes on lock {l}");
+                assert_eq!(claim.exclusive, lock.exclusive(), "mixed modes on lock {l}");
             }
-            if lock.exclusive {
+            if lock.exclusive() {
                 assert_eq!(
                     holds.len(),
                     1,
@@ -332,6 +332,10 @@ impl<P: Keyed> Table<P> {
                     holds.len()
                 );
             }
+            // The counts, with the flags beside them in the same words.
+            assert_eq!(lock.holds.len() as usize, holds.len(), "lock {l}: holds");
+            let waiters = lock.waiters.iter(&self.claims, by_lock()).count();
+            assert_eq!(lock.waiters.len() as usize, waiters, "lock {l}: waiters");
             held += holds.len();
             for c in lock.waiters.iter(&self.claims, by_lock()) {
                 let claim = &self.claims[c as usize];
@@ -342,14 +346,14 @@ impl<P: Keyed> Table<P> {
                 );
                 assert_eq!(claim.lock, l as u32);
             }
-            if let Some(head) = lock.waiters.front().filter(|_| !lock.backlogged) {
+            if let Some(head) = lock.waiters.front().filter(|_| !lock.backlogged()) {
                 let c = &self.claims[head as usize];
                 assert!(
                     !compatible(lock, c.mode()) && !self.owners[c.owner as usize].closing,
                     "lock {l} stalls: head {head} grantable"
                 );
             }
-            if lock.backlogged {
+            if lock.backlogged() {
                 assert!(
                     self.backlog.contains(&(l as u32)),
                     "lock {l} off the backlog"
