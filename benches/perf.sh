@@ -355,10 +355,14 @@ cmd_redis_instructions() {
 # 2. ceiling: lockbox lock cycles vs lockbox PING cycles
 # ---------------------------------------------------------------------------------------
 
+# The last row keeps (50, 32) but spreads the names over 1M, so that (almost) no lock
+# request waits: the gap between it and the 10,000-name row is what contention costs
+# (each grant after a wait is its own packet, and splits the client's pipeline).
 CEILING_CONFIGS=(
     "c1x1|--clients 1 --pipeline 1 --locks 10000"
     "c50x1|--clients 50 --pipeline 1 --locks 10000"
     "c50x32|--clients 50 --pipeline 32 --locks 10000"
+    "uncontended|--clients 50 --pipeline 32 --locks 1000000"
 )
 
 cmd_ceiling() {
@@ -370,9 +374,12 @@ cmd_ceiling() {
         for cfg in "${CEILING_CONFIGS[@]}"; do
             IFS='|' read -r id flags <<<"$cfg"
             for mode in $( ((r % 2)) && echo "lock ping" || echo "ping lock"); do
+                # STATS before and after (waits_total: how many LOCKs queued)
+                python3 "$HELP" stats "$LB_PORT" >"$TABLE_DIR/$id.$mode.$r.stats0" 2>/dev/null
                 # shellcheck disable=SC2086
                 lg "$TABLE_DIR/$id.$mode.$r.json" --duration "$DUR" --mode "$mode" \
                     --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" $flags
+                python3 "$HELP" stats "$LB_PORT" >"$TABLE_DIR/$id.$mode.$r.stats1" 2>/dev/null
             done
         done
         load "round $r"

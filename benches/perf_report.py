@@ -83,7 +83,43 @@ def cpusnap(exclude):
         procs[pid] = (int(fs[19]), sum(int(x) for x in fs[11:15]) / 100.0)
     with open("/proc/stat") as f:
         steal = int(f.readline().split()[8])
-    print(json.dumps({"t": time.time(), "steal": steal, "procs": procs}))
+    print(json.dumps({"t": time.time(), "steal": steal, "procs": procs,
+                      "tcp_out_segs": tcp_out_segs()}))
+
+def tcp_out_segs():
+    """TCP segments this network namespace has sent (/proc/net/snmp `Tcp: OutSegs`):
+    on loopback, both ends' sends, so a run's difference counts its packets."""
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [l.split() for l in f if l.startswith("Tcp:")]
+        return int(rows[1][rows[0].index("OutSegs")])
+    except (OSError, ValueError, IndexError):
+        return None
+
+def segs_per_request(path, requests_per_cycle):
+    """TCP segments sent during a run (by the server and loadgen both) per request."""
+    j = load(path)
+    try:
+        with open(path + ".snap") as f:
+            a, b = [json.loads(l) for l in f.read().splitlines()[:2]]
+        segs = b["tcp_out_segs"] - a["tcp_out_segs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not j or not j.get("cycles"):
+        return None
+    return segs / (j["cycles"] * requests_per_cycle)
+
+def waited_pct(d, c, r):
+    """Percent of this lock run's LOCKs that queued (STATS waits_total after minus
+    before, over the cycles), or None without the rows."""
+    j = load(os.path.join(d, f"{c}.lock.{r}.json"))
+    try:
+        a = json.load(open(os.path.join(d, f"{c}.lock.{r}.stats0")))
+        b = json.load(open(os.path.join(d, f"{c}.lock.{r}.stats1")))
+        waits = b["waits_total"] - a["waits_total"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return 100.0 * waits / j["cycles"] if j and j.get("cycles") else None
 
 def other_pct(path):
     """CPU used during a run by every process other than the server and loadgen (and
@@ -174,9 +210,10 @@ def ceiling(d, n):
           f"median of {n} interleaved runs. A lock cycle is 2 requests (LOCK, UNLOCK), "
           "a PING cycle 1; requests/s ratio = 2 x lock cycles / PING cycles.\n")
     print("| (clients, depth) | lock cycles/s | PING cycles/s | cycles ratio lock/PING | "
-          "**requests/s ratio** | server CPU % lock / PING | server CPU us per lock cycle / per PING | loadgen CPU % lock / PING | other CPU % lock / PING |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for c in ("c1x1", "c50x1", "c50x32"):
+          "**requests/s ratio** | server CPU % lock / PING | server CPU us per lock cycle / per PING | loadgen CPU % lock / PING | "
+          "LOCKs that waited | TCP segments per request lock / PING | other CPU % lock / PING |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for c in ("c1x1", "c50x1", "c50x32", "uncontended"):
         a, b = runs(d, c, "lock", n), runs(d, c, "ping", n)
         if not any(a):
             continue
@@ -187,7 +224,14 @@ def ceiling(d, n):
               f"{fmt(med(map(srv_pct, a)))} / {fmt(med(map(srv_pct, b)))} | "
               f"{fmt(med(map(srv_cpu_us, a)), 2)} / {fmt(med(map(srv_cpu_us, b)), 2)} | "
               f"{fmt(med(map(lgcpu, a)))} / {fmt(med(map(lgcpu, b)))} | "
+              f"{fmt(med(waited_pct(d, c, r) for r in range(1, n + 1)), 2)}% | "
+              f"{fmt(med(segs_per_request(os.path.join(d, f'{c}.lock.{r}.json'), 2) for r in range(1, n + 1)), 3)} / "
+              f"{fmt(med(segs_per_request(os.path.join(d, f'{c}.ping.{r}.json'), 1) for r in range(1, n + 1)), 3)} | "
               f"{fmt(med(others(d, c, 'lock', n)))} / {fmt(med(others(d, c, 'ping', n)))} |")
+    print("\nLOCKs that waited = STATS `waits_total` during the run over its lock cycles. TCP "
+          "segments per request = `Tcp: OutSegs` of /proc/net/snmp during the run (the server's "
+          "and loadgen's sends both, loopback) over the requests: a batch of replies or requests "
+          "is one segment, so fewer segments per request means bigger batches per system call.")
 
 # --- live servers -----------------------------------------------------------------------
 

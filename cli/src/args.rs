@@ -118,9 +118,15 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
-    /// Client name the server shows in CLIENTS and as a lock's owner
-    /// [default: lockbox-cli@HOST:PID]
-    #[arg(long, value_name = "NAME", global = true, help_heading = GLOBAL)]
+    /// Client name the server shows in CLIENTS and as a lock's owner (by default
+    /// `lockbox-cli@HOST:PID`).
+    #[arg(
+        long,
+        value_name = "NAME",
+        global = true,
+        help_heading = GLOBAL,
+        help = "Client name the server shows in CLIENTS and as a lock's owner [default: lockbox-cli@HOST:PID]"
+    )]
     pub client_name: Option<String>,
 
     /// Give up connecting to a server after this long

@@ -62,7 +62,7 @@ impl<P: Keyed> Iterator for KeyWaits<'_, P> {
 
 impl<P: Keyed> Table<P> {
     /// The waiting claims of `owner` whose key is `key`, in request order: O(1) to find
-    /// (amortised: the first lookup of an owner with more than [`KEY_SCAN_MAX`] waits
+    /// (amortised: the first lookup of an owner with more than `KEY_SCAN_MAX` (16) waits
     /// indexes them), then O(1) per claim.
     pub fn waits_with_key<'a>(&'a mut self, owner: OwnerId, key: &'a [u8]) -> KeyWaits<'a, P> {
         let Some(o) = self.owners.get(owner as usize) else {
