@@ -20,7 +20,10 @@
 # LOCKBOX_BIN (another server binary, e.g. an older build, for a before/after run);
 # instructions and redis-instructions only: CG_BASE (an older server binary with symbols:
 # its callgrind runs first, in the same session, and the summary compares), CG_ONLY=1
-# (callgrind of the server only).
+# (callgrind of the server only); instructions only: ID_LEN (1 to 32: loadgen's request
+# ids padded to exactly that many bytes, `loadgen --id-len`; e.g. ID_LEN=32 measures ids
+# too long for lockbox to store inline, which take a heap buffer per request unless
+# recycled; default: loadgen's short decimal ids).
 # Callgrind runs on target/profiling/lockbox (`cargo build --profile profiling`).
 #
 # A quick check that a table still runs (seconds, not minutes; numbers too noisy to quote):
@@ -158,6 +161,12 @@ lg() {
     return 0
 }
 
+# loadgen's --id-len flag for the native workloads of `instructions`, when ID_LEN is set.
+ID_ARGS=()
+if [ -n "${ID_LEN:-}" ]; then
+    ID_ARGS=(--id-len "$ID_LEN")
+fi
+
 # The machine and the load on it, as Markdown.
 machine() {
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -166,6 +175,9 @@ machine() {
     echo "- lockbox commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src loadgen Cargo.toml Cargo.lock 2>/dev/null || echo ' (working tree modified)')"
     if [ -n "${LOCKBOX_BIN:-}" ]; then
         echo "- lockbox server measured: LOCKBOX_BIN=$LOCKBOX_BIN (not the commit above, which built loadgen)"
+    fi
+    if [ -n "${ID_LEN:-}" ]; then
+        echo "- request ids: ${ID_LEN} bytes (ID_LEN=${ID_LEN}, loadgen --id-len) in the native workloads of instructions"
     fi
 }
 
@@ -617,13 +629,14 @@ cg_measure() {
     mkdir -p "$dir"
     port=$(free_port)
     lport=$port
-    local extra=()
+    local extra=() ids=()
     if [ "$dialect" = redis ]; then
         port=$(free_port)
         extra=(--redis-listen "127.0.0.1:$port")
         cfgs=("${REDIS_COST_CONFIGS[@]}")
     else
         cfgs=("${COST_CONFIGS[@]}")
+        ids=("${ID_ARGS[@]}")
     fi
     taskset -c "$SERVER_CORE" valgrind --tool=callgrind --dump-instr=no \
         --callgrind-out-file="$dir/callgrind.out" \
@@ -639,7 +652,7 @@ cg_measure() {
         IFS='|' read -r id flags <<<"$cfg"
         for n in "$N_SMALL" "$N_BIG"; do
             # shellcheck disable=SC2086
-            lg "$dir/cg.$id.$n.json" --cycles "$n" --server "127.0.0.1:$port" $flags
+            lg "$dir/cg.$id.$n.json" --cycles "$n" --server "127.0.0.1:$port" $flags "${ids[@]}"
             sleep 0.5 # the server reaps the closed connections
             cg_dump
             echo "$id $n $CG_PARTS" >>"$dir/callgrind.parts"
@@ -677,7 +690,7 @@ cmd_instructions() {
             IFS='|' read -r id flags <<<"$cfg"
             # shellcheck disable=SC2086
             lg "$TABLE_DIR/cpu.$id.$r.json" --duration "$DUR" \
-                --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" $flags
+                --server "127.0.0.1:$LB_PORT" --server-pid "$LB_PID" $flags "${ID_ARGS[@]}"
         done
     done
     # (c) syscalls per cycle (strace -c attached to the server: slows it, so fewer
@@ -691,7 +704,8 @@ cmd_instructions() {
             STARTED+=("$spid")
             sleep 0.5
             # shellcheck disable=SC2086
-            lg "$TABLE_DIR/strace.$id.json" --cycles 20000 --server "127.0.0.1:$LB_PORT" $flags
+            lg "$TABLE_DIR/strace.$id.json" --cycles 20000 --server "127.0.0.1:$LB_PORT" $flags \
+                "${ID_ARGS[@]}"
             sleep 0.5
             kill -INT "$spid" 2>/dev/null
             wait "$spid" 2>/dev/null

@@ -690,7 +690,8 @@ def callgrind(path):
     return total, self_ir, calls
 
 def ir_per_cycle(d):
-    """{workload: user-space instructions per cycle} from the callgrind runs in d."""
+    """{workload: (user-space instructions per cycle, malloc+realloc calls per cycle)}
+    from the callgrind runs in d."""
     parts = {}
     with open(os.path.join(d, "callgrind.parts")) as f:
         for line in f:
@@ -701,9 +702,12 @@ def ir_per_cycle(d):
         ns = sorted(n for (c, n) in parts if c == cid)[:2]
         if len(ns) < 2:
             continue
-        tot = [callgrind(os.path.join(d, f"callgrind.out.{parts[(cid, n)]}"))[0] for n in ns]
+        cg = [callgrind(os.path.join(d, f"callgrind.out.{parts[(cid, n)]}")) for n in ns]
+        tot = [c[0] for c in cg]
+        allocs = [c[2].get("malloc", 0) + c[2].get("realloc", 0) + c[2].get("calloc", 0) for c in cg]
         cyc = [(load(os.path.join(d, f"cg.{cid}.{n}.json")) or {}).get("cycles", n) for n in ns]
-        out[cid] = (tot[1] - tot[0]) / (cyc[1] - cyc[0])
+        out[cid] = ((tot[1] - tot[0]) / (cyc[1] - cyc[0]),
+                    (allocs[1] - allocs[0]) / (cyc[1] - cyc[0]))
     return out
 
 CG_LABELS = {"lock_50x1": "lock cycle (50, 1)", "ping_50x1": "PING (50, 1)",
@@ -737,13 +741,15 @@ def cg_tables(d, label, what="the server"):
     if os.path.exists(os.path.join(base, "callgrind.parts")):
         before, after = ir_per_cycle(base), ir_per_cycle(d)
         print("**Before / after** (same session, same workloads: the CG_BASE binary's "
-              "callgrind runs first, then this build's). User-space instructions per cycle:\n")
-        print("| workload | before | after | change |")
-        print("|---|---|---|---|")
-        for cid, a in after.items():
-            b = before.get(cid)
+              "callgrind runs first, then this build's). User-space instructions and "
+              "malloc+realloc calls per cycle:\n")
+        print("| workload | Ir before | Ir after | change | mallocs before | mallocs after |")
+        print("|---|---|---|---|---|---|")
+        for cid, (a, ma) in after.items():
+            b, mb = before.get(cid, (None, None))
             ch = f"{100 * (a - b) / b:+.1f}%" if b else "n/a"
-            print(f"| {cid} | {fmt(b)} | **{fmt(a)}** | {ch} |")
+            mb = f"{mb:.4f}" if mb is not None else "n/a"
+            print(f"| {cid} | {fmt(b)} | **{fmt(a)}** | {ch} | {mb} | **{ma:.4f}** |")
         print()
     parts = {}
     with open(os.path.join(d, "callgrind.parts")) as f:

@@ -5,7 +5,9 @@
 //! once per lock and once per claim, so their size is what a million holds cost: a
 //! `SmallVec<[u8; 24]>` is 32 bytes and a `SmallVec<[u8; 32]>` 40, a [`Compact`] 24
 //! (names and request ids of up to 22 bytes, loadgen's and the Rust client's among
-//! them, need no heap buffer).
+//! them, need no heap buffer). Longer ones take a heap buffer that outlives them: the
+//! table keeps its ended locks' name buffers, the engine its ended claims' tag buffers,
+//! for the next long name or tag ([`Compact::into_buffer`], [`Compact::in_buffer`]).
 //!
 //! # Invariants
 //! - Content of at most [`INLINE`] bytes is always stored inline (so

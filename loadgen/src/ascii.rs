@@ -37,6 +37,30 @@ pub(crate) fn parse_u64(b: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Append request id `v` in decimal, left-padded with `0` to `width` bytes (`--id-len`;
+/// 0: no padding). An id with more digits than `width` is written whole, never cut, so
+/// ids stay distinct.
+pub(crate) fn push_id(out: &mut Vec<u8>, v: u64, width: usize) {
+    let mut b = [0u8; 20];
+    let digits = fmt_u64(v, &mut b);
+    out.resize(out.len() + width.saturating_sub(digits.len()), b'0');
+    out.extend_from_slice(digits);
+}
+
+/// Parse a request id as [`push_id`] writes it with `width`: with a width, only that
+/// exact form (`width` bytes, or the bare digits of an id longer than that), so a
+/// reply whose id differs from the request's by a byte is a reply to no request.
+pub(crate) fn parse_id(b: &[u8], width: usize) -> Option<u64> {
+    if width == 0 {
+        return parse_u64(b);
+    }
+    let zeros = b.iter().take_while(|&&c| c == b'0').count();
+    // keep one digit of an all-zero id
+    let digits = &b[zeros.min(b.len().saturating_sub(1))..];
+    let v = parse_u64(digits)?;
+    (b.len() == width.max(digits.len())).then_some(v)
+}
+
 /// Append `v` as exactly 16 lowercase hex digits.
 pub(crate) fn push_hex16(out: &mut Vec<u8>, v: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -91,6 +91,12 @@
 //!
 //! Request ids are decimal: the k-th request of pipeline slot j is `j + D*k`, so a reply
 //! maps to its slot without a lookup table, and ids are unique on a connection.
+//! `--id-len N` (1 to 32, lockbox's longest id) pads every id with leading `0`s to
+//! exactly N bytes, in requests and in `CANCEL`'s argument, to load the server with long
+//! ids (a 32-hex-digit id is a common client choice; lockbox stores ids of up to 22
+//! bytes inline, longer ones in a heap buffer); a reply must carry the id in exactly that
+//! form. An id with more than N digits is sent whole, never cut, so with N below 20 a
+//! long enough run also sends longer ids; from N = 20 up every id is N bytes.
 //!
 //! The run stops issuing new cycles after `--duration` or when `--cycles` cycles have
 //! completed, then drains: in-flight cycles finish (holds are released) for at most

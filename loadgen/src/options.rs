@@ -122,6 +122,9 @@ pub struct Options {
     pub quiet: bool,
     /// `--server-pid PID`: report that process's RSS, peak RSS and CPU time.
     pub server_pid: Option<u32>,
+    /// `--id-len N`: every request id is exactly N bytes (its decimal digits left-padded
+    /// with `0`; lockbox only). Default: absent, ids are bare decimal numbers.
+    pub id_len: Option<usize>,
 }
 
 impl Default for Options {
@@ -150,6 +153,7 @@ impl Default for Options {
             json: false,
             quiet: false,
             server_pid: None,
+            id_len: None,
         }
     }
 }
@@ -191,6 +195,8 @@ const U32_MAX: u64 = u32::MAX as u64;
 const MS_MAX: u64 = u32::MAX as u64;
 /// Most `--retry`, in ms.
 const RETRY_MS_MAX: u64 = 60_000;
+/// Most `--id-len`: the longest request id lockbox accepts.
+const ID_LEN_MAX: u64 = 32;
 /// Most `--cycles`.
 const CYCLES_MAX: u64 = u64::MAX / 2;
 /// Most `--server` addresses.
@@ -270,6 +276,11 @@ Workload:
                            In lock mode one name in {sem_every} is a semaphore: half
                            the cycles on it use SHARE max=M (M 1 to 3) instead
                            of LOCK
+  --id-len N               lockbox: every request id exactly N bytes, its
+                           decimal number left-padded with 0 (1 to {ID_LEN_MAX};
+                           default none: bare decimal ids of 1 to 20 digits).
+                           An id with more than N digits is sent whole, so
+                           with N below 20 a long run has longer ids too
 Length:
   --duration TIME          length of the load ({dur_min} to {dur_max};
                            default 10s unless --cycles)
@@ -547,6 +558,7 @@ fn flag_spec() -> getopts::Options {
         .optopt("", "seed", "seed", "N")
         .optopt("", "server-pid", "server pid", "PID")
         .optopt("", "chaos", "chaos rate", "RATE")
+        .optopt("", "id-len", "request id length", "N")
         .optflag("", "verify", "verify")
         .optflag("", "json", "json")
         .optflag("", "quiet", "quiet")
@@ -605,7 +617,7 @@ fn parse_target(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageError>
 }
 
 /// `--clients`, `--pipeline`, `--threads`, `--locks`, `--prefix`, `--work`, `--wait`,
-/// `--hold` and `--max`.
+/// `--hold`, `--max` and `--id-len`.
 fn parse_workload(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageError> {
     if let Some(v) = opt_u64(m, "clients", 1, CLIENTS_MAX)? {
         o.clients = v as usize;
@@ -643,6 +655,7 @@ fn parse_workload(m: &getopts::Matches, o: &mut Options) -> Result<(), UsageErro
     o.wait_ms = opt_ms(m, "wait", None, MS_MAX)?;
     o.hold_ms = opt_ms(m, "hold", None, MS_MAX)?;
     o.max = opt_u64(m, "max", 1, U32_MAX)?;
+    o.id_len = opt_u64(m, "id-len", 1, ID_LEN_MAX)?.map(|n| n as usize);
     Ok(())
 }
 
@@ -715,6 +728,11 @@ fn check_combinations(o: &Options) -> Result<(), UsageError> {
     if o.target == Target::Redis {
         if o.mode == CycleKind::Share {
             return Err(invalid("--mode share is not supported with --target redis"));
+        }
+        if o.id_len.is_some() {
+            return Err(invalid(
+                "--id-len needs --target lockbox (Redis requests carry no id)",
+            ));
         }
         if o.hold_ms == Some(0) {
             return Err(invalid(

@@ -223,6 +223,8 @@ pub struct Report {
     pub hold_ms: Option<u64>,
     /// `max=` option.
     pub max: Option<u64>,
+    /// `--id-len`: the length of every request id, when set.
+    pub id_len: Option<usize>,
     /// PRNG seed.
     pub seed: u64,
     /// Whether `--verify` checks ran.
@@ -402,7 +404,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} {}: clients {}, pipeline {}, threads {}, locks {}, work_ms {}, wait_ms {}, hold_ms {}{}",
+            "{} {}: clients {}, pipeline {}, threads {}, locks {}, work_ms {}, wait_ms {}, hold_ms {}{}{}",
             self.target.as_str(),
             self.mode.as_str(),
             self.clients,
@@ -413,6 +415,7 @@ impl fmt::Display for Report {
             opt_ms(self.wait_ms),
             opt_ms(self.hold_ms),
             self.max.map_or(String::new(), |m| format!(", max {m}")),
+            self.id_len.map_or(String::new(), |n| format!(", id_len {n}")),
         )?;
         writeln!(f, "{:<LABEL$}{}", "servers", self.servers.join(", "))?;
         writeln!(

@@ -100,6 +100,8 @@ pub(crate) struct Plan {
     pub(crate) connect_deadline: Instant,
     /// Connections a poll loop sets up at once.
     pub(crate) connect_parallel: usize,
+    /// `--id-len`: the width request ids are padded to (0: none).
+    pub(crate) id_len: usize,
 }
 
 impl Plan {
@@ -144,6 +146,7 @@ impl Plan {
             connect_deadline: t_entry
                 + (CONNECT_TIMEOUT + Duration::from_millis(connections)).min(opts.timeout),
             connect_parallel: (CONNECT_PARALLEL / threads).max(CONNECT_PARALLEL_MIN),
+            id_len: opts.id_len.unwrap_or(0),
         }
     }
 
@@ -551,6 +554,7 @@ fn blank_report(opts: &Options, threads: usize, hold_ms: Option<u64>) -> Report 
         wait_ms: opts.wait_ms,
         hold_ms,
         max: opts.max,
+        id_len: opts.id_len,
         seed: opts.seed,
         verify: opts.verify,
         chaos: opts.chaos.map(ChaosCounts::new),

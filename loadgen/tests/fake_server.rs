@@ -3,10 +3,11 @@
 //! and hold=, UNLOCK, EXTEND, CANCEL, RESET, INSPECT, PING): a correct one, and ones
 //! that break one guarantee each on purpose (no mutual exclusion, second replies, and
 //! under `--chaos`: granting a cancelled wait, keeping a closed connection's holds,
-//! reusing a token, answering EXTEND twice), each of which `--verify` must catch.
+//! reusing a token, answering EXTEND twice; and one that strips the zeros `--id-len`
+//! pads ids with), each of which `--verify` must catch.
 //! The real server is tested by the root package.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,8 @@ enum Flavor {
     ReusesToken,
     /// EXTEND is answered twice.
     DoubleExtend,
+    /// PING is answered with the request id's leading zeros stripped.
+    TrimsIds,
 }
 
 struct Waiter {
@@ -63,6 +66,9 @@ struct Inner {
     grants: u64,
     locks: HashMap<String, LockState>,
     writers: HashMap<u64, TcpStream>,
+    /// The length of every request id seen (and of every `CANCEL`'s argument), apart
+    /// from loadgen's connection check.
+    id_lens: BTreeSet<usize>,
 }
 
 impl Inner {
@@ -172,6 +178,11 @@ impl Inner {
 
 /// Start a fake server on an ephemeral loopback port; returns its address.
 fn start(flavor: Flavor) -> String {
+    start_shared(flavor).0
+}
+
+/// [`start`], also returning the server's state, to look at what it saw.
+fn start_shared(flavor: Flavor) -> (String, Arc<Mutex<Inner>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let inner = Arc::new(Mutex::new(Inner {
@@ -180,7 +191,9 @@ fn start(flavor: Flavor) -> String {
         grants: 0,
         locks: HashMap::new(),
         writers: HashMap::new(),
+        id_lens: BTreeSet::new(),
     }));
+    let shared = Arc::clone(&inner);
     let ticker = Arc::downgrade(&inner);
     thread::spawn(move || {
         while let Some(inner) = ticker.upgrade() {
@@ -196,7 +209,7 @@ fn start(flavor: Flavor) -> String {
             thread::spawn(move || serve(conn as u64, stream, inner, flavor));
         }
     });
-    addr
+    (addr, shared)
 }
 
 fn serve(conn: u64, mut stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Flavor) {
@@ -228,7 +241,16 @@ fn serve(conn: u64, mut stream: TcpStream, inner: Arc<Mutex<Inner>>, flavor: Fla
         }
         let (id, verb) = (parts[0], parts[1].to_ascii_uppercase());
         let mut g = inner.lock().unwrap();
+        if id != "lg-hello" {
+            g.id_lens.insert(id.len());
+            if verb == "CANCEL" {
+                g.id_lens.insert(parts[2].len());
+            }
+        }
         match verb.as_str() {
+            "PING" if flavor == Flavor::TrimsIds => {
+                g.send(conn, &format!("{} PONG\n", id.trim_start_matches('0')));
+            }
             "PING" => {
                 g.send(conn, &format!("{id} PONG\n"));
                 if flavor == Flavor::DoubleReply {
@@ -693,4 +715,36 @@ fn the_binary_reports_chaos_violations_and_exits_1() {
         "{stdout}"
     );
     assert!(stdout.contains("cancelled_waits "), "{stdout}");
+}
+
+#[test]
+fn padded_ids_are_exactly_that_long_everywhere_under_chaos() {
+    for len in [23, 32] {
+        let (addr, state) = start_shared(Flavor::Correct);
+        let r = loadgen::run(&chaos_opts(&addr, &format!("--locks 16 --id-len {len}"))).unwrap();
+        assert_eq!(r.violations, 0, "{r}");
+        assert_eq!((r.errors, r.lost_clients, r.unanswered), (0, 0, 0), "{r}");
+        assert!(r.chaos.as_ref().unwrap().cancel > 0, "no CANCEL sent: {r}");
+        assert_eq!(r.id_len, Some(len));
+        let lens = state.lock().unwrap().id_lens.clone();
+        assert_eq!(lens, BTreeSet::from([len]), "id lengths the server saw");
+    }
+}
+
+#[test]
+fn a_reply_with_the_padding_stripped_is_a_reply_to_no_request() {
+    let addr = start(Flavor::TrimsIds);
+    let o = opts(&format!(
+        "--server {addr} --mode ping --clients 2 --id-len 8 --duration 0.3 --drain 0.2 \
+         --verify --quiet"
+    ));
+    let r = loadgen::run(&o).unwrap();
+    assert!(r.violations > 0, "{r}");
+    assert!(
+        r.violation_samples
+            .iter()
+            .any(|v| v.contains("id loadgen never sent")),
+        "{r}"
+    );
+    assert_eq!(r.cycles, 0, "{r}");
 }

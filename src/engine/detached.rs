@@ -201,7 +201,8 @@ impl Engine {
     }
 
     /// Forgets closing clients' waits the table dropped from queues: cancels their
-    /// timers and drops their attachments (a detached request of a closing client).
+    /// timers, keeps their tags' buffers and drops their attachments (a detached
+    /// request of a closing client).
     pub(super) fn forget_dropped(&mut self) {
         self.table.take_dropped(&mut self.dropped);
         let mut dropped = std::mem::take(&mut self.dropped);
@@ -209,6 +210,7 @@ impl Engine {
             if let Some(t) = p.timer {
                 self.wheel.cancel(t);
             }
+            recycle_tag(&mut self.spare_tags, p.tag);
             if !self.attachments.is_empty() {
                 self.forget_attachment(claim);
             }

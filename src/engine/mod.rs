@@ -57,6 +57,19 @@
 //! - Every timer that fires adds one observation to the lateness histogram: the tick it
 //!   fired at minus its deadline, in microseconds (never negative: the wheel never fires
 //!   early).
+//! - A claim's tag of more than [`INLINE`](crate::compact::INLINE) and at most
+//!   [`TAG_BUFFER`] bytes is in a heap buffer of exactly [`TAG_BUFFER`] bytes; longer
+//!   tags in one of their own length. When a claim ends, whatever ends it, its data
+//!   comes back to the engine in one of two places: `Engine::remove` (release,
+//!   expiry, wait timeout, cancel, reset, force release, a closing client's claims)
+//!   and `forget_dropped` (a closing client's waits that the table dropped from their
+//!   queues, grants cut short included); both hand a [`TAG_BUFFER`]-byte buffer to
+//!   `spare_tags`, which holds at most `SPARE_TAGS` of them (the rest are freed).
+//!   A new tag of that size takes a spare when there is one, so a steady stream of
+//!   requests with ids of 23 to 32 bytes allocates nothing. A refused request (busy,
+//!   queue full, limits) takes no buffer: the claim's data is made only when the table
+//!   makes the claim. Only a buffer's first `len` bytes are the tag (see
+//!   [`crate::compact`]): what a recycled buffer held before is never read.
 
 mod cursor;
 mod detached;
@@ -70,7 +83,7 @@ pub use detached::{AttachError, DetachedHold};
 pub use stats::{Counters, Refusal};
 pub use views::{ClaimView, Holder};
 
-use crate::compact::Compact;
+use crate::compact::{Compact, INLINE};
 use crate::fence::Fence;
 use crate::histogram::{Histogram, Lateness};
 use crate::shrink;
@@ -117,6 +130,19 @@ const SPARE_VALUE_CAPACITY: usize = 4096;
 /// The codec's handle for a request (the native request id, a locker sequence number,
 /// ...): copied into events about that request. Up to 32 bytes are stored inline.
 pub type Tag = SmallVec<[u8; 32]>;
+
+/// The heap buffer of every tag longer than the inline 22 bytes and at most this long,
+/// and so of every spare buffer: the native protocol's longest request id (its codec
+/// checks its limit against this), so that every native id fits every spare.
+pub const TAG_BUFFER: usize = 32;
+
+/// Heap buffers of ended claims' tags kept for reuse, each of [`TAG_BUFFER`] bytes (64
+/// bytes with the allocator's header and the pool's pointer: 256 KiB when full). The
+/// pool must cover how far the number of live long-tag claims falls and rises again
+/// between reuses: 50 clients pipelining 32 requests each keep 1,600 in flight, and a
+/// close of all of them followed by as many new ones (the clients reconnect) is a swing
+/// of that size; the bound leaves room for a few such.
+const SPARE_TAGS: usize = 4096;
 
 /// Which deadline a timer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,6 +287,9 @@ pub struct Engine {
     attachments: HashMap<ClaimId, Attachment>,
     attachment_bytes: usize,
     spare_values: Vec<Vec<u8>>,
+    /// Buffers of ended claims' tags, for new ones (at most [`SPARE_TAGS`], each of
+    /// [`TAG_BUFFER`] bytes).
+    spare_tags: Vec<Box<[u8]>>,
     /// Time from request to grant of every grant (0 for immediate ones).
     grant_wait: Histogram,
     /// Time from grant to release, expiry or disconnect of every hold that ended.
@@ -295,6 +324,7 @@ impl Engine {
             attachments: HashMap::new(),
             attachment_bytes: 0,
             spare_values: Vec::new(),
+            spare_tags: Vec::new(),
             grant_wait: Histogram::default(),
             hold_duration: Histogram::default(),
             lateness: Lateness::default(),
@@ -431,13 +461,15 @@ impl Engine {
             self.refuse(Refusal::Claims);
             return Acquired::Full;
         }
-        let data = Pending {
-            tag: Compact::from_slice(tag),
+        let since = self.ms(now) as u32;
+        let spare = &mut self.spare_tags;
+        let data = || Pending {
+            tag: new_tag(spare, tag),
             timer: None,
             hold: req.hold,
-            since: self.ms(now) as u32,
+            since,
         };
-        match self.table.acquire(
+        match self.table.acquire_with(
             client,
             req.name,
             req.mode,
@@ -755,6 +787,29 @@ impl Engine {
     /// The deadline for a duration of `ms` starting at tick `now` (see module doc).
     fn deadline(&self, now: u64, ms: u32) -> u64 {
         now + u64::from(ms) * self.ticks_per_ms + 1
+    }
+}
+
+/// `tag` as a claim keeps it: inline when it fits, in a spare buffer from `spare` when
+/// it is at most [`TAG_BUFFER`] bytes (a new one when none is left), else in a buffer
+/// of its own.
+#[inline]
+fn new_tag(spare: &mut Vec<Box<[u8]>>, tag: &[u8]) -> Compact {
+    if tag.len() <= INLINE || tag.len() > TAG_BUFFER {
+        return Compact::from_slice(tag);
+    }
+    let buf = spare
+        .pop()
+        .unwrap_or_else(|| vec![0; TAG_BUFFER].into_boxed_slice());
+    Compact::in_buffer(buf, tag).unwrap_or_else(|_| Compact::from_slice(tag))
+}
+
+/// Keeps the buffer of an ended claim's `tag` in `spare` for [`new_tag`], when it has
+/// one of [`TAG_BUFFER`] bytes and `spare` has fewer than [`SPARE_TAGS`].
+#[inline]
+fn recycle_tag(spare: &mut Vec<Box<[u8]>>, tag: Compact) {
+    if tag.spilled() && spare.len() < SPARE_TAGS {
+        spare.extend(tag.into_buffer().filter(|b| b.len() == TAG_BUFFER));
     }
 }
 

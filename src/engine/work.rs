@@ -107,7 +107,8 @@ impl Engine {
             let since = self.table.claim(claim).data.since;
             self.hold_duration.observe(elapsed(since, now_ms));
         }
-        self.table.remove_found(found, &mut self.granted);
+        let removed = self.table.remove_found(found, &mut self.granted);
+        recycle_tag(&mut self.spare_tags, removed.data.tag);
         // Each check below is a branch on the lock cycle's path (no call unless needed).
         if !self.attachments.is_empty() {
             self.forget_attachment(claim);

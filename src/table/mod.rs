@@ -506,6 +506,22 @@ impl<P: Keyed> Table<P> {
         queue: Option<u32>,
         data: P,
     ) -> Acquire {
+        self.acquire_with(owner, name, mode, may_wait, queue, move || data)
+    }
+
+    /// [`Table::acquire`] with the payload made by `make`, called only when a claim is
+    /// made (`Granted` or `Queued`): a refused request builds none, so a payload that
+    /// takes a recycled buffer takes none for it.
+    #[inline]
+    pub fn acquire_with(
+        &mut self,
+        owner: OwnerId,
+        name: &[u8],
+        mode: Mode,
+        may_wait: bool,
+        queue: Option<u32>,
+        make: impl FnOnce() -> P,
+    ) -> Acquire {
         debug_assert!(
             !name.is_empty() && name.len() <= MAX_NAME,
             "bad name length {}",
@@ -555,7 +571,7 @@ impl<P: Keyed> Table<P> {
             by_key: Link::UNLINKED,
             by_lock: Link::UNLINKED,
             by_owner: Link::UNLINKED,
-            data,
+            data: make(),
         }) as u32;
         if grantable {
             let (token, holders) = self.hold(l, claim);

@@ -243,3 +243,14 @@ fn chaos_over_two_servers_with_a_semaphore_cap() {
 fn chaos_for_a_minute() {
     chaos(1, 60, &["--locks", "16"]);
 }
+
+/// Request ids of 32 and 23 bytes (`--id-len`), too long for the server to store
+/// inline, in buffers it reuses: under chaos every reply still carries its request's id
+/// in exactly the form it was sent (loadgen refuses any other as a reply to no request).
+#[test]
+fn chaos_with_long_request_ids() {
+    for len in ["32", "23"] {
+        let r = chaos(1, 5, &["--locks", "16", "--id-len", len]);
+        assert_eq!(r.id_len, Some(len.parse().unwrap()));
+    }
+}

@@ -133,3 +133,16 @@ fn parse_chaos() {
     assert!(e.contains("--chaos needs --target lockbox"), "{e}");
     assert!(err("--mode ping --chaos 0.1").contains("--mode lock or share"));
 }
+
+#[test]
+fn parse_id_len() {
+    assert_eq!(parse("").unwrap().id_len, None);
+    assert_eq!(parse("--id-len 1").unwrap().id_len, Some(1));
+    assert_eq!(parse("--id-len 32").unwrap().id_len, Some(32));
+    assert_eq!(parse("--mode ping --id-len 23").unwrap().id_len, Some(23));
+    assert_eq!(err("--id-len 0"), "--id-len: 0 is out of range (1 to 32)");
+    assert_eq!(err("--id-len 33"), "--id-len: 33 is out of range (1 to 32)");
+    let e = err("--target redis --id-len 32");
+    assert!(e.contains("--id-len needs --target lockbox"), "{e}");
+    assert!(usage().contains("--id-len N"));
+}

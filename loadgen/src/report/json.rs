@@ -188,6 +188,7 @@ impl Report {
             .opt_u64("wait_ms", self.wait_ms)
             .opt_u64("hold_ms", self.hold_ms)
             .opt_u64("max", self.max)
+            .opt_u64("id_len", self.id_len.map(|n| n as u64))
             .u64("seed", self.seed)
             .bool("verify", self.verify)
             .f64("elapsed_s", self.elapsed_s)

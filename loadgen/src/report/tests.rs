@@ -20,6 +20,7 @@ fn sample_report() -> Report {
         wait_ms: None,
         hold_ms: Some(5),
         max: None,
+        id_len: None,
         seed: 1,
         verify: true,
         chaos: None,
@@ -122,6 +123,7 @@ fn report_json_shape() {
         "\"checks\":{\"exclusion\":{\"checked\":100,\"violations\":0},\"shared_max\":",
         "\"protocol\":{\"checked\":106,\"violations\":0}}",
         "\"chaos\":null",
+        "\"id_len\":null",
     ] {
         assert!(j.contains(key), "missing {key} in {j}");
     }
@@ -166,6 +168,16 @@ fn report_display() {
         "error_samples       ... and 7 more like these, left out (the first 2 are shown)"
     ));
     assert!(!text.contains("more like these, left out (the first 1"));
+    assert!(text.starts_with("lockbox lock: clients 50, pipeline 1, threads 1, locks 10, work_ms 0, wait_ms -, hold_ms 5\n"), "{text}");
+    let mut ids = sample_report();
+    ids.id_len = Some(32);
+    assert!(ids
+        .to_string()
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(", id_len 32"));
+    assert!(ids.to_json().contains("\"id_len\":32,"));
     let mut late = sample_report();
     late.timeout_lateness = late.acquire.clone();
     assert!(late.to_string().contains("timeout_lateness_us p50"));

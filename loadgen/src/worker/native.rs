@@ -7,14 +7,16 @@
 //!
 //! Request ids are decimal: the k-th request of pipeline slot j is `j + D*k`, so a reply
 //! maps to its slot as `id % D` and an id that is not the slot's expected one (nor its
-//! pending `CANCEL`'s) is a reply to no pending request.
+//! pending `CANCEL`'s) is a reply to no pending request. With `--id-len N` every id is
+//! left-padded with `0` to N bytes (in `CANCEL`'s argument too), and a reply's id must
+//! be in exactly that form.
 
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Chaos, SlotState, Worker, NO_ID};
-use crate::ascii::{parse_u64, push_u64, show};
+use crate::ascii::{parse_id, parse_u64, push_id, push_u64, show};
 use crate::options::{CycleKind, Options};
 use crate::verify::Property;
 
@@ -82,8 +84,9 @@ impl Worker {
         if self.plan.chaos.is_some() {
             return self.write_chaos_acquire(s, ci, id);
         }
+        let width = self.plan.id_len;
         let b = &mut self.conns[ci].wbuf;
-        push_u64(b, id);
+        push_id(b, id, width);
         match mode {
             CycleKind::Ping => b.extend_from_slice(b" PING\n"),
             CycleKind::Lock | CycleKind::Share => {
@@ -107,7 +110,7 @@ impl Worker {
             (sl.name, sl.shared, sl.max, sl.lease)
         };
         let wait = self.plan.wait_ms;
-        push_u64(&mut self.conns[ci].wbuf, id);
+        push_id(&mut self.conns[ci].wbuf, id, self.plan.id_len);
         self.conns[ci]
             .wbuf
             .extend_from_slice(if shared { b" SHARE " } else { b" LOCK " });
@@ -137,18 +140,20 @@ impl Worker {
         slot.side_for = rid;
         slot.side_seq = seq;
         slot.side_server = self.conns[ci].server;
+        let width = self.plan.id_len;
         let b = &mut self.conns[ci].wbuf;
-        push_u64(b, id);
+        push_id(b, id, width);
         b.extend_from_slice(b" CANCEL ");
-        push_u64(b, rid);
+        push_id(b, rid, width);
         b.push(b'\n');
     }
 
     /// Queue `ID RESET` for slot `s`; returns its sequence number.
     pub(super) fn write_native_reset(&mut self, s: usize, ci: usize) -> u64 {
         let id = self.next_id(s, ci);
+        let width = self.plan.id_len;
         let b = &mut self.conns[ci].wbuf;
-        push_u64(b, id);
+        push_id(b, id, width);
         b.extend_from_slice(b" RESET\n");
         self.slots[s].expect_seq
     }
@@ -166,8 +171,9 @@ impl Worker {
     pub(super) fn write_native_inspect(&mut self, s: usize, ci: usize) {
         let name = self.slots[s].name;
         let id = self.next_id(s, ci);
+        let width = self.plan.id_len;
         let b = &mut self.conns[ci].wbuf;
-        push_u64(b, id);
+        push_id(b, id, width);
         b.extend_from_slice(b" INSPECT ");
         self.push_name(ci, name);
         self.conns[ci].wbuf.push(b'\n');
@@ -184,8 +190,9 @@ impl Worker {
     fn write_name_token(&mut self, s: usize, ci: usize, verb: &[u8]) {
         let (name, token) = (self.slots[s].name, self.slots[s].token);
         let id = self.next_id(s, ci);
+        let width = self.plan.id_len;
         let b = &mut self.conns[ci].wbuf;
-        push_u64(b, id);
+        push_id(b, id, width);
         b.extend_from_slice(verb);
         self.push_name(ci, name);
         let b = &mut self.conns[ci].wbuf;
@@ -219,7 +226,7 @@ impl Worker {
             return;
         };
         let kind = words.next().unwrap_or(b"");
-        let Some(id) = parse_u64(idb) else {
+        let Some(id) = parse_id(idb, self.plan.id_len) else {
             self.anomaly(
                 Property::ExactlyOnce,
                 format!("reply with an id loadgen never sent: '{}'", show(line)),

@@ -7,6 +7,7 @@ use super::*;
 mod histograms;
 mod model;
 mod shrink;
+mod tags;
 mod ticks;
 
 const X: Mode = Mode::Exclusive;

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::testrng::Rng;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 const CLIENTS: u32 = 4;
 const NAMES: [&[u8]; 3] = [b"a", b"b", b"c"];
@@ -11,15 +11,27 @@ const MAX_PENDING: u32 = 4;
 /// Below `CLIENTS * MAX_PENDING`, so that the server-wide limit is reached too.
 const MAX_CLAIMS: usize = 8;
 
-/// A request's id in the test; its tag is the decimal id, so tags are unique.
+/// A request's id in the test; its tag is the decimal id, zero-padded to a length
+/// from [`TAG_LENS`], so tags are unique.
 type Rid = u64;
 
+/// The lengths tags are padded to, in turn: bare digits, the longest inline tag, the
+/// shortest and the longest in a recycled buffer, and a foreign codec's longer tag in
+/// a buffer of its own. Buffers go from one length to another as they are reused.
+const TAG_LENS: [usize; 5] = [0, INLINE, INLINE + 1, TAG_BUFFER, 40];
+
 fn tag_of(rid: Rid) -> Tag {
-    Tag::from_slice(rid.to_string().as_bytes())
+    let digits = rid.to_string();
+    let len = TAG_LENS[(rid % TAG_LENS.len() as u64) as usize].max(digits.len());
+    Tag::from_slice(format!("{digits:0>len$}").as_bytes())
 }
 
+/// The request of a tag the engine gave back, which must be that request's tag exactly
+/// (a recycled buffer's earlier bytes must never show).
 fn rid_of(tag: &[u8]) -> Rid {
-    std::str::from_utf8(tag).unwrap().parse().unwrap()
+    let rid = std::str::from_utf8(tag).unwrap().parse().unwrap();
+    assert_eq!(&tag_of(rid)[..], tag, "tag of request {rid}");
+    rid
 }
 
 /// A live request in the reference model.
@@ -685,6 +697,17 @@ impl Sim {
     /// Everything observable, against the model.
     fn compare(&self) {
         let (e, m, ctx) = (&self.e, &self.m, &self.ctx);
+        // The spare tag buffers: bounded, all tag-sized, and none of them a live claim's.
+        assert!(e.spare_tags.len() <= SPARE_TAGS, "{ctx}: spare tags");
+        assert!(e.spare_tags.iter().all(|b| b.len() == TAG_BUFFER), "{ctx}");
+        let live: HashSet<*const u8> = (0..e.table.claim_slots() as ClaimId)
+            .filter(|&c| e.table.contains(c))
+            .map(|c| e.table.claim(c).data.tag.as_ptr())
+            .collect();
+        assert!(
+            e.spare_tags.iter().all(|b| !live.contains(&b.as_ptr())),
+            "{ctx}: a spare tag buffer is a live claim's"
+        );
         let (mut locks, mut holds, mut waits) = (0, 0, 0);
         let mut want_locks = Vec::new();
         for (l, name) in NAMES.iter().enumerate() {

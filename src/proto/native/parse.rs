@@ -13,6 +13,8 @@ use memchr::memchr;
 
 /// Longest request id.
 pub const MAX_ID: usize = 32;
+// Every id that spills out of a tag's inline bytes fits the engine's recycled buffers.
+const _: () = assert!(MAX_ID <= crate::engine::TAG_BUFFER);
 /// Longest lock name.
 pub const MAX_NAME: usize = crate::engine::MAX_NAME;
 /// Longest client name.
