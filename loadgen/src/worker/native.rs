@@ -12,7 +12,6 @@
 //! be in exactly that form.
 
 use std::io::Write as _;
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Chaos, SlotState, Worker, NO_ID};
@@ -84,9 +83,9 @@ impl Worker {
         if self.plan.chaos.is_some() {
             return self.write_chaos_acquire(s, ci, id);
         }
-        let width = self.plan.id_len;
+        let plan = &*self.plan;
         let b = &mut self.conns[ci].wbuf;
-        push_id(b, id, width);
+        push_id(b, id, plan.id_len);
         match mode {
             CycleKind::Ping => b.extend_from_slice(b" PING\n"),
             CycleKind::Lock | CycleKind::Share => {
@@ -95,9 +94,9 @@ impl Worker {
                 } else {
                     b" SHARE "
                 });
-                self.push_name(ci, self.slots[s].name);
-                let plan = Arc::clone(&self.plan);
-                self.conns[ci].wbuf.extend_from_slice(&plan.acquire_suffix);
+                b.extend_from_slice(&plan.prefix);
+                push_u64(b, self.slots[s].name);
+                b.extend_from_slice(&plan.acquire_suffix);
             }
         }
     }
