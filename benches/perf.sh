@@ -9,6 +9,7 @@
 #   bash benches/perf.sh micro          # 6. cargo bench --bench core (divan)
 #   bash benches/perf.sh redis-dialect  # 7. the same Redis client workload: lockbox --redis-listen vs redis-server
 #   bash benches/perf.sh redis-instructions # 7. callgrind instructions + mallocs per cycle of the Redis dialect, and of loadgen's Redis worker
+#   bash benches/perf.sh loadgen-instructions # 7. callgrind instructions per cycle of loadgen's native worker (LG_BASE: compare)
 #   bash benches/perf.sh all            # all of the above, in that order
 #   bash benches/perf.sh sweep          # 8. cycles/s and latency vs clients (1-1000), SVG charts
 #   bash benches/perf.sh client         # 9. Rust client (async, N tasks) vs loadgen, per lock cycle
@@ -23,7 +24,10 @@
 # (callgrind of the server only); instructions only: ID_LEN (1 to 32: loadgen's request
 # ids padded to exactly that many bytes, `loadgen --id-len`; e.g. ID_LEN=32 measures ids
 # too long for lockbox to store inline, which take a heap buffer per request unless
-# recycled; default: loadgen's short decimal ids).
+# recycled; default: loadgen's short decimal ids); loadgen-instructions only: LG_BASE (an
+# older loadgen binary: its callgrind runs first, against the same server, and the
+# summary compares); N_SMALL, N_BIG (cycles of the two runs per workload, default 10000,
+# 50000).
 # Callgrind runs on target/profiling/lockbox (`cargo build --profile profiling`).
 #
 # A quick check that a table still runs (seconds, not minutes; numbers too noisy to quote):
@@ -319,6 +323,29 @@ REDIS_COST_CONFIGS=(
     "lock_50x32|--target redis --clients 50 --pipeline 32 --locks 10000"
 )
 
+# cg_loadgen BIN DIR ADDR CONFIG...: runs BIN (a loadgen) under callgrind against the
+# server at ADDR (running natively), every "id|flags" CONFIG twice (N_SMALL, N_BIG
+# cycles), one callgrind.out per run, into DIR (read by `perf_report.py`'s cg_tables).
+cg_loadgen() {
+    local bin=$1 dir=$2 addr=$3 cfg id flags n parts=0
+    shift 3
+    mkdir -p "$dir"
+    : >"$dir/callgrind.parts"
+    for cfg in "$@"; do
+        IFS='|' read -r id flags <<<"$cfg"
+        for n in "$N_SMALL" "$N_BIG"; do
+            parts=$((parts + 1))
+            # shellcheck disable=SC2086
+            timeout 600 taskset -c "$LOADGEN_CORE" valgrind --tool=callgrind --dump-instr=no \
+                --callgrind-out-file="$dir/callgrind.out.$parts" "$bin" --json --quiet \
+                --cycles "$n" --server "$addr" $flags \
+                >"$dir/cg.$id.$n.json" 2>"$dir/cg.$id.$n.err" ||
+                echo "  loadgen under callgrind failed (see $dir/cg.$id.$n.err)" >&2
+            echo "$id $n $parts" >>"$dir/callgrind.parts"
+        done
+    done
+}
+
 cmd_redis_instructions() {
     begin redis-instructions
     NEED_PROF=1 build
@@ -337,29 +364,45 @@ cmd_redis_instructions() {
     # servers, so its cost caps the ratio): loadgen under callgrind, the release server
     # natively, the same difference of a short and a long run
     if [ "${CG_ONLY:-0}" != 1 ]; then
-        local dir=$TABLE_DIR/loadgen cfg id flags n parts=0 rd_listen
-        mkdir -p "$dir"
-        : >"$dir/callgrind.parts"
+        local rd_listen
         rd_listen=$(free_port)
         start_lockbox --redis-listen "127.0.0.1:$rd_listen"
         wait_port "$rd_listen" 10
-        for cfg in "${REDIS_COST_CONFIGS[@]}"; do
-            IFS='|' read -r id flags <<<"$cfg"
-            for n in "$N_SMALL" "$N_BIG"; do
-                parts=$((parts + 1))
-                # shellcheck disable=SC2086
-                timeout 600 taskset -c "$LOADGEN_CORE" valgrind --tool=callgrind --dump-instr=no \
-                    --callgrind-out-file="$dir/callgrind.out.$parts" "$LOADGEN" --json --quiet \
-                    --cycles "$n" --server "127.0.0.1:$rd_listen" $flags \
-                    >"$dir/cg.$id.$n.json" 2>"$dir/cg.$id.$n.err" ||
-                    echo "  loadgen under callgrind failed (see $dir/cg.$id.$n.err)" >&2
-                echo "$id $n $parts" >>"$dir/callgrind.parts"
-            done
-        done
+        cg_loadgen "$LOADGEN" "$TABLE_DIR/loadgen" "127.0.0.1:$rd_listen" "${REDIS_COST_CONFIGS[@]}"
         stop "$LB_PID"
         load "after callgrind of loadgen"
     fi
     python3 "$HELP" redis_instructions "$TABLE_DIR" >"$TABLE_DIR/summary.md"
+    finish
+}
+
+# ---------------------------------------------------------------------------------------
+# 7c. loadgen-instructions: callgrind on loadgen's native worker (the client's own cost)
+# ---------------------------------------------------------------------------------------
+
+# id | loadgen flags (the ceiling workloads: 1M names, so (almost) no lock is contended)
+LG_COST_CONFIGS=(
+    "lock_50x32|--mode lock --clients 50 --pipeline 32 --locks 1000000"
+    "ping_50x32|--mode ping --clients 50 --pipeline 32 --locks 1000000"
+    "lock_50x1|--mode lock --clients 50 --pipeline 1 --locks 1000000"
+    "ping_50x1|--mode ping --clients 50 --pipeline 1 --locks 1000000"
+)
+
+cmd_loadgen_instructions() {
+    begin loadgen-instructions
+    build
+    need valgrind
+    start_lockbox
+    # LG_BASE=path/to/older/loadgen: the same workloads with that binary first, into base/.
+    if [ -n "${LG_BASE:-}" ]; then
+        [ -x "$LG_BASE" ] || die "LG_BASE=$LG_BASE is not an executable"
+        cg_loadgen "$LG_BASE" "$TABLE_DIR/base" "127.0.0.1:$LB_PORT" "${LG_COST_CONFIGS[@]}"
+        load "after callgrind of LG_BASE"
+    fi
+    cg_loadgen "$LOADGEN" "$TABLE_DIR" "127.0.0.1:$LB_PORT" "${LG_COST_CONFIGS[@]}"
+    stop "$LB_PID"
+    load "after callgrind of loadgen"
+    python3 "$HELP" loadgen_instructions "$TABLE_DIR" >"$TABLE_DIR/summary.md"
     finish
 }
 
@@ -910,6 +953,7 @@ instructions) cmd_instructions ;;
 micro) cmd_micro ;;
 redis-dialect) cmd_redis_dialect ;;
 redis-instructions) cmd_redis_instructions ;;
+loadgen-instructions) cmd_loadgen_instructions ;;
 sweep) cmd_sweep ;;
 client) cmd_client ;;
 env) cmd_env ;;

@@ -12,6 +12,7 @@ into the tables of PERF.md. perf.sh calls it as `python3 benches/perf_report.py 
     timers DIR                    table 4
     instructions DIR              table 5
     redis_instructions DIR        table 7, callgrind of the Redis dialect
+    loadgen_instructions DIR      table 7, callgrind of loadgen's native worker
     cpusplit DIR RUNS "CFGS"      table 7, server and loadgen CPU per cycle, user / system
     sweep DIR RUNS "CLIENTS" "DEPTHS"
                                   table 7 and its charts (DIR/*.svg)
@@ -734,13 +735,13 @@ def instructions(d):
               f"**{fmt(us, 2)}** | {fmt(us / reqs[cid.split('_')[0]] if us else None, 2)} | {fmt(med(map(lgcpu, js)))} |")
     syscalls(d, cfgs, label)
 
-def cg_tables(d, label, what="the server"):
+def cg_tables(d, label, what="the server", base_what="CG_BASE"):
     """Prints the callgrind tables of d (and d/base, when there): before/after, per cycle,
     top functions; returns the workload ids in run order."""
     base = os.path.join(d, "base")
     if os.path.exists(os.path.join(base, "callgrind.parts")):
         before, after = ir_per_cycle(base), ir_per_cycle(d)
-        print("**Before / after** (same session, same workloads: the CG_BASE binary's "
+        print(f"**Before / after** (same session, same workloads: the {base_what} binary's "
               "callgrind runs first, then this build's). User-space instructions and "
               "malloc+realloc calls per cycle:\n")
         print("| workload | Ir before | Ir after | change | mallocs before | mallocs after |")
@@ -883,6 +884,15 @@ def redis_instructions(d):
               "difference of the two runs is what a cycle costs the client):\n")
         cg_tables(lgd, REDIS_CG_LABELS, "loadgen")
 
+LG_CG_LABELS = {"lock_50x32": "lock cycle (50, 32)", "ping_50x32": "PING (50, 32)",
+                "lock_50x1": "lock cycle (50, 1)", "ping_50x1": "PING (50, 1)"}
+
+def loadgen_instructions(d):
+    print("loadgen's native worker (loadgen itself under callgrind, the release server "
+          "natively, 1M names; loadgen's whole process, its reporting included, so the "
+          "difference of the two runs is what a cycle costs the client):\n")
+    cg_tables(d, LG_CG_LABELS, "loadgen", "LG_BASE")
+
 # --- client: the Rust client against loadgen ------------------------------------------
 
 def lg_cpu_us(j):
@@ -949,4 +959,4 @@ if __name__ == "__main__":
     {"throughput": throughput, "ceiling": ceiling, "cpusnap": cpusnap, "count": count, "idle": idle,
      "memory": memory, "timers": timers, "stats": stats, "instructions": instructions,
      "sweep": sweep, "client": client, "cpusplit": cpusplit,
-     "redis_instructions": redis_instructions}[cmd](*args)
+     "redis_instructions": redis_instructions, "loadgen_instructions": loadgen_instructions}[cmd](*args)

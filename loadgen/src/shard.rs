@@ -29,6 +29,11 @@ impl PrefixRouter {
         }
     }
 
+    /// How many servers it routes to.
+    pub(crate) fn servers(&self) -> usize {
+        self.states.len()
+    }
+
     /// The index of the server owning `prefix ++ rest` (0 with a single server).
     pub(crate) fn route(&self, rest: &[u8]) -> usize {
         if self.states.len() == 1 {

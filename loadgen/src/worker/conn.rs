@@ -325,32 +325,33 @@ impl Worker {
     /// Parse `data` (after any incomplete reply kept from before) and keep what is left.
     fn consume(&mut self, ci: usize, data: &[u8], now: Instant) {
         let mut buf = std::mem::take(&mut self.conns[ci].rbuf);
-        let input: &[u8] = if buf.is_empty() {
-            data
-        } else {
-            buf.extend_from_slice(data);
-            &buf
-        };
-        let used = match self.plan.target {
-            Target::Lockbox => self.consume_lines(ci, input, now),
-            Target::Redis => self.consume_resp(ci, input, now),
-        };
-        let rest = input.len() - used;
+        match self.plan.target {
+            Target::Lockbox => self.consume_lines(ci, &mut buf, data, now),
+            Target::Redis => {
+                let input: &[u8] = if buf.is_empty() {
+                    data
+                } else {
+                    buf.extend_from_slice(data);
+                    &buf
+                };
+                let used = self.consume_resp(ci, input, now);
+                if buf.is_empty() {
+                    buf.extend_from_slice(&data[used..]);
+                } else {
+                    buf.drain(..used);
+                }
+            }
+        }
         if self.conns[ci].dead {
             return;
         }
-        if rest > MAX_REPLY {
+        if buf.len() > MAX_REPLY {
             self.anomaly(
                 Property::Protocol,
                 format!("reply longer than {MAX_REPLY} bytes"),
             );
             self.close_client(ci, "reply too long".into());
             return;
-        }
-        if buf.is_empty() {
-            buf.extend_from_slice(&data[used..]);
-        } else {
-            buf.drain(..used);
         }
         self.conns[ci].rbuf = buf;
     }

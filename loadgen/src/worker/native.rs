@@ -12,13 +12,15 @@
 //! be in exactly that form.
 
 use std::io::Write as _;
-use std::sync::Arc;
 use std::time::Instant;
+
+mod line;
 
 use super::{Chaos, SlotState, Worker, NO_ID};
 use crate::ascii::{parse_id, parse_u64, push_id, push_u64, show};
 use crate::options::{CycleKind, Options};
 use crate::verify::Property;
+use line::Line;
 
 /// The connection check: request line.
 pub(crate) const HELLO: &[u8] = b"lg-hello PING\n";
@@ -84,9 +86,9 @@ impl Worker {
         if self.plan.chaos.is_some() {
             return self.write_chaos_acquire(s, ci, id);
         }
-        let width = self.plan.id_len;
+        let plan = &*self.plan;
         let b = &mut self.conns[ci].wbuf;
-        push_id(b, id, width);
+        push_id(b, id, plan.id_len);
         match mode {
             CycleKind::Ping => b.extend_from_slice(b" PING\n"),
             CycleKind::Lock | CycleKind::Share => {
@@ -95,9 +97,9 @@ impl Worker {
                 } else {
                     b" SHARE "
                 });
-                self.push_name(ci, self.slots[s].name);
-                let plan = Arc::clone(&self.plan);
-                self.conns[ci].wbuf.extend_from_slice(&plan.acquire_suffix);
+                b.extend_from_slice(&plan.prefix);
+                push_u64(b, self.slots[s].name);
+                b.extend_from_slice(&plan.acquire_suffix);
             }
         }
     }
@@ -200,48 +202,40 @@ impl Worker {
         push_u64(b, token);
     }
 
-    /// Handle every complete line of `input`; returns the bytes used.
-    pub(super) fn consume_lines(&mut self, ci: usize, input: &[u8], now: Instant) -> usize {
-        let mut pos = 0;
-        while let Some(nl) = input[pos..].iter().position(|&b| b == b'\n') {
-            let mut line = &input[pos..pos + nl];
-            pos += nl + 1;
-            if let Some(l) = line.strip_suffix(b"\r") {
-                line = l;
-            }
-            self.on_line(ci, line, now);
-            if self.conns[ci].dead {
-                break;
-            }
-        }
-        pos
+    /// Handle every complete line of `carry` (an incomplete line kept from before)
+    /// followed by `data`, until connection `ci` is closed; what is left of a line is
+    /// kept in `carry`.
+    pub(super) fn consume_lines(
+        &mut self,
+        ci: usize,
+        carry: &mut Vec<u8>,
+        data: &[u8],
+        now: Instant,
+    ) {
+        line::feed(carry, data, |l| {
+            self.on_line(ci, l, now);
+            !self.conns[ci].dead
+        });
     }
 
     /// One reply or event line from connection `ci`.
-    fn on_line(&mut self, ci: usize, line: &[u8], now: Instant) {
-        let mut words = line
-            .split(|&b| b == b' ' || b == b'\t')
-            .filter(|t| !t.is_empty());
-        let Some(idb) = words.next() else {
-            return;
-        };
-        let kind = words.next().unwrap_or(b"");
+    fn on_line(&mut self, ci: usize, line: &Line<'_>, now: Instant) {
+        let [idb, kind, arg0, arg1] = line.words;
         let Some(id) = parse_id(idb, self.plan.id_len) else {
             self.anomaly(
                 Property::ExactlyOnce,
-                format!("reply with an id loadgen never sent: '{}'", show(line)),
+                format!("reply with an id loadgen never sent: '{}'", show(line.raw)),
             );
             return;
         };
         if self.plan.verify {
             self.checked(Property::ExactlyOnce);
         }
-        let args = [words.next().unwrap_or(b""), words.next().unwrap_or(b"")];
         let reply = ReplyLine {
             id,
             kind,
-            args,
-            raw: line,
+            args: [arg0, arg1],
+            raw: line.raw,
         };
         let d = self.plan.pipeline as u64;
         let s = self.conns[ci].client as usize * self.plan.pipeline + (id % d) as usize;
