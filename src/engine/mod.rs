@@ -57,7 +57,7 @@
 //! - Every timer that fires adds one observation to the lateness histogram: the tick it
 //!   fired at minus its deadline, in microseconds (never negative: the wheel never fires
 //!   early).
-//! - A claim's tag of more than [`INLINE`](crate::compact::INLINE) and at most
+//! - A claim's tag of more than [`INLINE`] and at most
 //!   [`TAG_BUFFER`] bytes is in a heap buffer of exactly [`TAG_BUFFER`] bytes; longer
 //!   tags in one of their own length. When a claim ends, whatever ends it, its data
 //!   comes back to the engine in one of two places: `Engine::remove` (release,
