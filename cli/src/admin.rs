@@ -26,8 +26,10 @@ const LEVELS: [(&str, &str, &str); 4] = [
     ("connections", "CONNS", "connections"),
 ];
 /// The counters `stats --watch` shows as rates per second.
-const RATES: [(&str, &str, &str); 4] = [
+const RATES: [(&str, &str, &str); 5] = [
     ("grants_total", "GRANTS/S", "grants_per_s"),
+    // Lock requests that queued: contention (0 from a server without the counter).
+    ("waits_total", "WAITS/S", "waits_per_s"),
     ("timeouts_total", "TIMEOUTS/S", "timeouts_per_s"),
     ("expired_total", "EXPIRED/S", "expired_per_s"),
     ("errors_total", "ERRORS/S", "errors_per_s"),

@@ -197,7 +197,7 @@ Without --watch: every STATS counter of every server.
 
 With --watch DUR: one line per DUR (a header every 20 lines), summed over the servers: \
 the levels (locks, holds, waiters, connections) and the rates over the last interval \
-(grants, timeouts, expired leases, errors and requests per second), like \
+(grants, waits, timeouts, expired leases, errors and requests per second), like \
 redis-cli --stat. Runs until interrupted, or for --count lines.")]
     Stats {
         /// Print a line every DUR

@@ -114,11 +114,16 @@ fn stats_once_and_watch() {
     let addr = start();
     let mut raw = Raw::connect(&addr);
     raw.try_lock("s").unwrap();
+    // A second client queues behind the first: one wait.
+    let mut waiter = Raw::connect(&addr);
+    waiter.send("w LOCK s");
+    eventually("the LOCK queues", || raw.inspect("s").contains("waiters=1"));
     let v = cli(&["-s", &addr, "--json", "stats"]).json();
     let s = &v[0];
     assert_eq!(s["server"], addr.as_str());
     assert_eq!(s["stats"]["holds"], 1);
     assert!(s["stats"]["grants_total"].as_u64().unwrap() >= 1);
+    assert_eq!(s["stats"]["waits_total"], 1);
 
     // Three JSON lines; rates from the second line on.
     let out = cli(&[
@@ -134,8 +139,10 @@ fn stats_once_and_watch() {
     assert_eq!(lines[0]["holds"], 1);
     assert_eq!(lines[0]["locks"], 1);
     assert!(lines[0]["grants_per_s"].is_null());
+    assert!(lines[0]["waits_per_s"].is_null());
     for l in &lines[1..] {
         assert!(l["grants_per_s"].as_f64().unwrap() >= 0.0, "{l}");
+        assert!(l["waits_per_s"].as_f64().unwrap() >= 0.0, "{l}");
         assert!(l["requests_per_s"].as_f64().unwrap() > 0.0, "{l}");
         assert!(l["connections"].as_u64().unwrap() >= 2, "{l}");
     }
@@ -145,6 +152,7 @@ fn stats_once_and_watch() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{out:?}");
     assert!(lines[0].contains("GRANTS/S") && lines[0].contains("WAITERS"));
+    assert!(lines[0].contains("WAITS/S"), "{out:?}");
     assert!(lines[1].trim_end().ends_with('-'), "{out:?}");
 }
 

@@ -76,6 +76,13 @@ impl Raw {
         s.trim_end().to_string()
     }
 
+    /// Sends `line` without waiting for a reply (a request that queues).
+    pub fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+    }
+
     /// `LOCK name wait=0`: the token, or `None` when busy.
     pub fn try_lock(&mut self, name: &str) -> Option<u64> {
         let reply = self.req(&format!("l LOCK {name} wait=0"));
