@@ -720,7 +720,10 @@ def instructions(d):
     cfgs = cg_tables(d, CG_LABELS)
     label = CG_LABELS
     reqs = {"lock": 2, "ping": 1}
-    # (b) CPU per cycle at full speed
+    # (b) CPU per cycle at full speed (not run with CG_ONLY=1)
+    if not any(os.path.exists(os.path.join(d, f"cpu.{cid}.1.json")) for cid in cfgs):
+        syscalls(d, cfgs, label)
+        return
     print("\n**(b) server CPU time per cycle at full speed** (`loadgen --server-pid`: utime+stime "
           "of the server from /proc, user and kernel, over the run / cycles; server pinned to "
           "one core, loadgen to the other; median of 3 runs):\n")
