@@ -137,13 +137,16 @@ fn lock_unlock_and_unknown_sequences() {
 
 #[test]
 fn waiter_is_granted_after_release() {
-    let (addr, _) = start();
+    let (addr, native) = start();
     let mut a = Client::connect(addr);
     let mut b = Client::connect(addr);
     a.lock(1, "res", 1000, 60_000);
     a.expect(1, ACTION_LOCK, 1);
     b.lock(7, "res", 5000, 60_000);
     b.expect_silence();
+    // A foreign request that queues counts in STATS' waits_total like a native one.
+    let stats = common::Client::connect(native).stats();
+    assert_eq!((stats["waits_total"], stats["grants_total"]), (1, 1));
     a.unlock(1);
     a.expect(1, ACTION_UNLOCK, 1);
     b.expect(7, ACTION_LOCK, 1);
