@@ -99,12 +99,10 @@ def tcp_out_segs():
 
 def segs_per_request(path, requests_per_cycle):
     """TCP segments sent during a run (by the server and loadgen both) per request."""
-    j = load(path)
+    j, pair = load(path), snaps(path)
     try:
-        with open(path + ".snap") as f:
-            a, b = [json.loads(l) for l in f.read().splitlines()[:2]]
-        segs = b["tcp_out_segs"] - a["tcp_out_segs"]
-    except (OSError, ValueError, KeyError, TypeError):
+        segs = pair[1]["tcp_out_segs"] - pair[0]["tcp_out_segs"]
+    except (KeyError, TypeError):
         return None
     if not j or not j.get("cycles"):
         return None
@@ -122,14 +120,22 @@ def waited_pct(d, c, r):
         return None
     return 100.0 * waits / j["cycles"] if j and j.get("cycles") else None
 
-def other_pct(path):
-    """CPU used during a run by every process other than the server and loadgen (and
-    this script), in % of one core, plus the host's steal: a run with company shows it."""
+def snaps(path):
+    """The `cpusnap` lines taken before and after the run of `path`, or None."""
     try:
         with open(path + ".snap") as f:
             a, b = [json.loads(l) for l in f.read().splitlines()[:2]]
+        return a, b
     except (OSError, ValueError):
         return None
+
+def other_pct(path):
+    """CPU used during a run by every process other than the server and loadgen (and
+    this script), in % of one core, plus the host's steal: a run with company shows it."""
+    pair = snaps(path)
+    if not pair:
+        return None
+    a, b = pair
     cpu = 0.0
     for pid, (start, t) in b["procs"].items():
         prev = a["procs"].get(pid)

@@ -76,6 +76,24 @@ impl Compact {
         }))
     }
 
+    /// A copy of `s`: inline when it fits, else in the buffer on top of `spare` (a pool
+    /// of buffers given back by [`Compact::into_buffer`]) when that one is long enough
+    /// (one too short is dropped), else in a new buffer of `fresh` bytes (at least
+    /// `s.len()`). So a pool that is never empty makes strings without allocating.
+    #[inline]
+    pub fn from_spare(spare: &mut Vec<Box<[u8]>>, s: &[u8], fresh: usize) -> Compact {
+        if s.len() <= INLINE {
+            return Compact::from_slice(s);
+        }
+        if let Some(buf) = spare.pop() {
+            if let Ok(c) = Compact::in_buffer(buf, s) {
+                return c;
+            }
+        }
+        let buf = vec![0; fresh.max(s.len())].into_boxed_slice();
+        Compact::in_buffer(buf, s).unwrap_or_else(|_| Compact::from_slice(s))
+    }
+
     /// The heap buffer, if the content did not fit inline (for reuse).
     pub fn into_buffer(self) -> Option<Box<[u8]>> {
         match self.0 {

@@ -813,16 +813,8 @@ impl<P: Keyed> Table<P> {
 /// too short for it is dropped: the new one, of the next power of two, replaces it).
 #[inline]
 fn new_name(spare: &mut Vec<Box<[u8]>>, name: &[u8]) -> Name {
-    if name.len() <= INLINE_NAME {
-        return Name::from_slice(name);
-    }
-    if let Some(buf) = spare.pop() {
-        if let Ok(name) = Name::in_buffer(buf, name) {
-            return name;
-        }
-    }
-    let buf = vec![0; name.len().next_power_of_two().max(NAME_BUFFER_MIN)].into_boxed_slice();
-    Name::in_buffer(buf, name).unwrap_or_else(|_| Name::from_slice(name))
+    let fresh = name.len().next_power_of_two().max(NAME_BUFFER_MIN);
+    Name::from_spare(spare, name, fresh)
 }
 
 /// The owner's slot, created on first use.

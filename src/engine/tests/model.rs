@@ -2,6 +2,7 @@
 //! by seeded random operations, with attached and detached holds mixed.
 
 use super::*;
+use crate::compact::INLINE;
 use crate::testrng::Rng;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
