@@ -80,7 +80,7 @@ impl Compact {
     /// of buffers given back by [`Compact::into_buffer`]) when that one is long enough
     /// (one too short is dropped), else in a new buffer of `fresh` bytes (at least
     /// `s.len()`). So a pool that is never empty makes strings without allocating.
-    #[inline]
+    #[inline(always)]
     pub fn from_spare(spare: &mut Vec<Box<[u8]>>, s: &[u8], fresh: usize) -> Compact {
         if s.len() <= INLINE {
             return Compact::from_slice(s);

@@ -57,7 +57,7 @@
 //! - Every timer that fires adds one observation to the lateness histogram: the tick it
 //!   fired at minus its deadline, in microseconds (never negative: the wheel never fires
 //!   early).
-//! - A claim's tag of more than [`INLINE`](crate::compact::INLINE) and at most
+//! - A claim's tag of more than [`INLINE`] and at most
 //!   [`TAG_BUFFER`] bytes is in a heap buffer of exactly [`TAG_BUFFER`] bytes; longer
 //!   tags in one of their own length. When a claim ends, whatever ends it, its data
 //!   comes back to the engine in one of two places: `Engine::remove` (release,
@@ -83,7 +83,7 @@ pub use detached::{AttachError, DetachedHold};
 pub use stats::{Counters, Refusal};
 pub use views::{ClaimView, Holder};
 
-use crate::compact::Compact;
+use crate::compact::{Compact, INLINE};
 use crate::fence::Fence;
 use crate::histogram::{Histogram, Lateness};
 use crate::shrink;
@@ -795,8 +795,8 @@ impl Engine {
 /// of its own.
 #[inline]
 fn new_tag(spare: &mut Vec<Box<[u8]>>, tag: &[u8]) -> Compact {
-    if tag.len() > TAG_BUFFER {
-        return Compact::from_slice(tag);
+    if tag.len() <= INLINE || tag.len() > TAG_BUFFER {
+        return Compact::from_slice(tag); // short ids, the common case, kept inline
     }
     // Every spare buffer is TAG_BUFFER bytes, so the one on top always fits.
     Compact::from_spare(spare, tag, TAG_BUFFER)

@@ -813,6 +813,9 @@ impl<P: Keyed> Table<P> {
 /// too short for it is dropped: the new one, of the next power of two, replaces it).
 #[inline]
 fn new_name(spare: &mut Vec<Box<[u8]>>, name: &[u8]) -> Name {
+    if name.len() <= INLINE_NAME {
+        return Name::from_slice(name); // the common case, kept inline in the caller
+    }
     let fresh = name.len().next_power_of_two().max(NAME_BUFFER_MIN);
     Name::from_spare(spare, name, fresh)
 }

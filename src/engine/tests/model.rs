@@ -2,7 +2,6 @@
 //! by seeded random operations, with attached and detached holds mixed.
 
 use super::*;
-use crate::compact::INLINE;
 use crate::testrng::Rng;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 

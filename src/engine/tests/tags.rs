@@ -4,7 +4,6 @@
 //! comes back in events and callbacks exactly as it was given.
 
 use super::*;
-use crate::compact::INLINE;
 
 /// A 32-byte tag (the longest native request id).
 const ID32: &[u8; 32] = b"0123456789abcdef0123456789ABCDEF";
